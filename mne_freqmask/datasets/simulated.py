@@ -1,0 +1,217 @@
+"""Simulated epochs with a planted, known answer.
+
+Two classes differ only in the power of one frequency band on a few channels
+(the *planted cells*); everything else is subject-specific 1/f background noise.
+A model that classifies these epochs can only have learned the planted cells,
+so an explanation can be scored against them. Optionally a class-correlated
+ocular artefact (slow, large deflections on frontal-polar channels) is added, to
+build a "Clever Hans" model.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from mne import EpochsArray, create_info
+from mne.utils import _validate_type, check_random_state, logger, verbose
+
+from mne_freqmask.utils._checks import _standard_montage
+from mne_freqmask.utils._docs import fill_doc
+
+#: The 19 channels of the 10-20 system used by default.
+CH_NAMES_1020 = (
+    "Fp1 Fp2 F7 F3 Fz F4 F8 T7 C3 Cz C4 T8 P7 P3 Pz P4 P8 O1 O2".split()
+)
+
+
+@dataclass(frozen=True)
+class PlantedTruth:
+    """Where the class information was planted.
+
+    Attributes
+    ----------
+    channels : tuple of str
+        Channels that carry the class-dependent band power.
+    band : tuple of float
+        ``(fmin, fmax)`` of the planted band in Hz.
+    """
+
+    channels: tuple
+    band: tuple
+
+    def cells(self, ch_names, band_edges):
+        """Boolean ``(n_channels, n_bands)`` mask of the planted cells.
+
+        A cell is planted when its channel is a planted channel and its band
+        overlaps the planted band by at least half of the smaller of the two.
+
+        Parameters
+        ----------
+        ch_names : list of str
+            Channel names (rows).
+        band_edges : array-like, shape (n_bands, 2)
+            Band edges in Hz (columns), e.g. ``saliency.band_edges``.
+
+        Returns
+        -------
+        cells : ndarray of bool, shape (n_channels, n_bands)
+            True on planted cells.
+        """
+        edges = np.asarray(band_edges, float)
+        lo, hi = self.band
+        overlap = np.clip(np.minimum(edges[:, 1], hi) - np.maximum(edges[:, 0], lo), 0, None)
+        width = np.minimum(edges[:, 1] - edges[:, 0], hi - lo)
+        band_hit = overlap >= 0.5 * width
+        chan_hit = np.isin(np.asarray(ch_names), self.channels)
+        return chan_hit[:, None] & band_hit[None, :]
+
+
+def _band_noise(rng, shape, sfreq, fmin, fmax):
+    """Unit-variance Gaussian noise restricted to ``fmin <= f <= fmax``."""
+    n_times = shape[-1]
+    freqs = np.fft.rfftfreq(n_times, 1.0 / sfreq)
+    spec = np.fft.rfft(rng.standard_normal(shape), axis=-1)
+    spec[..., (freqs < fmin) | (freqs > fmax)] = 0
+    out = np.fft.irfft(spec, n=n_times, axis=-1)
+    return out / out.std(axis=-1, keepdims=True)
+
+
+def _pink_noise(rng, shape, sfreq):
+    """1/f (pink) noise with unit variance per row, DC removed."""
+    n_times = shape[-1]
+    freqs = np.fft.rfftfreq(n_times, 1.0 / sfreq)
+    spec = np.fft.rfft(rng.standard_normal(shape), axis=-1)
+    weight = np.zeros_like(freqs)
+    weight[1:] = 1.0 / np.sqrt(np.maximum(freqs[1:], 1.0))
+    out = np.fft.irfft(spec * weight, n=n_times, axis=-1)
+    return out / out.std(axis=-1, keepdims=True)
+
+
+@verbose
+@fill_doc
+def make_epochs(
+    n_subjects=4,
+    n_epochs_per_class=40,
+    *,
+    sfreq=128.0,
+    n_times=256,
+    ch_names=CH_NAMES_1020,
+    channels=("C3", "C4"),
+    band=(8.0, 12.0),
+    effect=1.5,
+    noise=10e-6,
+    subject_variability=0.3,
+    artifact=None,
+    random_state=0,
+    verbose=None,
+):
+    """Simulate two-class epochs with class-dependent band power.
+
+    Class ``"high"`` has ``effect`` times more power in ``band`` on ``channels``
+    than class ``"low"``; both share subject-specific 1/f background noise.
+
+    Parameters
+    ----------
+    n_subjects : int
+        Number of simulated subjects (each with its own channel gains, noise
+        level and planted peak frequency).
+    n_epochs_per_class : int
+        Epochs per class and subject.
+    sfreq : float
+        Sampling frequency in Hz.
+    n_times : int
+        Samples per epoch.
+    ch_names : list of str
+        Channel names; positions come from MNE's 10-05 template montage.
+    channels : tuple of str
+        Channels that carry the class information (the planted channels).
+    band : tuple of float
+        ``(fmin, fmax)`` of the planted band in Hz.
+    effect : float
+        Amplitude (standard deviation, relative to the background) of the
+        planted rhythm in class ``"high"``; class ``"low"`` gets a third of it.
+    noise : float
+        Standard deviation of the background in volts.
+    subject_variability : float
+        Relative spread of per-subject gains and planted peak frequency.
+    artifact : None | dict
+        If a dict, a class-correlated ocular artefact is added: keys
+        ``channels`` (default ``("Fp1", "Fp2")``), ``band`` (default
+        ``(0.5, 3.0)`` Hz), ``amplitude`` (default ``4.0``, relative to the
+        background) and ``probability`` (default ``0.9``: the fraction of
+        class-``"high"`` epochs that carry it; class ``"low"`` epochs get it with
+        probability ``1 - probability``).
+    %(random_state)s
+    %(verbose)s
+
+    Returns
+    -------
+    epochs : instance of mne.EpochsArray
+        The epochs (EEG, volts), with ``event_id={"low": 1, "high": 2}`` and
+        metadata columns ``subject``, ``label`` and ``artifact``.
+    truth : PlantedTruth
+        The planted channels and band; ``truth.cells(ch_names, band_edges)``
+        gives the boolean channel x band mask.
+    """
+    _validate_type(artifact, (None, dict), "artifact")
+    ch_names = list(ch_names)
+    missing = sorted(set(channels) - set(ch_names))
+    if missing:
+        raise ValueError(f"Planted channels {missing} are not in ch_names.")
+    nyq = sfreq / 2
+    if not 0 <= band[0] < band[1] <= nyq:
+        raise ValueError(f"band must satisfy 0 <= fmin < fmax <= {nyq}, got {band}.")
+    rng = check_random_state(random_state)
+    n_ch = len(ch_names)
+    plant_idx = [ch_names.index(ch) for ch in channels]
+    art = None
+    if artifact is not None:
+        art = dict(channels=("Fp1", "Fp2"), band=(0.5, 3.0), amplitude=4.0,
+                   probability=0.9)
+        unknown = set(artifact) - set(art)
+        if unknown:
+            raise ValueError(f"Unknown artifact keys {sorted(unknown)}; use {sorted(art)}.")
+        art.update(artifact)
+        art_idx = [ch_names.index(ch) for ch in art["channels"]]
+    data, labels, subjects, has_art = [], [], [], []
+    width = band[1] - band[0]
+    for subject in range(n_subjects):
+        gains = 1 + subject_variability * rng.uniform(-1, 1, n_ch)
+        shift = subject_variability * width * 0.25 * rng.uniform(-1, 1)
+        lo = max(band[0] + shift, 0.0)
+        hi = min(band[1] + shift, nyq)
+        n = 2 * n_epochs_per_class
+        y = np.repeat([0, 1], n_epochs_per_class)
+        x = _pink_noise(rng, (n, n_ch, n_times), sfreq)
+        amp = np.where(y == 1, effect, effect / 3.0)
+        rhythm = _band_noise(rng, (n, len(plant_idx), n_times), sfreq, lo, hi)
+        x[:, plant_idx] += amp[:, None, None] * rhythm
+        flag = np.zeros(n, bool)
+        if art is not None:
+            p = np.where(y == 1, art["probability"], 1 - art["probability"])
+            flag = rng.uniform(size=n) < p
+            blink = _band_noise(rng, (n, 1, n_times), sfreq, *art["band"])
+            x[np.ix_(flag, art_idx)] += art["amplitude"] * blink[flag]
+        x *= gains[None, :, None] * noise
+        data.append(x)
+        labels.append(y)
+        subjects.append(np.full(n, subject))
+        has_art.append(flag)
+    data = np.concatenate(data)
+    labels = np.concatenate(labels)
+    info = create_info(ch_names, sfreq, "eeg")
+    info.set_montage(_standard_montage())
+    events = np.column_stack([np.arange(len(data)) * n_times, np.zeros(len(data), int),
+                              labels + 1])
+    import pandas as pd
+
+    metadata = pd.DataFrame(
+        dict(subject=np.concatenate(subjects), label=labels,
+             artifact=np.concatenate(has_art))
+    )
+    epochs = EpochsArray(data, info, events=events, event_id=dict(low=1, high=2),
+                         metadata=metadata, verbose=False)
+    logger.info(
+        f"Simulated {len(epochs)} epochs ({n_subjects} subjects), planted "
+        f"{band[0]}-{band[1]} Hz on {', '.join(channels)}."
+    )
+    return epochs, PlantedTruth(tuple(channels), (float(band[0]), float(band[1])))

@@ -1,0 +1,1 @@
+"""Explanation methods; see :mod:`mne_freqmask.methods._registry`."""

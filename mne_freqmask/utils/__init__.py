@@ -1,0 +1,1 @@
+"""Internal utilities (documentation and input checks)."""

@@ -1,0 +1,127 @@
+"""Shared docstring entries, in the style of MNE's ``docdict``.
+
+MNE's :func:`mne.utils.verbose` runs MNE's own ``fill_doc``, which does not know
+our keys; apply :func:`fill_doc` *inside* ``@verbose``::
+
+    @verbose
+    @fill_doc
+    def func(..., verbose=None):
+"""
+
+from mne.utils.docs import docdict as _mne_docdict
+
+docdict = {}
+
+# copied from MNE so that our docstrings read like MNE's
+for _key in ("verbose", "picks_all", "random_state", "border_topomap",
+             "sphere_topomap_auto", "cmap_topomap_simple", "show"):
+    if _key in _mne_docdict:
+        docdict[_key] = _mne_docdict[_key]
+
+docdict["epochs_explain"] = """
+epochs : instance of mne.Epochs
+    The epochs to explain. They are passed to the model as an array of shape
+    ``(n_epochs, n_channels, n_times)`` in the units stored by MNE (volts for
+    EEG), which must be the units the model was trained on."""
+
+docdict["model"] = """
+model : instance of torch.nn.Module
+    A trained classifier mapping ``(n_epochs, n_channels, n_times)`` to
+    ``(n_epochs, n_classes)`` scores (logits). It is put in eval mode and its
+    parameters are frozen during the call; its ``training`` flags,
+    ``requires_grad`` flags, weights and device are restored afterwards, also
+    when an error occurs."""
+
+docdict["bands"] = """
+bands : int | dict | str
+    The frequency grid of the explanation (the channel x band cells). An int
+    splits the rfft bins from 0 Hz to Nyquist into that many contiguous,
+    equal-size segments (the paper's "scalable mask"). A dict maps band names to
+    ``(fmin, fmax)`` in Hz; a bin at frequency ``f`` belongs to a band when
+    ``fmin <= f < fmax`` (``f <= fmax`` for a band that reaches Nyquist); bins in
+    no band are never perturbed or removed. ``"canonical"`` is delta (0-4 Hz),
+    theta (4-8), alpha (8-12), beta (12-30) and gamma (30-45), clipped at
+    Nyquist."""
+
+docdict["picks_explain"] = """
+picks : str | array-like | slice | None
+    Channels to explain. The model is always fed every channel of ``epochs``
+    (it was trained on them); channels not picked are left untouched. ``None``
+    (default) picks all data channels."""
+
+docdict["target"] = """
+target : None | "true" | array-like of int
+    What the explanation preserves. ``None`` (default, as in the paper) uses the
+    model's own prediction on the unperturbed epochs (soft probabilities).
+    ``"true"`` uses the class labels of the epochs (see ``y``) and an
+    array gives one class index per epoch."""
+
+docdict["y"] = """
+y : array-like of int | None
+    Class index of each epoch, i.e. the model output unit of the true class.
+    ``None`` derives them from ``epochs.events[:, 2]``: class ``k`` is the
+    ``k``-th event code of ``epochs.event_id`` in ascending order (the order
+    used by :func:`mne_freqmask.models.fit` and by scikit-learn's
+    ``LabelEncoder``)."""
+
+docdict["reference"] = """
+reference : instance of mne.Epochs | None
+    Epochs that define the subject clusters of the target-alignment loss
+    (typically the training set) and the data scale. ``None`` (default) uses the
+    explained epochs themselves. Must have the same channels and sampling
+    frequency as ``epochs``."""
+
+docdict["groups"] = """
+groups : array-like | None
+    Subject of each epoch of ``reference`` (or of ``epochs`` when
+    ``reference`` is None). ``None`` reads ``metadata["subject"]`` when present
+    and otherwise treats all epochs as one subject."""
+
+docdict["device"] = """
+device : str | torch.device
+    Where to compute: ``"auto"`` (default) uses the model's device when it is
+    already on a GPU, else CUDA when available, else the CPU."""
+
+docdict["chunk_size"] = """
+chunk_size : int | "auto"
+    Number of epochs fitted together in one batched optimisation (each with
+    its own parameters); bounds memory. ``"auto"`` (default) picks a size from
+    the input shape."""
+
+docdict["level"] = """
+level : "group" | "instance"
+    ``"group"`` thresholds the epoch-averaged map (one set of salient cells for
+    all epochs); ``"instance"`` thresholds each epoch's own map."""
+
+docdict["saliency"] = """
+saliency : instance of SpectralSaliency
+    The explanation. For ``level="instance"`` it must hold one map per epoch of
+    ``epochs``; for ``level="group"`` it may also be an averaged map (e.g. one
+    computed on other epochs, such as the training set)."""
+
+
+def fill_doc(f):
+    """Fill a docstring with entries of :data:`docdict` (``%(key)s``)."""
+    doc = f.__doc__
+    if not doc:
+        return f
+    lines = doc.splitlines()
+    indent = 0
+    for line in lines[1:]:
+        stripped = line.lstrip()
+        if stripped:
+            indent = len(line) - len(stripped)
+            break
+    indented = {}
+    for key, value in docdict.items():
+        value = value.lstrip("\n")
+        pad = " " * indent
+        indented[key] = "\n".join(
+            (pad + ln if ln else ln) if i else ln
+            for i, ln in enumerate(value.splitlines())
+        )
+    try:
+        f.__doc__ = doc % indented
+    except (KeyError, TypeError, ValueError) as exp:
+        raise RuntimeError(f"Error documenting {f.__name__}:\n{exp}") from exp
+    return f
