@@ -1,0 +1,151 @@
+"""explain(): validate, convert, dispatch to a method, wrap the result."""
+
+import inspect
+
+import numpy as np
+from mne.utils import _validate_type, logger, verbose
+
+from mne_freqmask._inputs import make_input
+from mne_freqmask._torch_utils import check_model, model_context, resolve_device
+from mne_freqmask.methods._registry import METHODS, get_method
+from mne_freqmask.saliency import SpectralSaliency
+from mne_freqmask.spectral import FrequencyGrid
+from mne_freqmask.utils._checks import _picked_info
+from mne_freqmask.utils._docs import fill_doc
+
+
+@verbose
+@fill_doc
+def explain(
+    epochs,
+    model,
+    *,
+    method="freqmask",
+    bands=10,
+    picks=None,
+    target=None,
+    y=None,
+    reference=None,
+    groups=None,
+    chunk_size="auto",
+    device="auto",
+    random_state=None,
+    verbose=None,
+    **method_kw,
+):
+    """Explain a model's decisions in the frequency domain.
+
+    Parameters
+    ----------
+    %(epochs_explain)s
+    %(model)s
+    method : str
+        The explanation method. ``"freqmask"`` (default) is the
+        frequency-domain mask perturbation of Wang et al.; see
+        :data:`mne_freqmask.methods._registry.METHODS` for all names.
+    %(bands)s
+    %(picks_explain)s
+    %(target)s
+    %(y)s
+    %(reference)s
+    %(groups)s
+    %(chunk_size)s
+    %(device)s
+    %(random_state)s
+    %(verbose)s
+    **method_kw
+        Parameters of the method. For ``"freqmask"`` (defaults from the
+        paper): ``n_steps=300`` (Adam steps at most), ``lr=0.01``,
+        ``lambda_align=0.05`` (weight of the target-alignment loss),
+        ``l1_mask=1.0`` and ``l1_perturbation=1.0`` (weights of the L1 terms,
+        taken as means over cells/bins so that they do not swamp the
+        cross-entropy), ``alignment="complex"`` (pull the perturbation towards
+        the subject's mean complex spectrum, as in the paper) or
+        ``"magnitude"`` (towards its mean magnitude spectrum),
+        ``generator="two_branch"`` (or ``"one_branch"``, the paper's ablation),
+        ``patience=10`` and ``tol=1e-3`` (early stopping per epoch: stop after
+        ``patience`` steps without a relative loss improvement of ``tol``).
+        FreqMask starts every mask at 0.5 and every generator at zero, so it is
+        deterministic and ignores ``random_state``.
+
+    Returns
+    -------
+    saliency : SpectralSaliency
+        One map per epoch (epoch x channel x band); ``saliency.average()`` is
+        the group-level map.
+
+    Notes
+    -----
+    The model sees all channels of ``epochs`` at every step; only the picked
+    channels are perturbed. Frequencies are those of ``np.fft.rfftfreq``:
+    the real FFT holds each frequency once, so there is no mirrored half.
+    """
+    _validate_type(method, str, "method")
+    func = get_method(method)
+    _check_method_kw(method, func, method_kw)
+    inp = make_input(
+        epochs, picks=picks, y=y, target=target, reference=reference, groups=groups
+    )
+    grid = FrequencyGrid(inp.sfreq, inp.n_times, bands)
+    dev = resolve_device(device, model)
+    _validate_type(chunk_size, ("int-like", str), "chunk_size")
+    with model_context(model, dev):
+        n_classes = check_model(model, inp.x, dev)
+        if inp.target is not None and (inp.target.min() < 0 or inp.target.max() >= n_classes):
+            raise ValueError(
+                f"target holds class indices outside 0..{n_classes - 1} (the "
+                "model's outputs); check y / target."
+            )
+        size = _chunk_size(chunk_size, inp, grid, dev)
+        logger.info(f"Method {method!r} on {dev}, chunks of {size} epochs.")
+        res = func(
+            inp, grid, model, device=dev, chunk_size=size, random_state=random_state,
+            **method_kw,
+        )
+    return SpectralSaliency(
+        res.data,
+        _picked_info(epochs.info, inp.picks),
+        grid.freqs,
+        grid.band_names,
+        grid.band_edges,
+        method=method,
+        method_params=dict(res.params, bands=_bands_param(bands)),
+        events=epochs.events.copy(),
+        event_id=dict(epochs.event_id),
+        metadata=None if epochs.metadata is None else epochs.metadata.copy(),
+        diagnostics=res.diagnostics,
+    )
+
+
+def _bands_param(bands):
+    if isinstance(bands, dict):
+        return {k: [float(v) for v in val] for k, val in bands.items()}
+    return bands if isinstance(bands, str) else int(bands)
+
+
+def _check_method_kw(method, func, method_kw):
+    sig = inspect.signature(func)
+    fixed = {"inp", "grid", "model", "device", "chunk_size", "random_state"}
+    allowed = sorted(set(sig.parameters) - fixed)
+    unknown = sorted(set(method_kw) - set(allowed))
+    if unknown:
+        raise TypeError(
+            f"Unknown parameter(s) {unknown} for method={method!r}; it accepts "
+            f"{allowed}. Known methods: {sorted(METHODS)}."
+        )
+
+
+def _chunk_size(chunk_size, inp, grid, device):
+    if isinstance(chunk_size, str):
+        if chunk_size != "auto":
+            raise ValueError(f'chunk_size must be an int or "auto", got {chunk_size!r}.')
+        # ~4 copies (value, grad, two Adam moments) of the generator and mask,
+        # plus a generous allowance for the model's activations per epoch
+        n_f = grid.n_freqs
+        per_epoch = 4 * (4 * (2 * n_f * n_f + 2 * n_f) + 64 * np.prod(inp.x.shape[1:]))
+        budget = 2e9 if device.type == "cpu" else 8e9
+        return int(np.clip(budget // per_epoch, 1, min(512, inp.n_epochs)))
+    size = int(chunk_size)
+    if size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size}.")
+    return size

@@ -1,0 +1,291 @@
+"""Fit small braindecode models on Epochs, and save / load them.
+
+This is a convenience for examples, tests and the demo, not a model zoo: a
+plain, seeded training loop (Adam, cross-entropy, mini-batches) over a
+stratified train / held-out split. Models come from braindecode (the
+``models`` extra); any ``torch.nn.Module`` with the braindecode input
+convention ``(n_epochs, n_channels, n_times)`` works too.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from mne.utils import ProgressBar, _validate_type, check_random_state, logger, verbose
+
+from mne_freqmask._inputs import epochs_data, epochs_groups, epochs_labels
+from mne_freqmask._torch_utils import resolve_device
+from mne_freqmask.utils._checks import _check_positive
+from mne_freqmask.utils._docs import fill_doc
+
+#: Names accepted by :func:`make_model` -> braindecode class name.
+MODEL_NAMES = {
+    "eegnet": "EEGNet",
+    "deep4net": "Deep4Net",
+    "shallowfbcspnet": "ShallowFBCSPNet",
+    "tsception": "TSception",
+    "eegconformer": "EEGConformer",
+}
+
+
+def _braindecode_models():
+    try:
+        import braindecode.models as bd_models
+    except ImportError as exp:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "Building models by name needs braindecode; install the models extra: "
+            'pip install "mne-freqmask[models]"'
+        ) from exp
+    return bd_models
+
+
+class InputScaler(torch.nn.Module):
+    """Multiply the input by a constant (e.g. volts -> microvolts).
+
+    braindecode models normalise with BatchNorm, whose ``eps`` (1e-3 to 1e-5)
+    swamps the variance of EEG in volts (~1e-10); scaling to microvolts inside
+    the model lets it take ``epochs.get_data()`` as is.
+    """
+
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = float(factor)
+
+    def forward(self, x):
+        return x * self.factor
+
+    def extra_repr(self):
+        return f"factor={self.factor:g}"
+
+
+def make_model(name, n_chans, n_outputs, n_times, sfreq, *, input_scale=1e6, **kwargs):
+    """Build a braindecode model by name.
+
+    Parameters
+    ----------
+    name : str
+        One of ``"eegnet"``, ``"deep4net"``, ``"shallowfbcspnet"``,
+        ``"tsception"``, ``"eegconformer"`` (case-insensitive).
+    n_chans, n_outputs, n_times : int
+        Input channels, classes and time samples.
+    sfreq : float
+        Sampling frequency (used by the models that need it).
+    input_scale : float | None
+        If not None, the model is ``Sequential(InputScaler(input_scale),
+        net)``, so that it takes data in the units of ``epochs.get_data()``
+        (volts) while the network sees microvolts (default ``1e6``).
+    **kwargs
+        Further constructor arguments of the braindecode class.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        The untrained model; ``model.init_args_`` holds what is needed to
+        rebuild it (see :func:`save_model`).
+    """
+    from mne.utils import _check_option
+
+    _validate_type(name, str, "name")
+    key = name.lower()
+    _check_option("name", key, sorted(MODEL_NAMES))
+    cls = getattr(_braindecode_models(), MODEL_NAMES[key])
+    args = dict(n_chans=int(n_chans), n_outputs=int(n_outputs), n_times=int(n_times))
+    if key in ("tsception", "eegconformer"):
+        args["sfreq"] = float(sfreq)
+    args.update(kwargs)
+    net = cls(**args)
+    model = net if input_scale is None else torch.nn.Sequential(InputScaler(input_scale), net)
+    model.init_args_ = dict(name=key, input_scale=input_scale, kwargs=args)
+    return model
+
+
+@verbose
+@fill_doc
+def fit(
+    epochs,
+    model="eegnet",
+    *,
+    y=None,
+    groups=None,
+    val_size=0.2,
+    max_epochs=30,
+    batch_size=32,
+    lr=1e-3,
+    weight_decay=0.0,
+    device="auto",
+    random_state=0,
+    verbose=None,
+    **model_kw,
+):
+    """Train a classifier on epochs with a held-out split.
+
+    Parameters
+    ----------
+    epochs : instance of mne.Epochs
+        Training data, in the units stored by MNE (volts for EEG); the model
+        sees them exactly as :func:`mne_freqmask.explain` will.
+    model : str | torch.nn.Module
+        A name for :func:`make_model` or a model to train (trained in place).
+    %(y)s
+    groups : array-like | None
+        If given, the held-out split keeps whole groups (e.g. subjects) out of
+        training; otherwise the split is stratified by class.
+    val_size : float
+        Fraction of epochs (or of groups) held out, in [0, 1).
+    max_epochs : int
+        Passes over the training data.
+    batch_size : int
+        Mini-batch size.
+    lr : float
+        Adam learning rate.
+    weight_decay : float
+        Adam weight decay.
+    %(device)s
+    %(random_state)s
+    %(verbose)s
+    **model_kw
+        Constructor arguments when ``model`` is a name.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        The trained model, in eval mode on the CPU.
+    history : dict
+        ``train_loss`` and ``val_accuracy`` per pass (empty when ``val_size``
+        is 0), ``train_idx`` and ``val_idx`` (epoch indices of the split).
+    """
+    x = epochs_data(epochs)
+    labels = epochs_labels(epochs, y)
+    n_classes = int(labels.max()) + 1
+    if n_classes < 2:
+        raise ValueError("fit needs at least two classes in the epochs.")
+    if isinstance(model, str):
+        model = make_model(
+            model, x.shape[1], n_classes, x.shape[2], epochs.info["sfreq"], **model_kw
+        )
+    _validate_type(model, torch.nn.Module, "model", "str or torch.nn.Module")
+    max_epochs = _check_positive(max_epochs, "max_epochs", integer=True)
+    batch_size = _check_positive(batch_size, "batch_size", integer=True)
+    lr = _check_positive(lr, "lr")
+    if not 0 <= val_size < 1:
+        raise ValueError(f"val_size must be in [0, 1), got {val_size}.")
+    rng = check_random_state(random_state)
+    train_idx, val_idx = _split(labels, groups, epochs, val_size, rng)
+    dev = resolve_device(device, model)
+    seed = int(rng.randint(0, 2**31 - 1))
+    history = dict(train_loss=[], val_accuracy=[], train_idx=train_idx, val_idx=val_idx)
+    xt = torch.as_tensor(x)
+    yt = torch.as_tensor(labels)
+    model.to(dev)
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(seed)
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        for _ in ProgressBar(range(max_epochs), mesg="Training"):
+            model.train()
+            order = train_idx[torch.randperm(len(train_idx)).numpy()]
+            losses = []
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                if len(idx) < 2:  # BatchNorm cannot train on one sample
+                    continue
+                opt.zero_grad()
+                loss = loss_fn(model(xt[idx].to(dev)), yt[idx].to(dev))
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+            history["train_loss"].append(float(np.mean(losses)))
+            if len(val_idx):
+                history["val_accuracy"].append(_accuracy(model, xt, yt, val_idx, dev))
+    model.eval().cpu()
+    if history["val_accuracy"]:
+        logger.info(
+            f"Trained {type(model).__name__}: held-out accuracy "
+            f"{history['val_accuracy'][-1]:.3f} on {len(val_idx)} epochs."
+        )
+    return model, history
+
+
+def _accuracy(model, xt, yt, idx, dev):
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat(
+            [model(xt[idx[s : s + 256]].to(dev)).argmax(1).cpu()
+             for s in range(0, len(idx), 256)]
+        )
+    return float((pred == yt[idx]).float().mean())
+
+
+def _split(labels, groups, epochs, val_size, rng):
+    n = len(labels)
+    if val_size == 0:
+        return np.arange(n), np.arange(0)
+    if groups is not None:
+        groups = epochs_groups(epochs, groups)
+        uniq = np.unique(groups)
+        n_val = max(1, int(round(val_size * len(uniq))))
+        if n_val >= len(uniq):
+            raise ValueError(
+                f"val_size={val_size} holds out all {len(uniq)} groups; lower it."
+            )
+        val_groups = rng.choice(uniq, n_val, replace=False)
+        val = np.isin(groups, val_groups)
+        return np.flatnonzero(~val), np.flatnonzero(val)
+    train, val = [], []
+    for cls in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        n_val = int(round(val_size * len(idx)))
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def save_model(fname, model, *, overwrite=False, init_args=None):
+    """Save a model's weights and constructor arguments (``.pt``).
+
+    Parameters
+    ----------
+    fname : path-like
+        Output file.
+    model : torch.nn.Module
+        A model built by :func:`make_model` / :func:`fit`, or any model when
+        ``init_args`` is given.
+    overwrite : bool
+        Overwrite an existing file.
+    init_args : dict | None
+        ``dict(name=..., kwargs=...)`` for :func:`make_model`; defaults to
+        ``model.init_args_``.
+    """
+    fname = Path(fname)
+    if fname.exists() and not overwrite:
+        raise FileExistsError(f"{fname} exists; pass overwrite=True to replace it.")
+    init_args = init_args if init_args is not None else getattr(model, "init_args_", None)
+    if init_args is None:
+        raise ValueError(
+            "The model was not built by mne_freqmask.models.make_model; pass "
+            "init_args=dict(name=..., kwargs=...) to save it."
+        )
+    tmp = fname.with_name(fname.name + ".part")
+    try:
+        torch.save(dict(init_args=init_args, state_dict=model.state_dict()), tmp)
+        os.replace(tmp, fname)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_model(fname):
+    """Load a model saved with :func:`save_model` (eval mode, on the CPU)."""
+    fname = Path(fname)
+    if not fname.is_file():
+        raise FileNotFoundError(f"Model file {fname} does not exist.")
+    ckpt = torch.load(fname, map_location="cpu", weights_only=True)
+    args = dict(ckpt["init_args"]["kwargs"])
+    name = ckpt["init_args"]["name"]
+    model = make_model(
+        name, args.pop("n_chans"), args.pop("n_outputs"), args.pop("n_times"),
+        args.pop("sfreq", 1.0), input_scale=ckpt["init_args"].get("input_scale"),
+        **args,
+    )
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()

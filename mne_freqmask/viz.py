@@ -1,0 +1,400 @@
+"""Plots of a :class:`~mne_freqmask.saliency.SpectralSaliency`.
+
+The methods :meth:`SpectralSaliency.plot_topomap`,
+:meth:`SpectralSaliency.plot_bands` and :meth:`SpectralSaliency.plot` delegate to
+the functions here and share their docstrings. This module imports neither
+torch nor (until a plot is drawn) matplotlib.
+"""
+
+import numpy as np
+from mne.utils import _validate_type
+
+from .utils._docs import docdict, fill_doc
+
+# Shared docstring entries (prefixed "sal_" so as not to collide with the keys
+# of other modules); saliency.py uses them too.
+docdict.update(
+    {
+        "sal_saliency_plot": """
+saliency : instance of SpectralSaliency
+    The saliency to plot. Per-epoch (instance-level) saliency is averaged over
+    epochs first (mean); group-level saliency (from
+    :meth:`SpectralSaliency.average`) is plotted as it is.""",
+        "sal_bands_select": """
+bands : None | str | list of str
+    The bands to use, by name (see ``saliency.band_names``), in the order
+    given. ``None`` (default) uses all bands.""",
+        "sal_picks": """
+picks : str | array-like | slice | None
+    Channels to include, as in MNE: channel names, channel type strings
+    (e.g. ``"eeg"``), indices or a slice. ``None`` (default) picks all
+    channels of the saliency (the explained ones).""",
+        "sal_cmap": """
+cmap : str | instance of matplotlib.colors.Colormap
+    The colormap. Default ``"Reds"`` (saliency is usually non-negative; use
+    a diverging map such as ``"RdBu_r"`` for signed attributions).""",
+        "sal_axes_single": """
+axes : instance of matplotlib.axes.Axes | None
+    The axes to draw into. ``None`` (default) creates a new figure.""",
+        "sal_show": """
+show : bool
+    Show the figure (default ``True``).""",
+    }
+)
+
+
+def _check_saliency(saliency):
+    from .saliency import SpectralSaliency
+
+    _validate_type(saliency, SpectralSaliency, "saliency", "SpectralSaliency")
+
+
+def _summary(saliency, picks=None, bands=None):
+    """Epoch-averaged (n_channels, n_bands) map, with names and a title note."""
+    ch_idx = saliency._pick_idx(picks)
+    band_idx = saliency._band_indices(bands)
+    data = saliency.get_data(
+        picks=ch_idx, bands=[saliency.band_names[i] for i in band_idx]
+    )
+    if saliency.level == "instance":
+        data = data.mean(axis=0)
+        n = len(saliency)
+        note = f"mean over {n} epoch{'s' if n != 1 else ''}"
+    elif saliency.nave is not None:
+        note = f"group of {saliency.nave} epoch{'s' if saliency.nave != 1 else ''}"
+    else:
+        note = "group"
+    ch_names = [saliency.ch_names[i] for i in ch_idx]
+    return data, ch_names, band_idx, f"{saliency.method} saliency ({note})"
+
+
+def _check_vlim(vlim, allow_joint):
+    msg = "(vmin, vmax) with floats or None" + (' or "joint"' if allow_joint else "")
+    if isinstance(vlim, str):
+        if allow_joint and vlim == "joint":
+            return vlim
+        raise ValueError(f"vlim must be {msg}, got {vlim!r}.")
+    try:
+        vmin, vmax = vlim
+    except (TypeError, ValueError):
+        raise ValueError(f"vlim must be {msg}, got {vlim!r}.") from None
+    for v in (vmin, vmax):
+        if v is not None:
+            _validate_type(v, "numeric", "vlim entries", "float or None")
+    if vmin is not None and vmax is not None and not vmin < vmax:
+        raise ValueError(f"vlim needs vmin < vmax, got {vlim!r}.")
+    return (vmin, vmax)
+
+
+def _resolve_vlim(vlim, values):
+    """Fill the None entries of a (vmin, vmax) pair from ``values``."""
+    vmin, vmax = vlim
+    vmin = float(np.min(values)) if vmin is None else float(vmin)
+    vmax = float(np.max(values)) if vmax is None else float(vmax)
+    if vmax <= vmin:  # constant map: give the colormap a non-empty range
+        pad = max(abs(vmin) * 1e-3, 1e-12)
+        vmin, vmax = vmin - pad, vmax + pad
+    return vmin, vmax
+
+
+def _check_positions(info):
+    locs = np.array([ch["loc"][:3] for ch in info["chs"]], float)
+    missing = ~np.isfinite(locs).all(axis=1) | ~np.any(locs, axis=1)
+    if missing.any():
+        names = [info.ch_names[i] for i in np.flatnonzero(missing)]
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        raise RuntimeError(
+            f"No sensor positions for {len(names)} channel(s) ({shown}), so no "
+            "topomap can be drawn. Set a montage with epochs.set_montage(...) "
+            "before explaining (or on this object with "
+            "saliency.info.set_montage(...)), e.g. with "
+            "mne.channels.make_standard_montage('standard_1005')."
+        )
+
+
+def _new_axes(n_axes, figsize):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        1, n_axes, figsize=figsize, layout="constrained", squeeze=False
+    )
+    return fig, list(axes[0])
+
+
+def _check_axes_list(axes, n_axes):
+    from matplotlib.axes import Axes
+
+    if isinstance(axes, Axes):
+        axes = [axes]
+    axes = list(np.ravel(np.asarray(axes, dtype=object)))
+    if not all(isinstance(ax, Axes) for ax in axes):
+        raise TypeError("axes must be a matplotlib Axes or a list of Axes.")
+    if len(axes) != n_axes:
+        raise ValueError(
+            f"axes must hold one Axes per band ({n_axes}), got {len(axes)}."
+        )
+    return axes
+
+
+def _check_axes_single(axes):
+    from matplotlib.axes import Axes
+
+    _validate_type(axes, (Axes, None), "axes", "matplotlib Axes or None")
+    return axes
+
+
+def _spatial_colors(info):
+    """MNE-style spatial colors (x, y, z -> RGB), or None without positions."""
+    locs = np.array([ch["loc"][:3] for ch in info["chs"]], float)
+    if not (np.isfinite(locs).all() and np.any(locs, axis=1).all()):
+        return None
+    rgb = locs - locs.min(axis=0)
+    rgb /= np.maximum(rgb.max(axis=0), 1e-16)
+    light = rgb.sum(axis=1) > 2.5
+    rgb[light] -= 0.3
+    return rgb
+
+
+@fill_doc
+def plot_saliency_topomap(
+    saliency,
+    bands=None,
+    *,
+    vlim="joint",
+    cmap="Reds",
+    sensors=True,
+    contours=6,
+    axes=None,
+    colorbar=True,
+    show=True,
+):
+    """Plot one scalp topography of the saliency per band.
+
+    Parameters
+    ----------
+    %(sal_saliency_plot)s
+    %(sal_bands_select)s
+    vlim : "joint" | tuple of (float | None, float | None)
+        Color limits. ``"joint"`` (default) shares one color scale, from the
+        smallest to the largest plotted value, across all bands. A
+        ``(vmin, vmax)`` pair of floats is also shared; a ``None`` entry is
+        computed for each band from its own values (one colorbar per band).
+    %(sal_cmap)s
+    sensors : bool | str
+        Whether to mark the sensor positions; a str is a matplotlib format
+        string (e.g. ``"k."``). Default ``True``.
+    contours : int | array-like
+        Number of contour lines (``0`` for none) or their levels. Default 6.
+    axes : list of matplotlib.axes.Axes | None
+        One Axes per plotted band. ``None`` (default) creates a figure with one
+        row of topomaps.
+    colorbar : bool
+        Add a colorbar labelled "saliency" (one for a shared scale, one per
+        band otherwise). Default ``True``.
+    %(sal_show)s
+
+    Returns
+    -------
+    fig : instance of matplotlib.figure.Figure
+        The figure.
+
+    Notes
+    -----
+    Channel positions are read from ``saliency.info``, i.e. from the montage
+    of the explained epochs. All channels must have a position and be of one
+    channel type (use :meth:`SpectralSaliency.pick` otherwise).
+    """
+    from mne.viz import plot_topomap
+    from mne.viz.utils import plt_show
+
+    _check_saliency(saliency)
+    _validate_type(colorbar, bool, "colorbar")
+    vlim = _check_vlim(vlim, allow_joint=True)
+    info = saliency.info
+    ch_types = info.get_channel_types(unique=True)
+    if len(ch_types) != 1:
+        raise ValueError(
+            f"A topomap shows one channel type, but the saliency holds {ch_types}; "
+            "pick one first, e.g. saliency.copy().pick('eeg')."
+        )
+    _check_positions(info)
+    data, _, band_idx, title = _summary(saliency, bands=bands)
+    n_bands = len(band_idx)
+    shared = vlim == "joint" or None not in vlim
+    if vlim == "joint":
+        vlim = (None, None)
+    if shared:
+        vlims = [_resolve_vlim(vlim, data)] * n_bands
+    else:
+        vlims = [_resolve_vlim(vlim, data[:, k]) for k in range(n_bands)]
+
+    if axes is None:
+        fig, axes = _new_axes(n_bands, (2.0 * n_bands + (1.0 if colorbar else 0), 2.6))
+        fig.suptitle(title)
+    else:
+        axes = _check_axes_list(axes, n_bands)
+        fig = axes[0].get_figure()
+    edges = saliency.band_edges
+    for k, (ax, bi) in enumerate(zip(axes, band_idx, strict=True)):
+        values = data[:, k]
+        # a constant map has no contour levels (matplotlib would warn)
+        use_contours = 0 if np.ptp(values) == 0 else contours
+        im, _ = plot_topomap(
+            values,
+            info,
+            axes=ax,
+            cmap=cmap,
+            vlim=vlims[k],
+            sensors=sensors,
+            contours=use_contours,
+            show=False,
+        )
+        fmin, fmax = edges[bi]
+        ax.set_title(f"{saliency.band_names[bi]}\n{fmin:g}-{fmax:g} Hz")
+        if colorbar and not shared:
+            fig.colorbar(im, ax=ax, label="saliency", shrink=0.7)
+    if colorbar and shared:
+        fig.colorbar(im, ax=axes, label="saliency", shrink=0.7)
+    plt_show(show)
+    return fig
+
+
+@fill_doc
+def plot_saliency_bands(
+    saliency,
+    *,
+    picks=None,
+    bands=None,
+    cmap="Reds",
+    vlim=(None, None),
+    axes=None,
+    colorbar=True,
+    show=True,
+):
+    """Plot the saliency as a channel x band image.
+
+    Parameters
+    ----------
+    %(sal_saliency_plot)s
+    %(sal_picks)s
+    %(sal_bands_select)s
+    %(sal_cmap)s
+    vlim : tuple of (float | None, float | None)
+        Color limits; ``None`` entries (default) are the smallest and largest
+        plotted values.
+    %(sal_axes_single)s
+    colorbar : bool
+        Add a colorbar labelled "saliency". Default ``True``.
+    %(sal_show)s
+
+    Returns
+    -------
+    fig : instance of matplotlib.figure.Figure
+        The figure.
+    """
+    from mne.viz.utils import plt_show
+
+    _check_saliency(saliency)
+    _validate_type(colorbar, bool, "colorbar")
+    vlim = _check_vlim(vlim, allow_joint=False)
+    axes = _check_axes_single(axes)
+    data, ch_names, band_idx, title = _summary(saliency, picks=picks, bands=bands)
+    vmin, vmax = _resolve_vlim(vlim, data)
+    if axes is None:
+        n_ch, n_b = data.shape
+        figsize = (1.5 + 0.8 * n_b, 1.2 + 0.22 * n_ch)
+        fig, (axes,) = _new_axes(1, (max(figsize[0], 4.0), max(figsize[1], 3.0)))
+    else:
+        fig = axes.get_figure()
+    im = axes.imshow(
+        data,
+        aspect="auto",
+        interpolation="nearest",
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+    )
+    axes.set_yticks(np.arange(len(ch_names)), ch_names)
+    axes.set_xticks(
+        np.arange(len(band_idx)),
+        [saliency.band_names[bi] for bi in band_idx],
+        rotation=45 if len(band_idx) > 5 else 0,
+        ha="right" if len(band_idx) > 5 else "center",
+    )
+    axes.set(xlabel="Band", ylabel="Channel", title=title)
+    if colorbar:
+        fig.colorbar(im, ax=axes, label="saliency")
+    plt_show(show)
+    return fig
+
+
+@fill_doc
+def plot_saliency(saliency, *, picks=None, axes=None, show=True):
+    """Plot each channel's saliency over frequency.
+
+    Each channel is a step line: its value in a band is drawn across that
+    band's frequency range (the band edges), so the x axis is in Hz whatever
+    the band layout. Colors encode sensor position as in MNE's butterfly plots
+    (``spatial_colors``) when all channels have positions; a legend is shown
+    for up to 12 channels.
+
+    Parameters
+    ----------
+    %(sal_saliency_plot)s
+    %(sal_picks)s
+    %(sal_axes_single)s
+    %(sal_show)s
+
+    Returns
+    -------
+    fig : instance of matplotlib.figure.Figure
+        The figure.
+    """
+    from mne.viz.utils import plt_show
+
+    _check_saliency(saliency)
+    axes = _check_axes_single(axes)
+    data, ch_names, _, title = _summary(saliency, picks=picks)
+    ch_idx = saliency._pick_idx(picks)
+    if axes is None:
+        fig, (axes,) = _new_axes(1, (7.0, 3.5))
+    else:
+        fig = axes.get_figure()
+    edges = saliency.band_edges
+    order = np.argsort(edges[:, 0], kind="stable")
+    x = []
+    for j, bi in enumerate(order):
+        lo, hi = edges[bi]
+        x += [lo, hi]
+        if j + 1 < len(order) and edges[order[j + 1], 0] != hi:
+            x.append(np.nan)  # gap between bands: break the line
+    x = np.array(x)
+    colors = _spatial_colors(saliency.info)
+    for k, name in enumerate(ch_names):
+        y = []
+        for j, bi in enumerate(order):
+            y += [data[k, bi]] * 2
+            if j + 1 < len(order) and edges[order[j + 1], 0] != edges[bi, 1]:
+                y.append(np.nan)
+        kw = dict() if colors is None else dict(color=colors[ch_idx[k]])
+        axes.plot(x, np.array(y), lw=1.2, label=name, **kw)
+    for edge in np.unique(edges):
+        axes.axvline(edge, color="0.85", lw=0.6, zorder=0)
+    axes.set(
+        xlabel="Frequency (Hz)",
+        ylabel="Saliency",
+        title=title,
+        xlim=(edges.min(), edges.max()),
+    )
+    top = axes.secondary_xaxis("top")
+    top.set_xticks(
+        edges.mean(axis=1),
+        saliency.band_names,
+        fontsize="small",
+        rotation=30 if len(order) > 5 else 0,
+    )
+    top.tick_params(length=0)
+    if len(ch_names) <= 12:
+        axes.legend(fontsize="small", ncols=2 if len(ch_names) > 6 else 1)
+    plt_show(show)
+    return fig
