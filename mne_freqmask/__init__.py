@@ -1,3 +1,37 @@
 """Explain end-to-end EEG deep-learning models in the frequency domain."""
 
 __version__ = "0.1.0.dev0"
+
+# Names that need torch are imported on first use, so that reading a saved
+# saliency (``read_saliency``) or plotting it works without importing torch.
+_LAZY = {
+    "explain": "mne_freqmask._explain",
+    "evaluate_removal": "mne_freqmask.evaluation",
+}
+
+from mne_freqmask.saliency import SpectralSaliency, read_saliency  # noqa: E402
+from mne_freqmask.spectral import FrequencyGrid  # noqa: E402
+
+__all__ = [
+    "FrequencyGrid",
+    "SpectralSaliency",
+    "evaluate_removal",
+    "explain",
+    "read_saliency",
+]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in ("datasets", "models", "evaluation", "methods", "viz"):
+        import importlib
+
+        return importlib.import_module(f"mne_freqmask.{name}")
+    raise AttributeError(f"module 'mne_freqmask' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__ + ["datasets", "models", "evaluation", "methods", "viz"])

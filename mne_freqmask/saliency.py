@@ -510,6 +510,8 @@ class SpectralSaliency:
             idx = np.array([k % n])
         else:
             arr = np.asarray(item)
+            if arr.size == 0 and arr.ndim == 1:
+                arr = arr.astype(int)
             if arr.dtype == bool:
                 if arr.shape != (n,):
                     raise IndexError(

@@ -387,11 +387,12 @@ def plot_saliency(saliency, *, picks=None, axes=None, show=True):
         xlim=(edges.min(), edges.max()),
     )
     top = axes.secondary_xaxis("top")
+    rotate = len(order) > 5
     top.set_xticks(
         edges.mean(axis=1),
         saliency.band_names,
         fontsize="small",
-        rotation=30 if len(order) > 5 else 0,
+        rotation=90 if rotate else 0,
     )
     top.tick_params(length=0)
     if len(ch_names) <= 12:

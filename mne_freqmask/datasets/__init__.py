@@ -1,3 +1,3 @@
 """Datasets: simulated ground truth and readers for public EEG sets."""
 
-from mne_freqmask.datasets import simulated  # noqa: F401
+from mne_freqmask.datasets import eegbci, eegmat, seed, simulated  # noqa: F401

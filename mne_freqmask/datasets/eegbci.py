@@ -103,8 +103,8 @@ def load_epochs(
     path : path-like | None
         Folder holding ``S001R04.edf``... (directly or in an ``S001/``
         subfolder). ``None`` (default) fetches the files with
-        :func:`mne.datasets.eegbci.load_data` (downloaded once, then read from
-        MNE's data folder).
+        :func:`mne.datasets.eegbci.load_data` (downloaded once into MNE's data
+        folder, then read from there; the MNE config is not changed).
     runs : int | list of int
         Imagery runs: 4, 8, 12 (imagined left vs right fist; default) and/or
         6, 10, 14 (imagined both fists vs both feet).
@@ -159,7 +159,10 @@ def load_epochs(
     if path is None:
         from mne.datasets import eegbci
 
-        fnames = [Path(f) for f in eegbci.load_data(subject, runs)]
+        # update_path=False: MNE would otherwise prompt (and fail without a
+        # stdin) to store the path in its config; the default folder is found
+        # again on the next call anyway
+        fnames = [Path(f) for f in eegbci.load_data(subject, runs, update_path=False)]
     else:
         fnames = _local_files(path, subject, runs)
 

@@ -192,7 +192,17 @@ def data_path(
     )
     logger.info(f"Fetching {len(to_get)} EEGMAT file(s) into {folder}")
     for fname in needed:
-        fetcher.fetch(fname, downloader=downloader)
+        try:
+            fetcher.fetch(fname, downloader=downloader)
+        except ValueError as err:
+            if "hash" not in str(err).lower():
+                raise
+            raise ValueError(
+                f"{fname} downloaded from {base_url} does not match the SHA256 in "
+                f"{CHECKSUMS}; it was not kept (files already fetched are kept, "
+                f"they passed their check). Try again later or use another "
+                f"base_url. {err}"
+            ) from None
     return folder
 
 

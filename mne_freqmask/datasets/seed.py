@@ -260,6 +260,7 @@ def _download(folder, url, known):
     staging_name = f".seed-download-{uuid.uuid4().hex[:8]}"
     staging = folder / staging_name
     created = not folder.exists()
+    archive_existed = (folder / archive_name).exists()
     unpack_cls = pooch.Unzip if kind == "zip" else pooch.Untar
     processor = _HashLoggingProcessor(unpack_cls(extract_dir=str(staging)), known)
     # fetch_dataset accepts any URL in its params dict (mne-icalabel's way);
@@ -280,11 +281,13 @@ def _download(folder, url, known):
             fetch_dataset(params, path=folder, processor=processor, update_path=False)
         except ValueError as err:
             if "hash" in str(err).lower():
+                # drop fetch_dataset's advice (force_update does not help here)
+                detail = str(err).split(" Consider using force_update")[0]
                 raise ValueError(
                     f"The SEED archive downloaded from {url} does not match the "
-                    f"expected hash {known}; nothing was kept. Check the hash you "
-                    f"passed (hash=... or {HASH_KEY}), or pass hash=None to skip "
-                    "the check. Original error: " + str(err)
+                    f"expected hash {known}; nothing was kept. Check the hash "
+                    f"(the hash argument or the {HASH_KEY} environment variable); "
+                    "with no hash at all the download is not verified. " + detail
                 ) from None
             raise
         root = _find_seed_root(staging)
@@ -302,7 +305,8 @@ def _download(folder, url, known):
         shutil.rmtree(staging, ignore_errors=True)
     except BaseException:
         _remove(staging)
-        _remove(folder / archive_name)
+        if not archive_existed:  # never delete a file the user put there
+            _remove(folder / archive_name)
         if created and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
         raise
