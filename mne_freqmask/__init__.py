@@ -26,7 +26,7 @@ def __getattr__(name):
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
-    if name in ("datasets", "models", "evaluation", "methods", "viz"):
+    if name in ("datasets", "models", "evaluation", "methods", "viz", "lrp"):
         import importlib
 
         return importlib.import_module(f"mne_freqmask.{name}")
@@ -34,4 +34,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(__all__ + ["datasets", "models", "evaluation", "methods", "viz"])
+    return sorted(__all__ + ["datasets", "models", "evaluation", "methods", "viz", "lrp"])

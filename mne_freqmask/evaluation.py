@@ -110,7 +110,7 @@ def evaluate_removal(
     %(y)s
     fraction : float
         Fraction of cells called salient; 0.5 (default) is the paper's median
-        threshold (see :func:`salient_cells`).
+        threshold (see :func:`~mne_freqmask.evaluation.salient_cells`).
     %(device)s
     %(verbose)s
 

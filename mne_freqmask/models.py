@@ -46,6 +46,11 @@ class InputScaler(torch.nn.Module):
     braindecode models normalise with BatchNorm, whose ``eps`` (1e-3 to 1e-5)
     swamps the variance of EEG in volts (~1e-10); scaling to microvolts inside
     the model lets it take ``epochs.get_data()`` as is.
+
+    Parameters
+    ----------
+    factor : float
+        The constant (``1e6``: volts to microvolts).
     """
 
     def __init__(self, factor):
@@ -53,9 +58,28 @@ class InputScaler(torch.nn.Module):
         self.factor = float(factor)
 
     def forward(self, x):
+        """Scale the input.
+
+        Parameters
+        ----------
+        x : Tensor
+            The input.
+
+        Returns
+        -------
+        out : Tensor
+            ``x * factor``.
+        """
         return x * self.factor
 
     def extra_repr(self):
+        """Return the factor for the module's repr.
+
+        Returns
+        -------
+        text : str
+            ``"factor=<value>"``.
+        """
         return f"factor={self.factor:g}"
 
 
@@ -93,6 +117,10 @@ def make_model(name, n_chans, n_outputs, n_times, sfreq, *, input_scale=1e6, **k
     args = dict(n_chans=int(n_chans), n_outputs=int(n_outputs), n_times=int(n_times))
     if key in ("tsception", "eegconformer"):
         args["sfreq"] = float(sfreq)
+    if key == "eegnet":
+        # the original EEGNet's max-norm constraint on the classifier; braindecode
+        # 1.8 warns (DeprecationWarning) whenever it is off
+        args["final_layer_with_constraint"] = True
     args.update(kwargs)
     net = cls(**args)
     model = net if input_scale is None else torch.nn.Sequential(InputScaler(input_scale), net)
@@ -275,7 +303,18 @@ def save_model(fname, model, *, overwrite=False, init_args=None):
 
 
 def load_model(fname):
-    """Load a model saved with :func:`save_model` (eval mode, on the CPU)."""
+    """Load a model saved with :func:`save_model` (eval mode, on the CPU).
+
+    Parameters
+    ----------
+    fname : path-like
+        A file written by :func:`save_model`.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        The model rebuilt with :func:`make_model` and its saved weights.
+    """
     fname = Path(fname)
     if not fname.is_file():
         raise FileNotFoundError(f"Model file {fname} does not exist.")

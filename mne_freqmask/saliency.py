@@ -487,12 +487,31 @@ class SpectralSaliency:
             )
 
     def __len__(self):
-        """Return the number of epochs (instance level only)."""
+        """Return the number of epochs (instance level only).
+
+        Returns
+        -------
+        n_epochs : int
+            The number of epochs.
+        """
         self._check_instance("len()")
         return self._data.shape[0]
 
     def __getitem__(self, item):
-        """Select epochs, like :class:`mne.Epochs` (returns a new object)."""
+        """Select epochs, like :class:`mne.Epochs` (returns a new object).
+
+        Parameters
+        ----------
+        item : int | slice | array-like | str | list of str
+            An index, a slice, a boolean mask or an array of indices, an event
+            name (``"/"``-separated tags as in MNE) or list of names, or a
+            pandas query on the metadata (e.g. ``"subject == 3"``).
+
+        Returns
+        -------
+        saliency : instance of SpectralSaliency
+            The selected epochs (instance level only).
+        """
         self._check_instance("Selecting epochs")
         n = len(self)
         if isinstance(item, str) or (

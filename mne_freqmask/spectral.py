@@ -74,7 +74,17 @@ class FrequencyGrid:
     def expand(self, values, fill=1.0):
         """Expand ``(..., n_bands)`` band values to ``(..., n_freqs)`` bins.
 
-        Bins that belong to no band get ``fill``.
+        Parameters
+        ----------
+        values : array-like, shape (..., n_bands)
+            One value per band.
+        fill : float
+            The value of bins that belong to no band.
+
+        Returns
+        -------
+        expanded : ndarray, shape (..., n_freqs)
+            Each band's value repeated over its bins.
         """
         values = np.asarray(values)
         padded = np.concatenate(
@@ -83,7 +93,21 @@ class FrequencyGrid:
         return padded[..., self.bin_band]  # -1 picks the fill column
 
     def collapse(self, values, func=np.sum):
-        """Aggregate ``(..., n_freqs)`` bin values to ``(..., n_bands)``."""
+        """Aggregate ``(..., n_freqs)`` bin values to ``(..., n_bands)``.
+
+        Parameters
+        ----------
+        values : array-like, shape (..., n_freqs)
+            One value per rfft bin.
+        func : callable
+            Reduction applied to the bins of each band, called as
+            ``func(values, axis=-1)`` (default :func:`numpy.sum`).
+
+        Returns
+        -------
+        collapsed : ndarray, shape (..., n_bands)
+            One value per band; bins in no band are left out.
+        """
         values = np.asarray(values)
         out = np.empty(values.shape[:-1] + (self.n_bands,), values.dtype)
         for bi in range(self.n_bands):

@@ -19,7 +19,7 @@ docdict.update(
 saliency : instance of SpectralSaliency
     The saliency to plot. Per-epoch (instance-level) saliency is averaged over
     epochs first (mean); group-level saliency (from
-    :meth:`SpectralSaliency.average`) is plotted as it is.""",
+    :meth:`~mne_freqmask.SpectralSaliency.average`) is plotted as it is.""",
         "sal_bands_select": """
 bands : None | str | list of str
     The bands to use, by name (see ``saliency.band_names``), in the order
@@ -202,7 +202,7 @@ def plot_saliency_topomap(
     -----
     Channel positions are read from ``saliency.info``, i.e. from the montage
     of the explained epochs. All channels must have a position and be of one
-    channel type (use :meth:`SpectralSaliency.pick` otherwise).
+    channel type (use :meth:`~mne_freqmask.SpectralSaliency.pick` otherwise).
     """
     from mne.viz import plot_topomap
     from mne.viz.utils import plt_show

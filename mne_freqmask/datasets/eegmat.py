@@ -222,7 +222,7 @@ def _read_info_csv(folder):
     return out
 
 
-def _read_raw(fname, resample):
+def _read_raw(fname, resample, l_freq=None, h_freq=None):
     raw = read_raw_edf(fname, preload=True, verbose=False)
     # PhysioNet names: "EEG Fp1", ..., "EEG A2-A1", "ECG ECG"
     raw.rename_channels(lambda name: re.sub(r"^(EEG|ECG)\s+", "", name.strip()))
@@ -241,6 +241,8 @@ def _read_raw(fname, resample):
         raw.set_channel_types(types, verbose=False)
     raw.pick(pick_types(raw.info, eeg=True, exclude=()))
     raw.set_montage(template)
+    if l_freq is not None or h_freq is not None:
+        raw.filter(l_freq, h_freq, verbose=False)
     if resample is not None:
         raw.resample(resample, verbose=False)
     return raw
@@ -254,6 +256,8 @@ def load_epochs(
     *,
     segment=2.0,
     resample=None,
+    l_freq=None,
+    h_freq=None,
     balance=True,
     verbose=None,
 ):
@@ -275,6 +279,10 @@ def load_epochs(
     resample : float | None
         New sampling frequency in Hz, applied to each recording before
         cutting (with MNE's anti-aliasing). ``None`` keeps 500 Hz.
+    l_freq, h_freq : float | None
+        Band-pass edges in Hz applied to each continuous recording (before
+        resampling and cutting, so that epochs carry no filter edge effects);
+        ``None`` (default) leaves that side unfiltered.
     balance : bool
         If True (default), keep as many rest as task segments per subject:
         the **last** rest segments, those recorded closest in time to the
@@ -353,7 +361,7 @@ def load_epochs(
     for subject in subjects:
         cut = {}
         for k, condition in CONDITIONS.items():
-            raw = _read_raw(folder / _fname(subject, k), resample)
+            raw = _read_raw(folder / _fname(subject, k), resample, l_freq, h_freq)
             if info is None:
                 info = pick_info(raw.info, np.arange(len(raw.ch_names)))
                 info.set_meas_date(None)

@@ -27,7 +27,7 @@ CH_NAMES_1020 = (
 class PlantedTruth:
     """Where the class information was planted.
 
-    Attributes
+    Parameters
     ----------
     channels : tuple of str
         Channels that carry the class-dependent band power.

@@ -15,8 +15,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+#: Method names of ``explain(method=...)`` -> ``"module:function"``.
 METHODS = {
     "freqmask": "mne_freqmask.methods.freqmask:fit_freqmask",
+    "easypeasi": "mne_freqmask.methods.easypeasi:fit_easypeasi",
+    "amplitude_gradients": "mne_freqmask.methods.amplitude_gradients:fit_amplitude_gradients",
+    "integrated_gradients": "mne_freqmask.methods.captum_methods:fit_integrated_gradients",
+    "ablation": "mne_freqmask.methods.captum_methods:fit_ablation",
+    "dft_lrp": "mne_freqmask.methods.dft_lrp:fit_dft_lrp",
+    "lrp": "mne_freqmask.methods.lrp:fit_lrp",
 }
 
 
@@ -24,7 +31,7 @@ METHODS = {
 class MethodResult:
     """What a method returns to :func:`mne_freqmask.explain`.
 
-    Attributes
+    Parameters
     ----------
     data : ndarray, shape (n_epochs, n_picked_channels, n_bands)
         Saliency of each channel x band cell of each epoch.
@@ -40,7 +47,18 @@ class MethodResult:
 
 
 def get_method(name):
-    """Return the function implementing ``name``."""
+    """Return the function implementing ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`METHODS`.
+
+    Returns
+    -------
+    func : callable
+        The method's function, imported on first use.
+    """
     from mne.utils import _check_option
 
     _check_option("method", name, sorted(METHODS))

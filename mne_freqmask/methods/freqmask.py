@@ -95,6 +95,11 @@ def fit_freqmask(
     return MethodResult(out, params, diagnostics)
 
 
+def _at_least_float32(t):
+    """Losses in float32 at least (half-precision logits are upcast)."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 def _subject_centres(inp, alignment, device, dtype):
     """Per-subject mean spectra of the reference and each epoch's nearest one.
 
@@ -167,7 +172,7 @@ class _ChunkFitter:
         with torch.no_grad():
             logits = self.model(x)
         if inp.target is None:
-            target = softmax(logits.float(), -1)
+            target = softmax(_at_least_float32(logits), -1)
         else:
             target = torch.as_tensor(inp.target[sl], device=dev)
         n_f = self.grid.n_freqs
@@ -251,17 +256,17 @@ class _ChunkFitter:
         xhat = inverse_spectrum(torch.complex(hre, him), n_times, inp.scale)
         if not self.all_picked:
             xhat = state["x"].index_copy(1, self.picks, xhat)
-        logits = self.model(xhat).float()
+        logits = _at_least_float32(self.model(xhat))
         if state["target"].ndim == 2:
             ce = -(state["target"] * log_softmax(logits, -1)).sum(-1)
         else:
             ce = cross_entropy(logits, state["target"], reduction="none")
         loss = ce
         if p["l1_mask"]:
-            loss = loss + p["l1_mask"] * mask.mean((1, 2)).float()
+            loss = loss + p["l1_mask"] * mask.mean((1, 2))
         if p["l1_perturbation"]:
             l1 = (rre.abs() + rim.abs()).mean((1, 2)) / 2
-            loss = loss + p["l1_perturbation"] * l1.float()
+            loss = loss + p["l1_perturbation"] * l1
         if p["lambda_align"]:
             cen = state["centres"]
             if p["alignment"] == "complex":
@@ -269,5 +274,5 @@ class _ChunkFitter:
             else:
                 mag = torch.sqrt(rre**2 + rim**2 + 1e-12)
                 dist = (mag - cen) ** 2
-            loss = loss + p["lambda_align"] * dist.mean((1, 2)).float()
+            loss = loss + p["lambda_align"] * dist.mean((1, 2))
         return loss, ce

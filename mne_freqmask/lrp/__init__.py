@@ -1,0 +1,64 @@
+"""Layer-wise relevance propagation for EEG transformers and CNNs.
+
+Attention-aware LRP (AttnLRP, CP-LRP) for braindecode's transformers
+(EEGConformer, Labram, CTNet, MEDFormer, or any model built from torch
+operations, ``nn.MultiheadAttention`` included) and the usual LRP rules for
+CNNs (EEGNet, Deep4Net, TSception...), as modified gradients x input
+(:mod:`mne_freqmask.lrp.rules`), applied by a scoped torch function mode
+(:func:`lrp_rules`). :func:`relevance_time` / :func:`compute_relevance` give
+time-domain relevance; ``mne_freqmask.explain(..., method="lrp")`` the
+frequency-domain one (DFT-LRP). :mod:`mne_freqmask.lrp.verification` checks
+explanations: planted signals, Clever-Hans artefacts, CSP patterns.
+
+**Why our own rules.** zennit (0.5.1) has rules for linear, convolution and
+BatchNorm layers but none for LayerNorm, softmax attention or the products
+inside attention; mixing its relevance-valued hooks with plain gradients
+through those operations gives sums off by orders of magnitude (-4e-9 times the
+logit on a small trained Labram, 20 times on CTNet), and its hooks fail on
+EEGConformer's in-place residual additions. captum's ``LRP`` has no rule for
+einops or ELU layers. lxt (AttnLRP's reference implementation) requires
+transformers, timm and open_clip, does not import with transformers 5, and
+patches classes process-wide. The AttnLRP rules themselves are small once
+written as gradient x input (as lxt's "efficient" mode does): identity rule on
+element-wise non-linearities, a detached standard deviation in normalisation
+layers, the plain softmax gradient, and gradients divided by two at the
+products of attention. We implement them, and zennit's epsilon / gamma / z+ for
+linear and convolution layers (checked equal to zennit's on a CNN), in this
+small framework.
+
+Nothing is patched: a :class:`torch.overrides.TorchFunctionMode` sees every
+torch function called while :func:`lrp_rules` is active, on the calling thread
+only, which covers functional calls (``F.linear`` with a weight slice,
+``F.scaled_dot_product_attention``, ``Tensor.softmax``, ``@``, ``einsum``)
+that module hooks miss. Only ``nn.MultiheadAttention`` instances get an
+instance-level forward for the duration (its fused kernels hide their
+operations), removed again in a ``finally`` clause. Each rule returns the
+operation's native output with the rule's gradient grafted on, so the forward
+pass is unchanged (bit for bit, except ``nn.MultiheadAttention``: to rounding).
+"""
+
+from mne_freqmask.lrp._context import lrp_rules, make_config
+from mne_freqmask.lrp._wrappers import LabramWrapper, make_labram
+from mne_freqmask.lrp.relevance import compute_relevance, lrp_batch, relevance_time
+from mne_freqmask.lrp.verification import (
+    ARTIFACT_CHANNELS,
+    CleverHansReport,
+    clever_hans_report,
+    csp_comparison,
+    score_planted,
+)
+
+__all__ = [
+    "ARTIFACT_CHANNELS",
+    "CleverHansReport",
+    "LabramWrapper",
+    "clever_hans_report",
+    "compute_relevance",
+    "csp_comparison",
+    "lrp_batch",
+    "lrp_rules",
+    "make_config",
+    "make_labram",
+    "relevance_time",
+    "score_planted",
+]

@@ -1,0 +1,321 @@
+"""Time-domain LRP relevance of a model's decision, as arrays or MNE objects."""
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from mne import BaseEpochs, EpochsArray
+from mne.utils import _validate_type, logger, verbose
+
+from mne_freqmask._inputs import epochs_data, epochs_labels
+from mne_freqmask._torch_utils import model_context, model_dtype, resolve_device
+from mne_freqmask.lrp._context import lrp_rules, make_config
+from mne_freqmask.utils._checks import _check_positive, _pick_indices
+from mne_freqmask.utils._docs import fill_doc
+
+
+@dataclass
+class BatchRelevance:
+    """LRP of one batch (see :func:`lrp_batch`).
+
+    Parameters
+    ----------
+    relevance : torch.Tensor, shape (n_epochs, n_channels, n_times)
+        ``x * grad``: the relevance of every input sample.
+    logit : torch.Tensor, shape (n_epochs,)
+        The explained logit (its value from the plain forward).
+    target : torch.Tensor of int, shape (n_epochs,)
+        The explained class.
+    absorbed : float | None
+        Relevance absorbed by additive constants (biases, BatchNorm shifts,
+        embeddings, class tokens), summed over the batch; ``None`` when not
+        tracked.
+    plain_ops : collections.Counter
+        Operations without a rule that were not linear.
+    """
+
+    relevance: torch.Tensor
+    logit: torch.Tensor
+    target: torch.Tensor
+    absorbed: float | None
+    plain_ops: Counter
+
+
+def lrp_batch(model, x, target, cfg, *, track_constants=False):
+    """LRP relevance of one batch (the model is in eval mode and frozen).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model, on the device of ``x``.
+    x : torch.Tensor, shape (n_epochs, n_channels, n_times)
+        Input batch in the model's dtype.
+    target : torch.Tensor of int | None
+        Class to explain per epoch; ``None`` explains the predicted class.
+    cfg : RuleConfig
+        The rules (:func:`mne_freqmask.lrp.make_config`).
+    track_constants : bool
+        Also measure the relevance absorbed by additive constants.
+
+    Returns
+    -------
+    result : BatchRelevance
+        Relevance, logits, targets and diagnostics.
+    """
+    x = x.detach().clone().requires_grad_(True)
+    with (
+        torch.enable_grad(),
+        lrp_rules(
+            model,
+            rule={"linear": cfg.linear, "conv": cfg.conv},
+            attention=cfg.attention,
+            eps=cfg.eps,
+            gamma=cfg.gamma,
+            track_constants=track_constants,
+        ) as mode,
+    ):
+        out = model(x)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        raise ValueError(
+            "The model must return class scores of shape (n_epochs, n_classes), "
+            f"got {type(out).__name__} {getattr(out, 'shape', '')}."
+        )
+    if target is None:
+        target = out.detach().argmax(1)
+    target = torch.as_tensor(target, device=out.device, dtype=torch.long)
+    logit = out.gather(1, target[:, None])[:, 0]
+    if not logit.requires_grad:
+        raise RuntimeError(
+            "The model's output does not depend on its input through autograd "
+            "(no gradient); LRP needs a differentiable model."
+        )
+    leaves = [x] + mode.probes
+    grads = torch.autograd.grad(logit.sum(), leaves, allow_unused=True)
+    absorbed = None
+    if track_constants:
+        absorbed = float(
+            sum(
+                (p.detach().double() * g.double()).sum()
+                for p, g in zip(mode.probes, grads[1:], strict=True)
+                if g is not None
+            )
+        )
+    return BatchRelevance(
+        (x * grads[0]).detach(), logit.detach(), target, absorbed, mode.plain_ops
+    )
+
+
+@verbose
+@fill_doc
+def relevance_time(
+    model,
+    x,
+    target=None,
+    *,
+    rule="epsilon",
+    attention="attnlrp",
+    eps=1e-6,
+    gamma=0.25,
+    batch_size=64,
+    device="auto",
+    verbose=None,
+):
+    """Layer-wise relevance of every input sample (channel x time).
+
+    Attention-aware LRP (AttnLRP or CP-LRP) for transformers and the usual
+    epsilon / gamma / z+ rules for linear and convolution layers, computed as
+    gradient x input with modified gradients (see
+    :mod:`mne_freqmask.lrp.rules`). The relevance of an epoch sums to the
+    explained logit, up to what biases, embeddings and constant tokens absorb.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A classifier taking ``(n_epochs, n_channels, n_times)`` and returning
+        ``(n_epochs, n_classes)`` logits. It is left as it was (eval mode,
+        frozen parameters and device are restored afterwards).
+    x : array-like | torch.Tensor, shape (n_epochs, n_channels, n_times)
+        The input, as the model takes it (e.g. ``epochs.get_data()``).
+    target : array-like of int | None
+        The class to explain per epoch; ``None`` explains the predicted class.
+    rule : "epsilon" | "gamma" | "zplus" | dict
+        Rule for linear and convolution layers, or a dict with keys
+        ``"linear"`` and ``"conv"`` (e.g. ``{"conv": "gamma", "linear":
+        "epsilon"}``, the AttnLRP recommendation for models with a convolutional
+        stem).
+    attention : "attnlrp" | "cplrp"
+        How relevance crosses softmax attention: ``"attnlrp"`` (Achtibat et
+        al., 2024) propagates through the attention weights to queries and
+        keys as well as through the values; ``"cplrp"`` (Ali et al., 2022)
+        treats the weights as constants.
+    eps : float
+        Stabiliser of the epsilon rule.
+    gamma : float
+        Parameter of the gamma rule.
+    batch_size : int
+        Epochs per forward/backward pass.
+    device : str | torch.device
+        ``"auto"`` (the model's device, else CUDA if available), ``"cpu"``...
+    %(verbose)s
+
+    Returns
+    -------
+    relevance : ndarray, shape (n_epochs, n_channels, n_times)
+        Relevance of each sample (float64).
+    logit : ndarray, shape (n_epochs,)
+        The explained logit of each epoch; ``relevance[i].sum()`` is close
+        to ``logit[i]``.
+
+    See Also
+    --------
+    compute_relevance
+    mne_freqmask.explain
+    """
+    cfg = make_config(rule, attention, eps, gamma)
+    rel, logits, _ = _relevance(model, x, target, cfg, batch_size, device)
+    return rel, logits
+
+
+def _relevance(model, x, target, cfg, batch_size, device):
+    """Relevance, logits and explained classes of all epochs of ``x``."""
+    batch_size = _check_positive(batch_size, "batch_size", integer=True)
+    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise ValueError(
+            f"x must have shape (n_epochs, n_channels, n_times), got {x.shape}."
+        )
+    if target is not None:
+        target = np.asarray(target)
+        if target.shape != (len(x),) or not np.issubdtype(target.dtype, np.integer):
+            raise ValueError(
+                f"target must hold one integer class per epoch ({len(x)}), got "
+                f"shape {target.shape} and dtype {target.dtype}."
+            )
+    dev = resolve_device(device, model)
+    rel = np.empty(x.shape, np.float64)
+    logits = np.empty(len(x), np.float64)
+    targets = np.empty(len(x), np.int64)
+    plain = {}
+    with model_context(model, dev):
+        dtype = model_dtype(model)
+        for start in range(0, len(x), batch_size):
+            sl = slice(start, start + batch_size)
+            xb = torch.as_tensor(x[sl], dtype=dtype, device=dev)
+            tb = None if target is None else torch.as_tensor(target[sl], device=dev)
+            res = lrp_batch(model, xb, tb, cfg)
+            rel[sl] = res.relevance.double().cpu().numpy()
+            logits[sl] = res.logit.double().cpu().numpy()
+            targets[sl] = res.target.cpu().numpy()
+            for k, v in res.plain_ops.items():
+                plain[k] = plain.get(k, 0) + v
+    _log_conservation(rel, logits, plain)
+    return rel, logits, targets
+
+
+def _log_conservation(rel, logits, plain):
+    sums = rel.reshape(len(rel), -1).sum(1)
+    err = np.abs(sums - logits) / np.maximum(np.abs(logits), 1e-12)
+    logger.info(
+        f"LRP: relevance sum / logit, median {np.median(sums / logits):.3f} "
+        f"(median relative deviation {np.median(err):.2%})."
+    )
+    if plain:
+        logger.info(
+            "LRP: operations without a rule (plain gradient): "
+            + ", ".join(f"{k} x{v}" for k, v in sorted(plain.items()))
+        )
+
+
+@verbose
+@fill_doc
+def compute_relevance(
+    epochs,
+    model,
+    *,
+    picks=None,
+    target=None,
+    y=None,
+    rule="epsilon",
+    attention="attnlrp",
+    eps=1e-6,
+    gamma=0.25,
+    batch_size=64,
+    device="auto",
+    verbose=None,
+):
+    """LRP relevance of each channel x time sample, as :class:`mne.EpochsArray`.
+
+    The model sees every channel of ``epochs`` (as in
+    :func:`mne_freqmask.explain`); ``picks`` selects the channels returned.
+    MNE then does the plotting: ``rel.average().plot_topomap(times, scalings=1,
+    units="relevance")``, ``rel.average().plot_joint(...)``,
+    ``rel.plot_image(...)``.
+
+    Parameters
+    ----------
+    epochs : instance of mne.Epochs
+        The epochs, in the units the model takes (volts for models from
+        :mod:`mne_freqmask.models`).
+    %(model)s
+    picks : str | list | None
+        Channels to return (default: the data channels).
+    target : None | "true" | array-like of int
+        The class to explain: the predicted class (``None``), the true class
+        from the events or ``y`` (``"true"``), or one class index per epoch.
+    %(y)s
+    rule, attention, eps, gamma, batch_size, device
+        See :func:`relevance_time`.
+    %(verbose)s
+
+    Returns
+    -------
+    relevance : instance of mne.EpochsArray
+        Relevance in place of the signal (channel types kept, so topomaps and
+        images work; the values are relevance, not volts: pass ``scalings=1``
+        and ``units="relevance"`` to MNE's plots). Events, ``event_id`` and
+        ``tmin`` are those of ``epochs``; the metadata gain the columns
+        ``lrp_target`` (explained class), ``lrp_logit`` and ``lrp_sum``
+        (relevance summed over all channels and times).
+
+    See Also
+    --------
+    relevance_time
+    mne_freqmask.lrp.clever_hans_report
+    """
+    _validate_type(epochs, BaseEpochs, "epochs", "mne.Epochs")
+    x = epochs_data(epochs)
+    idx = _pick_indices(epochs.info, picks)
+    if isinstance(target, str):
+        if target != "true":
+            raise ValueError(
+                f'target must be None, "true" or class indices, got {target!r}.'
+            )
+        target = epochs_labels(epochs, y)
+    cfg = make_config(rule, attention, eps, gamma)
+    rel, logits, target = _relevance(model, x, target, cfg, batch_size, device)
+    import pandas as pd
+
+    md = epochs.metadata
+    md = pd.DataFrame(index=range(len(x))) if md is None else md.reset_index(drop=True)
+    md = md.assign(
+        lrp_target=np.asarray(target, int),
+        lrp_logit=logits,
+        lrp_sum=rel.reshape(len(rel), -1).sum(1),
+    )
+    info = epochs.info.copy()
+    from mne import pick_info
+
+    info = pick_info(info, idx)
+    return EpochsArray(
+        rel[:, idx],
+        info,
+        events=epochs.events.copy(),
+        tmin=epochs.tmin,
+        event_id=dict(epochs.event_id),
+        metadata=md,
+        verbose=False,
+    )

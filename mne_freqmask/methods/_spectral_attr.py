@@ -1,0 +1,76 @@
+"""Helpers shared by the attribution methods (gradients, captum, LRP, easyPEASI).
+
+Kept apart from :mod:`._torch_utils` because they know about the method
+contract (:class:`~mne_freqmask._inputs.ExplainInput`,
+:class:`~mne_freqmask.spectral.FrequencyGrid`).
+"""
+
+import numpy as np
+import torch
+
+from mne_freqmask._torch_utils import inverse_spectrum, model_dtype, predict, spectrum
+from mne_freqmask.utils._checks import _check_positive
+
+
+def target_classes(inp, model, device, batch_size=256):
+    """Class explained for each epoch: ``inp.target`` or the predicted class."""
+    if inp.target is not None:
+        return np.asarray(inp.target, int)
+    logits = predict(model, inp.x, device, batch_size=batch_size)
+    return logits.argmax(1).astype(int)
+
+
+def check_batch_size(batch_size):
+    """Validate the number of (perturbed) epochs per forward pass."""
+    return _check_positive(batch_size, "batch_size", integer=True)
+
+
+def epochs_tensor(inp, sl, model, device):
+    """Epochs ``inp.x[sl]`` as a tensor in the model's dtype on ``device``."""
+    return torch.as_tensor(inp.x[sl], device=device).to(model_dtype(model))
+
+
+def in_band_bins(grid):
+    """Indices of the rfft bins that belong to a band, and each one's band."""
+    idx = np.flatnonzero(grid.bin_band >= 0)
+    return idx, grid.bin_band[idx]
+
+
+class InBandSpectrumModel(torch.nn.Module):
+    """``model`` as a function of the in-band spectrum of the picked channels.
+
+    The input has shape ``(n_epochs, n_picks, n_in_band_bins, 2)``: the real
+    and imaginary parts of the bins that belong to a band, in the scaled,
+    orthonormal convention of :func:`mne_freqmask._torch_utils.spectrum`. The
+    other bins of the picked channels and all other channels are held at the
+    values passed as ``x`` (extra forward argument), so zeroing an input cell
+    removes exactly one channel x band cell of the epoch.
+    """
+
+    def __init__(self, model, picks, bins, n_times, scale, device):
+        super().__init__()
+        self.model = model
+        self.picks = torch.as_tensor(picks, device=device)
+        self.bins = torch.as_tensor(bins, device=device)
+        self.n_times = int(n_times)
+        self.scale = float(scale)
+
+    def split(self, x):
+        """Spectrum of ``x``'s picked channels and its in-band part."""
+        full = torch.view_as_real(
+            spectrum(x.index_select(1, self.picks), self.scale)
+        ).contiguous()
+        return full, full.index_select(2, self.bins)
+
+    def forward(self, inband, x):
+        full, _ = self.split(x)
+        full = full.to(inband.dtype).index_copy(2, self.bins, inband)
+        xt = inverse_spectrum(torch.view_as_complex(full), self.n_times, self.scale)
+        return self.model(x.index_copy(1, self.picks, xt.to(x.dtype)))
+
+
+def in_band_to_grid(values, bins, grid, func):
+    """Aggregate ``(..., n_in_band_bins)`` values to ``(..., n_bands)``."""
+    full = np.zeros(values.shape[:-1] + (grid.n_freqs,), values.dtype)
+    full[..., bins] = values
+    return grid.collapse(full, func)

@@ -1,0 +1,139 @@
+"""captum's IntegratedGradients and FeatureAblation in the frequency domain.
+
+Both attribute the output of the explained class (``target``, or the
+predicted class) to the spectrum of the picked channels. The model is wrapped
+(:class:`~mne_freqmask.methods._spectral_attr.InBandSpectrumModel`) so that
+its input is the real and imaginary parts of the rfft bins that belong to a
+band, stacked on a last axis of size 2 (orthonormal rfft of the data divided
+by its standard deviation, so values are of order 1); the forward pass puts
+them back into the spectrum, applies ``irfft`` and runs the model. Bins in no
+band and unpicked channels keep their values. The baseline is zero: an
+all-zero cell is that channel x band removed from the epoch.
+
+- ``"integrated_gradients"``: the attributions of a cell's real and
+  imaginary parts are summed over its bins. By completeness, the cells of an
+  epoch sum to ``f(x) - f(x with every cell zeroed)`` up to the integral's
+  error, which is returned per epoch as the diagnostic
+  ``convergence_delta``.
+- ``"ablation"``: one channel x band cell at a time is zeroed; the map holds
+  ``f(x) - f(x without the cell)``. captum writes that value into every
+  element of the cell, so it is read once per cell (not summed over bins).
+
+Inputs are evaluated in batches: ``internal_batch_size=batch_size`` for the
+integral, and as many cells per forward pass as fit ``batch_size`` epochs for
+the ablation. Deterministic: ``random_state`` is not used.
+"""
+
+import numpy as np
+import torch
+from mne.utils import ProgressBar, _check_option
+
+from mne_freqmask.methods._registry import MethodResult
+from mne_freqmask.methods._spectral_attr import (
+    InBandSpectrumModel,
+    check_batch_size,
+    epochs_tensor,
+    in_band_bins,
+    in_band_to_grid,
+    target_classes,
+)
+from mne_freqmask.utils._checks import _check_positive
+
+
+def _captum():
+    try:
+        import captum.attr
+    except ImportError as exp:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "This method needs captum; install the attribution extra: "
+            'pip install "mne-freqmask[attribution]"'
+        ) from exp
+    return captum.attr
+
+
+def fit_integrated_gradients(
+    inp,
+    grid,
+    model,
+    *,
+    device,
+    chunk_size,
+    random_state=None,
+    n_steps=50,
+    method="gausslegendre",
+    batch_size=512,
+):
+    """Integrated gradients per channel x band cell (see module docstring)."""
+    n_steps = _check_positive(n_steps, "n_steps", integer=True)
+    _check_option(
+        "method", method, ("gausslegendre", "riemann_trapezoid", "riemann_left",
+                           "riemann_right", "riemann_middle")
+    )
+    batch_size = check_batch_size(batch_size)
+    wrapped, bins, target = _setup(inp, grid, model, device)
+    ig = _captum().IntegratedGradients(wrapped)
+    out = np.empty((inp.n_epochs, len(inp.picks), grid.n_bands), np.float32)
+    delta = np.empty(inp.n_epochs, np.float32)
+    for start in ProgressBar(range(0, inp.n_epochs, chunk_size), mesg="Chunks"):
+        sl = slice(start, start + chunk_size)
+        x = epochs_tensor(inp, sl, model, device)
+        _, inband = wrapped.split(x)
+        with torch.enable_grad():
+            attr, dl = ig.attribute(
+                inband,
+                baselines=torch.zeros_like(inband),
+                target=torch.as_tensor(target[sl], device=device),
+                additional_forward_args=(x,),
+                n_steps=n_steps,
+                method=method,
+                internal_batch_size=batch_size,
+                return_convergence_delta=True,
+            )
+        vals = attr.sum(-1).double().cpu().numpy()
+        out[sl] = in_band_to_grid(vals, bins, grid, np.sum)
+        delta[sl] = dl.float().cpu().numpy()
+    params = dict(n_steps=n_steps, method=method, batch_size=batch_size,
+                  baseline="zero", aggregation="sum")
+    return MethodResult(out, params, dict(target=target, convergence_delta=delta))
+
+
+def fit_ablation(
+    inp, grid, model, *, device, chunk_size, random_state=None, batch_size=512
+):
+    """Feature ablation of every channel x band cell (see module docstring)."""
+    batch_size = check_batch_size(batch_size)
+    wrapped, bins, target = _setup(inp, grid, model, device)
+    n_picks, n_bands = len(inp.picks), grid.n_bands
+    band_of_bin = grid.bin_band[bins]
+    # cell id of every (channel, in-band bin, part): channel * n_bands + band
+    mask = np.arange(n_picks)[:, None] * n_bands + band_of_bin[None, :]
+    mask = np.repeat(mask[:, :, None], 2, axis=2)[None]
+    mask_t = torch.as_tensor(mask, device=device)
+    # first element of each cell, to read its (repeated) attribution
+    first = np.array([np.flatnonzero(band_of_bin == b)[0] for b in range(n_bands)])
+    fa = _captum().FeatureAblation(wrapped)
+    out = np.empty((inp.n_epochs, n_picks, n_bands), np.float32)
+    for start in ProgressBar(range(0, inp.n_epochs, chunk_size), mesg="Chunks"):
+        sl = slice(start, start + chunk_size)
+        x = epochs_tensor(inp, sl, model, device)
+        _, inband = wrapped.split(x)
+        with torch.no_grad():
+            attr = fa.attribute(
+                inband,
+                baselines=0.0,
+                target=torch.as_tensor(target[sl], device=device),
+                additional_forward_args=(x,),
+                feature_mask=mask_t,
+                perturbations_per_eval=max(1, batch_size // len(x)),
+            )
+        out[sl] = attr[:, :, first, 0].float().cpu().numpy()
+    params = dict(batch_size=batch_size, baseline="zero", aggregation="cell")
+    return MethodResult(out, params, dict(target=target))
+
+
+def _setup(inp, grid, model, device):
+    bins, _ = in_band_bins(grid)
+    wrapped = InBandSpectrumModel(
+        model, inp.picks, bins, inp.n_times, inp.scale, device
+    )
+    return wrapped, bins, target_classes(inp, model, device)

@@ -1,0 +1,316 @@
+"""explain(method="freqmask"): ground truth, batching, determinism, model guard."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import rankdata
+
+import mne_freqmask as mfm
+from mne_freqmask.datasets.simulated import make_epochs
+from mne_freqmask.models import make_model
+
+
+def _auroc(truth, scores):
+    ranks = rankdata(scores)
+    n_pos = truth.sum()
+    n_neg = truth.size - n_pos
+    return (ranks[truth].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def _snapshot(model):
+    return (
+        {k: v.clone() for k, v in model.state_dict().items()},
+        [m.training for m in model.modules()],
+        [p.requires_grad for p in model.parameters()],
+    )
+
+
+def _assert_unchanged(model, snap):
+    state, training, grads = snap
+    now = model.state_dict()
+    assert now.keys() == state.keys()
+    for key, value in state.items():
+        assert torch.equal(now[key], value), key
+    assert [m.training for m in model.modules()] == training
+    assert [p.requires_grad for p in model.parameters()] == grads
+
+
+@pytest.mark.parametrize("bands", ["canonical", 10])
+def test_planted_cells_rank_first(simulated, bands):
+    """The planted channel x band cells top the average mask (AUROC >= 0.9)."""
+    epochs, truth, model, history = simulated
+    held, train = history["val_idx"], history["train_idx"]
+    sal = mfm.explain(epochs[held], model, bands=bands, reference=epochs[train])
+    assert sal.shape == (len(held), len(epochs.ch_names), sal.shape[2])
+    assert sal.method == "freqmask"
+    assert sal.method_params["lambda_align"] == 0.05
+    assert sal.method_params["lr"] == 0.01
+    assert sal.method_params["n_steps"] == 300
+    group = sal.average()
+    values = group.get_data()
+    assert values.min() >= 0 and values.max() <= 1
+    cells = truth.cells(group.ch_names, group.band_edges)
+    assert cells.sum() == 2  # C3 and C4 in the one band holding 8-12 Hz
+    auroc = _auroc(cells.ravel(), values.ravel())
+    assert auroc >= 0.9, auroc
+    # early stopping worked per epoch: not all epochs ran the full 300 steps
+    steps = sal.diagnostics["n_steps"]
+    assert steps.min() < 300 and len(np.unique(steps)) > 1
+
+
+def test_removal_game_simulated(simulated):
+    """On the planted set, removing salient cells destroys the accuracy."""
+    epochs, truth, model, history = simulated
+    held, train = history["val_idx"], history["train_idx"]
+    sal = mfm.explain(
+        epochs[held], model, bands="canonical", reference=epochs[train], n_steps=150
+    )
+    for level in ("group", "instance"):
+        scores = mfm.evaluate_removal(epochs[held], model, sal, level=level)
+        assert list(scores.index) == ["original", "RN", "RS"]
+        assert scores.loc["original", "accuracy"] > 0.9
+        assert scores.loc["RN", "accuracy"] >= 0.9 * scores.loc["original", "accuracy"]
+        assert scores.loc["RS", "accuracy"] <= 0.65
+        assert scores.attrs["gap"] > 0.3
+        np.testing.assert_allclose(scores.loc["RN", "removed_fraction"], 0.5, atol=0.05)
+
+
+def test_removal_game_real_data(eegmat_epochs, torch_threads):
+    """Mental arithmetic, EEGNet trained here: RN >= RS + 0.15, RN >= 0.9 orig."""
+    from mne_freqmask.models import fit
+
+    epochs = eegmat_epochs
+    model, history = fit(
+        epochs, "eegnet", max_epochs=60, val_size=0.25, random_state=0
+    )
+    held, train = history["val_idx"], history["train_idx"]
+    sal = mfm.explain(epochs[held], model, bands=10, reference=epochs[train])
+    scores = mfm.evaluate_removal(epochs[held], model, sal, level="group")
+    orig, rn, rs = scores["accuracy"]
+    assert orig > 0.65, scores  # the model learned something real
+    assert rn >= rs + 0.15, scores
+    assert rn >= 0.9 * orig, scores
+
+
+def test_batched_equals_separate(simulated):
+    """One batched fit of N epochs equals N separate fits (same reference).
+
+    In float64: in float32 the model's own kernels differ between batch sizes
+    by ~1e-7, which 60 Adam steps can grow to ~1e-4 on a few cells; in float64
+    what is left is the algorithm (independent parameters, per-epoch stopping).
+    """
+    epochs, _, model, history = simulated
+    model = copy.deepcopy(model).double()
+    sub = epochs[history["val_idx"][:4]]
+    kw = dict(bands="canonical", reference=epochs, n_steps=60)
+    batched = mfm.explain(sub, model, **kw)
+    separate = np.concatenate(
+        [mfm.explain(sub[[i]], model, **kw).get_data() for i in range(len(sub))]
+    )
+    np.testing.assert_allclose(batched.get_data(), separate, atol=1e-5, rtol=0)
+    chunked = mfm.explain(sub, model, chunk_size=3, **kw)
+    np.testing.assert_allclose(batched.get_data(), chunked.get_data(), atol=1e-5, rtol=0)
+    # the masks moved away from their 0.5 start, so the comparison means something
+    assert np.abs(batched.get_data() - 0.5).max() > 0.2
+
+
+def test_same_seed_identical_and_round_trip(simulated, tmp_path):
+    epochs, _, model, history = simulated
+    sub = epochs[history["val_idx"][:6]]
+    a = mfm.explain(sub, model, n_steps=40, random_state=3)
+    b = mfm.explain(sub, model, n_steps=40, random_state=3)
+    assert a == b
+    fname = tmp_path / "sal.h5"
+    a.save(fname)
+    back = mfm.read_saliency(fname)
+    assert back == a
+    assert back.metadata is not None and "subject" in back.metadata
+    np.testing.assert_array_equal(back.diagnostics["n_steps"], a.diagnostics["n_steps"])
+    with pytest.raises(FileExistsError, match="overwrite"):
+        a.save(fname)
+
+
+def test_picks_leave_other_channels_alone(simulated):
+    epochs, truth, model, history = simulated
+    sub = epochs[history["val_idx"][:8]]
+    sal = mfm.explain(sub, model, picks=["C3", "C4", "O1"], bands="canonical",
+                      reference=epochs, n_steps=100)
+    assert sal.ch_names == ["C3", "C4", "O1"]
+    group = sal.average().get_data()
+    alpha = sal.band_names.index("alpha")
+    # the planted channels keep alpha; O1 holds no class information
+    assert group[:2, alpha].min() > group[2].max()
+
+
+def test_model_unchanged(simulated):
+    epochs, _, model, history = simulated
+    sub = epochs[history["val_idx"][:4]]
+    model.train()  # a user's model may be left in training mode
+    params = list(model.parameters())
+    params[0].requires_grad_(False)
+    snap = _snapshot(model)
+    try:
+        mfm.explain(sub, model, n_steps=20)
+        _assert_unchanged(model, snap)
+        mfm.evaluate_removal(sub, model, mfm.explain(sub, model, n_steps=5))
+        _assert_unchanged(model, snap)
+    finally:
+        model.eval()
+        params[0].requires_grad_(True)
+
+
+class _Interrupting(torch.nn.Module):
+    """Wraps a model and raises after a number of forward calls."""
+
+    def __init__(self, model, after, exc):
+        super().__init__()
+        self.model, self.after, self.exc, self.calls = model, after, exc, 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls > self.after:
+            raise self.exc
+        return self.model(x)
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt(), RuntimeError("boom")])
+def test_model_restored_after_exception(simulated, exc):
+    epochs, _, model, history = simulated
+    sub = epochs[history["val_idx"][:4]]
+    wrapper = _Interrupting(model, after=5, exc=exc)
+    wrapper.train()
+    snap = _snapshot(wrapper)
+    with pytest.raises(type(exc)):
+        mfm.explain(sub, wrapper, n_steps=50)
+    assert wrapper.calls > 5  # it failed mid-optimisation, not at the check
+    _assert_unchanged(wrapper, snap)
+    model.eval()
+
+
+def test_target_true_labels(simulated):
+    epochs, _, model, history = simulated
+    sub = epochs[history["val_idx"][:6]]
+    sal = mfm.explain(sub, model, target="true", n_steps=30)
+    assert sal.shape[0] == 6
+    with pytest.raises(ValueError, match="outside 0..1"):
+        mfm.explain(sub, model, target=np.full(6, 5), n_steps=3)
+
+
+# --------------------------------------------------------------------------
+# bad input: each gets a clear error that names the fix
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    epochs, _ = make_epochs(n_subjects=2, n_epochs_per_class=3, random_state=1)
+    torch.manual_seed(0)
+    model = make_model("eegnet", len(epochs.ch_names), 2, len(epochs.times), 128.0)
+    return epochs, model.eval()
+
+
+def test_bad_epochs_and_model(tiny):
+    epochs, model = tiny
+    with pytest.raises(TypeError, match="epochs must be an instance of mne.Epochs"):
+        mfm.explain(epochs.get_data(), model)
+    with pytest.raises(TypeError, match="model must be an instance of"):
+        mfm.explain(epochs, lambda x: x)
+    with pytest.raises(ValueError, match="method.*Allowed values"):
+        mfm.explain(epochs, model, method="gradcam")
+    with pytest.raises(TypeError, match="Unknown parameter.*lamda"):
+        mfm.explain(epochs, model, lamda=0.1)
+
+
+def test_bad_shapes(tiny):
+    epochs, _ = tiny
+    net = make_model("eegnet", len(epochs.ch_names), 2, len(epochs.times), 128.0,
+                     input_scale=None).eval()
+    with pytest.raises(ValueError, match="n_chans=19 but the epochs have 10 channels"):
+        mfm.explain(epochs.copy().pick(epochs.ch_names[:10]), net)
+    with pytest.raises(ValueError, match="n_times=256 but the epochs have 128 time"):
+        mfm.explain(epochs.copy().crop(0, 127 / 128), net)
+    # a model without n_chans: the forward error is caught and explained
+    seq = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(19 * 256, 2)).eval()
+    with pytest.raises(ValueError, match=r"failed on input of shape \(2, 10, 256\)"):
+        mfm.explain(epochs.copy().pick(epochs.ch_names[:10]), seq)
+
+
+class _BadOutput(torch.nn.Module):
+    def __init__(self, shape):
+        super().__init__()
+        self.lin = torch.nn.Linear(1, 1)
+        self.shape = shape
+
+    def forward(self, x):
+        return torch.zeros((len(x),) + self.shape)
+
+
+@pytest.mark.parametrize("shape", [(), (2, 3), (1,)])
+def test_bad_model_output(tiny, shape):
+    epochs, _ = tiny
+    match = "at least 2 class" if shape == (1,) else "shape \\(n_epochs, n_classes\\)"
+    with pytest.raises(ValueError, match=match):
+        mfm.explain(epochs, _BadOutput(shape))
+
+
+def test_nan_data(tiny):
+    epochs, model = tiny
+    bad = epochs.copy()
+    bad._data[1, 3, 10] = np.nan
+    with pytest.raises(ValueError, match="NaN or Inf.*drop those epochs"):
+        mfm.explain(bad, model)
+
+
+@pytest.mark.parametrize(
+    "bands, match",
+    [
+        ({}, "empty dict"),
+        ({"a": (4, 10), "b": (8, 12)}, "overlap; make them disjoint"),
+        ({"a": (70, 80)}, "beyond the Nyquist"),
+        ({"a": (10.1, 10.2)}, "contains no frequency bin.*widen"),
+        ({"a": (10, 5)}, "fmin < fmax"),
+        (0, "between 1 and the number of rfft bins"),
+        ("gamma-ish", "canonical"),
+    ],
+)
+def test_bad_bands(tiny, bands, match):
+    epochs, model = tiny
+    with pytest.raises(ValueError, match=match):
+        mfm.explain(epochs, model, bands=bands)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(n_steps=0), "n_steps must be a positive integer"),
+        (dict(n_steps=2.5), "n_steps must be a positive integer"),
+        (dict(lr=0), "lr must be a positive number"),
+        (dict(lr=-1e-3), "lr must be a positive number"),
+        (dict(lambda_align=-0.1), "lambda_align must be a non-negative"),
+        (dict(alignment="phase"), "alignment"),
+        (dict(chunk_size=0), "chunk_size must be a positive"),
+    ],
+)
+def test_bad_parameters(tiny, kw, match):
+    epochs, model = tiny
+    with pytest.raises(ValueError, match=match):
+        mfm.explain(epochs, model, **kw)
+
+
+def test_bad_groups_and_reference(tiny):
+    epochs, model = tiny
+    with pytest.raises(ValueError, match=r"groups must have one entry per epoch \(12"):
+        mfm.explain(epochs, model, groups=[0, 1, 2])
+    with pytest.raises(ValueError, match="reference must have the same channels"):
+        mfm.explain(epochs, model, reference=epochs.copy().crop(0, 1))
+    with pytest.raises(TypeError, match="reference must be an instance of mne.Epochs"):
+        mfm.explain(epochs, model, reference=epochs.get_data())
+
+
+def test_groups_define_clusters(tiny):
+    epochs, model = tiny
+    groups = np.arange(len(epochs)) % 3
+    sal = mfm.explain(epochs, model, groups=groups, n_steps=5)
+    # each epoch is nearest to a cluster of the reference (here: itself)
+    assert set(sal.diagnostics["cluster"]) <= {0, 1, 2}

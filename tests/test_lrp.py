@@ -1,0 +1,578 @@
+"""Tests of attention-aware LRP (mne_freqmask.lrp and explain(method="lrp")).
+
+Measured on the 32 held-out simulated epochs, models trained as here (12-15
+passes, CPU); ratios of sums over the epochs:
+
+==============  ============  ===========  ==================  ===============
+model           input/logit   input/logit  (input + absorbed)  zennit 0.5.1
+                AttnLRP-eps   CP-LRP-eps   / logit, CP-LRP     EpsilonPlusFlat
+==============  ============  ===========  ==================  ===============
+EEGConformer    0.34-0.53     0.54-0.87    1.000000            KeyError [1]
+Labram          0.47          0.64         1.000000            -4e-9
+CTNet           1.26          1.29         1.000000            20 (median 36)
+MEDFormer       0.98          1.00         1.000000            RuntimeError
+EEGNet          1.66          1.66         1.000000            0.90
+Deep4Net        -0.50         -0.50        1.000000            0.013
+TSception       0.35          0.35         1.000000            0.99
+==============  ============  ===========  ==================  ===============
+
+"absorbed" is the relevance taken by biases, BatchNorm shifts, embeddings and
+class tokens (eps=1e-9 so that the epsilon rule absorbs nothing): the rules
+conserve relevance exactly, and what the input does not get is what LRP gives
+the model's constants. AttnLRP's softmax rule is not conservative (input +
+absorbed = 0.64-0.67 of the logit on EEGConformer and Labram), as in lxt.
+zennit was run on the braindecode network itself (microvolt input, output
+relevance seeded with the logit); with the volt-to-microvolt InputScaler in
+front its sums are 1e4-1e7 times the logit. [1] in-place residual addition;
+with an out-of-place one, 0.08 (median |ratio|) with random signs.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("braindecode")
+
+import mne  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from mne_freqmask._explain import explain  # noqa: E402
+from mne_freqmask._torch_utils import model_context  # noqa: E402
+from mne_freqmask.datasets.simulated import make_epochs  # noqa: E402
+from mne_freqmask.lrp import (  # noqa: E402
+    clever_hans_report,
+    compute_relevance,
+    csp_comparison,
+    lrp_batch,
+    lrp_rules,
+    make_config,
+    make_labram,
+    relevance_time,
+    score_planted,
+)
+from mne_freqmask.models import InputScaler, fit, make_model  # noqa: E402
+from mne_freqmask.saliency import SpectralSaliency  # noqa: E402
+
+CPU = torch.device("cpu")
+EEGBCI = Path(__file__).resolve().parents[2] / "shared" / "data" / "eegbci_S001"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # tiny models train ~10x faster on one thread than on two busy ones
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _conformer(epochs, **kw):
+    torch.manual_seed(0)  # the initial weights
+    return fit(
+        epochs,
+        "eegconformer",
+        max_epochs=12,
+        lr=3e-3,
+        n_filters_time=8,
+        num_layers=1,
+        num_heads=2,
+        random_state=0,
+        verbose=False,
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def sim():
+    """Alpha planted on C3/C4; a trained EEGConformer and Labram."""
+    epochs, truth = make_epochs(n_subjects=2, n_epochs_per_class=40, verbose=False)
+    conformer, hist = _conformer(epochs)
+    torch.manual_seed(0)
+    labram = make_labram(
+        epochs.ch_names,
+        2,
+        epochs.get_data().shape[-1],
+        epochs.info["sfreq"],
+        patch_size=64,
+        conv_out_channels=4,
+        num_layers=1,
+        num_heads=4,
+    )
+    labram, hist_l = fit(epochs, labram, max_epochs=15, lr=3e-3, verbose=False)
+    assert hist["val_accuracy"][-1] > 0.85
+    assert hist_l["val_accuracy"][-1] > 0.85
+    held = hist["val_idx"]
+    return dict(
+        epochs=epochs, truth=truth, held=held, conformer=conformer, labram=labram
+    )
+
+
+@pytest.fixture(scope="module")
+def sim_artifact():
+    """The same, plus a frontal ocular artefact in every "high" epoch."""
+    epochs, truth = make_epochs(
+        n_subjects=2,
+        n_epochs_per_class=40,
+        artifact=dict(probability=1.0),
+        verbose=False,
+    )
+    model, hist = _conformer(epochs)
+    assert hist["val_accuracy"][-1] > 0.85
+    return dict(epochs=epochs, truth=truth, held=hist["val_idx"], model=model)
+
+
+def _x(sim, n=8):
+    return torch.as_tensor(
+        sim["epochs"].get_data()[sim["held"][:n]], dtype=torch.float32
+    )
+
+
+def _budget(model, x, cfg):
+    """Per epoch: input relevance, absorbed relevance and logit."""
+    out = []
+    with model_context(model, CPU):
+        for i in range(len(x)):  # batches of one: absorbed relevance per epoch
+            res = lrp_batch(model, x[i : i + 1], None, cfg, track_constants=True)
+            out.append(
+                (float(res.relevance.double().sum()), res.absorbed, float(res.logit))
+            )
+    return np.array(out)
+
+
+class _ToyMHA(nn.Module):
+    """Conv embedding + nn.TransformerEncoder (nn.MultiheadAttention)."""
+
+    def __init__(self, batch_first=True):
+        super().__init__()
+        self.emb = nn.Conv1d(19, 16, 16, stride=16)
+        layer = nn.TransformerEncoderLayer(
+            16, 4, 32, dropout=0.1, batch_first=batch_first
+        )
+        self.enc = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(16)
+        self.batch_first = batch_first
+        self.out = nn.Linear(16, 2)
+
+    def forward(self, x):
+        h = self.emb(x * 1e6)
+        h = h.transpose(1, 2) if self.batch_first else h.permute(2, 0, 1)
+        h = self.norm(self.enc(h))
+        return self.out(h.mean(1 if self.batch_first else 0))
+
+
+def _untrained(name):
+    from braindecode.models import CTNet, MEDFormer
+
+    torch.manual_seed(0)
+    if name in ("mha_batch_first", "mha_seq_first"):
+        return _ToyMHA(name == "mha_batch_first").eval()
+    if name == "ctnet":
+        net = CTNet(
+            n_chans=19,
+            n_outputs=2,
+            n_times=256,
+            sfreq=128.0,
+            n_filters_time=8,
+            kernel_size=31,
+            num_heads=2,
+            embed_dim=16,
+            num_layers=1,
+        )
+        return nn.Sequential(InputScaler(1e6), net).eval()
+    if name == "medformer":
+        net = MEDFormer(
+            n_chans=19,
+            n_outputs=2,
+            n_times=256,
+            sfreq=128.0,
+            embed_dim=16,
+            num_heads=2,
+            num_layers=1,
+            dim_feedforward=32,
+        )
+        return nn.Sequential(InputScaler(1e6), net).eval()
+    kw = {}
+    if name == "deep4net":
+        kw = dict(
+            n_filters_time=8,
+            n_filters_spat=8,
+            n_filters_2=8,
+            n_filters_3=8,
+            n_filters_4=8,
+        )
+    return make_model(name, 19, 2, 256, 128.0, **kw).eval()
+
+
+# ---------------------------------------------------------------------------
+# conservation and forward pass
+
+
+@pytest.mark.parametrize("name", ["conformer", "labram"])
+def test_conservation_trained_transformers(sim, name):
+    """Relevance is conserved (up to biases) and the forward is unchanged."""
+    model = sim[name]
+    x = _x(sim)
+    # the rules: input + absorbed = logit per epoch (CP-LRP; tiny eps)
+    budget = _budget(model, x[:4], make_config("epsilon", "cplrp", eps=1e-9))
+    scale = np.abs(budget[:, 2]).mean()
+    np.testing.assert_allclose(
+        budget[:, 0] + budget[:, 1], budget[:, 2], atol=1e-4 * scale
+    )
+    # the default rules (AttnLRP): the input keeps a stated share of the logit
+    # (measured 0.29 EEGConformer, 0.54 Labram), never the 1e6-1e16 of zennit
+    rel, logit = relevance_time(model, x.numpy())
+    assert rel.shape == x.shape
+    share = rel.sum() / logit.sum()
+    assert 0.15 < share < 1.5, share
+    assert np.all(np.abs(rel.sum((1, 2))) < 10 * np.abs(logit).max())
+    # the forward pass under the rules is the plain one, bit for bit
+    with model_context(model, CPU):
+        with torch.no_grad():
+            ref = model(x)
+        with lrp_rules(model), torch.enable_grad():
+            out = model(x.clone().requires_grad_(True))
+    assert torch.equal(out, ref)
+
+
+# the models' own warnings: CTNet's even-kernel padding="same" convolutions,
+# Deep4Net adapting its kernels to short epochs
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+@pytest.mark.filterwarnings("ignore:n_times .* is smaller than the minimum:UserWarning")
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ctnet",
+        "medformer",
+        "mha_batch_first",
+        "mha_seq_first",
+        "eegnet",
+        "deep4net",
+        "tsception",
+    ],
+)
+def test_conservation_other_models(sim, name):
+    """Same entry point for the other transformers and the CNNs."""
+    model = _untrained(name)
+    x = _x(sim, 3)
+    budget = _budget(model, x, make_config("epsilon", "cplrp", eps=1e-9))
+    scale = np.abs(budget[:, 2]).mean()
+    np.testing.assert_allclose(
+        budget[:, 0] + budget[:, 1], budget[:, 2], atol=1e-4 * scale
+    )
+    with model_context(model, CPU):
+        with torch.no_grad():
+            ref = model(x)
+        with lrp_rules(model) as mode, torch.enable_grad():
+            out = model(x.clone().requires_grad_(True))
+    assert not mode.plain_ops, mode.plain_ops
+    # nn.MultiheadAttention runs a rule-aware forward: equal up to rounding
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    for rule in ("gamma", "zplus"):
+        res = _budget(model, x[:1], make_config(rule, "attnlrp"))
+        assert np.isfinite(res).all()
+
+
+def test_rules_match_zennit_on_cnn():
+    """Epsilon, gamma and z+ are zennit's rules (ReLU CNN, float64)."""
+    zennit = pytest.importorskip("zennit")
+    from zennit.attribution import Gradient
+    from zennit.composites import LayerMapComposite
+    from zennit.rules import Epsilon, Gamma, ZPlus
+    from zennit.types import Linear as ZLinear
+
+    assert zennit
+    torch.manual_seed(0)
+    model = (
+        nn.Sequential(
+            nn.Conv1d(3, 6, 5),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(6 * 28, 10),
+            nn.ReLU(),
+            nn.Linear(10, 4),
+        )
+        .double()
+        .eval()
+    )
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x = torch.randn(4, 3, 32, dtype=torch.float64)
+    rules = dict(
+        epsilon=Epsilon(epsilon=1e-6),
+        zplus=ZPlus(stabilizer=1e-6),
+        gamma=Gamma(gamma=0.25, stabilizer=1e-6),
+    )
+    for name, zrule in rules.items():
+        with Gradient(
+            model=model, composite=LayerMapComposite([(ZLinear, zrule)])
+        ) as attr:
+            out = model(x)
+            target = out.argmax(1)
+            # zennit's output relevance is the seed: one-hot times the logit
+            _, expected = attr(x, F.one_hot(target, 4).double() * out)
+        got = lrp_batch(model, x, target, make_config(name, eps=1e-6)).relevance
+        torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_attention_rules_unit():
+    """AttnLRP splits q.k / A.v uniformly; CP-LRP only flows through v."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 4, requires_grad=True) for _ in range(3))
+    for attention in ("attnlrp", "cplrp"):
+        with lrp_rules(attention=attention):
+            out = F.scaled_dot_product_attention(q, k, v)
+        torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v))
+        gq, gk, gv = torch.autograd.grad(out.sum(), (q, k, v), allow_unused=True)
+        # the value path holds half (AttnLRP) or all (CP-LRP) of the relevance
+        rv = (v * gv).sum()
+        frac = 0.5 if attention == "attnlrp" else 1.0
+        torch.testing.assert_close(rv, frac * out.sum())
+        if attention == "cplrp":
+            assert gq is None and gk is None
+        else:  # q and k share the softmax path equally (uniform rule)
+            torch.testing.assert_close((q * gq).sum(), (k * gk).sum())
+    # masks, causal attention, grouped queries: with the weights held constant
+    # (CP-LRP) the value gradient is the plain one, A.T @ g
+    kv = (torch.randn(2, 1, 7, 4, requires_grad=True) for _ in range(2))
+    k, v = kv
+    for kw in (
+        dict(attn_mask=torch.rand(5, 7) > 0.3),
+        dict(attn_mask=torch.randn(2, 1, 5, 7)),
+        dict(is_causal=True, scale=0.3),
+    ):
+        native = F.scaled_dot_product_attention(q, k, v, enable_gqa=True, **kw)
+        (expected,) = torch.autograd.grad(native.sum(), v)
+        with lrp_rules(attention="cplrp"):
+            out = F.scaled_dot_product_attention(q, k, v, enable_gqa=True, **kw)
+        (got,) = torch.autograd.grad(out.sum(), v)
+        torch.testing.assert_close(got, expected)
+
+
+# ---------------------------------------------------------------------------
+# nothing leaks
+
+
+def _grads(model, x):
+    x = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(model(x).sum(), x)
+    return g
+
+
+def test_no_global_patch_left(sim):
+    """Torch and the model are as before, also after an error mid-way."""
+    funcs = {
+        "layer_norm": F.layer_norm,
+        "softmax": F.softmax,
+        "sdpa": F.scaled_dot_product_attention,
+        "linear": F.linear,
+        "gelu": F.gelu,
+        "matmul": torch.matmul,
+        "Tensor.softmax": torch.Tensor.softmax,
+        "LayerNorm.forward": nn.LayerNorm.forward,
+        "MHA.forward": nn.MultiheadAttention.forward,
+    }
+    torch.manual_seed(0)
+    fresh = _ToyMHA().eval()
+    x = _x(sim, 2)
+    ref = _grads(fresh, x)
+    ref_sm = _grads(lambda t: torch.softmax(t, -1) * torch.arange(256.0), x)
+
+    class Boom(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    boom = nn.Sequential(_ToyMHA(), Boom())
+    mha = boom[0].enc.layers[0].self_attn
+    with pytest.raises(RuntimeError, match="boom"):
+        relevance_time(boom, x.numpy())
+    with pytest.raises(ValueError, match="inside"):
+        with lrp_rules(fresh):
+            assert "forward" in fresh.enc.layers[0].self_attn.__dict__
+            raise ValueError("inside")
+    relevance_time(sim["conformer"], x.numpy())
+    assert torch._C._len_torch_function_stack() == 0
+    assert "forward" not in mha.__dict__
+    for mod in list(fresh.modules()) + list(boom.modules()):
+        assert "forward" not in mod.__dict__
+    now = {
+        "layer_norm": F.layer_norm,
+        "softmax": F.softmax,
+        "sdpa": F.scaled_dot_product_attention,
+        "linear": F.linear,
+        "gelu": F.gelu,
+        "matmul": torch.matmul,
+        "Tensor.softmax": torch.Tensor.softmax,
+        "LayerNorm.forward": nn.LayerNorm.forward,
+        "MHA.forward": nn.MultiheadAttention.forward,
+    }
+    assert all(now[k] is funcs[k] for k in funcs)
+    # LayerNorm, softmax, attention have their plain gradients again
+    assert torch.equal(_grads(fresh, x), ref)
+    assert torch.equal(
+        _grads(lambda t: torch.softmax(t, -1) * torch.arange(256.0), x), ref_sm
+    )
+    # the model that raised was restored by model_context
+    assert all(p.requires_grad for p in boom.parameters())
+
+
+def test_model_unchanged_after_explain(sim):
+    model = sim["conformer"]
+    model.train()
+    frozen = next(iter(model.parameters()))
+    frozen.requires_grad_(False)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    flags = [m.training for m in model.modules()]
+    grads = [p.requires_grad for p in model.parameters()]
+    epochs = sim["epochs"][sim["held"][:6]]
+    sal = explain(epochs, model, method="lrp", bands="canonical", verbose=False)
+    assert sal.method == "lrp"
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    assert [m.training for m in model.modules()] == flags
+    assert [p.requires_grad for p in model.parameters()] == grads
+    assert all("forward" not in m.__dict__ for m in model.modules())
+    frozen.requires_grad_(True)
+    model.eval()
+
+
+# ---------------------------------------------------------------------------
+# frequency relevance, planted signal, Clever Hans
+
+
+@pytest.mark.parametrize("name", ["conformer", "labram"])
+def test_planted_rhythm_recovered(sim, name):
+    epochs = sim["epochs"][sim["held"]]
+    sal = explain(epochs, sim[name], method="lrp", bands="canonical", verbose=False)
+    assert isinstance(sal, SpectralSaliency)
+    assert sal.method_params["attention"] == "attnlrp"
+    score = score_planted(sal, sim["truth"])
+    assert score["top_is_planted"], score
+    assert score["auc"] > 0.95
+    # DFT-LRP conserves the time-domain relevance (over all bins)
+    diag = sal.diagnostics
+    assert np.isfinite(diag["input_share"]).all()
+    cp = explain(
+        epochs[:4],
+        sim[name],
+        method="lrp",
+        bands=1,
+        attention="cplrp",
+        rule={"conv": "gamma", "linear": "epsilon"},
+        verbose=False,
+    )
+    rel, _ = relevance_time(
+        sim[name],
+        epochs[:4].get_data(),
+        attention="cplrp",
+        rule={"conv": "gamma", "linear": "epsilon"},
+    )
+    np.testing.assert_allclose(
+        cp.get_data()[:, :, 0], rel.sum(-1), rtol=1e-3, atol=1e-5
+    )
+
+
+def test_clever_hans(sim, sim_artifact):
+    epochs = sim_artifact["epochs"][sim_artifact["held"]]
+    sal = explain(
+        epochs, sim_artifact["model"], method="lrp", bands="canonical", verbose=False
+    )
+    report = clever_hans_report(sal, ("Fp1", "Fp2", "F7", "F8"), fmax=4.0)
+    assert report.flagged, report
+    assert report.low_bands == ["delta"]
+    clean = explain(
+        sim["epochs"][sim["held"]],
+        sim["conformer"],
+        method="lrp",
+        bands="canonical",
+        verbose=False,
+    )
+    report_clean = clever_hans_report(clean, ("Fp1", "Fp2", "F7", "F8"))
+    assert not report_clean.flagged, report_clean
+    assert report.fraction > 3 * report_clean.fraction
+    assert "FLAGGED" in repr(report) and "ok" in repr(report_clean)
+    # time-domain relevance: the channel criterion
+    rel = compute_relevance(epochs, sim_artifact["model"])
+    rel_clean = compute_relevance(sim["epochs"][sim["held"]], sim["conformer"])
+    frac = clever_hans_report(rel, ("Fp1", "Fp2")).fraction
+    frac_clean = clever_hans_report(rel_clean, ("Fp1", "Fp2")).fraction
+    assert frac > 2 * frac_clean
+    assert clever_hans_report(rel.average(), ("Fp1", "Fp2")).fraction_joint is None
+    with pytest.raises(ValueError, match="None of the artefact"):
+        clever_hans_report(sal, ("EOG1",))
+
+
+def test_compute_relevance_epochs(sim):
+    epochs = sim["epochs"][sim["held"][:5]]
+    rel = compute_relevance(epochs, sim["labram"], target="true", picks=["C3", "C4"])
+    assert isinstance(rel, mne.EpochsArray)
+    assert rel.ch_names == ["C3", "C4"]
+    assert rel.get_data().shape == (5, 2, len(epochs.times))
+    md = rel.metadata
+    assert {"lrp_target", "lrp_logit", "lrp_sum", "subject"} <= set(md.columns)
+    np.testing.assert_array_equal(md["lrp_target"], md["label"])
+    np.testing.assert_array_equal(rel.events, epochs.events)
+    evoked = rel.average()
+    fig = evoked.plot_topomap(times=[0.5], scalings=1, units="relevance", show=False)
+    assert fig is not None
+
+
+def test_errors(sim):
+    with pytest.raises(ValueError, match="rule"):
+        make_config("lrp0")
+    with pytest.raises(ValueError, match="attention"):
+        make_config(attention="rollout")
+    with pytest.raises(ValueError, match="keys"):
+        make_config({"conv": "gamma", "pool": "epsilon"})
+    with pytest.raises(TypeError, match="Unknown parameter"):
+        explain(sim["epochs"][:2], sim["conformer"], method="lrp", alpha=2)
+    with pytest.raises(ValueError, match="shape"):
+        relevance_time(sim["conformer"], np.zeros((2, 19)))
+    with pytest.raises(ValueError, match="LABRAM_CHANNEL_ORDER"):
+        make_labram(["C3", "XYZ"], 2, 256, 128.0, patch_size=64)
+
+
+# ---------------------------------------------------------------------------
+# comparison with CSP-LDA (real motor imagery)
+
+
+def test_csp_comparison():
+    if not EEGBCI.is_dir():
+        pytest.skip(f"{EEGBCI} is absent (see shared/data/README.md)")
+    from mne_freqmask.datasets import eegbci
+
+    epochs = eegbci.load_epochs(EEGBCI, runs=(4, 8, 12), resample=80.0, verbose=False)
+    epochs.pick(
+        ["C3", "Cz", "C4", "CP3", "CP4", "FC3", "FC4", "Fp1", "Fp2", "O1", "O2", "Pz"]
+    )
+    torch.manual_seed(0)
+    model, _ = fit(
+        epochs,
+        "shallowfbcspnet",
+        max_epochs=3,
+        val_size=0.0,
+        random_state=0,
+        verbose=False,
+    )
+    sal = explain(epochs[:10], model, method="lrp", bands="canonical", verbose=False)
+    res = csp_comparison(epochs, sal, n_components=2, cv=3)
+    assert -1 <= res["correlation"] <= 1
+    assert 0 <= res["csp_lda_accuracy"] <= 1
+    np.testing.assert_allclose(res["csp_topography"].sum(), 1)
+    assert res["ch_names"] == epochs.ch_names
+    # a saliency shaped like the CSP topography correlates perfectly
+    twin = SpectralSaliency(
+        res["csp_topography"][:, None],
+        sal.info,
+        sal.freqs,
+        ["mu-beta"],
+        [[8.0, 30.0]],
+        method="test",
+        dims=("channel", "band"),
+        nave=1,
+    )
+    assert csp_comparison(epochs, twin, n_components=2, cv=3)["correlation"] > 0.999
+    # time-domain relevance works too
+    rel = compute_relevance(epochs[:10], model)
+    assert -1 <= csp_comparison(epochs, rel, n_components=2, cv=3)["spearman"] <= 1
