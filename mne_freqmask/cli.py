@@ -1,8 +1,16 @@
-"""Command line: ``mne-freqmask demo``.
+"""Command line: ``mne-freqmask demo`` and ``mne-freqmask explain``.
 
-The demo runs offline on simulated epochs whose answer is known (class-dependent
-alpha power on C3/C4), trains a small braindecode EEGNet, explains the held-out
-epochs with FreqMask, plays the removal game and writes an HTML report.
+``demo`` runs offline by default, on simulated epochs whose answer is known
+(class-dependent 8-12 Hz power on C3/C4): it trains a small braindecode model,
+explains the held-out epochs, plays the removal game and writes an HTML report.
+``--data`` switches to a public set (EEGBCI, mental arithmetic) or SEED.
+
+``explain`` explains saved epochs (``-epo.fif``) with a saved model (written by
+:func:`mne_freqmask.models.save_model`) and writes the saliency (HDF5) and/or
+a report.
+
+User mistakes (missing file, wrong shapes, bad option) end with one line on
+stderr and exit code 2, not a traceback.
 """
 
 import argparse
@@ -13,8 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+DATASETS = ("simulated", "eegbci", "eegmat", "seed")
+
 
 def _build_parser():
+    from mne_freqmask.methods._registry import METHODS
+    from mne_freqmask.models import MODEL_NAMES
+
     parser = argparse.ArgumentParser(
         prog="mne-freqmask",
         description="Explain EEG deep-learning models in the frequency domain.",
@@ -22,26 +35,53 @@ def _build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
         "demo",
-        help="Simulate epochs, train EEGNet, explain it, write an HTML report.",
+        help="Train a model on example data, explain it, write an HTML report.",
         description=(
-            "Offline demo on simulated data with a planted answer: class-"
-            "dependent 8-12 Hz power on C3 and C4. Trains a small braindecode "
-            "EEGNet, explains the held-out epochs with FreqMask, scores the "
+            "By default offline, on simulated data with a planted answer "
+            "(class-dependent 8-12 Hz power on C3 and C4): trains a small "
+            "braindecode model, explains the held-out epochs, scores the "
             "explanation (removal game, ground truth) and writes an HTML report."
         ),
     )
     demo.add_argument(
+        "--data", default="simulated",
+        help="simulated (default), eegbci [FOLDER], eegmat [FOLDER] or seed "
+        "FOLDER (the folder holding Preprocessed_EEG/). Give the folder with "
+        "--data-path.",
+        choices=DATASETS,
+    )
+    demo.add_argument("--data-path", default=None, help="Local data folder.")
+    demo.add_argument("--model", default="eegnet", choices=sorted(MODEL_NAMES))
+    demo.add_argument("--method", default="freqmask", choices=sorted(METHODS))
+    demo.add_argument(
         "--out", default="mne_freqmask_demo.html", help="HTML report to write."
     )
+    demo.add_argument("--overwrite", action="store_true",
+                      help="Replace existing output files.")
     demo.add_argument(
-        "--overwrite", action="store_true", help="Replace an existing report."
-    )
-    demo.add_argument(
-        "--quick",
-        action="store_true",
+        "--quick", action="store_true",
         help="Smaller data, shorter training and at most 100 FreqMask steps.",
     )
     demo.add_argument("--seed", type=int, default=0, help="Random seed.")
+
+    exp = sub.add_parser(
+        "explain",
+        help="Explain saved epochs with a saved model.",
+        description="Explain EPOCHS (an MNE -epo.fif file) with MODEL (a .pt "
+        "file written by mne_freqmask.models.save_model).",
+    )
+    exp.add_argument("epochs", help="Epochs file (-epo.fif).")
+    exp.add_argument("model", help="Model file (.pt from models.save_model).")
+    exp.add_argument("--method", default="freqmask", choices=sorted(METHODS))
+    exp.add_argument(
+        "--bands", default="10",
+        help='Number of equal bands (e.g. 10) or "canonical". Default: 10.',
+    )
+    exp.add_argument("--out", default=None, help="Saliency file to write (.h5).")
+    exp.add_argument("--report", default=None, help="HTML report to write.")
+    exp.add_argument("--overwrite", action="store_true",
+                     help="Replace existing output files.")
+    exp.add_argument("--seed", type=int, default=0, help="Random seed.")
     return parser
 
 
@@ -51,75 +91,183 @@ def main(argv=None):
     try:
         if args.command == "demo":
             out = run_demo(
-                args.out, overwrite=args.overwrite, quick=args.quick, seed=args.seed
+                args.out, overwrite=args.overwrite, quick=args.quick, seed=args.seed,
+                data=args.data, data_path=args.data_path, model=args.model,
+                method=args.method,
             )
             print(f"Report written to {out}")
-    except (FileExistsError, FileNotFoundError, ValueError) as exp:
+        else:
+            written = run_explain(
+                args.epochs, args.model, method=args.method, bands=args.bands,
+                out=args.out, report=args.report, overwrite=args.overwrite,
+                seed=args.seed,
+            )
+            for path in written:
+                print(f"Written {path}")
+    except (FileExistsError, FileNotFoundError, ValueError, TypeError) as exp:
         print(f"mne-freqmask: error: {exp}", file=sys.stderr)
         return 2
     return 0
 
 
-def run_demo(out, *, overwrite=False, quick=False, seed=0):
-    """Run the demo and write the report to ``out``; return its path."""
-    import mne
-    import pandas as pd
+def _check_out(path, suffixes, overwrite, flag):
+    path = Path(path).expanduser().resolve()
+    if path.suffix not in suffixes:
+        raise ValueError(f"{flag} must end in {' or '.join(suffixes)}, got {path.name}.")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it.")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"Folder {path.parent} does not exist.")
+    return path
 
-    from mne_freqmask import evaluate_removal, explain
-    from mne_freqmask.datasets.simulated import make_epochs
+
+def _load_demo_data(data, data_path, quick, seed):
+    """Epochs for the demo and the planted truth (simulated only)."""
+    from mne_freqmask import datasets
+
+    if data == "simulated":
+        return datasets.simulated.make_epochs(
+            n_subjects=4, n_epochs_per_class=20 if quick else 40, random_state=seed,
+            verbose=False,
+        )
+    if data == "seed":
+        if data_path is None:
+            raise ValueError(
+                "--data seed needs --data-path FOLDER (the folder holding "
+                "Preprocessed_EEG/); SEED is licence-gated, see "
+                "mne_freqmask.datasets.seed.data_path."
+            )
+        subjects = [1, 2] if quick else None
+        return datasets.seed.load_epochs(data_path, subjects=subjects,
+                                         verbose=False), None
+    if data_path is not None and not Path(data_path).is_dir():
+        raise FileNotFoundError(f"--data-path {data_path} is not a folder.")
+    if data == "eegbci":
+        return datasets.eegbci.load_epochs(data_path, resample=100.0,
+                                           verbose=False), None
+    subjects = list(range(4)) if quick else None
+    return datasets.eegmat.load_epochs(
+        data_path, subjects=subjects, resample=128.0, l_freq=1.0, h_freq=40.0,
+        verbose=False,
+    ), None
+
+
+def run_demo(out, *, overwrite=False, quick=False, seed=0, data="simulated",
+             data_path=None, model="eegnet", method="freqmask"):
+    """Run the demo and write the report to ``out``; return its path."""
+    from mne_freqmask import explain
     from mne_freqmask.models import fit
 
-    out = Path(out).expanduser().resolve()
-    if out.suffix not in (".html", ".htm"):
-        raise ValueError(f"--out must end in .html, got {out.name}.")
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it.")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"Folder {out.parent} does not exist.")
+    out = _check_out(out, (".html", ".htm"), overwrite, "--out")
+    if data not in DATASETS:
+        raise ValueError(f"--data must be one of {DATASETS}, got {data!r}.")
     t0 = time.perf_counter()
-    n_per_class = 20 if quick else 40
-    epochs, truth = make_epochs(
-        n_subjects=4, n_epochs_per_class=n_per_class, random_state=seed, verbose=False
-    )
-    model, history = fit(
-        epochs, "eegnet", max_epochs=12 if quick else 25, random_state=seed,
+    epochs, truth = _load_demo_data(data, data_path, quick, seed)
+    net, history = fit(
+        epochs, model, max_epochs=40 if quick else 60, random_state=seed,
         verbose=False,
     )
     train, held = history["train_idx"], history["val_idx"]
-    method_kw = dict(n_steps=100) if quick else {}
+    method_kw = dict(n_steps=100) if quick and method == "freqmask" else {}
     sal = explain(
-        epochs[held], model, bands="canonical", reference=epochs[train],
-        random_state=seed, verbose=False, **method_kw,
+        epochs[held], net, method=method, bands="canonical",
+        reference=epochs[train], random_state=seed, verbose=False, **method_kw,
     )
-    group = sal.average()
+    acc = history["val_accuracy"][-1]
+    lines = [
+        f"Data: <b>{data}</b>, {len(epochs)} epochs, {len(epochs.ch_names)} "
+        f"channels at {epochs.info['sfreq']:g} Hz, classes "
+        f"{', '.join(epochs.event_id)}.",
+        f"{type(net[-1] if hasattr(net, '__getitem__') else net).__name__} "
+        f"held-out accuracy: {acc:.3f} on {len(held)} epochs; these epochs were "
+        f"explained with method <b>{method}</b>.",
+    ]
+    if truth is not None:
+        group = sal.average()
+        cells = truth.cells(group.ch_names, group.band_edges)
+        auroc = _auroc(cells.ravel(), group.get_data().ravel())
+        lines.insert(1, (
+            f"Class <i>high</i> has more {truth.band[0]:g}-{truth.band[1]:g} Hz "
+            f"power than class <i>low</i> on {', '.join(truth.channels)}; nothing "
+            "else differs between the classes."))
+        lines.append(
+            "Ground truth: AUROC of the group map for the planted channel x band "
+            f"cells = <b>{auroc:.3f}</b> (1 = planted cells ranked first).")
+    _write_report(out, epochs[held], net, sal, lines, t0)
+    return out
+
+
+def run_explain(epochs_fname, model_fname, *, method="freqmask", bands="10",
+                out=None, report=None, overwrite=False, seed=0):
+    """Explain saved epochs with a saved model; return the files written."""
+    import mne
+
+    from mne_freqmask import explain
+    from mne_freqmask.models import load_model
+
+    if out is None and report is None:
+        raise ValueError("Nothing to write: give --out sal.h5 and/or --report "
+                         "report.html.")
+    out = None if out is None else _check_out(out, (".h5", ".hdf5"), overwrite,
+                                               "--out")
+    report = None if report is None else _check_out(report, (".html", ".htm"),
+                                                     overwrite, "--report")
+    for fname in (epochs_fname, model_fname):
+        if not Path(fname).is_file():
+            raise FileNotFoundError(f"{fname} does not exist.")
+    bands = int(bands) if str(bands).isdigit() else bands
+    t0 = time.perf_counter()
+    epochs = mne.read_epochs(epochs_fname, preload=True, verbose=False)
+    net = load_model(model_fname)
+    sal = explain(epochs, net, method=method, bands=bands, random_state=seed,
+                  verbose=False)
+    written = []
+    if out is not None:
+        sal.save(out, overwrite=overwrite)
+        written.append(out)
+    if report is not None:
+        lines = [f"Epochs: {epochs_fname} ({len(epochs)} epochs, "
+                 f"{len(epochs.ch_names)} channels at {epochs.info['sfreq']:g} Hz)."
+                 f" Model: {model_fname}. Method: <b>{method}</b>."]
+        _write_report(report, epochs, net, sal, lines, t0)
+        written.append(report)
+    return written
+
+
+def _write_report(out, epochs, model, sal, lines, t0):
+    """Topomaps, band image, frequency plot, removal game, parameters."""
+    import matplotlib.pyplot as plt
+    import mne
+    import pandas as pd
+
+    from mne_freqmask import evaluate_removal
+
     removal = {
-        level: evaluate_removal(epochs[held], model, sal, level=level, verbose=False)
+        level: evaluate_removal(epochs, model, sal, level=level, verbose=False)
         for level in ("group", "instance")
     }
-    cells = truth.cells(group.ch_names, group.band_edges)
-    values = group.get_data()
-    auroc = _auroc(cells.ravel(), values.ravel())
-    elapsed = time.perf_counter() - t0
-
-    report = mne.Report(title="mne-freqmask demo: what does EEGNet rely on?")
-    report.add_html(
-        _summary_html(truth, epochs, held, history, auroc, elapsed, sal), "Summary"
-    )
-    report.add_figure(
-        group.plot_topomap(show=False), "Group saliency per band (topomaps)",
-        caption="FreqMask mask averaged over the held-out epochs, one map per band.",
-    )
+    group = sal.average()
+    report = mne.Report(title=f"mne-freqmask: what does the model rely on? "
+                              f"({sal.method})")
+    lines = lines + [f"Total time {time.perf_counter() - t0:.1f} s."]
+    report.add_html("".join(f"<p>{line}</p>" for line in lines), "Summary")
+    if _has_positions(group.info):
+        report.add_figure(
+            group.plot_topomap(show=False), "Group saliency per band (topomaps)",
+            caption="Saliency averaged over the explained epochs, one map per band.",
+        )
     report.add_figure(
         group.plot_bands(show=False), "Channel x band saliency",
-        caption="Rows: channels; columns: bands. The planted cells are "
-        f"{', '.join(truth.channels)} at {truth.band[0]:g}-{truth.band[1]:g} Hz.",
+        caption="Rows: channels; columns: bands.",
     )
     report.add_figure(
         group.plot(show=False), "Saliency over frequency",
-        caption="Group mask per channel over frequency.",
+        caption="Group saliency per channel over frequency.",
     )
     table = pd.concat(removal, names=["level"]).round(3)
-    report.add_html(table.to_html(), "Removal game")
+    report.add_html(
+        table.to_html() + "<p>RN: non-salient half of the channel x band cells "
+        "zeroed in the spectrum; RS: salient half zeroed.</p>", "Removal game")
     params = pd.Series({k: str(v) for k, v in sal.method_params.items()})
     report.add_html(params.to_frame("value").to_html(), "Parameters")
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.part.html")
@@ -128,10 +276,12 @@ def run_demo(out, *, overwrite=False, quick=False, seed=0):
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    import matplotlib.pyplot as plt
+        plt.close("all")
 
-    plt.close("all")
-    return out
+
+def _has_positions(info):
+    pos = np.array([ch["loc"][:3] for ch in info["chs"]])
+    return bool(np.isfinite(pos).all() and np.abs(pos).sum(1).all())
 
 
 def _auroc(truth, scores):
@@ -142,25 +292,6 @@ def _auroc(truth, scores):
     n_pos = int(truth.sum())
     n_neg = len(truth) - n_pos
     return float((ranks[truth].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def _summary_html(truth, epochs, held, history, auroc, elapsed, sal):
-    acc = history["val_accuracy"][-1] if history["val_accuracy"] else float("nan")
-    return (
-        "<p>Simulated {n} epochs from {s} subjects, {c} channels at {f:g} Hz. "
-        "Class <i>high</i> has more {lo:g}-{hi:g} Hz power than class <i>low</i> "
-        "on {chs}; nothing else differs between the classes.</p>"
-        "<p>EEGNet held-out accuracy: {acc:.3f} on {nh} epochs. FreqMask "
-        "explained those epochs (median {steps:.0f} steps to convergence).</p>"
-        "<p>Ground truth: AUROC of the group map for the planted channel x "
-        "band cells = <b>{auroc:.3f}</b> (1 = planted cells ranked first).</p>"
-        "<p>Total time {t:.1f} s.</p>"
-    ).format(
-        n=len(epochs), s=len(np.unique(epochs.metadata["subject"])),
-        c=len(epochs.ch_names), f=epochs.info["sfreq"], lo=truth.band[0],
-        hi=truth.band[1], chs=", ".join(truth.channels), acc=acc, nh=len(held),
-        steps=float(np.median(sal.diagnostics["n_steps"])), auroc=auroc, t=elapsed,
-    )
 
 
 if __name__ == "__main__":  # pragma: no cover

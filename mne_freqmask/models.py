@@ -188,11 +188,7 @@ def fit(
     n_classes = int(labels.max()) + 1
     if n_classes < 2:
         raise ValueError("fit needs at least two classes in the epochs.")
-    if isinstance(model, str):
-        model = make_model(
-            model, x.shape[1], n_classes, x.shape[2], epochs.info["sfreq"], **model_kw
-        )
-    _validate_type(model, torch.nn.Module, "model", "str or torch.nn.Module")
+    _validate_type(model, (str, torch.nn.Module), "model", "str or torch.nn.Module")
     max_epochs = _check_positive(max_epochs, "max_epochs", integer=True)
     batch_size = _check_positive(batch_size, "batch_size", integer=True)
     lr = _check_positive(lr, "lr")
@@ -200,14 +196,20 @@ def fit(
         raise ValueError(f"val_size must be in [0, 1), got {val_size}.")
     rng = check_random_state(random_state)
     train_idx, val_idx = _split(labels, groups, epochs, val_size, rng)
-    dev = resolve_device(device, model)
     seed = int(rng.randint(0, 2**31 - 1))
     history = dict(train_loss=[], val_accuracy=[], train_idx=train_idx, val_idx=val_idx)
     xt = torch.as_tensor(x)
     yt = torch.as_tensor(labels)
-    model.to(dev)
+    dev = resolve_device(device, None if isinstance(model, str) else model)
+    # the seed covers the initial weights too, without touching the global RNG
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(seed)
+        if isinstance(model, str):
+            model = make_model(
+                model, x.shape[1], n_classes, x.shape[2], epochs.info["sfreq"],
+                **model_kw,
+            )
+        model.to(dev)
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         loss_fn = torch.nn.CrossEntropyLoss()
         for _ in ProgressBar(range(max_epochs), mesg="Training"):
@@ -318,7 +320,15 @@ def load_model(fname):
     fname = Path(fname)
     if not fname.is_file():
         raise FileNotFoundError(f"Model file {fname} does not exist.")
-    ckpt = torch.load(fname, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(fname, map_location="cpu", weights_only=True)
+        ckpt["init_args"]["kwargs"], ckpt["state_dict"]  # noqa: B018
+    except Exception as exp:
+        msg = str(exp).strip().splitlines()[0] if str(exp).strip() else ""
+        raise ValueError(
+            f"{fname} is not a model file written by "
+            f"mne_freqmask.models.save_model ({type(exp).__name__}: {msg})."
+        ) from None
     args = dict(ckpt["init_args"]["kwargs"])
     name = ckpt["init_args"]["name"]
     model = make_model(

@@ -10,8 +10,13 @@ import mne_freqmask as mfm
 from mne_freqmask.methods.easypeasi import EASYPEASI_BANDS
 from mne_freqmask.models import make_model
 
-PEERS = ("easypeasi", "amplitude_gradients", "integrated_gradients", "ablation",
-         "dft_lrp")
+PEERS = (
+    "easypeasi",
+    "amplitude_gradients",
+    "integrated_gradients",
+    "ablation",
+    "dft_lrp",
+)
 
 
 def _snapshot(model):
@@ -40,8 +45,9 @@ def _assert_unchanged(model, snap, x, out):
 # easyPEASI against a loop over the published algorithm
 
 
-def _reference_easypeasi(x, y, model, sfreq, picks, bands, mode, noise_parts,
-                         noise_stats, n_repeats, seed):
+def _reference_easypeasi(
+    x, y, model, sfreq, picks, bands, mode, noise_parts, noise_stats, n_repeats, seed
+):
     """The published ``addDataNoise`` + ``runModel``, one loop per level.
 
     Differences from the published code, as documented in the module: one
@@ -68,8 +74,10 @@ def _reference_easypeasi(x, y, model, sfreq, picks, bands, mode, noise_parts,
         if noise_parts == "pooled":
             return np.mean(clean), np.std(clean)
         re = is_re[sl]
-        return (np.where(re, np.mean(clean[re]), np.mean(clean[~re])),
-                np.where(re, np.std(clean[re]), np.std(clean[~re])))
+        return (
+            np.where(re, np.mean(clean[re]), np.mean(clean[~re])),
+            np.where(re, np.std(clean[re]), np.std(clean[~re])),
+        )
 
     def predict(data):
         with torch.no_grad():
@@ -92,8 +100,12 @@ def _reference_easypeasi(x, y, model, sfreq, picks, bands, mode, noise_parts,
             if band is None:
                 vals = x[:, c].astype(float)
             else:
-                vals = np.array([fftpack.rfft(x[s, c].astype(float))[band_slice(*band)]
-                                 for s in range(n_epochs)])
+                vals = np.array(
+                    [
+                        fftpack.rfft(x[s, c].astype(float))[band_slice(*band)]
+                        for s in range(n_epochs)
+                    ]
+                )
             pooled[band, c] = (vals.mean(), vals.std())
     drops = np.zeros((len(cells), 2, n_epochs))  # group, instance
     for _ in range(n_repeats):
@@ -103,15 +115,21 @@ def _reference_easypeasi(x, y, model, sfreq, picks, bands, mode, noise_parts,
                 for c in chans:
                     clean_sig = x[s, c].astype(float)
                     if band is None:
-                        mean, std = ((clean_sig.mean(), clean_sig.std())
-                                     if noise_stats == "epoch" else pooled[band, c])
+                        mean, std = (
+                            (clean_sig.mean(), clean_sig.std())
+                            if noise_stats == "epoch"
+                            else pooled[band, c]
+                        )
                         new = rng.normal(mean, std, size=n_times)
                     else:
                         sl = band_slice(*band)
                         dft = fftpack.rfft(clean_sig)
                         clean = dft[sl]
-                        mean, std = (stats(clean, sl) if noise_stats == "epoch"
-                                     else pooled[band, c])
+                        mean, std = (
+                            stats(clean, sl)
+                            if noise_stats == "epoch"
+                            else pooled[band, c]
+                        )
                         if noise_parts == "pooled":
                             dft[sl] = rng.normal(mean, std, size=len(clean))
                         else:
@@ -139,17 +157,37 @@ def test_easypeasi_matches_loop_reference(simulated, mode, noise_parts, noise_st
     epochs, _, model, history = simulated
     sub = epochs[history["val_idx"][::3]]
     y = sub.metadata["label"].to_numpy()
-    picks = ["Fz", "C3", "C4"]
-    kw = dict(bands=EASYPEASI_BANDS, picks=picks, random_state=7, mode=mode,
-              noise_parts=noise_parts, noise_stats=noise_stats, n_repeats=2,
-              batch_size=5)  # batches straddle epochs and cells
+    picks = ["C3", "C4"]
+    first = noise_stats == "epoch" and mode == "band_channel"
+    # first case: 2 repeats, and batches of 10 so that a cell's 14 epochs span
+    # two chunks (the draws must continue across them); batches mix cells
+    n_repeats, batch_size = (2, 10) if first else (1, 64)
+    kw = dict(
+        bands=EASYPEASI_BANDS,
+        picks=picks,
+        random_state=7,
+        mode=mode,
+        noise_parts=noise_parts,
+        noise_stats=noise_stats,
+        n_repeats=n_repeats,
+        batch_size=batch_size,
+    )
     group = mfm.explain(sub, model, method="easypeasi", level="group", **kw)
     inst = mfm.explain(sub, model, method="easypeasi", level="instance", **kw)
     assert group.band_names == list(EASYPEASI_BANDS)
     pick_idx = [sub.ch_names.index(ch) for ch in picks]
     cells, ref = _reference_easypeasi(
-        sub.get_data().astype(np.float32), y, model, sub.info["sfreq"], pick_idx,
-        list(EASYPEASI_BANDS.values()), mode, noise_parts, noise_stats, 2, 7,
+        sub.get_data().astype(np.float32),
+        y,
+        model,
+        sub.info["sfreq"],
+        pick_idx,
+        list(EASYPEASI_BANDS.values()),
+        mode,
+        noise_parts,
+        noise_stats,
+        n_repeats,
+        7,
     )
     band_idx = {b: i for i, b in enumerate(EASYPEASI_BANDS.values())}
     for ci, (band, chans) in enumerate(cells):
@@ -157,10 +195,12 @@ def test_easypeasi_matches_loop_reference(simulated, mode, noise_parts, noise_st
         cols = list(range(len(band_idx))) if band is None else [band_idx[band]]
         for r in rows:
             for col in cols:
-                np.testing.assert_allclose(group.get_data()[:, r, col], ref[ci, 0],
-                                           atol=1e-9)
-                np.testing.assert_allclose(inst.get_data()[:, r, col], ref[ci, 1],
-                                           atol=1e-5)
+                np.testing.assert_allclose(
+                    group.get_data()[:, r, col], ref[ci, 0], atol=1e-9
+                )
+                np.testing.assert_allclose(
+                    inst.get_data()[:, r, col], ref[ci, 1], atol=1e-5
+                )
     assert np.abs(inst.get_data()).max() > 1e-3  # the noise did something
 
 
@@ -191,13 +231,13 @@ def test_dft_lrp_conserves_relevance(simulated):
     from mne_freqmask.methods.dft_lrp import lrp_context, time_relevance
 
     epochs, _, _, _ = simulated
-    sub = epochs[:6]
+    sub = epochs[:3]
     n_chans, n_times = len(sub.ch_names), len(sub.times)
     torch.manual_seed(0)
     # float64, so that the two paths below agree to rounding
     scaled = make_model("eegnet", n_chans, 2, n_times, sub.info["sfreq"]).double()
     plain = copy.deepcopy(scaled[1])  # the same EEGNet without InputScaler
-    sal = mfm.explain(sub, scaled, method="dft_lrp", bands=8, target=np.zeros(6, int))
+    sal = mfm.explain(sub, scaled, method="dft_lrp", bands=8, target=np.zeros(3, int))
     total = sal.diagnostics["relevance_total"]
     # every bin is in one of the 8 bands: the bands hold all the relevance
     np.testing.assert_allclose(sal.get_data().sum((1, 2)), total, rtol=1e-5)
@@ -205,15 +245,20 @@ def test_dft_lrp_conserves_relevance(simulated):
     assert np.all(np.abs(total - 1) < 0.1), total
     # InputScaler passes relevance unchanged: the bare net on microvolts agrees
     sub_uv = mne_epochs_scaled(sub, 1e6)
-    sal_uv = mfm.explain(sub_uv, plain, method="dft_lrp", bands=8,
-                         target=np.zeros(6, int))
+    sal_uv = mfm.explain(
+        sub_uv, plain, method="dft_lrp", bands=8, target=np.zeros(3, int)
+    )
     # (to float32 rounding of the input, which explain() converts to float32)
-    np.testing.assert_allclose(sal_uv.get_data(), sal.get_data(), rtol=1e-4,
-                               atol=1e-7 * np.abs(sal.get_data()).max())
+    np.testing.assert_allclose(
+        sal_uv.get_data(),
+        sal.get_data(),
+        rtol=1e-4,
+        atol=1e-7 * np.abs(sal.get_data()).max(),
+    )
     # the method's steps in float64: sum over bins == sum over time (1e-6)
     x = torch.as_tensor(sub.get_data())
     with lrp_context(scaled) as lrp_model:
-        rel_t = time_relevance(lrp_model, x, torch.zeros(6, dtype=torch.long))
+        rel_t = time_relevance(lrp_model, x, torch.zeros(3, dtype=torch.long))
     rel_f = dft_relevance(x / x.std(), rel_t)
     np.testing.assert_allclose(rel_f.sum(-1), rel_t.sum(-1), rtol=1e-6, atol=0)
     np.testing.assert_allclose(rel_t.sum((1, 2)), total, rtol=1e-5)
@@ -222,8 +267,13 @@ def test_dft_lrp_conserves_relevance(simulated):
 def mne_epochs_scaled(epochs, factor):
     from mne import EpochsArray
 
-    return EpochsArray(epochs.get_data() * factor, epochs.info, events=epochs.events,
-                       event_id=epochs.event_id, verbose=False)
+    return EpochsArray(
+        epochs.get_data() * factor,
+        epochs.info,
+        events=epochs.events,
+        event_id=epochs.event_id,
+        verbose=False,
+    )
 
 
 @pytest.mark.filterwarnings("ignore:n_times .* is smaller than the minimum:UserWarning")
@@ -233,10 +283,20 @@ def test_dft_lrp_cnns(simulated, name):
     epochs, _, _, _ = simulated
     sub = epochs[:4]
     torch.manual_seed(0)
-    kw = dict(n_filters_time=8, n_filters_spat=8, n_filters_2=8, n_filters_3=8,
-              n_filters_4=8) if name == "deep4net" else {}
-    model = make_model(name, len(sub.ch_names), 2, len(sub.times),
-                       sub.info["sfreq"], **kw).eval()
+    kw = (
+        dict(
+            n_filters_time=8,
+            n_filters_spat=8,
+            n_filters_2=8,
+            n_filters_3=8,
+            n_filters_4=8,
+        )
+        if name == "deep4net"
+        else {}
+    )
+    model = make_model(
+        name, len(sub.ch_names), 2, len(sub.times), sub.info["sfreq"], **kw
+    ).eval()
     x = torch.as_tensor(sub.get_data(), dtype=torch.float32)
     with torch.no_grad():
         out = model(x)
@@ -246,8 +306,9 @@ def test_dft_lrp_cnns(simulated, name):
     data = sal.get_data()
     assert data.shape == (4, len(sub.ch_names), 6) and np.isfinite(data).all()
     total = sal.diagnostics["relevance_total"]
-    np.testing.assert_allclose(data.sum((1, 2)), total, rtol=1e-4,
-                               atol=1e-6 * np.abs(data).sum((1, 2)).max())
+    np.testing.assert_allclose(
+        data.sum((1, 2)), total, rtol=1e-4, atol=1e-6 * np.abs(data).sum((1, 2)).max()
+    )
     if name in ("eegnet", "deep4net"):  # only linear layers, pools, ELU
         assert np.all(np.abs(total - 1) < 0.1), total
 
@@ -258,7 +319,7 @@ def test_dft_lrp_cnns(simulated, name):
 
 def test_amplitude_gradients_match_braindecode(simulated):
     bd_vis = pytest.importorskip("braindecode.visualization")
-    from mne_freqmask.methods.amplitude_gradients import amplitude_gradient
+    from mne_freqmask.methods.gradients import amplitude_gradient
 
     epochs, _, model, _ = simulated
     x = epochs[:6].get_data().astype(np.float32)
@@ -273,8 +334,9 @@ def test_amplitude_gradients_match_braindecode(simulated):
     # DC is left out: these epochs have zero mean, so the phase of DC (0 or pi,
     # the sign of its gradient) is rounding noise, which differs between
     # braindecode's float64 numpy FFT and the float32 torch one used here
-    np.testing.assert_allclose(ours.numpy()[..., 1:], theirs[..., 1:],
-                               atol=1e-3 * scale, rtol=0)
+    np.testing.assert_allclose(
+        ours.numpy()[..., 1:], theirs[..., 1:], atol=1e-3 * scale, rtol=0
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -287,16 +349,28 @@ def _roc_auc(truth, scores):
     return roc_auc_score(truth.ravel(), scores.ravel())
 
 
-# measured AUROC (epoch-averaged map vs planted cells, bands="canonical",
-# held-out epochs of the conftest model) -> floor
+# AUROC of the planted cells vs the epoch-averaged map (bands="canonical", the
+# 40 held-out epochs of the conftest model, every 2nd for the slow ones):
+# name -> (options, every, floor). Measured values in the comments.
 AUROC = {
-    "easypeasi": ({}, 0.0),
-    "easypeasi-dataset": (dict(noise_stats="dataset"), 0.0),
-    "easypeasi-instance": (dict(level="instance"), 0.0),
-    "amplitude_gradients": ({}, 0.0),
-    "integrated_gradients": (dict(n_steps=16), 0.0),
-    "ablation": ({}, 0.0),
-    "dft_lrp": ({}, 0.0),
+    # Published easyPEASI draws the noise from each epoch's own band mean and
+    # std, which keeps the epoch's band power (in expectation), and band power
+    # is all this model reads. What is left is a small effect of the noise's
+    # power fluctuating around the epoch's (~0.01 drop of a saturated
+    # true-class probability on one planted cell): group 0.50-0.75 (one epoch
+    # whose prediction flips), instance 0.50-1.00 across seeds and epoch
+    # subsets. A property of the method, not a bug; these floors only guard
+    # against crashes and NaN.
+    "easypeasi": ({}, 2, 0.3),
+    "easypeasi-instance": (dict(level="instance"), 2, 0.3),
+    # noise with the statistics of all epochs removes the class's band power
+    "easypeasi-dataset": (dict(noise_stats="dataset"), 2, 0.9),  # 1.000
+    "amplitude_gradients": ({}, 1, 0.9),  # 1.000
+    "integrated_gradients": (dict(n_steps=8), 2, 0.9),  # 1.000
+    "ablation": ({}, 2, 0.9),  # 1.000
+    "dft_lrp": ({}, 1, 0.9),  # 0.995-1.000 (EpsilonPlus)
+    # the flat first-layer rule: R_t / x_t explodes at zero crossings, 0.48-0.50
+    "dft_lrp-flat": (dict(composite="epsilon_plus_flat"), 1, 0.2),
 }
 
 
@@ -304,10 +378,11 @@ AUROC = {
 def test_planted_cells_auroc(simulated, key):
     pytest.importorskip("sklearn")
     epochs, truth, model, history = simulated
-    held = epochs[history["val_idx"]]
-    kw, floor = AUROC[key]
-    sal = mfm.explain(held, model, method=key.split("-")[0], bands="canonical",
-                      random_state=0, **kw)
+    kw, every, floor = AUROC[key]
+    held = epochs[history["val_idx"][::every]]
+    sal = mfm.explain(
+        held, model, method=key.split("-")[0], bands="canonical", random_state=0, **kw
+    )
     group = sal.average()
     cells = truth.cells(group.ch_names, group.band_edges)
     auroc = _roc_auc(cells, group.get_data())
@@ -324,8 +399,16 @@ def test_model_unchanged_picks_bands(simulated, method):
         out = model(x)
     snap = _snapshot(model)
     bands = {"theta": (4.0, 8.0), "alpha": (8.0, 12.0)}
-    sal = mfm.explain(sub, model, method=method, picks=["C3", "C4", "Pz"],
-                      bands=bands, random_state=0)
+    fast = dict(n_steps=4) if method == "integrated_gradients" else {}
+    sal = mfm.explain(
+        sub,
+        model,
+        method=method,
+        picks=["C3", "C4", "Pz"],
+        bands=bands,
+        random_state=0,
+        **fast,
+    )
     _assert_unchanged(model, snap, x, out)
     assert sal.ch_names == ["C3", "C4", "Pz"]
     assert sal.band_names == ["theta", "alpha"]

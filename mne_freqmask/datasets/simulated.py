@@ -121,7 +121,8 @@ def make_epochs(
     n_times : int
         Samples per epoch.
     ch_names : list of str
-        Channel names; positions come from MNE's 10-05 template montage.
+        Channel names; positions come from MNE's 10-05 template montage
+        (names it does not know get no position).
     channels : tuple of str
         Channels that carry the class information (the planted channels).
     band : tuple of float
@@ -199,7 +200,7 @@ def make_epochs(
     data = np.concatenate(data)
     labels = np.concatenate(labels)
     info = create_info(ch_names, sfreq, "eeg")
-    info.set_montage(_standard_montage())
+    info.set_montage(_standard_montage(), on_missing="ignore")
     events = np.column_stack([np.arange(len(data)) * n_times, np.zeros(len(data), int),
                               labels + 1])
     import pandas as pd

@@ -19,8 +19,8 @@ import numpy as np
 METHODS = {
     "freqmask": "mne_freqmask.methods.freqmask:fit_freqmask",
     "easypeasi": "mne_freqmask.methods.easypeasi:fit_easypeasi",
-    "amplitude_gradients": "mne_freqmask.methods.amplitude_gradients:fit_amplitude_gradients",
-    "integrated_gradients": "mne_freqmask.methods.captum_methods:fit_integrated_gradients",
+    "amplitude_gradients": "mne_freqmask.methods.gradients:fit_amplitude_gradients",
+    "integrated_gradients": "mne_freqmask.methods.captum_methods:fit_integrated_grads",
     "ablation": "mne_freqmask.methods.captum_methods:fit_ablation",
     "dft_lrp": "mne_freqmask.methods.dft_lrp:fit_dft_lrp",
     "lrp": "mne_freqmask.methods.lrp:fit_lrp",

@@ -51,7 +51,7 @@ def _captum():
     return captum.attr
 
 
-def fit_integrated_gradients(
+def fit_integrated_grads(
     inp,
     grid,
     model,
@@ -66,8 +66,15 @@ def fit_integrated_gradients(
     """Integrated gradients per channel x band cell (see module docstring)."""
     n_steps = _check_positive(n_steps, "n_steps", integer=True)
     _check_option(
-        "method", method, ("gausslegendre", "riemann_trapezoid", "riemann_left",
-                           "riemann_right", "riemann_middle")
+        "method",
+        method,
+        (
+            "gausslegendre",
+            "riemann_trapezoid",
+            "riemann_left",
+            "riemann_right",
+            "riemann_middle",
+        ),
     )
     batch_size = check_batch_size(batch_size)
     wrapped, bins, target = _setup(inp, grid, model, device)
@@ -92,8 +99,13 @@ def fit_integrated_gradients(
         vals = attr.sum(-1).double().cpu().numpy()
         out[sl] = in_band_to_grid(vals, bins, grid, np.sum)
         delta[sl] = dl.float().cpu().numpy()
-    params = dict(n_steps=n_steps, method=method, batch_size=batch_size,
-                  baseline="zero", aggregation="sum")
+    params = dict(
+        n_steps=n_steps,
+        method=method,
+        batch_size=batch_size,
+        baseline="zero",
+        aggregation="sum",
+    )
     return MethodResult(out, params, dict(target=target, convergence_delta=delta))
 
 

@@ -1,11 +1,19 @@
 """DFT-LRP: layer-wise relevance propagation in the frequency domain, for CNNs.
 
 1. Time-domain relevance ``R_t`` of the explained class (``target``, or the
-   predicted class; initial relevance 1) from zennit: by default the
-   ``EpsilonPlusFlat`` composite (flat rule on the first convolution, z+ on
-   the other convolutions, epsilon on dense layers, pass-through for
-   activations, norm rule for average pooling) with the
-   ``SequentialMergeBatchNorm`` canonizer.
+   predicted class; initial relevance 1) from zennit, with the
+   ``SequentialMergeBatchNorm`` canonizer and by default the ``EpsilonPlus``
+   composite: z+ on every convolution, epsilon on dense layers, pass-through
+   for activations, norm rule for average pooling.
+   ``composite="epsilon_plus_flat"`` (zennit's usual choice for images) puts
+   the flat rule on the first convolution instead; it is offered but not the
+   default: the flat rule spreads relevance evenly over the first layer's
+   receptive field whatever the signal, and the DFT step divides ``R_t`` by
+   the signal, so ``R_t / x_t`` explodes near every zero crossing and the
+   spectrum of the relevance is dominated by that, not by what the model
+   uses (AUROC of the planted cells 0.48 with the flat rule, 1.0 without, on
+   the test suite's simulated data). ``"epsilon_alpha2_beta1"`` (alpha-beta
+   on convolutions) is offered as well.
 2. ``R_t`` is mapped onto the rfft bins with
    :func:`~mne_freqmask.methods._dft.dft_relevance` (the "virtual inspection
    layer" of Vielhaben et al., 2024; real and imaginary parts summed), which
@@ -55,12 +63,7 @@ from mne_freqmask.methods._spectral_attr import epochs_tensor, target_classes
 from mne_freqmask.utils._checks import _check_positive
 
 #: zennit composites offered (all take ``canonizers`` and ``layer_map``).
-COMPOSITES = (
-    "epsilon_plus_flat",
-    "epsilon_plus",
-    "epsilon_alpha2_beta1",
-    "epsilon_alpha2_beta1_flat",
-)
+COMPOSITES = ("epsilon_plus", "epsilon_plus_flat", "epsilon_alpha2_beta1")
 
 
 def fit_dft_lrp(
@@ -71,7 +74,7 @@ def fit_dft_lrp(
     device,
     chunk_size,
     random_state=None,
-    composite="epsilon_plus_flat",
+    composite="epsilon_plus",
     epsilon=1e-6,
 ):
     """DFT-LRP relevance per channel x band cell (see module docstring)."""
@@ -103,7 +106,7 @@ def fit_dft_lrp(
 
 
 @contextlib.contextmanager
-def lrp_context(model, composite="epsilon_plus_flat", epsilon=1e-6):
+def lrp_context(model, composite="epsilon_plus", epsilon=1e-6):
     """A copy of ``model`` with a zennit composite registered (see module doc).
 
     The composite is removed when the block exits (normally or not); the

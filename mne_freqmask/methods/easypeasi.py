@@ -2,26 +2,42 @@
 
 Saliency of a channel x band cell is how much the model's performance drops
 when the spectrum of that cell is replaced by Gaussian noise. Per epoch and
-channel (published code, ``loadNEDC.addDataNoise``):
+channel (published code: ``loadNEDC.addDataNoise`` and ``testModel.py`` of
+github.com/dbp-osel/easyPEASI):
 
-1. ``X = rfft(x)`` (unnormalised; the published code uses
+1. ``X = rfft(x)`` (unnormalised, float64; the published code uses
    :func:`scipy.fftpack.rfft`, whose real "packed" layout is
    ``[Re X_0, Re X_1, Im X_1, Re X_2, Im X_2, ...]``);
 2. the band's coefficients, from the first bin with ``f > fmin`` up to and
-   including the last bin with ``f <= fmax``, are replaced by draws of a
-   Gaussian with the mean and standard deviation of those same coefficients;
-   with ``noise="pooled"`` (as the published code: its packed array mixes real
-   and imaginary parts) one mean/std over the band's real and imaginary
-   parts, with ``noise="separate"`` one for the real and one for the imaginary
-   parts. The imaginary parts of the DC and Nyquist bins are identically zero
-   and absent from the packed layout; they are neither counted nor drawn;
+   including the last bin with ``f <= fmax`` (the published rule; it can
+   differ from the grid's ``fmin <= f < fmax`` by the edge bins, and leaves
+   DC out of a band starting at 0 Hz), are replaced by draws of a Gaussian
+   with a mean and standard deviation taken from coefficients of the same
+   band: ``noise_parts="pooled"`` (published: the packed array mixes real and
+   imaginary parts) one mean/std over the real and imaginary parts,
+   ``"separate"`` one for the real and one for the imaginary parts;
+   ``noise_stats="epoch"`` (published) from this epoch and channel,
+   ``"dataset"`` from this channel in all explained epochs. The imaginary
+   parts of DC and Nyquist are zero and absent from the packed layout; they
+   are neither counted nor drawn;
 3. ``irfft`` back to time.
 
-Saliency: ``level="group"`` (the paper) is the drop in balanced accuracy (mean
-of the per-class recalls, as ``testModel.runModel``) over all explained
-epochs, the same value for every epoch; ``level="instance"`` is the drop in the
-probability (softmax of the model's output) of each epoch's true class. Both
-are averaged over ``n_repeats`` noise draws.
+Saliency: ``level="group"`` (the paper) is the drop in balanced accuracy
+(mean of the per-class recalls, as ``testModel.runModel``) over all explained
+epochs, the same value for every epoch (``saliency.average()`` is the
+paper's number); ``level="instance"`` is the drop in the probability (softmax
+of the model's output) of each epoch's true class. Both are averaged over
+``n_repeats`` noise draws. The true classes are ``y`` (required).
+
+With ``noise_stats="epoch"`` the noise has, in expectation, the band power of
+the epoch it replaces, so a model that reads band power barely notices it:
+on data where the classes differ in band power only (the simulated set of
+:mod:`mne_freqmask.datasets.simulated`), the published method's map is close
+to chance. ``noise_stats="dataset"`` replaces the epoch's band power by the
+average one and finds the planted cells.
+
+Bands: the grid's bands (``bands`` of :func:`mne_freqmask.explain`); the
+paper's six are :data:`EASYPEASI_BANDS` (pass ``bands=EASYPEASI_BANDS``).
 
 Random numbers are consumed in the published loop order, with one generator
 (:func:`numpy.random.default_rng` of ``random_state``) for the whole run
@@ -43,9 +59,13 @@ Deviations from the published code, both deliberate:
 - Channels that a perturbation does not touch keep their data. The published
   ``addDataNoise`` starts from an all-zero array, so a channel-specific
   perturbation silently zeroed every other channel.
-- ``mode="channel"`` follows the published channel test: the whole channel
-  is replaced by time-domain Gaussian noise with the channel's own mean and
-  standard deviation; the value is repeated over all bands of the grid.
+- One generator for the whole run (above), not a fixed seed per call: the
+  published code re-seeds before every perturbation, so all cells got the
+  same standard-normal draws.
+
+``mode="channel"`` follows the published channel test: the whole channel is
+replaced by time-domain Gaussian noise with the channel's own mean and
+standard deviation; the value is repeated over all bands of the grid.
 """
 
 import numpy as np
@@ -100,7 +120,10 @@ def fit_easypeasi(
             "needs the true class of every epoch; pass y."
         )
     params = dict(
-        level=level, mode=mode, noise_parts=noise_parts, noise_stats=noise_stats,
+        level=level,
+        mode=mode,
+        noise_parts=noise_parts,
+        noise_stats=noise_stats,
         n_repeats=n_repeats,
         batch_size=batch_size,
         random_state=random_state if isinstance(random_state, int) else None,
@@ -108,9 +131,12 @@ def fit_easypeasi(
     rng = _make_rng(random_state)
     y = np.asarray(inp.y, int)
     n_picks, n_bands, n_epochs = len(inp.picks), grid.n_bands, inp.n_epochs
-    packed = [_packed_index(grid.freqs, lo, hi, inp.n_times) for lo, hi in
-              grid.band_edges]
-    for (lo, hi), name, (bins, _) in zip(grid.band_edges, grid.band_names, packed):
+    packed = [
+        _packed_index(grid.freqs, lo, hi, inp.n_times) for lo, hi in grid.band_edges
+    ]
+    for (lo, hi), name, (bins, _) in zip(
+        grid.band_edges, grid.band_names, packed, strict=True
+    ):
         if len(bins) == 0:
             raise ValueError(
                 f"Band {name!r} ({lo}-{hi} Hz) holds no rfft bin with "
@@ -122,17 +148,9 @@ def fit_easypeasi(
         cells = [(b, list(range(n_picks))) for b in range(n_bands)]
     else:
         cells = [(None, [c]) for c in range(n_picks)]
-    xp_all = inp.x[:, inp.picks].astype(np.float64)
-    xf = np.fft.rfft(xp_all, axis=-1)
+    stats = None
     if noise_stats == "dataset":
-        # one mean/std per channel (x band) over all explained epochs
-        pooled = {
-            b: _stats(_packed_values(xf, *packed[b]), packed[b][1], noise_parts,
-                      axis=(0, -1))
-            for b in range(n_bands)
-        } if mode != "channel" else None
-        time_stats = (xp_all.mean((0, 2), keepdims=True),
-                      xp_all.std((0, 2), keepdims=True))
+        stats = _dataset_stats(inp, packed, noise_parts, mode, batch_size)
     evaluator = _Evaluator(model, device, y, n_repeats, len(cells), batch_size)
     logits = evaluator.forward(inp.x)
     p_orig = _softmax(logits)[np.arange(n_epochs), y]
@@ -146,24 +164,26 @@ def fit_easypeasi(
         for start in range(0, n_epochs, batch_size):
             sl = slice(start, min(start + batch_size, n_epochs))
             xp = inp.x[sl].copy()
+            idx = inp.picks[chans]
+            signal = xp[:, idx].astype(np.float64)
             if band is None:
-                vals = xp_all[sl][:, chans]
-                if noise_stats == "epoch":
-                    mean, std = vals.mean(-1, keepdims=True), vals.std(-1, keepdims=True)
+                if stats is None:
+                    mean = signal.mean(-1, keepdims=True)
+                    std = signal.std(-1, keepdims=True)
                 else:
-                    mean, std = (t[:, chans] for t in time_stats)
-                new = mean + std * rng.standard_normal(vals.shape)
+                    mean, std = (t[:, chans] for t in stats["time"])
+                new = mean + std * rng.standard_normal(signal.shape)
             else:
                 bins, parts = packed[band]
-                spec = xf[sl][:, chans]
+                spec = np.fft.rfft(signal, axis=-1)
                 vals = _packed_values(spec, bins, parts)
-                if noise_stats == "epoch":
+                if stats is None:
                     mean, std = _stats(vals, parts, noise_parts, axis=-1)
                 else:
-                    mean, std = (t[:, chans] for t in pooled[band])
+                    mean, std = (t[:, chans] for t in stats[band])
                 new = mean + std * rng.standard_normal(vals.shape)
                 new = _replace_packed(spec, bins, parts, new, inp.n_times)
-            xp[:, inp.picks[chans]] = new.astype(np.float32)
+            xp[:, idx] = new.astype(np.float32)
             evaluator.add(xp, rep, ci, sl)
     evaluator.flush()
     pred, p_true = evaluator.pred, evaluator.p_true
@@ -171,8 +191,10 @@ def fit_easypeasi(
     bacc_orig = balanced_accuracy(y, logits.argmax(1))
     if level == "group":
         bacc = np.array(
-            [[balanced_accuracy(y, pred[r, c]) for c in range(len(cells))]
-             for r in range(n_repeats)]
+            [
+                [balanced_accuracy(y, pred[r, c]) for c in range(len(cells))]
+                for r in range(n_repeats)
+            ]
         )
         cell_vals[:] = bacc_orig - bacc.mean(0)
     else:
@@ -227,6 +249,33 @@ def _packed_index(freqs, lo, hi, n_times):
             bins.append(k)
             parts.append(1)
     return np.array(bins, int), np.array(parts, int)
+
+
+def _dataset_stats(inp, packed, noise_parts, mode, batch_size):
+    """Mean and std of each picked channel (x band) over all epochs.
+
+    ``noise_stats="dataset"``: the noise then carries the average band power
+    of the explained epochs, not each epoch's own.
+    """
+    x = inp.x[:, inp.picks]
+    if mode == "channel":
+        mean = np.array([x[:, c].astype(np.float64).mean() for c in range(x.shape[1])])
+        std = np.array([x[:, c].astype(np.float64).std() for c in range(x.shape[1])])
+        return {"time": (mean[None, :, None], std[None, :, None])}
+    out = {}
+    for band, (bins, parts) in enumerate(packed):
+        vals = np.concatenate(
+            [
+                _packed_values(
+                    np.fft.rfft(x[s : s + batch_size].astype(np.float64), axis=-1),
+                    bins,
+                    parts,
+                )
+                for s in range(0, len(x), batch_size)
+            ]
+        )
+        out[band] = _stats(vals, parts, noise_parts, axis=(0, -1))
+    return out
 
 
 def _packed_values(spec, bins, parts):

@@ -50,8 +50,15 @@ def fit_freqmask(
     generator="two_branch",
     patience=10,
     tol=1e-3,
+    return_perturbed=False,
 ):
-    """Fit FreqMask masks for every epoch of ``inp`` (see module docstring)."""
+    """Fit FreqMask masks for every epoch of ``inp`` (see module docstring).
+
+    With ``return_perturbed=True``, ``diagnostics["perturbed"]`` holds the
+    final perturbed epochs ``irfft(X * M + (1 - M) * Xr)`` (all channels, the
+    units of the epochs, float32), e.g. for the OOD score of
+    :func:`mne_freqmask.evaluation.ood_score`.
+    """
     n_steps = _check_positive(n_steps, "n_steps", integer=True)
     lr = _check_positive(lr, "lr")
     lambda_align = _check_positive(lambda_align, "lambda_align", strict=False)
@@ -79,11 +86,13 @@ def fit_freqmask(
     steps = np.empty(n_epochs, np.int32)
     loss_out = np.empty(n_epochs, np.float32)
     ce_out = np.empty(n_epochs, np.float32)
+    perturbed = np.empty(inp.x.shape, np.float32) if return_perturbed else None
     starts = range(0, n_epochs, chunk_size)
     fitter = _ChunkFitter(inp, grid, model, params, device, dtype)
     for start in ProgressBar(starts, mesg="FreqMask chunks"):
         sl = slice(start, start + chunk_size)
-        mask, n_done, loss, ce = fitter.fit(sl, centres[cluster[sl]])
+        out_x = None if perturbed is None else perturbed[sl]
+        mask, n_done, loss, ce = fitter.fit(sl, centres[cluster[sl]], out_x)
         out[sl], steps[sl], loss_out[sl], ce_out[sl] = mask, n_done, loss, ce
     logger.info(
         f"FreqMask: median {np.median(steps):.0f} steps to convergence "
@@ -92,6 +101,8 @@ def fit_freqmask(
     diagnostics = dict(
         n_steps=steps, loss=loss_out, cross_entropy=ce_out, cluster=cluster
     )
+    if perturbed is not None:
+        diagnostics["perturbed"] = perturbed
     return MethodResult(out, params, diagnostics)
 
 
@@ -162,7 +173,7 @@ class _ChunkFitter:
             rre, rim = r[..., :n_f], r[..., n_f:]
         return rre, rim
 
-    def fit(self, sl, centres):
+    def fit(self, sl, centres, out_perturbed=None):
         inp, p, dev, dtype = self.inp, self.p, self.device, self.dtype
         x = torch.as_tensor(inp.x[sl], device=dev).to(dtype)
         n_b = len(x)
@@ -232,6 +243,13 @@ class _ChunkFitter:
                         steps_out[pos] = step + 1
                     loss_out[pos] = ld[torch.as_tensor(fin, device=dev)].float().cpu().numpy()
                     ce_out[pos] = ce.detach()[torch.as_tensor(fin, device=dev)].float().cpu().numpy()
+                    if out_perturbed is not None:
+                        sel = torch.as_tensor(fin, device=dev)
+                        xhat = self._xhat(
+                            state["x"][sel], state["xre"][sel], state["xim"][sel],
+                            *(t[sel] for t in params),
+                        )[0]
+                        out_perturbed[pos] = xhat.float().cpu().numpy()
                     keep = ~fin
                     if not keep.any():
                         break
@@ -246,16 +264,22 @@ class _ChunkFitter:
         for key in ("params", "exp_avg", "exp_avg_sq"):
             state[key] = [t[keep] for t in state[key]]
 
-    def _loss(self, state, mask, w, b, n_times):
-        p, inp = self.p, self.inp
-        xre, xim = state["xre"], state["xim"]
+    def _xhat(self, x, xre, xim, mask, w, b):
+        """The perturbed epochs (all channels) and the generator's output."""
         rre, rim = self._generate(w, b, xre, xim)
         m = self._expand(mask)
         hre = xre * m + (1 - m) * rre
         him = xim * m + (1 - m) * rim
-        xhat = inverse_spectrum(torch.complex(hre, him), n_times, inp.scale)
+        xhat = inverse_spectrum(torch.complex(hre, him), self.inp.n_times, self.inp.scale)
         if not self.all_picked:
-            xhat = state["x"].index_copy(1, self.picks, xhat)
+            xhat = x.index_copy(1, self.picks, xhat)
+        return xhat, rre, rim
+
+    def _loss(self, state, mask, w, b, n_times):
+        p = self.p
+        xhat, rre, rim = self._xhat(
+            state["x"], state["xre"], state["xim"], mask, w, b
+        )
         logits = _at_least_float32(self.model(xhat))
         if state["target"].ndim == 2:
             ce = -(state["target"] * log_softmax(logits, -1)).sum(-1)

@@ -64,9 +64,9 @@ def amplitude_gradient(model, x, picks, target):
     amps = spec.abs().requires_grad_(True)
     phases = spec.angle()
     with torch.enable_grad():
-        rebuilt = torch.fft.irfft(
-            torch.polar(amps, phases), n=x.shape[-1], dim=-1
-        ).to(x.dtype)
+        rebuilt = torch.fft.irfft(torch.polar(amps, phases), n=x.shape[-1], dim=-1).to(
+            x.dtype
+        )
         out = model(x.index_copy(1, picks, rebuilt))
         sel = out.gather(1, target[:, None].long())[:, 0]
         (grad,) = torch.autograd.grad(sel.sum(), amps)
