@@ -3,6 +3,7 @@
 import inspect
 
 import numpy as np
+import torch
 from mne.utils import _validate_type, logger, verbose
 
 from mne_freqmask._inputs import make_input
@@ -40,9 +41,22 @@ def explain(
     %(epochs_explain)s
     %(model)s
     method : str
-        The explanation method. ``"freqmask"`` (default) is the
-        frequency-domain mask perturbation of Wang et al.; see
-        :data:`mne_freqmask.methods._registry.METHODS` for all names.
+        The explanation method (see ``mne_freqmask.methods._registry.METHODS``):
+
+        - ``"freqmask"`` (default): the frequency-domain mask perturbation of
+          Wang et al.; saliency in [0, 1] per channel x band cell.
+        - ``"easypeasi"``: easyPEASI (Nahmias & Kontson, 2020), band-limited
+          Gaussian noise per cell; drop in balanced accuracy (group) or in the
+          true-class probability (instance). Needs class labels (``y``).
+        - ``"amplitude_gradients"``: gradient of the target logit with respect
+          to the spectral amplitudes (Schirrmeister et al., 2017).
+        - ``"integrated_gradients"`` and ``"ablation"``: captum's
+          IntegratedGradients and FeatureAblation on the (real, imaginary)
+          spectrum, through an inverse FFT.
+        - ``"dft_lrp"``: LRP in time (zennit, for CNNs) mapped onto the rfft
+          bins with the DFT-LRP rule.
+        - ``"lrp"``: attention-aware LRP (AttnLRP / CP-LRP) for transformers
+          and CNNs (:mod:`mne_freqmask.lrp`), mapped with the DFT-LRP rule.
     %(bands)s
     %(picks_explain)s
     %(target)s
@@ -54,19 +68,34 @@ def explain(
     %(random_state)s
     %(verbose)s
     **method_kw
-        Parameters of the method. For ``"freqmask"`` (defaults from the
-        paper): ``n_steps=300`` (Adam steps at most), ``lr=0.01``,
-        ``lambda_align=0.05`` (weight of the target-alignment loss),
-        ``l1_mask=1.0`` and ``l1_perturbation=1.0`` (weights of the L1 terms,
-        taken as means over cells/bins so that they do not swamp the
-        cross-entropy), ``alignment="complex"`` (pull the perturbation towards
-        the subject's mean complex spectrum, as in the paper) or
-        ``"magnitude"`` (towards its mean magnitude spectrum),
+        Parameters of the method.
+
+        ``"freqmask"`` (defaults from the paper): ``n_steps=300`` (Adam steps
+        at most), ``lr=0.01``, ``lambda_align=0.05`` (weight of the
+        target-alignment loss), ``l1_mask=1.0`` and ``l1_perturbation=1.0``
+        (weights of the L1 terms, taken as means over cells/bins so that they
+        do not swamp the cross-entropy), ``alignment="complex"`` (pull the
+        perturbation towards the subject's mean complex spectrum, as in the
+        paper) or ``"magnitude"`` (towards its mean magnitude spectrum),
         ``generator="two_branch"`` (or ``"one_branch"``, the paper's ablation),
         ``patience=10`` and ``tol=1e-3`` (early stopping per epoch: stop after
         ``patience`` steps without a relative loss improvement of ``tol``).
         FreqMask starts every mask at 0.5 and every generator at zero, so it is
         deterministic and ignores ``random_state``.
+
+        ``"easypeasi"``: ``level="group"|"instance"``,
+        ``mode="band_channel"|"band"|"channel"``,
+        ``noise_parts="pooled"|"separate"``, ``noise_stats="epoch"|"dataset"``,
+        ``n_repeats=1``, ``batch_size=512``; pass
+        ``bands=mne_freqmask.methods.easypeasi.EASYPEASI_BANDS`` for its six
+        bands. ``"amplitude_gradients"``: ``absolute=True``.
+        ``"integrated_gradients"``: ``n_steps=50``,
+        ``method="gausslegendre"``, ``batch_size=512``. ``"ablation"``:
+        ``batch_size=512``. ``"dft_lrp"``: ``composite="epsilon_plus"``,
+        ``epsilon=1e-6``. ``"lrp"``: ``rule="epsilon"|"gamma"|"zplus"``,
+        ``attention="attnlrp"|"cplrp"``, ``eps=1e-6``, ``gamma=0.25``.
+        For the gradient and LRP methods ``target=None`` explains the
+        predicted class.
 
     Returns
     -------
@@ -80,6 +109,7 @@ def explain(
     channels are perturbed. Frequencies are those of ``np.fft.rfftfreq``:
     the real FFT holds each frequency once, so there is no mirrored half.
     """
+    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
     _validate_type(method, str, "method")
     func = get_method(method)
     _check_method_kw(method, func, method_kw)

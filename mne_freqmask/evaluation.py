@@ -215,6 +215,7 @@ def evaluate_removal(
 
 def _prepare(epochs, saliency, y):
     """Data, labels, band grid and explained-channel indices, all checked."""
+    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
     _validate_type(saliency, SpectralSaliency, "saliency")
     x = epochs_data(epochs)
     labels = epochs_labels(epochs, y)
@@ -695,6 +696,7 @@ def cascading_randomization(
     labels = epochs_labels(epochs, y)
     if saliency is None:
         saliency = _explain(epochs, model, method, explain_kw, random_state, device)
+    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
     _validate_type(saliency, SpectralSaliency, "saliency")
     if saliency.level != "instance" or len(saliency) != len(epochs):
         raise ValueError("saliency must hold one map per epoch of epochs.")
@@ -848,6 +850,7 @@ def label_randomization(
         fresh = _fresh_copy(model)
     if saliency is None:
         saliency = _explain(epochs, model, method, explain_kw, random_state, device)
+    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
     _validate_type(saliency, SpectralSaliency, "saliency")
     if saliency.level != "instance" or len(saliency) != len(epochs):
         raise ValueError("saliency must hold one map per epoch of epochs.")
@@ -922,6 +925,7 @@ def ground_truth_scores(saliency, truth, *, level="group", k=None):
         ``chance_precision`` (planted fraction of all cells), ``k`` and
         ``n_planted``.
     """
+    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
     _validate_type(saliency, SpectralSaliency, "saliency")
     _check_option("level", level, ("group", "instance"))
     cells = _truth_cells(saliency, truth)
@@ -1108,6 +1112,7 @@ def cell_permutation_test(
     """
     import mne
 
+    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
     _validate_type(saliency, SpectralSaliency, "saliency")
     saliency._check_instance("cell_permutation_test")
     data = saliency.get_data().astype(np.float64)
@@ -1171,6 +1176,11 @@ def cell_permutation_test(
         adjacency, threshold, correction = False, 0.0, "tmax"
     else:
         correction = "cluster"
+        if threshold is None:  # MNE's default, computed here for the hat t
+            from scipy.stats import t as t_dist
+
+            threshold = float(-t_dist.ppf(0.05 / (1 + (tail == 0)), n_obs - 1))
+            threshold = -threshold if tail < 0 else threshold
         if isinstance(adjacency, str):
             _check_option("adjacency", adjacency, ("auto",))
             try:
@@ -1182,8 +1192,9 @@ def cell_permutation_test(
                     "adjacency=None for the max-t test without clusters."
                 ) from exp
             adjacency = mne.stats.combine_adjacency(n_bands, ch_adj)
+    # flattened band-major: a full adjacency needs 1-D observations
     t, clusters, cluster_p, _ = mne.stats.permutation_cluster_1samp_test(
-        x,
+        x.reshape(n_obs, -1),
         threshold=threshold,
         n_permutations=n_permutations,
         tail=tail,
@@ -1193,6 +1204,13 @@ def cell_permutation_test(
         seed=seed,
         verbose=False,
     )
+    t = t.reshape(n_bands, n_ch)
+    masks = []
+    for c in clusters:  # boolean masks, or index tuples without adjacency
+        mask = np.zeros(n_bands * n_ch, bool)
+        mask[c] = True
+        masks.append(mask.reshape(n_bands, n_ch))
+    clusters = masks
     p = np.ones((n_bands, n_ch))
     for mask, cp in zip(clusters, cluster_p, strict=True):
         p[mask] = np.minimum(p[mask], cp)
