@@ -184,6 +184,7 @@ def evaluate_removal(
     _check_option("level", level, ("group", "instance"))
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}.")
+    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
     x, labels, grid, picks = _prepare(epochs, saliency, y)
     values = _map_values(saliency, level, len(epochs))
     salient = salient_cells(values, fraction)
@@ -215,7 +216,6 @@ def evaluate_removal(
 
 def _prepare(epochs, saliency, y):
     """Data, labels, band grid and explained-channel indices, all checked."""
-    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
     _validate_type(saliency, SpectralSaliency, "saliency")
     x = epochs_data(epochs)
     labels = epochs_labels(epochs, y)
@@ -333,6 +333,7 @@ def deletion_curves(
     _validate_type(n_points, "int-like", "n_points")
     if n_points < 2:
         raise ValueError(f"n_points must be at least 2, got {n_points}.")
+    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
     x, labels, grid, picks = _prepare(epochs, saliency, y)
     values = _map_values(saliency, level, len(epochs))
     ranks = _cell_ranks(values, random_state)
@@ -696,7 +697,6 @@ def cascading_randomization(
     labels = epochs_labels(epochs, y)
     if saliency is None:
         saliency = _explain(epochs, model, method, explain_kw, random_state, device)
-    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
     _validate_type(saliency, SpectralSaliency, "saliency")
     if saliency.level != "instance" or len(saliency) != len(epochs):
         raise ValueError("saliency must hold one map per epoch of epochs.")
@@ -850,7 +850,6 @@ def label_randomization(
         fresh = _fresh_copy(model)
     if saliency is None:
         saliency = _explain(epochs, model, method, explain_kw, random_state, device)
-    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
     _validate_type(saliency, SpectralSaliency, "saliency")
     if saliency.level != "instance" or len(saliency) != len(epochs):
         raise ValueError("saliency must hold one map per epoch of epochs.")
@@ -925,7 +924,6 @@ def ground_truth_scores(saliency, truth, *, level="group", k=None):
         ``chance_precision`` (planted fraction of all cells), ``k`` and
         ``n_planted``.
     """
-    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
     _validate_type(saliency, SpectralSaliency, "saliency")
     _check_option("level", level, ("group", "instance"))
     cells = _truth_cells(saliency, truth)
@@ -1112,7 +1110,6 @@ def cell_permutation_test(
     """
     import mne
 
-    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
     _validate_type(saliency, SpectralSaliency, "saliency")
     saliency._check_instance("cell_permutation_test")
     data = saliency.get_data().astype(np.float64)
@@ -1201,7 +1198,7 @@ def cell_permutation_test(
         stat_fun=stat_fun,
         adjacency=adjacency,
         out_type="mask",
-        seed=seed,
+        rng=seed,
         verbose=False,
     )
     t = t.reshape(n_bands, n_ch)

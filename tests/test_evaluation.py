@@ -278,16 +278,30 @@ def test_cell_permutation_test(maps):
     for adjacency in ("auto", None):
         res = ev.cell_permutation_test(noisy, adjacency=adjacency, n_permutations=200)
         assert res.correction == ("cluster" if adjacency else "tmax")
-        np.testing.assert_array_equal(res.significant, cells)
         assert (res.p_values[cells] < 0.05).all() and res.t[cells].min() > 3
+        if adjacency is None:  # max-t: exactly the planted cells
+            np.testing.assert_array_equal(res.significant, cells)
+            assert res.clusters == []
+        else:  # clusters: inference on whole clusters, each holding a planted cell
+            assert res.significant[cells].all() and res.significant.sum() <= 6
+            sig = [
+                c
+                for c, cp in zip(res.clusters, res.cluster_p_values, strict=True)
+                if cp < 0.05
+            ]
+            assert sig and all((c & cells).any() for c in sig)
         null = ev.cell_permutation_test(random, adjacency=adjacency, n_permutations=200)
         assert null.significant.sum() <= 1
+    res = ev.cell_permutation_test(noisy, adjacency=None, n_permutations=200)
     df = res.to_data_frame()
     assert len(df) == cells.size and df["significant"].sum() == 2
     assert "2/190 cells" in repr(res)
-    # a null map as baseline (e.g. from a randomised model), and subjects
-    res = ev.cell_permutation_test(noisy, baseline=random.average(), n_permutations=200)
-    assert res.significant[cells].all()
+    # a null map as baseline (e.g. the map of a randomised model: here the same
+    # noise without the planted cells), per epoch (paired) or averaged
+    null_map = _like(perfect, 0.3 * rng.standard_normal(perfect.shape), "null")
+    for base in (null_map, null_map.average()):
+        res = ev.cell_permutation_test(noisy, baseline=base, n_permutations=200)
+        assert res.significant[cells].all() and res.significant.sum() <= 6
     res = ev.cell_permutation_test(noisy, groups="subject", n_permutations=200)
     assert res.n_observations == len(np.unique(held.metadata["subject"]))
     with pytest.raises(ValueError, match="metadata column"):
