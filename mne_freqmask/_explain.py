@@ -1,6 +1,7 @@
 """explain(): validate, convert, dispatch to a method, wrap the result."""
 
 import inspect
+import os
 
 import numpy as np
 import torch
@@ -170,12 +171,25 @@ def _chunk_size(chunk_size, inp, grid, device):
         if chunk_size != "auto":
             raise ValueError(f'chunk_size must be an int or "auto", got {chunk_size!r}.')
         # ~4 copies (value, grad, two Adam moments) of the generator and mask,
-        # plus a generous allowance for the model's activations per epoch
+        # plus a generous allowance for the model's activations per epoch,
+        # within a quarter of the memory available now (at most 2 GB on CPU)
         n_f = grid.n_freqs
         per_epoch = 4 * (4 * (2 * n_f * n_f + 2 * n_f) + 64 * np.prod(inp.x.shape[1:]))
-        budget = 2e9 if device.type == "cpu" else 8e9
+        budget = 0.25 * _available_memory(device)
+        if device.type == "cpu":
+            budget = min(budget, 2e9)
         return int(np.clip(budget // per_epoch, 1, min(512, inp.n_epochs)))
     size = int(chunk_size)
     if size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size}.")
     return size
+
+
+def _available_memory(device):
+    """Bytes of memory free now on ``device`` (a safe guess if unknown)."""
+    if device.type == "cuda":
+        return float(torch.cuda.mem_get_info(device)[0])
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        return 4e9
