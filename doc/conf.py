@@ -76,6 +76,13 @@ exclude_patterns = [
 default_role = "py:obj"
 nitpicky = True
 nitpick_ignore = []
+nitpick_ignore_regex = [
+    # TEMPORARY (lead): mne_freqmask.lrp is not in api.rst yet (see the
+    # placeholder at its end), so the links of examples/05_transformer_lrp.py
+    # and of explain()'s docstring to it cannot resolve. Remove this entry
+    # when the lrp section is added.
+    (r"py:.*", r"mne_freqmask\.lrp(\..*)?"),
+]
 suppress_warnings = []
 
 # -- autodoc / autosummary --------------------------------------------------
@@ -142,6 +149,9 @@ numpydoc_xref_ignore = {
     "same",
     "as",
     "...",
+    "n",
+    "n_ref",
+    "matrix",
 }
 
 # Validation: every docstring of mne_freqmask must pass all of numpydoc's
@@ -163,6 +173,9 @@ numpydoc_validation_exclude = {
     r"\.__(eq|hash|repr|getstate|setstate)__$",
     # module-level data documented by a ``#:`` comment, not a docstring
     r"\.methods\._registry\.METHODS$",
+    # result containers (dataclasses): their fields are documented as
+    # Attributes, not as constructor Parameters (PR01)
+    r"\.(CellTestResult|LOSOResult)$",
 }
 
 # -- intersphinx (see the module docstring for offline builds) -------------
@@ -299,13 +312,20 @@ def reset_warnings(gallery_conf, fname):
 
 
 def reset_torch(gallery_conf, fname):
-    """Same seed and thread count for every example (reproducible outputs)."""
+    """Same seed and thread count for every example.
+
+    One thread by default (``FREQMASK_DOC_THREADS`` to change it): the
+    examples' models are tiny, and on a machine whose cores are shared with
+    other jobs, OpenMP's spinning threads made a training step of EEGNet ~40x
+    slower with 2 threads than with 1 (measured here: 1.35 s vs 0.03 s per
+    batch of 64 epochs).
+    """
     try:
         import torch
     except ImportError:  # pragma: no cover
         return
     torch.manual_seed(0)
-    torch.set_num_threads(int(os.environ.get("FREQMASK_DOC_THREADS", "2")))
+    torch.set_num_threads(int(os.environ.get("FREQMASK_DOC_THREADS", "1")))
 
 
 sphinx_gallery_conf = {

@@ -42,7 +42,7 @@ print(f"Planted: {truth.band[0]:g}-{truth.band[1]:g} Hz on {truth.channels}")
 # MNE stores them (volts) and holds out 20 % of them. Any trained
 # :class:`torch.nn.Module` that maps ``(n_epochs, n_channels, n_times)`` to class
 # scores can be explained instead.
-model, history = fit(epochs, "eegnet", max_epochs=15, random_state=0)
+model, history = fit(epochs, "eegnet", max_epochs=30, random_state=0)
 train, held = history["train_idx"], history["val_idx"]
 print(f"Held-out accuracy: {history['val_accuracy'][-1]:.2f} ({len(held)} epochs)")
 

@@ -63,7 +63,9 @@ print(f"Held-out accuracy: {history['val_accuracy'][-1]:.2f} ({len(held)} segmen
 # The paper's setting: 10 equal bands from 0 Hz to Nyquist (here 5 Hz each),
 # target alignment towards the nearest training subject (``reference`` and the
 # ``subject`` column of the metadata).
-sal = mfm.explain(epochs[held], model, bands=10, reference=epochs[train], random_state=0)
+sal = mfm.explain(
+    epochs[held], model, bands=10, reference=epochs[train], random_state=0
+)
 sal
 
 # %%
