@@ -76,13 +76,7 @@ exclude_patterns = [
 default_role = "py:obj"
 nitpicky = True
 nitpick_ignore = []
-nitpick_ignore_regex = [
-    # TEMPORARY (lead): mne_freqmask.lrp is not in api.rst yet (see the
-    # placeholder at its end), so the links of examples/05_transformer_lrp.py
-    # and of explain()'s docstring to it cannot resolve. Remove this entry
-    # when the lrp section is added.
-    (r"py:.*", r"mne_freqmask\.lrp(\..*)?"),
-]
+nitpick_ignore_regex = []
 suppress_warnings = []
 
 # -- autodoc / autosummary --------------------------------------------------
@@ -126,6 +120,8 @@ numpydoc_xref_aliases = {
     "FrequencyGrid": "mne_freqmask.FrequencyGrid",
     "PlantedTruth": "mne_freqmask.datasets.simulated.PlantedTruth",
     "MethodResult": "mne_freqmask.methods._registry.MethodResult",
+    "RuleConfig": "mne_freqmask.lrp.rules.RuleConfig",
+    "BatchRelevance": "mne_freqmask.lrp.relevance.BatchRelevance",
 }
 # words of type descriptions that are not objects to link
 numpydoc_xref_ignore = {
@@ -173,6 +169,9 @@ numpydoc_validation_exclude = {
     r"\.__(eq|hash|repr|getstate|setstate)__$",
     # module-level data documented by a ``#:`` comment, not a docstring
     r"\.methods\._registry\.METHODS$",
+    r"\.methods\.easypeasi\.EASYPEASI_BANDS$",
+    r"\.lrp\.rules\.(LINEAR|ATTENTION)_RULES$",
+    r"\.lrp(\.verification)?\.ARTIFACT_CHANNELS$",
     # result containers (dataclasses): their fields are documented as
     # Attributes, not as constructor Parameters (PR01)
     r"\.(CellTestResult|LOSOResult)$",
@@ -199,6 +198,7 @@ EXTERNAL_MODULES = {
     "torch",
     "pathlib",
     "os",
+    "collections",
     "h5io",
     "pooch",
     "braindecode",

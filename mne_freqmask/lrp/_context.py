@@ -46,11 +46,24 @@ from mne_freqmask.lrp.rules import (
 
 
 def make_config(rule="epsilon", attention="attnlrp", eps=1e-6, gamma=0.25):
-    """Validate the rule parameters and return a :class:`RuleConfig`.
+    """Validate the LRP rule parameters and bundle them.
 
-    ``rule`` is a str (for linear and convolution layers alike) or a dict
-    with keys ``"linear"`` and/or ``"conv"`` (the other defaults to
-    ``"epsilon"``).
+    Parameters
+    ----------
+    rule : "epsilon" | "gamma" | "zplus" | dict
+        Rule for linear and convolution layers alike, or a dict with keys
+        ``"linear"`` and/or ``"conv"`` (the other defaults to ``"epsilon"``).
+    attention : "attnlrp" | "cplrp"
+        How relevance crosses softmax attention.
+    eps : float
+        Stabiliser of the epsilon rule (non-negative).
+    gamma : float
+        Parameter of the gamma rule (non-negative).
+
+    Returns
+    -------
+    cfg : RuleConfig
+        The validated rules, for :func:`~mne_freqmask.lrp.lrp_batch`.
     """
     _validate_type(rule, (str, dict), "rule", "str or dict")
     if isinstance(rule, str):
@@ -522,7 +535,7 @@ def lrp_rules(
 
     Yields
     ------
-    mode : TorchFunctionMode
+    mode : ``torch.overrides.TorchFunctionMode``
         The active mode; ``mode.plain_ops`` counts the operations that had no
         rule and were not linear (their plain gradient may break
         conservation).
@@ -531,7 +544,7 @@ def lrp_rules(
     -----
     Only the calling thread is affected (torch function modes are
     thread-local). Parameters should not require gradients (use
-    :func:`mne_freqmask._torch_utils.model_context`): a tensor is treated as
+    ``mne_freqmask._torch_utils.model_context``): a tensor is treated as
     input-dependent when it requires a gradient.
     """
     cfg = make_config(rule, attention, eps, gamma)

@@ -54,10 +54,28 @@ class LabramWrapper(torch.nn.Module):
         return self.labram.n_times
 
     def forward(self, x):
-        """Class logits of ``x``, shape (n_epochs, n_channels, n_times)."""
+        """Class logits of ``x``.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (n_epochs, n_channels, n_times)
+            The input, channels in the order of ``ch_names``.
+
+        Returns
+        -------
+        logits : torch.Tensor, shape (n_epochs, n_classes)
+            The output of the wrapped Labram.
+        """
         return self.labram(x, ch_names=self.ch_names)
 
     def extra_repr(self):
+        """Extra information in the module's ``repr``.
+
+        Returns
+        -------
+        extra : str
+            The number of input channels, ``"n_chans=..."``.
+        """
         return f"n_chans={self.n_chans}"
 
 

@@ -17,7 +17,7 @@ from mne_freqmask.utils._docs import fill_doc
 
 @dataclass
 class BatchRelevance:
-    """LRP of one batch (see :func:`lrp_batch`).
+    """LRP of one batch (see :func:`~mne_freqmask.lrp.lrp_batch`).
 
     Parameters
     ----------
@@ -259,7 +259,7 @@ def compute_relevance(
     ----------
     epochs : instance of mne.Epochs
         The epochs, in the units the model takes (volts for models from
-        :mod:`mne_freqmask.models`).
+        :func:`mne_freqmask.models.make_model`).
     %(model)s
     picks : str | list | None
         Channels to return (default: the data channels).
@@ -267,8 +267,18 @@ def compute_relevance(
         The class to explain: the predicted class (``None``), the true class
         from the events or ``y`` (``"true"``), or one class index per epoch.
     %(y)s
-    rule, attention, eps, gamma, batch_size, device
-        See :func:`relevance_time`.
+    rule : "epsilon" | "gamma" | "zplus" | dict
+        Rule for linear and convolution layers; see :func:`relevance_time`.
+    attention : "attnlrp" | "cplrp"
+        How relevance crosses softmax attention; see :func:`relevance_time`.
+    eps : float
+        Stabiliser of the epsilon rule.
+    gamma : float
+        Parameter of the gamma rule.
+    batch_size : int
+        Epochs per forward/backward pass.
+    device : str | torch.device
+        ``"auto"`` (the model's device, else CUDA if available), ``"cpu"``...
     %(verbose)s
 
     Returns

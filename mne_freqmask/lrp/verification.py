@@ -215,7 +215,8 @@ def clever_hans_report(
         frequency one).
     artifact_channels : list of str
         Artefact-prone channels; those absent from the data are ignored
-        (case-insensitive). Default: :data:`ARTIFACT_CHANNELS`.
+        (case-insensitive). Default:
+        :data:`~mne_freqmask.lrp.verification.ARTIFACT_CHANNELS`.
     fmax : float
         Upper edge of the "low frequencies" in Hz: a band counts as low when at
         least half of it lies below ``fmax``.
