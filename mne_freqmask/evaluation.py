@@ -57,7 +57,7 @@ method : str
 )
 
 
-def salient_cells(values, fraction=0.5):
+def salient_cells(values, fraction=0.5, random_state=None):
     """Boolean mask of the top ``fraction`` of cells along the last two axes.
 
     The paper thresholds at the median of the map; ranking instead of comparing
@@ -71,6 +71,8 @@ def salient_cells(values, fraction=0.5):
         Saliency values.
     fraction : float
         Fraction of cells called salient (0.5: the median split).
+    random_state : None | int | instance of ~numpy.random.RandomState
+        How ties are broken: by position (None) or at random (seeded).
 
     Returns
     -------
@@ -80,7 +82,7 @@ def salient_cells(values, fraction=0.5):
     values = np.asarray(values)
     n_cells = values.shape[-2] * values.shape[-1]
     n_top = int(np.ceil(fraction * n_cells))
-    return _cell_ranks(values) < n_top
+    return _cell_ranks(values, random_state) < n_top
 
 
 def _cell_ranks(values, random_state=None):
@@ -154,6 +156,7 @@ def evaluate_removal(
     level="group",
     y=None,
     fraction=0.5,
+    random_state=0,
     device="auto",
     verbose=None,
 ):
@@ -169,6 +172,12 @@ def evaluate_removal(
     fraction : float
         Fraction of cells called salient; 0.5 (default) is the paper's median
         threshold (see :func:`~mne_freqmask.evaluation.salient_cells`).
+    random_state : None | int | instance of ~numpy.random.RandomState
+        How ties between equal cells are broken at the threshold: at random
+        with this seed (default 0), or by position (None). A mask saturated at
+        0 (common for FreqMask's sparse masks) has far more tied cells than
+        the half that must be called salient; breaking the ties by position
+        would always call the first channels salient.
     %(device)s
     %(verbose)s
 
@@ -187,7 +196,7 @@ def evaluate_removal(
     _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
     x, labels, grid, picks = _prepare(epochs, saliency, y)
     values = _map_values(saliency, level, len(epochs))
-    salient = salient_cells(values, fraction)
+    salient = salient_cells(values, fraction, random_state)
     dev = resolve_device(device, model)
     rows = {}
     with model_context(model, dev):
@@ -280,8 +289,8 @@ def deletion_curves(
 
     The cells are ranked by the map (most salient first). For each ``k``, the
     deletion curve zeroes the ``k`` top cells in the spectrum (as
-    :func:`evaluate_removal` does) and the insertion curve zeroes all the
-    *other* cells (keeps only the top ``k``); the model is scored on the
+    :func:`~mne_freqmask.evaluate_removal` does) and the insertion curve zeroes
+    all the *other* cells (keeps only the top ``k``); the model is scored on the
     result. A faithful map gives a deletion curve that falls fast (small area)
     and an insertion curve that rises fast (large area). The areas need no
     threshold, unlike the removal game's median split.
@@ -320,7 +329,7 @@ def deletion_curves(
 
     See Also
     --------
-    evaluate_removal
+    mne_freqmask.evaluate_removal
 
     Notes
     -----
@@ -1065,8 +1074,9 @@ def cell_permutation_test(
         What "salient" is compared with. ``"median"`` (default) subtracts
         each map's own median over cells (the removal game's threshold): a
         cell is reliably salient when it beats the typical cell of its map.
-        A number is subtracted from every cell. A :class:`SpectralSaliency`
-        is a null map (e.g. of a randomised model, see
+        A number is subtracted from every cell. A
+        :class:`~mne_freqmask.SpectralSaliency` is a null map (e.g. of a
+        randomised model, see
         :func:`cascading_randomization`): a group-level one is subtracted
         from every observation, a per-epoch one with the same epochs epoch by
         epoch (a paired test).
@@ -1098,7 +1108,8 @@ def cell_permutation_test(
         cells with (nearly) no variance, common in masks saturated at 0 or 1,
         do not get huge t-values (see :func:`mne.stats.ttest_1samp_no_p`).
     alpha : float
-        Significance level of :attr:`CellTestResult.significant`.
+        Significance level of ``result.significant`` (see
+        :class:`~mne_freqmask.evaluation.CellTestResult`).
     random_state : None | int
         Seed of the permutations.
     %(verbose)s
@@ -1106,7 +1117,7 @@ def cell_permutation_test(
     Returns
     -------
     result : CellTestResult
-        t-values, corrected p-values and clusters per cell.
+        The t-values, corrected p-values and clusters per cell.
     """
     import mne
 

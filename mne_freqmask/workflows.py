@@ -52,7 +52,8 @@ class LOSOResult:
         Spearman rank correlation of ``unseen`` and ``seen`` (NaN without
         ``seen``).
     saliencies : dict
-        Subject -> per-epoch :class:`SpectralSaliency` of the unseen subject.
+        Subject -> per-epoch :class:`~mne_freqmask.SpectralSaliency` of the unseen
+        subject.
     models : dict
         Subject -> the model trained without that subject; key ``"all"``:
         the model trained on all subjects (when ``seen=True``).
