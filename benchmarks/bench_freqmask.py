@@ -15,7 +15,8 @@ Measures, for EEGNet and Deep4Net, in one run:
 
 Each timing is the median of ``--repeats`` runs. Usage::
 
-    python benchmarks/bench_freqmask.py --threads 2 --out benchmarks/results/freqmask_cpu.json
+    python benchmarks/bench_freqmask.py --threads 1 --repeats 3 --steps 5 \
+        --out benchmarks/results/freqmask_cpu.json
 """
 
 import argparse
@@ -59,8 +60,14 @@ def bench_model(name, epochs, args):
     t_model = _median_time(fwd_bwd, args.repeats)
 
     def run(n_steps):
-        mfm.explain(held, model, n_steps=n_steps, patience=10**6, chunk_size=args.batch,
-                    verbose=False)
+        mfm.explain(
+            held,
+            model,
+            n_steps=n_steps,
+            patience=10**6,
+            chunk_size=args.batch,
+            verbose=False,
+        )
 
     k = args.steps
     run(2)  # warm-up
@@ -100,24 +107,36 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     epochs, _ = make_epochs(
-        n_subjects=4, n_epochs_per_class=args.batch // 4, sfreq=seed.SFREQ,
-        n_times=400, ch_names=seed.CH_NAMES, channels=("C3", "C4"),
-        random_state=0, verbose=False,
+        n_subjects=4,
+        n_epochs_per_class=args.batch // 4,
+        sfreq=seed.SFREQ,
+        n_times=400,
+        ch_names=seed.CH_NAMES,
+        channels=("C3", "C4"),
+        random_state=0,
+        verbose=False,
     )
     rows = [bench_model(name, epochs, args) for name in args.models]
     meta = dict(
-        torch=torch.__version__, threads=args.threads, cpu=platform.processor(),
-        machine=platform.machine(), shape=list(epochs.get_data().shape[1:]),
+        torch=torch.__version__,
+        threads=args.threads,
+        cpu=platform.processor(),
+        machine=platform.machine(),
+        shape=list(epochs.get_data().shape[1:]),
     )
     print(f"{meta}")
-    print("| model | batch | fwd+bwd (s) | FreqMask step (s) | ratio | explain s/epoch "
-          "| median steps | orig / RN / RS |")
+    print(
+        "| model | batch | fwd+bwd (s) | FreqMask step (s) | ratio | explain s/epoch "
+        "| median steps | orig / RN / RS |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['batch']} | {r['model_fwd_bwd_s']:.3f} | "
-              f"{r['freqmask_step_s']:.3f} | {r['step_ratio']:.2f} | "
-              f"{r['explain_s_per_epoch']:.3f} | {r['median_steps']:.0f} | "
-              f"{r['original']:.2f} / {r['rn']:.2f} / {r['rs']:.2f} |")
+        print(
+            f"| {r['model']} | {r['batch']} | {r['model_fwd_bwd_s']:.3f} | "
+            f"{r['freqmask_step_s']:.3f} | {r['step_ratio']:.2f} | "
+            f"{r['explain_s_per_epoch']:.3f} | {r['median_steps']:.0f} | "
+            f"{r['original']:.2f} / {r['rn']:.2f} / {r['rs']:.2f} |"
+        )
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(dict(meta=meta, rows=rows), indent=2))

@@ -34,4 +34,6 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(__all__ + ["datasets", "models", "evaluation", "methods", "viz", "lrp"])
+    return sorted(
+        __all__ + ["datasets", "models", "evaluation", "methods", "viz", "lrp"]
+    )

@@ -122,7 +122,9 @@ def explain(
     _validate_type(chunk_size, ("int-like", str), "chunk_size")
     with model_context(model, dev):
         n_classes = check_model(model, inp.x, dev)
-        if inp.target is not None and (inp.target.min() < 0 or inp.target.max() >= n_classes):
+        if inp.target is not None and (
+            inp.target.min() < 0 or inp.target.max() >= n_classes
+        ):
             raise ValueError(
                 f"target holds class indices outside 0..{n_classes - 1} (the "
                 "model's outputs); check y / target."
@@ -130,7 +132,12 @@ def explain(
         size = _chunk_size(chunk_size, inp, grid, dev)
         logger.info(f"Method {method!r} on {dev}, chunks of {size} epochs.")
         res = func(
-            inp, grid, model, device=dev, chunk_size=size, random_state=random_state,
+            inp,
+            grid,
+            model,
+            device=dev,
+            chunk_size=size,
+            random_state=random_state,
             **method_kw,
         )
     return SpectralSaliency(
@@ -169,7 +176,9 @@ def _check_method_kw(method, func, method_kw):
 def _chunk_size(chunk_size, inp, grid, device):
     if isinstance(chunk_size, str):
         if chunk_size != "auto":
-            raise ValueError(f'chunk_size must be an int or "auto", got {chunk_size!r}.')
+            raise ValueError(
+                f'chunk_size must be an int or "auto", got {chunk_size!r}.'
+            )
         # ~4 copies (value, grad, two Adam moments) of the generator and mask,
         # plus a generous allowance for the model's activations per epoch,
         # within a quarter of the memory available now (at most 2 GB on CPU)

@@ -127,9 +127,11 @@ def make_input(epochs, *, picks, y, target, reference, groups):
         ref_groups = epochs_groups(epochs, groups)
     else:
         ref_x = epochs_data(reference, "reference")
-        if ref_x.shape[1:] != x.shape[1:] or reference.info["sfreq"] != epochs.info[
-            "sfreq"
-        ] or reference.ch_names != epochs.ch_names:
+        if (
+            ref_x.shape[1:] != x.shape[1:]
+            or reference.info["sfreq"] != epochs.info["sfreq"]
+            or reference.ch_names != epochs.ch_names
+        ):
             raise ValueError(
                 "reference must have the same channels, sampling frequency and "
                 f"number of samples as epochs; got {ref_x.shape[1:]} at "

@@ -44,7 +44,8 @@ def _build_parser():
         ),
     )
     demo.add_argument(
-        "--data", default="simulated",
+        "--data",
+        default="simulated",
         help="simulated (default), eegbci [FOLDER], eegmat [FOLDER] or seed "
         "FOLDER (the folder holding Preprocessed_EEG/). Give the folder with "
         "--data-path.",
@@ -56,10 +57,12 @@ def _build_parser():
     demo.add_argument(
         "--out", default="mne_freqmask_demo.html", help="HTML report to write."
     )
-    demo.add_argument("--overwrite", action="store_true",
-                      help="Replace existing output files.")
     demo.add_argument(
-        "--quick", action="store_true",
+        "--overwrite", action="store_true", help="Replace existing output files."
+    )
+    demo.add_argument(
+        "--quick",
+        action="store_true",
         help="Smaller data, shorter training and at most 100 FreqMask steps.",
     )
     demo.add_argument("--seed", type=int, default=0, help="Random seed.")
@@ -74,13 +77,15 @@ def _build_parser():
     exp.add_argument("model", help="Model file (.pt from models.save_model).")
     exp.add_argument("--method", default="freqmask", choices=sorted(METHODS))
     exp.add_argument(
-        "--bands", default="10",
+        "--bands",
+        default="10",
         help='Number of equal bands (e.g. 10) or "canonical". Default: 10.',
     )
     exp.add_argument("--out", default=None, help="Saliency file to write (.h5).")
     exp.add_argument("--report", default=None, help="HTML report to write.")
-    exp.add_argument("--overwrite", action="store_true",
-                     help="Replace existing output files.")
+    exp.add_argument(
+        "--overwrite", action="store_true", help="Replace existing output files."
+    )
     exp.add_argument("--seed", type=int, default=0, help="Random seed.")
     return parser
 
@@ -91,15 +96,25 @@ def main(argv=None):
     try:
         if args.command == "demo":
             out = run_demo(
-                args.out, overwrite=args.overwrite, quick=args.quick, seed=args.seed,
-                data=args.data, data_path=args.data_path, model=args.model,
+                args.out,
+                overwrite=args.overwrite,
+                quick=args.quick,
+                seed=args.seed,
+                data=args.data,
+                data_path=args.data_path,
+                model=args.model,
                 method=args.method,
             )
             print(f"Report written to {out}")
         else:
             written = run_explain(
-                args.epochs, args.model, method=args.method, bands=args.bands,
-                out=args.out, report=args.report, overwrite=args.overwrite,
+                args.epochs,
+                args.model,
+                method=args.method,
+                bands=args.bands,
+                out=args.out,
+                report=args.report,
+                overwrite=args.overwrite,
                 seed=args.seed,
             )
             for path in written:
@@ -113,7 +128,9 @@ def main(argv=None):
 def _check_out(path, suffixes, overwrite, flag):
     path = Path(path).expanduser().resolve()
     if path.suffix not in suffixes:
-        raise ValueError(f"{flag} must end in {' or '.join(suffixes)}, got {path.name}.")
+        raise ValueError(
+            f"{flag} must end in {' or '.join(suffixes)}, got {path.name}."
+        )
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it.")
     if not path.parent.is_dir():
@@ -127,7 +144,9 @@ def _load_demo_data(data, data_path, quick, seed):
 
     if data == "simulated":
         return datasets.simulated.make_epochs(
-            n_subjects=4, n_epochs_per_class=20 if quick else 40, random_state=seed,
+            n_subjects=4,
+            n_epochs_per_class=20 if quick else 40,
+            random_state=seed,
             verbose=False,
         )
     if data == "seed":
@@ -138,22 +157,37 @@ def _load_demo_data(data, data_path, quick, seed):
                 "mne_freqmask.datasets.seed.data_path."
             )
         subjects = [1, 2] if quick else None
-        return datasets.seed.load_epochs(data_path, subjects=subjects,
-                                         verbose=False), None
+        return datasets.seed.load_epochs(
+            data_path, subjects=subjects, verbose=False
+        ), None
     if data_path is not None and not Path(data_path).is_dir():
         raise FileNotFoundError(f"--data-path {data_path} is not a folder.")
     if data == "eegbci":
-        return datasets.eegbci.load_epochs(data_path, resample=100.0,
-                                           verbose=False), None
+        return datasets.eegbci.load_epochs(
+            data_path, resample=100.0, verbose=False
+        ), None
     subjects = list(range(4)) if quick else None
     return datasets.eegmat.load_epochs(
-        data_path, subjects=subjects, resample=128.0, l_freq=1.0, h_freq=40.0,
+        data_path,
+        subjects=subjects,
+        resample=128.0,
+        l_freq=1.0,
+        h_freq=40.0,
         verbose=False,
     ), None
 
 
-def run_demo(out, *, overwrite=False, quick=False, seed=0, data="simulated",
-             data_path=None, model="eegnet", method="freqmask"):
+def run_demo(
+    out,
+    *,
+    overwrite=False,
+    quick=False,
+    seed=0,
+    data="simulated",
+    data_path=None,
+    model="eegnet",
+    method="freqmask",
+):
     """Run the demo and write the report to ``out``; return its path."""
     from mne_freqmask import explain
     from mne_freqmask.models import fit
@@ -164,14 +198,23 @@ def run_demo(out, *, overwrite=False, quick=False, seed=0, data="simulated",
     t0 = time.perf_counter()
     epochs, truth = _load_demo_data(data, data_path, quick, seed)
     net, history = fit(
-        epochs, model, max_epochs=40 if quick else 60, random_state=seed,
+        epochs,
+        model,
+        max_epochs=40 if quick else 60,
+        random_state=seed,
         verbose=False,
     )
     train, held = history["train_idx"], history["val_idx"]
     method_kw = dict(n_steps=100) if quick and method == "freqmask" else {}
     sal = explain(
-        epochs[held], net, method=method, bands="canonical",
-        reference=epochs[train], random_state=seed, verbose=False, **method_kw,
+        epochs[held],
+        net,
+        method=method,
+        bands="canonical",
+        reference=epochs[train],
+        random_state=seed,
+        verbose=False,
+        **method_kw,
     )
     acc = history["val_accuracy"][-1]
     lines = [
@@ -186,19 +229,33 @@ def run_demo(out, *, overwrite=False, quick=False, seed=0, data="simulated",
         group = sal.average()
         cells = truth.cells(group.ch_names, group.band_edges)
         auroc = _auroc(cells.ravel(), group.get_data().ravel())
-        lines.insert(1, (
-            f"Class <i>high</i> has more {truth.band[0]:g}-{truth.band[1]:g} Hz "
-            f"power than class <i>low</i> on {', '.join(truth.channels)}; nothing "
-            "else differs between the classes."))
+        lines.insert(
+            1,
+            (
+                f"Class <i>high</i> has more {truth.band[0]:g}-{truth.band[1]:g} Hz "
+                f"power than class <i>low</i> on {', '.join(truth.channels)}; nothing "
+                "else differs between the classes."
+            ),
+        )
         lines.append(
             "Ground truth: AUROC of the group map for the planted channel x band "
-            f"cells = <b>{auroc:.3f}</b> (1 = planted cells ranked first).")
+            f"cells = <b>{auroc:.3f}</b> (1 = planted cells ranked first)."
+        )
     _write_report(out, epochs[held], net, sal, lines, t0)
     return out
 
 
-def run_explain(epochs_fname, model_fname, *, method="freqmask", bands="10",
-                out=None, report=None, overwrite=False, seed=0):
+def run_explain(
+    epochs_fname,
+    model_fname,
+    *,
+    method="freqmask",
+    bands="10",
+    out=None,
+    report=None,
+    overwrite=False,
+    seed=0,
+):
     """Explain saved epochs with a saved model; return the files written."""
     import mne
 
@@ -206,12 +263,15 @@ def run_explain(epochs_fname, model_fname, *, method="freqmask", bands="10",
     from mne_freqmask.models import load_model
 
     if out is None and report is None:
-        raise ValueError("Nothing to write: give --out sal.h5 and/or --report "
-                         "report.html.")
-    out = None if out is None else _check_out(out, (".h5", ".hdf5"), overwrite,
-                                               "--out")
-    report = None if report is None else _check_out(report, (".html", ".htm"),
-                                                     overwrite, "--report")
+        raise ValueError(
+            "Nothing to write: give --out sal.h5 and/or --report report.html."
+        )
+    out = None if out is None else _check_out(out, (".h5", ".hdf5"), overwrite, "--out")
+    report = (
+        None
+        if report is None
+        else _check_out(report, (".html", ".htm"), overwrite, "--report")
+    )
     for fname in (epochs_fname, model_fname):
         if not Path(fname).is_file():
             raise FileNotFoundError(f"{fname} does not exist.")
@@ -219,16 +279,19 @@ def run_explain(epochs_fname, model_fname, *, method="freqmask", bands="10",
     t0 = time.perf_counter()
     epochs = mne.read_epochs(epochs_fname, preload=True, verbose=False)
     net = load_model(model_fname)
-    sal = explain(epochs, net, method=method, bands=bands, random_state=seed,
-                  verbose=False)
+    sal = explain(
+        epochs, net, method=method, bands=bands, random_state=seed, verbose=False
+    )
     written = []
     if out is not None:
         sal.save(out, overwrite=overwrite)
         written.append(out)
     if report is not None:
-        lines = [f"Epochs: {epochs_fname} ({len(epochs)} epochs, "
-                 f"{len(epochs.ch_names)} channels at {epochs.info['sfreq']:g} Hz)."
-                 f" Model: {model_fname}. Method: <b>{method}</b>."]
+        lines = [
+            f"Epochs: {epochs_fname} ({len(epochs)} epochs, "
+            f"{len(epochs.ch_names)} channels at {epochs.info['sfreq']:g} Hz)."
+            f" Model: {model_fname}. Method: <b>{method}</b>."
+        ]
         _write_report(report, epochs, net, sal, lines, t0)
         written.append(report)
     return written
@@ -247,27 +310,33 @@ def _write_report(out, epochs, model, sal, lines, t0):
         for level in ("group", "instance")
     }
     group = sal.average()
-    report = mne.Report(title=f"mne-freqmask: what does the model rely on? "
-                              f"({sal.method})")
+    report = mne.Report(
+        title=f"mne-freqmask: what does the model rely on? ({sal.method})"
+    )
     lines = lines + [f"Total time {time.perf_counter() - t0:.1f} s."]
     report.add_html("".join(f"<p>{line}</p>" for line in lines), "Summary")
     if _has_positions(group.info):
         report.add_figure(
-            group.plot_topomap(show=False), "Group saliency per band (topomaps)",
+            group.plot_topomap(show=False),
+            "Group saliency per band (topomaps)",
             caption="Saliency averaged over the explained epochs, one map per band.",
         )
     report.add_figure(
-        group.plot_bands(show=False), "Channel x band saliency",
+        group.plot_bands(show=False),
+        "Channel x band saliency",
         caption="Rows: channels; columns: bands.",
     )
     report.add_figure(
-        group.plot(show=False), "Saliency over frequency",
+        group.plot(show=False),
+        "Saliency over frequency",
         caption="Group saliency per channel over frequency.",
     )
     table = pd.concat(removal, names=["level"]).round(3)
     report.add_html(
         table.to_html() + "<p>RN: non-salient half of the channel x band cells "
-        "zeroed in the spectrum; RS: salient half zeroed.</p>", "Removal game")
+        "zeroed in the spectrum; RS: salient half zeroed.</p>",
+        "Removal game",
+    )
     params = pd.Series({k: str(v) for k, v in sal.method_params.items()})
     report.add_html(params.to_frame("value").to_html(), "Parameters")
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.part.html")

@@ -123,7 +123,11 @@ def make_model(name, n_chans, n_outputs, n_times, sfreq, *, input_scale=1e6, **k
         args["final_layer_with_constraint"] = True
     args.update(kwargs)
     net = cls(**args)
-    model = net if input_scale is None else torch.nn.Sequential(InputScaler(input_scale), net)
+    model = (
+        net
+        if input_scale is None
+        else torch.nn.Sequential(InputScaler(input_scale), net)
+    )
     model.init_args_ = dict(name=key, input_scale=input_scale, kwargs=args)
     return model
 
@@ -206,7 +210,11 @@ def fit(
         torch.manual_seed(seed)
         if isinstance(model, str):
             model = make_model(
-                model, x.shape[1], n_classes, x.shape[2], epochs.info["sfreq"],
+                model,
+                x.shape[1],
+                n_classes,
+                x.shape[2],
+                epochs.info["sfreq"],
                 **model_kw,
             )
         model.to(dev)
@@ -241,8 +249,10 @@ def _accuracy(model, xt, yt, idx, dev):
     model.eval()
     with torch.no_grad():
         pred = torch.cat(
-            [model(xt[idx[s : s + 256]].to(dev)).argmax(1).cpu()
-             for s in range(0, len(idx), 256)]
+            [
+                model(xt[idx[s : s + 256]].to(dev)).argmax(1).cpu()
+                for s in range(0, len(idx), 256)
+            ]
         )
     return float((pred == yt[idx]).float().mean())
 
@@ -290,7 +300,9 @@ def save_model(fname, model, *, overwrite=False, init_args=None):
     fname = Path(fname)
     if fname.exists() and not overwrite:
         raise FileExistsError(f"{fname} exists; pass overwrite=True to replace it.")
-    init_args = init_args if init_args is not None else getattr(model, "init_args_", None)
+    init_args = (
+        init_args if init_args is not None else getattr(model, "init_args_", None)
+    )
     if init_args is None:
         raise ValueError(
             "The model was not built by mne_freqmask.models.make_model; pass "
@@ -332,8 +344,12 @@ def load_model(fname):
     args = dict(ckpt["init_args"]["kwargs"])
     name = ckpt["init_args"]["name"]
     model = make_model(
-        name, args.pop("n_chans"), args.pop("n_outputs"), args.pop("n_times"),
-        args.pop("sfreq", 1.0), input_scale=ckpt["init_args"].get("input_scale"),
+        name,
+        args.pop("n_chans"),
+        args.pop("n_outputs"),
+        args.pop("n_times"),
+        args.pop("sfreq", 1.0),
+        input_scale=ckpt["init_args"].get("input_scale"),
         **args,
     )
     model.load_state_dict(ckpt["state_dict"])

@@ -68,7 +68,7 @@ class FrequencyGrid:
         """Dict of band name -> (fmin, fmax) in Hz."""
         return {
             name: (float(lo), float(hi))
-            for name, (lo, hi) in zip(self.band_names, self.band_edges)
+            for name, (lo, hi) in zip(self.band_names, self.band_edges, strict=True)
         }
 
     def expand(self, values, fill=1.0):
@@ -167,9 +167,7 @@ def _make_bands(freqs, nyq, bands):
                 f"Band {name!r} must be a (fmin, fmax) pair in Hz, got {edge!r}."
             ) from None
         if not 0 <= lo < hi:
-            raise ValueError(
-                f"Band {name!r} needs 0 <= fmin < fmax, got ({lo}, {hi})."
-            )
+            raise ValueError(f"Band {name!r} needs 0 <= fmin < fmax, got ({lo}, {hi}).")
         if lo >= nyq:
             raise ValueError(
                 f"Band {name!r} ({lo}-{hi} Hz) starts at or beyond the Nyquist "
@@ -180,7 +178,7 @@ def _make_bands(freqs, nyq, bands):
         edges.append((lo, hi))
     edges = np.array(edges)
     order = np.argsort(edges[:, 0])
-    for a, b in zip(order[:-1], order[1:]):
+    for a, b in zip(order[:-1], order[1:], strict=True):
         if edges[b, 0] < edges[a, 1]:
             raise ValueError(
                 f"Bands {names[a]!r} {tuple(edges[a])} and {names[b]!r} "

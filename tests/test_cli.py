@@ -14,13 +14,21 @@ def test_demo_writes_report(tmp_path, torch_threads):
     assert main(["demo", "--out", str(out), "--quick", "--seed", "1"]) == 0
     html = out.read_text()
     # topomaps, band image and frequency plot are embedded as images
-    for alt in ("Group saliency per band", "Channel x band saliency",
-                "Saliency over frequency"):
+    for alt in (
+        "Group saliency per band",
+        "Channel x band saliency",
+        "Saliency over frequency",
+    ):
         pattern = rf'<img [^>]*alt="{re.escape(alt)}[^"]*"\s*src="data:image/\w+;base64'
         img = re.search(pattern, html)
         assert img is not None, alt
-    for title in ("Group saliency per band", "Channel x band saliency",
-                  "Removal game", "Parameters", "AUROC"):
+    for title in (
+        "Group saliency per band",
+        "Channel x band saliency",
+        "Removal game",
+        "Parameters",
+        "AUROC",
+    ):
         assert title in html
     auroc = float(re.search(r"AUROC[^=]*= <b>([0-9.]+)</b>", html).group(1))
     assert auroc >= 0.9  # the demo recovers the planted cells
@@ -42,7 +50,9 @@ def test_demo_refuses_to_overwrite(tmp_path, capsys):
 def test_console_script_help():
     res = subprocess.run(
         [sys.executable, "-m", "mne_freqmask.cli", "demo", "--help"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert res.returncode == 0
     assert "--out" in res.stdout and "--quick" in res.stdout
@@ -74,8 +84,17 @@ def test_explain_command(saved_inputs, tmp_path):
 
     epochs, epo, pt, _ = saved_inputs
     h5, html = tmp_path / "sal.h5", tmp_path / "rep.html"
-    argv = ["explain", str(epo), str(pt), "--bands", "canonical", "--out", str(h5),
-            "--report", str(html)]
+    argv = [
+        "explain",
+        str(epo),
+        str(pt),
+        "--bands",
+        "canonical",
+        "--out",
+        str(h5),
+        "--report",
+        str(html),
+    ]
     assert main(argv) == 0
     sal = read_saliency(h5)
     assert sal.shape == (len(epochs), len(epochs.ch_names), 5)

@@ -82,9 +82,7 @@ def test_removal_game_real_data(eegmat_epochs, torch_threads):
     from mne_freqmask.models import fit
 
     epochs = eegmat_epochs
-    model, history = fit(
-        epochs, "eegnet", max_epochs=60, val_size=0.25, random_state=0
-    )
+    model, history = fit(epochs, "eegnet", max_epochs=60, val_size=0.25, random_state=0)
     held, train = history["val_idx"], history["train_idx"]
     sal = mfm.explain(epochs[held], model, bands=10, reference=epochs[train])
     scores = mfm.evaluate_removal(epochs[held], model, sal, level="group")
@@ -111,7 +109,9 @@ def test_batched_equals_separate(simulated):
     )
     np.testing.assert_allclose(batched.get_data(), separate, atol=1e-5, rtol=0)
     chunked = mfm.explain(sub, model, chunk_size=3, **kw)
-    np.testing.assert_allclose(batched.get_data(), chunked.get_data(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        batched.get_data(), chunked.get_data(), atol=1e-5, rtol=0
+    )
     # the masks moved away from their 0.5 start, so the comparison means something
     assert np.abs(batched.get_data() - 0.5).max() > 0.2
 
@@ -135,8 +135,14 @@ def test_same_seed_identical_and_round_trip(simulated, tmp_path):
 def test_picks_leave_other_channels_alone(simulated):
     epochs, truth, model, history = simulated
     sub = epochs[history["val_idx"][:8]]
-    sal = mfm.explain(sub, model, picks=["C3", "C4", "O1"], bands="canonical",
-                      reference=epochs, n_steps=100)
+    sal = mfm.explain(
+        sub,
+        model,
+        picks=["C3", "C4", "O1"],
+        bands="canonical",
+        reference=epochs,
+        n_steps=100,
+    )
     assert sal.ch_names == ["C3", "C4", "O1"]
     group = sal.average().get_data()
     alpha = sal.band_names.index("alpha")
@@ -224,8 +230,9 @@ def test_bad_epochs_and_model(tiny):
 
 def test_bad_shapes(tiny):
     epochs, _ = tiny
-    net = make_model("eegnet", len(epochs.ch_names), 2, len(epochs.times), 128.0,
-                     input_scale=None).eval()
+    net = make_model(
+        "eegnet", len(epochs.ch_names), 2, len(epochs.times), 128.0, input_scale=None
+    ).eval()
     with pytest.raises(ValueError, match="n_chans=19 but the epochs have 10 channels"):
         mfm.explain(epochs.copy().pick(epochs.ch_names[:10]), net)
     with pytest.raises(ValueError, match="n_times=256 but the epochs have 128 time"):

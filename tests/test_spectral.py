@@ -42,7 +42,7 @@ def test_salient_cells_median_split_without_ties():
     rng = np.random.default_rng(0)
     vals = rng.random((3, 4, 5))
     sal = salient_cells(vals)
-    for v, s in zip(vals, sal):
+    for v, s in zip(vals, sal, strict=True):
         assert s.sum() == 10
         assert v[s].min() > v[~s].max()
         np.testing.assert_array_equal(s, v > np.median(v))

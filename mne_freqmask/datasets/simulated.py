@@ -18,9 +18,7 @@ from mne_freqmask.utils._checks import _standard_montage
 from mne_freqmask.utils._docs import fill_doc
 
 #: The 19 channels of the 10-20 system used by default.
-CH_NAMES_1020 = (
-    "Fp1 Fp2 F7 F3 Fz F4 F8 T7 C3 Cz C4 T8 P7 P3 Pz P4 P8 O1 O2".split()
-)
+CH_NAMES_1020 = "Fp1 Fp2 F7 F3 Fz F4 F8 T7 C3 Cz C4 T8 P7 P3 Pz P4 P8 O1 O2".split()
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,9 @@ class PlantedTruth:
         """
         edges = np.asarray(band_edges, float)
         lo, hi = self.band
-        overlap = np.clip(np.minimum(edges[:, 1], hi) - np.maximum(edges[:, 0], lo), 0, None)
+        overlap = np.clip(
+            np.minimum(edges[:, 1], hi) - np.maximum(edges[:, 0], lo), 0, None
+        )
         width = np.minimum(edges[:, 1] - edges[:, 0], hi - lo)
         band_hit = overlap >= 0.5 * width
         chan_hit = np.isin(np.asarray(ch_names), self.channels)
@@ -166,11 +166,14 @@ def make_epochs(
     plant_idx = [ch_names.index(ch) for ch in channels]
     art = None
     if artifact is not None:
-        art = dict(channels=("Fp1", "Fp2"), band=(0.5, 3.0), amplitude=4.0,
-                   probability=0.9)
+        art = dict(
+            channels=("Fp1", "Fp2"), band=(0.5, 3.0), amplitude=4.0, probability=0.9
+        )
         unknown = set(artifact) - set(art)
         if unknown:
-            raise ValueError(f"Unknown artifact keys {sorted(unknown)}; use {sorted(art)}.")
+            raise ValueError(
+                f"Unknown artifact keys {sorted(unknown)}; use {sorted(art)}."
+            )
         art.update(artifact)
         art_idx = [ch_names.index(ch) for ch in art["channels"]]
     data, labels, subjects, has_art = [], [], [], []
@@ -201,16 +204,26 @@ def make_epochs(
     labels = np.concatenate(labels)
     info = create_info(ch_names, sfreq, "eeg")
     info.set_montage(_standard_montage(), on_missing="ignore")
-    events = np.column_stack([np.arange(len(data)) * n_times, np.zeros(len(data), int),
-                              labels + 1])
+    events = np.column_stack(
+        [np.arange(len(data)) * n_times, np.zeros(len(data), int), labels + 1]
+    )
     import pandas as pd
 
     metadata = pd.DataFrame(
-        dict(subject=np.concatenate(subjects), label=labels,
-             artifact=np.concatenate(has_art))
+        dict(
+            subject=np.concatenate(subjects),
+            label=labels,
+            artifact=np.concatenate(has_art),
+        )
     )
-    epochs = EpochsArray(data, info, events=events, event_id=dict(low=1, high=2),
-                         metadata=metadata, verbose=False)
+    epochs = EpochsArray(
+        data,
+        info,
+        events=events,
+        event_id=dict(low=1, high=2),
+        metadata=metadata,
+        verbose=False,
+    )
     logger.info(
         f"Simulated {len(epochs)} epochs ({n_subjects} subjects), planted "
         f"{band[0]}-{band[1]} Hz on {', '.join(channels)}."

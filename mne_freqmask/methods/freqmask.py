@@ -196,7 +196,11 @@ class _ChunkFitter:
             w = torch.zeros((n_b, 2 * n_f, 2 * n_f), device=dev, dtype=dtype)
             b = torch.zeros((n_b, 2 * n_f), device=dev, dtype=dtype)
         state = dict(
-            x=x, xre=xre, xim=xim, target=target, centres=centres.to(dtype),
+            x=x,
+            xre=xre,
+            xim=xim,
+            target=target,
+            centres=centres.to(dtype),
             params=[mask, w, b],
             exp_avg=[torch.zeros_like(t) for t in (mask, w, b)],
             exp_avg_sq=[torch.zeros_like(t) for t in (mask, w, b)],
@@ -220,10 +224,20 @@ class _ChunkFitter:
                 # but on plain tensors we can shrink when epochs converge.
                 params = [t.detach() for t in (mask, w, b)]
                 _adam(
-                    params, list(grads), state["exp_avg"], state["exp_avg_sq"], [],
-                    adam_steps, amsgrad=False, beta1=0.9,
-                    beta2=0.999, lr=p["lr"], weight_decay=0.0, eps=1e-8,
-                    maximize=False, foreach=False,
+                    params,
+                    list(grads),
+                    state["exp_avg"],
+                    state["exp_avg_sq"],
+                    [],
+                    adam_steps,
+                    amsgrad=False,
+                    beta1=0.9,
+                    beta2=0.999,
+                    lr=p["lr"],
+                    weight_decay=0.0,
+                    eps=1e-8,
+                    maximize=False,
+                    foreach=False,
                 )
                 params[0].clamp_(0.0, 1.0)
                 state["params"] = params
@@ -238,15 +252,29 @@ class _ChunkFitter:
                 if done.any() or last:
                     fin = np.ones_like(done) if last else done
                     pos = active[fin]
-                    mask_out[pos] = params[0][torch.as_tensor(fin, device=dev)].float().cpu().numpy()
+                    mask_out[pos] = (
+                        params[0][torch.as_tensor(fin, device=dev)]
+                        .float()
+                        .cpu()
+                        .numpy()
+                    )
                     if not last:
                         steps_out[pos] = step + 1
-                    loss_out[pos] = ld[torch.as_tensor(fin, device=dev)].float().cpu().numpy()
-                    ce_out[pos] = ce.detach()[torch.as_tensor(fin, device=dev)].float().cpu().numpy()
+                    loss_out[pos] = (
+                        ld[torch.as_tensor(fin, device=dev)].float().cpu().numpy()
+                    )
+                    ce_out[pos] = (
+                        ce.detach()[torch.as_tensor(fin, device=dev)]
+                        .float()
+                        .cpu()
+                        .numpy()
+                    )
                     if out_perturbed is not None:
                         sel = torch.as_tensor(fin, device=dev)
                         xhat = self._xhat(
-                            state["x"][sel], state["xre"][sel], state["xim"][sel],
+                            state["x"][sel],
+                            state["xre"][sel],
+                            state["xim"][sel],
                             *(t[sel] for t in params),
                         )[0]
                         out_perturbed[pos] = xhat.float().cpu().numpy()
@@ -270,16 +298,16 @@ class _ChunkFitter:
         m = self._expand(mask)
         hre = xre * m + (1 - m) * rre
         him = xim * m + (1 - m) * rim
-        xhat = inverse_spectrum(torch.complex(hre, him), self.inp.n_times, self.inp.scale)
+        xhat = inverse_spectrum(
+            torch.complex(hre, him), self.inp.n_times, self.inp.scale
+        )
         if not self.all_picked:
             xhat = x.index_copy(1, self.picks, xhat)
         return xhat, rre, rim
 
     def _loss(self, state, mask, w, b, n_times):
         p = self.p
-        xhat, rre, rim = self._xhat(
-            state["x"], state["xre"], state["xim"], mask, w, b
-        )
+        xhat, rre, rim = self._xhat(state["x"], state["xre"], state["xim"], mask, w, b)
         logits = _at_least_float32(self.model(xhat))
         if state["target"].ndim == 2:
             ce = -(state["target"] * log_softmax(logits, -1)).sum(-1)

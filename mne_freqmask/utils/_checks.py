@@ -47,5 +47,7 @@ def _standard_montage():
     """
     from mne.channels import get_builtin_montages, make_standard_montage
 
-    name = "colin27_1005" if "colin27_1005" in get_builtin_montages() else "standard_1005"
+    name = (
+        "colin27_1005" if "colin27_1005" in get_builtin_montages() else "standard_1005"
+    )
     return make_standard_montage(name)

@@ -13,8 +13,15 @@ from mne.utils.docs import docdict as _mne_docdict
 docdict = {}
 
 # copied from MNE so that our docstrings read like MNE's
-for _key in ("verbose", "picks_all", "random_state", "border_topomap",
-             "sphere_topomap_auto", "cmap_topomap_simple", "show"):
+for _key in (
+    "verbose",
+    "picks_all",
+    "random_state",
+    "border_topomap",
+    "sphere_topomap_auto",
+    "cmap_topomap_simple",
+    "show",
+):
     if _key in _mne_docdict:
         docdict[_key] = _mne_docdict[_key]
 
