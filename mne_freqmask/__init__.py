@@ -12,6 +12,8 @@ _LAZY = {
 from mne_freqmask.saliency import SpectralSaliency, read_saliency  # noqa: E402
 from mne_freqmask.spectral import FrequencyGrid  # noqa: E402
 
+_SUBMODULES = ("datasets", "evaluation", "lrp", "methods", "models", "viz", "workflows")
+
 __all__ = [
     "FrequencyGrid",
     "SpectralSaliency",
@@ -26,7 +28,7 @@ def __getattr__(name):
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
-    if name in ("datasets", "models", "evaluation", "methods", "viz", "lrp"):
+    if name in _SUBMODULES:
         import importlib
 
         return importlib.import_module(f"mne_freqmask.{name}")
@@ -34,6 +36,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(
-        __all__ + ["datasets", "models", "evaluation", "methods", "viz", "lrp"]
-    )
+    return sorted(__all__ + list(_SUBMODULES))
