@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from mne.utils import _validate_type, logger, verbose
 
-from mne_freqmask._inputs import make_input
+from mne_freqmask._inputs import _ready_epochs, make_input
 from mne_freqmask._torch_utils import check_model, model_context, resolve_device
 from mne_freqmask.methods._registry import METHODS, get_method
 from mne_freqmask.saliency import SpectralSaliency
@@ -114,6 +114,9 @@ def explain(
     _validate_type(method, str, "method")
     func = get_method(method)
     _check_method_kw(method, func, method_kw)
+    epochs = _ready_epochs(epochs)
+    if reference is not None:
+        reference = _ready_epochs(reference, "reference")
     inp = make_input(
         epochs, picks=picks, y=y, target=target, reference=reference, groups=groups
     )

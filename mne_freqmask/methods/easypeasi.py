@@ -75,6 +75,7 @@ from mne_freqmask._torch_utils import model_dtype
 from mne_freqmask.methods._registry import MethodResult
 from mne_freqmask.methods._spectral_attr import check_batch_size
 from mne_freqmask.utils._checks import _check_positive
+from mne_freqmask.utils._moments import RunningMoments
 
 #: The six bands of the easyPEASI paper (Hz). Pass them as
 #: ``explain(..., method="easypeasi", bands=EASYPEASI_BANDS)`` to reproduce it.
@@ -257,24 +258,41 @@ def _dataset_stats(inp, packed, noise_parts, mode, batch_size):
     ``noise_stats="dataset"``: the noise then carries the average band power
     of the explained epochs, not each epoch's own.
     """
-    x = inp.x[:, inp.picks]
+    # chunk by chunk, as the epochs may be read from disk (EpochsSource)
     if mode == "channel":
-        mean = np.array([x[:, c].astype(np.float64).mean() for c in range(x.shape[1])])
-        std = np.array([x[:, c].astype(np.float64).std() for c in range(x.shape[1])])
-        return {"time": (mean[None, :, None], std[None, :, None])}
+        time = RunningMoments(axis=(0, 2))
+        for start in range(0, inp.n_epochs, batch_size):
+            time.update(inp.x[start : start + batch_size][:, inp.picks])
+        return {"time": (time.mean, time.std)}
+    moments = {}
+    for start in range(0, inp.n_epochs, batch_size):
+        xb = inp.x[start : start + batch_size][:, inp.picks].astype(np.float64)
+        spec = np.fft.rfft(xb, axis=-1)
+        for band, (bins, parts) in enumerate(packed):
+            vals = _packed_values(spec, bins, parts)
+            if noise_parts == "pooled":
+                groups = [slice(None)]
+            else:
+                groups = [parts == part for part in (0, 1) if (parts == part).any()]
+            for gi, sel in enumerate(groups):
+                key = (band, gi)
+                moments.setdefault(key, RunningMoments(axis=(0, 2)))
+                moments[key].update(vals[..., sel])
     out = {}
-    for band, (bins, parts) in enumerate(packed):
-        vals = np.concatenate(
-            [
-                _packed_values(
-                    np.fft.rfft(x[s : s + batch_size].astype(np.float64), axis=-1),
-                    bins,
-                    parts,
-                )
-                for s in range(0, len(x), batch_size)
-            ]
-        )
-        out[band] = _stats(vals, parts, noise_parts, axis=(0, -1))
+    for band, (_, parts) in enumerate(packed):
+        if noise_parts == "pooled":
+            mom = moments[(band, 0)]
+            out[band] = mom.mean, mom.std
+            continue
+        # real parts get the real parts' statistics, imaginary the imaginary's
+        mean = np.zeros((1, len(inp.picks), len(parts)))
+        std = np.zeros_like(mean)
+        present = [part for part in (0, 1) if (parts == part).any()]
+        for gi, part in enumerate(present):
+            sel = parts == part
+            mean[..., sel] = moments[(band, gi)].mean
+            std[..., sel] = moments[(band, gi)].std
+        out[band] = mean, std
     return out
 
 

@@ -120,25 +120,30 @@ def _subject_centres(inp, alignment, device, dtype):
     ``"magnitude"`` it is the mean magnitude spectrum, and nearness is measured
     between magnitude spectra.
     """
-    subjects = np.unique(inp.ref_groups)
-    picks = torch.as_tensor(inp.picks, device=device)
-    cents = []
-    for subj in subjects:
-        xs = torch.as_tensor(inp.ref_x[inp.ref_groups == subj], device=device)
-        xf = spectrum(xs.to(dtype).index_select(1, picks), inp.scale)
-        if alignment == "complex":
-            cents.append(torch.view_as_real(xf.mean(0)))
-        else:
-            cents.append(xf.abs().mean(0))
-    centres = torch.stack(cents)  # (n_subjects, n_picks, n_freqs[, 2])
+    subjects, ref_subject = np.unique(inp.ref_groups, return_inverse=True)
+
+    def features(xb):
+        xf = spectrum(torch.as_tensor(xb, device=device).to(dtype), inp.scale)
+        return torch.view_as_real(xf) if alignment == "complex" else xf.abs()
+
+    # one pass over the reference, summing each subject's spectra (in float64
+    # so that the mean of many epochs does not drift)
+    sums, counts = None, np.bincount(ref_subject, minlength=len(subjects))
+    for sl, xb in inp.ref_x.chunks():
+        feat = features(xb[:, inp.picks]).double()
+        if sums is None:
+            sums = feat.new_zeros((len(subjects),) + feat.shape[1:])
+        sums.index_add_(0, torch.as_tensor(ref_subject[sl], device=device), feat)
+    shape = (-1,) + (1,) * (sums.ndim - 1)
+    counts = torch.as_tensor(counts, device=device, dtype=torch.float64)
+    centres = (sums / counts.reshape(shape)).to(dtype)
+    # (n_subjects, n_picks, n_freqs[, 2])
     cluster = np.empty(inp.n_epochs, np.int64)
     flat = centres.reshape(len(subjects), -1)
-    for start in range(0, inp.n_epochs, 512):
-        xb = torch.as_tensor(inp.x[start : start + 512], device=device).to(dtype)
-        xf = spectrum(xb.index_select(1, picks), inp.scale)
-        feat = torch.view_as_real(xf) if alignment == "complex" else xf.abs()
-        dist = torch.cdist(feat.reshape(len(xb), -1), flat)
-        cluster[start : start + 512] = dist.argmin(1).cpu().numpy()
+    for sl, xb in inp.x.chunks():
+        feat = features(xb[:, inp.picks])
+        dist = torch.cdist(feat.reshape(len(feat), -1), flat)
+        cluster[sl] = dist.argmin(1).cpu().numpy()
     return centres, cluster
 
 

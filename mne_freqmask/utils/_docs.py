@@ -29,7 +29,10 @@ docdict["epochs_explain"] = """
 epochs : instance of mne.Epochs
     The epochs to explain. They are passed to the model as an array of shape
     ``(n_epochs, n_channels, n_times)`` in the units stored by MNE (volts for
-    EEG), which must be the units the model was trained on."""
+    EEG), which must be the units the model was trained on. Epochs that are not
+    preloaded (``preload=False``) are read from disk chunk by chunk and never
+    held in memory at once, so datasets larger than the memory can be
+    explained; each pass over them re-reads the file."""
 
 docdict["model"] = """
 model : instance of torch.nn.Module
