@@ -1,0 +1,198 @@
+"""FreqMask step cost versus the model's own forward + backward (CPU).
+
+For each model, at SEED shape (62 channels x 400 samples, 200 Hz), one batch
+of ``--batch`` simulated epochs, a model trained briefly on them (so that its
+gradients look like a trained model's), this script times, interleaved in one
+loop so that machine noise hits both alike:
+
+* ``fwd+bwd``: the model's forward and backward on the batch, gradient with
+  respect to the input, parameters frozen (the least any input-perturbation
+  method pays per step);
+* ``step``: one FreqMask optimisation step of all the batch's masks and
+  generators (``_ChunkFitter._step``: spectrum masking, generator, inverse
+  FFT, model forward + backward, losses, fused Adam, projection);
+* the same step with torch's per-op (non-fused) Adam, the previous code path;
+* the generator alone (batched matmul forward + backward) and the Adam update
+  alone, to attribute what is left.
+
+It reports medians over ``--repeats`` interleaved rounds and the median of the
+per-round ratios step / fwd+bwd (goal <= 1.15). Usage::
+
+    python benchmarks/bench_step.py --threads 1 --batch 256 --repeats 15 \
+        --out benchmarks/results/step_cpu.json
+"""
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mne_freqmask._inputs import make_input
+from mne_freqmask._torch_utils import model_context
+from mne_freqmask.datasets import seed
+from mne_freqmask.datasets.simulated import make_epochs
+from mne_freqmask.methods import freqmask as fm
+from mne_freqmask.models import fit
+from mne_freqmask.spectral import FrequencyGrid
+
+TRAIN = dict(
+    eegnet=dict(max_epochs=10, lr=3e-3),
+    deep4net=dict(max_epochs=10, lr=1e-3, drop_prob=0.1),
+    tsception=dict(max_epochs=10, lr=1e-3),
+    eegconformer=dict(max_epochs=10, lr=5e-4),
+)
+
+
+def _timed(func):
+    t0 = time.perf_counter()
+    func()
+    return time.perf_counter() - t0
+
+
+def bench_model(name, epochs, args):
+    model, history = fit(epochs, name, random_state=0, verbose=False, **TRAIN[name])
+    held = epochs[: args.batch]
+    x = torch.as_tensor(held.get_data(), dtype=torch.float32)
+    dev = torch.device("cpu")
+    inp = make_input(held, picks=None, y=None, target=None, reference=None, groups=None)
+    grid = FrequencyGrid(inp.sfreq, inp.n_times, args.bands)
+    params = dict(
+        n_steps=300,
+        lr=0.01,
+        lambda_align=0.05,
+        l1_mask=1.0,
+        l1_perturbation=1.0,
+        alignment="complex",
+        generator="two_branch",
+        patience=10,
+        tol=1e-3,
+    )
+    with model_context(model, dev):
+        centres, cluster = fm._subject_centres(inp, "complex", dev, torch.float32)
+        fitter = fm._ChunkFitter(inp, grid, model, params, dev, torch.float32)
+        sl = slice(0, args.batch)
+        fused_state = fitter._init_state(sl, centres[cluster[sl]])
+        plain_state = fitter._init_state(sl, centres[cluster[sl]])
+        gen_w = fused_state["params"][1].clone().requires_grad_(True)
+        adam_state = fitter._init_state(sl, centres[cluster[sl]])
+        adam_grads = [torch.randn_like(t) * 1e-3 for t in adam_state["params"]]
+
+        def fwd_bwd():
+            xi = x.clone().requires_grad_(True)
+            model(xi).sum().backward()
+
+        def step_fused():
+            fitter.fused = True
+            fitter._step(fused_state)
+
+        def step_plain():
+            fitter.fused = False
+            fitter._step(plain_state)
+
+        def generator():
+            r = fitter._generate(gen_w, fused_state["params"][2], fused_state["x2"])
+            torch.autograd.grad(r.sum(), gen_w)
+
+        def adam_only():
+            fm._adam(
+                adam_state["params"],
+                adam_grads,
+                adam_state["exp_avg"],
+                adam_state["exp_avg_sq"],
+                [],
+                adam_state["adam_steps"],
+                amsgrad=False,
+                beta1=0.9,
+                beta2=0.999,
+                lr=0.01,
+                weight_decay=0.0,
+                eps=1e-8,
+                maximize=False,
+                foreach=False,
+                fused=fitter.fused,
+            )
+
+        funcs = dict(
+            fwd_bwd=fwd_bwd,
+            step=step_fused,
+            step_unfused_adam=step_plain,
+            generator=generator,
+            adam=adam_only,
+        )
+        for func in funcs.values():  # warm-up
+            func()
+        times = {key: [] for key in funcs}
+        for _ in range(args.repeats):
+            for key, func in funcs.items():
+                times[key].append(_timed(func))
+    t = {key: np.array(val) for key, val in times.items()}
+    return dict(
+        model=name,
+        val_accuracy=float(history["val_accuracy"][-1]),
+        batch=args.batch,
+        n_bands=grid.n_bands,
+        median_s={key: float(np.median(val)) for key, val in t.items()},
+        ratio=float(np.median(t["step"] / t["fwd_bwd"])),
+        ratio_unfused_adam=float(np.median(t["step_unfused_adam"] / t["fwd_bwd"])),
+        generator_share=float(np.median(t["generator"] / t["fwd_bwd"])),
+        adam_share=float(np.median(t["adam"] / t["fwd_bwd"])),
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["eegnet", "deep4net", "tsception", "eegconformer"],
+    )
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--bands", default="canonical")
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    if args.bands.isdigit():
+        args.bands = int(args.bands)
+    torch.set_num_threads(args.threads)
+    epochs, _ = make_epochs(
+        n_subjects=4,
+        n_epochs_per_class=args.batch // 4,
+        sfreq=seed.SFREQ,
+        n_times=400,
+        ch_names=seed.CH_NAMES,
+        channels=("C3", "C4"),
+        random_state=0,
+        verbose=False,
+    )
+    rows = []
+    for name in args.models:
+        rows.append(bench_model(name, epochs, args))
+        r = rows[-1]
+        print(
+            f"| {r['model']} | {r['batch']} | {r['median_s']['fwd_bwd']:.3f} | "
+            f"{r['median_s']['step']:.3f} | **{r['ratio']:.2f}** | "
+            f"{r['ratio_unfused_adam']:.2f} | {r['generator_share']:.3f} | "
+            f"{r['adam_share']:.3f} | {r['val_accuracy']:.2f} |",
+            flush=True,
+        )
+    meta = dict(
+        torch=torch.__version__,
+        threads=args.threads,
+        cpu=platform.processor(),
+        machine=platform.machine(),
+        shape=[62, 400],
+        repeats=args.repeats,
+        date=time.strftime("%Y-%m-%d %H:%M"),
+    )
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(dict(meta=meta, rows=rows), indent=2))
+
+
+if __name__ == "__main__":
+    main()
