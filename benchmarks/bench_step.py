@@ -53,13 +53,16 @@ def _timed(func):
     return time.perf_counter() - t0
 
 
-def bench_model(name, epochs, args):
-    model, history = fit(epochs, name, random_state=0, verbose=False, **TRAIN[name])
-    held = epochs[: args.batch]
+def time_step(model, held, bands, repeats, extras=True):
+    """Interleaved timings (s) of fwd+bwd, a FreqMask step and its parts.
+
+    ``model`` is frozen in eval mode meanwhile (``model_context``); returns a
+    dict of arrays of ``repeats`` times per key.
+    """
     x = torch.as_tensor(held.get_data(), dtype=torch.float32)
     dev = torch.device("cpu")
     inp = make_input(held, picks=None, y=None, target=None, reference=None, groups=None)
-    grid = FrequencyGrid(inp.sfreq, inp.n_times, args.bands)
+    grid = FrequencyGrid(inp.sfreq, inp.n_times, bands)
     params = dict(
         n_steps=300,
         lr=0.01,
@@ -70,11 +73,12 @@ def bench_model(name, epochs, args):
         generator="two_branch",
         patience=10,
         tol=1e-3,
+        min_steps=0,
     )
     with model_context(model, dev):
         centres, cluster = fm._subject_centres(inp, "complex", dev, torch.float32)
         fitter = fm._ChunkFitter(inp, grid, model, params, dev, torch.float32)
-        sl = slice(0, args.batch)
+        sl = slice(0, len(held))
         fused_state = fitter._init_state(sl, centres[cluster[sl]])
         plain_state = fitter._init_state(sl, centres[cluster[sl]])
         gen_w = fused_state["params"][1].clone().requires_grad_(True)
@@ -113,28 +117,31 @@ def bench_model(name, epochs, args):
                 eps=1e-8,
                 maximize=False,
                 foreach=False,
-                fused=fitter.fused,
+                fused=True,
             )
 
-        funcs = dict(
-            fwd_bwd=fwd_bwd,
-            step=step_fused,
-            step_unfused_adam=step_plain,
-            generator=generator,
-            adam=adam_only,
-        )
+        funcs = dict(fwd_bwd=fwd_bwd, step=step_fused)
+        if extras:
+            funcs.update(
+                step_unfused_adam=step_plain, generator=generator, adam=adam_only
+            )
         for func in funcs.values():  # warm-up
             func()
         times = {key: [] for key in funcs}
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             for key, func in funcs.items():
                 times[key].append(_timed(func))
-    t = {key: np.array(val) for key, val in times.items()}
+    return {key: np.array(val) for key, val in times.items()}
+
+
+def bench_model(name, epochs, args):
+    model, history = fit(epochs, name, random_state=0, verbose=False, **TRAIN[name])
+    held = epochs[: args.batch]
+    t = time_step(model, held, args.bands, args.repeats)
     return dict(
         model=name,
         val_accuracy=float(history["val_accuracy"][-1]),
         batch=args.batch,
-        n_bands=grid.n_bands,
         median_s={key: float(np.median(val)) for key, val in t.items()},
         ratio=float(np.median(t["step"] / t["fwd_bwd"])),
         ratio_unfused_adam=float(np.median(t["step_unfused_adam"] / t["fwd_bwd"])),

@@ -79,8 +79,11 @@ def explain(
         perturbation towards the subject's mean complex spectrum, as in the
         paper) or ``"magnitude"`` (towards its mean magnitude spectrum),
         ``generator="two_branch"`` (or ``"one_branch"``, the paper's ablation),
-        ``patience=10`` and ``tol=1e-3`` (early stopping per epoch: stop after
-        ``patience`` steps without a relative loss improvement of ``tol``).
+        ``patience=10``, ``tol=1e-3`` and ``min_steps=50`` (early stopping
+        per epoch: after ``min_steps`` warm-up steps, stop after ``patience``
+        steps without a relative loss improvement of ``tol``; the warm-up keeps
+        models whose loss stalls at first, such as Deep4Net or EEGConformer,
+        from stopping after ~11 steps with masks still near 0.5).
         FreqMask starts every mask at 0.5 and every generator at zero, so it is
         deterministic and ignores ``random_state``.
 

@@ -226,9 +226,9 @@ def run_demo(
         f"explained with method <b>{method}</b>.",
     ]
     if truth is not None:
-        group = sal.average()
-        cells = truth.cells(group.ch_names, group.band_edges)
-        auroc = _auroc(cells.ravel(), group.get_data().ravel())
+        from mne_freqmask.evaluation import ground_truth_scores
+
+        auroc = ground_truth_scores(sal, truth)["auroc"]
         lines.insert(
             1,
             (
@@ -351,16 +351,6 @@ def _write_report(out, epochs, model, sal, lines, t0):
 def _has_positions(info):
     pos = np.array([ch["loc"][:3] for ch in info["chs"]])
     return bool(np.isfinite(pos).all() and np.abs(pos).sum(1).all())
-
-
-def _auroc(truth, scores):
-    """Area under the ROC curve of ``scores`` for boolean ``truth``."""
-    from scipy.stats import rankdata
-
-    ranks = rankdata(scores)
-    n_pos = int(truth.sum())
-    n_neg = len(truth) - n_pos
-    return float((ranks[truth].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -394,3 +394,16 @@ def test_fast_path_equals_reference(simulated):
     )
     np.testing.assert_allclose(got.get_data(), want, atol=1e-6, rtol=0)
     assert np.abs(want - 0.5).max() > 0.1  # the masks moved
+
+
+def test_min_steps_warm_up(simulated):
+    """No epoch stops before min_steps; then patience applies at once."""
+    epochs, _, model, history = simulated
+    sub = epochs[history["val_idx"][:3]]
+    # tol=1: a step must halve the loss to count, so every epoch stalls
+    kw = dict(patience=1, tol=1.0, n_steps=40)
+    fast = mfm.explain(sub, model, min_steps=0, **kw)
+    warm = mfm.explain(sub, model, min_steps=20, **kw)
+    np.testing.assert_array_equal(fast.diagnostics["n_steps"], 2)
+    np.testing.assert_array_equal(warm.diagnostics["n_steps"], 20)
+    assert np.abs(warm.get_data() - 0.5).max() > np.abs(fast.get_data() - 0.5).max()

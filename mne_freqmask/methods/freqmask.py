@@ -17,9 +17,9 @@ mean spectrum is needed.
 All epochs of a chunk are fitted in one optimisation. Each epoch has its own
 mask and its own generator, the loss is a sum of per-epoch terms and Adam acts
 element-wise, so the result equals fitting the epochs one at a time. Early
-stopping is per epoch: an epoch whose loss has not improved by ``tol``
-(relative) for ``patience`` steps is frozen and removed from the active batch,
-so later steps only pay for the epochs still moving.
+stopping is per epoch: after ``min_steps`` steps, an epoch whose loss has not
+improved by ``tol`` (relative) for ``patience`` steps is frozen and removed
+from the active batch, so later steps only pay for the epochs still moving.
 """
 
 import numpy as np
@@ -50,6 +50,7 @@ def fit_freqmask(
     generator="two_branch",
     patience=10,
     tol=1e-3,
+    min_steps=50,
     return_perturbed=False,
 ):
     """Fit FreqMask masks for every epoch of ``inp`` (see module docstring).
@@ -66,6 +67,7 @@ def fit_freqmask(
     l1_perturbation = _check_positive(l1_perturbation, "l1_perturbation", strict=False)
     patience = _check_positive(patience, "patience", integer=True)
     tol = _check_positive(tol, "tol", strict=False)
+    min_steps = _check_positive(min_steps, "min_steps", integer=True, strict=False)
     _check_option("alignment", alignment, ("complex", "magnitude"))
     _check_option("generator", generator, ("two_branch", "one_branch"))
     params = dict(
@@ -78,6 +80,7 @@ def fit_freqmask(
         generator=generator,
         patience=patience,
         tol=tol,
+        min_steps=min_steps,
     )
     dtype = model_dtype(model)
     centres, cluster = _subject_centres(inp, alignment, device, dtype)
@@ -300,8 +303,10 @@ class _ChunkFitter:
             improved = torch.isinf(best) | (ld < best - p["tol"] * best.abs())
             state["best"] = torch.where(improved, ld, best)
             state["wait"] = torch.where(improved, 0, state["wait"] + 1)
-            done = (state["wait"] >= p["patience"]).cpu().numpy()
             last = step == p["n_steps"] - 1
+            if step + 1 < p["min_steps"] and not last:
+                continue  # warm-up: no epoch stops before min_steps
+            done = (state["wait"] >= p["patience"]).cpu().numpy()
             if not (done.any() or last):
                 continue
             fin = np.ones_like(done) if last else done
