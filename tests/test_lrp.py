@@ -576,3 +576,11 @@ def test_csp_comparison():
     # time-domain relevance works too
     rel = compute_relevance(epochs[:10], model)
     assert -1 <= csp_comparison(epochs, rel, n_components=2, cv=3)["spearman"] <= 1
+
+
+def test_dft_lrp_on_conformer_names_the_fix(sim):
+    """zennit fails inside its hooks on EEGConformer: a clear error, not KeyError."""
+    pytest.importorskip("zennit")
+    epochs = sim["epochs"][sim["held"][:2]]
+    with pytest.raises(ValueError, match='in place.*method="lrp"'):
+        explain(epochs, sim["conformer"], method="dft_lrp", bands="canonical")

@@ -88,9 +88,22 @@ def fit_dft_lrp(
         for start in ProgressBar(range(0, inp.n_epochs, chunk_size), mesg="Chunks"):
             sl = slice(start, start + chunk_size)
             x = epochs_tensor(inp, sl, model, device)
-            rel = time_relevance(
-                lrp_model, x, torch.as_tensor(target[sl], device=device)
-            )
+            try:
+                rel = time_relevance(
+                    lrp_model, x, torch.as_tensor(target[sl], device=device)
+                )
+            except KeyError as exp:
+                # zennit's hooks lose their stored gradient when a module's
+                # output is modified in place (e.g. EEGConformer's residual
+                # ``x += attn(x)``): KeyError 'grad_output' deep inside zennit
+                raise ValueError(
+                    'method="dft_lrp" (zennit) cannot propagate relevance '
+                    "through this model: zennit failed with KeyError "
+                    f"{exp} inside its hooks, which happens when a layer's "
+                    "output is modified in place (residual 'x += ...', as in "
+                    'EEGConformer). Use method="lrp", whose rules handle '
+                    "transformers and in-place residuals."
+                ) from exp
             # in units of the data's std, so that dft_relevance's absolute
             # stabiliser means the same whatever the units (volts, microvolts)
             rel_f = dft_relevance(x[:, picks] / inp.scale, rel[:, picks])
