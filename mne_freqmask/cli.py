@@ -277,7 +277,8 @@ def run_explain(
             raise FileNotFoundError(f"{fname} does not exist.")
     bands = int(bands) if str(bands).isdigit() else bands
     t0 = time.perf_counter()
-    epochs = mne.read_epochs(epochs_fname, preload=True, verbose=False)
+    # not preloaded: explain() reads the file chunk by chunk (bounded memory)
+    epochs = mne.read_epochs(epochs_fname, preload=False, verbose=False)
     net = load_model(model_fname)
     sal = explain(
         epochs, net, method=method, bands=bands, random_state=seed, verbose=False
