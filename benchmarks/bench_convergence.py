@@ -57,9 +57,7 @@ def main():
     t_start = time.perf_counter()
     for ds in args.datasets:
         train, test, _, _ = harness.load_dataset(ds)
-        rng = np.random.default_rng(0)
-        n_exp = min(args.n_explain, len(test))
-        ep = test[np.sort(rng.choice(len(test), n_exp, replace=False))]
+        ep = test[harness.explained_subset(test, args.n_explain)]
         for name in args.models:
             model, _, _ = harness.get_model(ds, name, train)
             maps = {}

@@ -22,6 +22,7 @@ Each timing is the median of ``--repeats`` runs. Usage::
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -29,9 +30,10 @@ import numpy as np
 import torch
 
 import mne_freqmask as mfm
-from mne_freqmask.datasets import seed
-from mne_freqmask.datasets.simulated import make_epochs
 from mne_freqmask.models import fit
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_step import seed_shaped_epochs  # noqa: E402
 
 
 def _median_time(func, repeats):
@@ -106,16 +108,7 @@ def main():
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    epochs, _ = make_epochs(
-        n_subjects=4,
-        n_epochs_per_class=args.batch // 4,
-        sfreq=seed.SFREQ,
-        n_times=400,
-        ch_names=seed.CH_NAMES,
-        channels=("C3", "C4"),
-        random_state=0,
-        verbose=False,
-    )
+    epochs = seed_shaped_epochs(args.batch)
     rows = [bench_model(name, epochs, args) for name in args.models]
     meta = dict(
         torch=torch.__version__,

@@ -116,9 +116,7 @@ def instance_part(args):
     rows = []
     for ds in args.datasets:
         train, test, _, _ = harness.load_dataset(ds)
-        rng = np.random.default_rng(0)
-        n_exp = min(24, len(test))
-        ep = test[np.sort(rng.choice(len(test), n_exp, replace=False))]
+        ep = test[harness.explained_subset(test, 24)]
         model, _, _ = harness.get_model(ds, "eegnet", train)
         row = dict(dataset=ds, n_epochs=len(ep))
         for key, kw in (

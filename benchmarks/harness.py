@@ -140,6 +140,13 @@ def load_dataset(name):
     raise ValueError(f"Unknown dataset {name!r}; use one of {DATASETS}.")
 
 
+def explained_subset(test, n_explain, seed=0):
+    """Sorted indices of the (at most) ``n_explain`` explained held-out epochs."""
+    rng = np.random.default_rng(seed)
+    n_exp = min(n_explain, len(test))
+    return np.sort(rng.choice(len(test), n_exp, replace=False))
+
+
 def get_model(dataset, name, train, retrain=False):
     """Train once, then load from the cache; returns (model, info, trained now)."""
     fname = CACHE / "models" / f"{dataset}-{name}.pt"
@@ -497,9 +504,7 @@ def main(argv=None):
     results = dict(datasets={}, sweeps={})
     for ds in args.datasets:
         train, test, truth, desc = load_dataset(ds)
-        rng = np.random.default_rng(0)
-        n_exp = min(args.n_explain, len(test))
-        explain_idx = np.sort(rng.choice(len(test), n_exp, replace=False))
+        explain_idx = explained_subset(test, args.n_explain)
         d = dict(desc=desc, n_train=len(train), n_test=len(test), models=[], rows=[])
         d["ood_original"] = ev.ood_score(train, test[explain_idx], verbose=False)
         results["datasets"][ds] = d

@@ -150,24 +150,43 @@ def _subject_centres(inp, alignment, device, dtype):
     return centres, cluster
 
 
+def adam_update(params, grads, exp_avg, exp_avg_sq, steps, *, lr, fused):
+    """One Adam step in place (torch.optim.Adam's defaults, no weight decay).
+
+    torch's functional Adam: the same update as :class:`torch.optim.Adam`, on
+    plain tensors that the caller may shrink when epochs converge. With
+    ``fused=True`` the whole update is one kernel, one pass over memory.
+    """
+    _adam(
+        params,
+        grads,
+        exp_avg,
+        exp_avg_sq,
+        [],
+        steps,
+        amsgrad=False,
+        beta1=0.9,
+        beta2=0.999,
+        lr=lr,
+        weight_decay=0.0,
+        eps=1e-8,
+        maximize=False,
+        foreach=False,
+        fused=fused,
+    )
+
+
 def _fused_adam_ok(device, dtype):
     """Whether torch's fused Adam kernel runs on ``device`` for ``dtype``."""
     try:
         t = torch.zeros(2, device=device, dtype=dtype)
-        _adam(
+        adam_update(
             [t.clone()],
             [t.clone()],
             [t.clone()],
             [t.clone()],
-            [],
             [torch.zeros((), device=device, dtype=torch.float32)],
-            amsgrad=False,
-            beta1=0.9,
-            beta2=0.999,
             lr=0.01,
-            weight_decay=0.0,
-            eps=1e-8,
-            maximize=False,
             fused=True,
         )
     except (RuntimeError, NotImplementedError):
@@ -260,26 +279,14 @@ class _ChunkFitter:
         loss, ce = self._loss(state, mask, w, b)
         grads = torch.autograd.grad(loss.sum(), [mask, w, b])
         with torch.no_grad():
-            # torch's functional Adam: the same update as torch.optim.Adam, but
-            # on plain tensors that we can shrink when epochs converge. The
-            # fused kernel does the whole update in one pass over memory (5x
-            # faster than the per-op version on the 2 x 201 x 201 generator).
             params = [t.detach() for t in (mask, w, b)]
-            _adam(
+            adam_update(
                 params,
                 list(grads),
                 state["exp_avg"],
                 state["exp_avg_sq"],
-                [],
                 state["adam_steps"],
-                amsgrad=False,
-                beta1=0.9,
-                beta2=0.999,
                 lr=self.p["lr"],
-                weight_decay=0.0,
-                eps=1e-8,
-                maximize=False,
-                foreach=False,
                 fused=self.fused,
             )
             params[0].clamp_(0.0, 1.0)
