@@ -400,7 +400,8 @@ def tables(results):
         f"```\n{meta['command']}\n```\n",
         f"Explained: {meta['n_explain']} held-out epochs per dataset (all of them "
         "when there are fewer), 10 equal bands, every method with its defaults "
-        "(FreqMask: at most 300 steps, lambda 0.05, lr 0.01, patience 10). The "
+        "(FreqMask: at most 300 steps, lambda 0.05, lr 0.01, early stopping with "
+        "patience 10 after a 50-step warm-up). The "
         "group-level game and the curves score all held-out epochs; `inst. gap` "
         "the explained ones; the sanity check re-explains the first "
         f"{meta['n_sanity']} explained epochs with a fully re-initialised model. "
