@@ -11,9 +11,7 @@ loop so that machine noise hits both alike:
 * ``step``: one FreqMask optimisation step of all the batch's masks and
   generators (``_ChunkFitter._step``: spectrum masking, generator, inverse
   FFT, model forward + backward, losses, fused Adam, projection);
-* the same step with torch's per-op (non-fused) Adam;
-* the same step with the masking and penalties left to autograd instead of
-  the hand-written ``_MixAndPenalties`` backward;
+* the same step with torch's per-op (non-fused) Adam, the previous code path;
 * the generator alone (batched matmul forward + backward) and the Adam update
   alone, to attribute what is left.
 
@@ -94,7 +92,6 @@ def time_step(model, held, bands, repeats, extras=True):
         sl = slice(0, len(held))
         fused_state = fitter._init_state(sl, centres[cluster[sl]])
         plain_state = fitter._init_state(sl, centres[cluster[sl]])
-        autograd_state = fitter._init_state(sl, centres[cluster[sl]])
         gen_w = fused_state["params"][1].clone().requires_grad_(True)
         adam_state = fitter._init_state(sl, centres[cluster[sl]])
         adam_grads = [torch.randn_like(t) * 1e-3 for t in adam_state["params"]]
@@ -104,16 +101,12 @@ def time_step(model, held, bands, repeats, extras=True):
             model(xi).sum().backward()
 
         def step_fused():
-            fitter.fused, fitter.fused_mix = True, True
+            fitter.fused = True
             fitter._step(fused_state)
 
         def step_plain():
-            fitter.fused, fitter.fused_mix = False, True
+            fitter.fused = False
             fitter._step(plain_state)
-
-        def step_autograd_mix():
-            fitter.fused, fitter.fused_mix = True, False
-            fitter._step(autograd_state)
 
         def generator():
             r = fitter._generate(gen_w, fused_state["params"][2], fused_state["x2"])
@@ -133,10 +126,7 @@ def time_step(model, held, bands, repeats, extras=True):
         funcs = dict(fwd_bwd=fwd_bwd, step=step_fused)
         if extras:
             funcs.update(
-                step_unfused_adam=step_plain,
-                step_autograd_mix=step_autograd_mix,
-                generator=generator,
-                adam=adam_only,
+                step_unfused_adam=step_plain, generator=generator, adam=adam_only
             )
         for func in funcs.values():  # warm-up
             func()
@@ -158,7 +148,6 @@ def bench_model(name, epochs, args):
         median_s={key: float(np.median(val)) for key, val in t.items()},
         ratio=float(np.median(t["step"] / t["fwd_bwd"])),
         ratio_unfused_adam=float(np.median(t["step_unfused_adam"] / t["fwd_bwd"])),
-        ratio_autograd_mix=float(np.median(t["step_autograd_mix"] / t["fwd_bwd"])),
         generator_share=float(np.median(t["generator"] / t["fwd_bwd"])),
         adam_share=float(np.median(t["adam"] / t["fwd_bwd"])),
     )
@@ -188,8 +177,7 @@ def main():
         print(
             f"| {r['model']} | {r['batch']} | {r['median_s']['fwd_bwd']:.3f} | "
             f"{r['median_s']['step']:.3f} | **{r['ratio']:.2f}** | "
-            f"{r['ratio_unfused_adam']:.2f} | {r['ratio_autograd_mix']:.2f} | "
-            f"{r['generator_share']:.3f} | "
+            f"{r['ratio_unfused_adam']:.2f} | {r['generator_share']:.3f} | "
             f"{r['adam_share']:.3f} | {r['val_accuracy']:.2f} |",
             flush=True,
         )

@@ -209,8 +209,6 @@ class _ChunkFitter:
             np.where(grid.bin_band < 0, grid.n_bands, grid.bin_band), device=device
         )
         self.fused = _fused_adam_ok(device, dtype)
-        # hand-written backward of the masking and penalties (complex alignment)
-        self.fused_mix = params["alignment"] == "complex"
 
     def _expand(self, mask):
         ones = mask.new_ones(mask.shape[:-1] + (1,))
@@ -350,31 +348,18 @@ class _ChunkFitter:
         """The perturbed epochs (all channels) and the generator's output."""
         r = self._generate(w, b, x2)
         m = self._expand(mask)[:, None]  # (B, 1, n_picks, n_freqs)
-        return self._to_time(x, x2 * m + (1 - m) * r), r
-
-    def _to_time(self, x, h):
-        """Epochs (all channels) from the perturbed spectrum of the picks."""
+        h = x2 * m + (1 - m) * r
         xhat = inverse_spectrum(
             torch.complex(h[:, 0], h[:, 1]), self.inp.n_times, self.inp.scale
         )
         if not self.all_picked:
             xhat = x.index_copy(1, self.picks, xhat)
-        return xhat
+        return xhat, r
 
     def _loss(self, state, mask, w, b):
         p = self.p
-        x2 = state["x2"]
-        r = self._generate(w, b, x2)
-        m = self._expand(mask)[:, None]  # (B, 1, n_picks, n_freqs)
-        n_vals = r[0].numel()  # 2 x n_picks x n_freqs
-        if self.fused_mix:
-            h, l1_sum, sq_sum = _MixAndPenalties.apply(r, m, x2, state["centres"])
-        else:
-            h = x2 * m + (1 - m) * r
-            l1_sum = r.abs().sum((1, 2, 3))
-            if p["alignment"] == "complex":
-                sq_sum = ((r - state["centres"]) ** 2).sum((1, 2, 3))
-        logits = _at_least_float32(self.model(self._to_time(state["x"], h)))
+        xhat, r = self._xhat(state["x"], state["x2"], mask, w, b)
+        logits = _at_least_float32(self.model(xhat))
         if state["target"].ndim == 2:
             ce = -(state["target"] * log_softmax(logits, -1)).sum(-1)
         else:
@@ -383,55 +368,15 @@ class _ChunkFitter:
         if p["l1_mask"]:
             loss = loss + p["l1_mask"] * mask.mean((1, 2))
         if p["l1_perturbation"]:
-            # mean over picks and bins of (|Re| + |Im|) / 2
-            loss = loss + p["l1_perturbation"] * l1_sum / n_vals
+            # mean over picks and bins of |Re| + |Im|, halved (as before)
+            loss = loss + p["l1_perturbation"] * r.abs().mean((1, 2, 3))
         if p["lambda_align"]:
+            cen = state["centres"]
             if p["alignment"] == "complex":
-                # |Re - c_re|^2 + |Im - c_im|^2, averaged over picks and bins
-                dist = 2 * sq_sum / n_vals
+                # (|Re - c_re|^2 + |Im - c_im|^2) averaged over picks and bins
+                dist = 2 * ((r - cen) ** 2).mean((1, 2, 3))
             else:
                 mag = torch.sqrt(r[:, 0] ** 2 + r[:, 1] ** 2 + 1e-12)
-                dist = ((mag - state["centres"]) ** 2).mean((1, 2))
+                dist = ((mag - cen) ** 2).mean((1, 2))
             loss = loss + p["lambda_align"] * dist
         return loss, ce
-
-
-class _MixAndPenalties(torch.autograd.Function):
-    """Masked spectrum and the per-epoch penalty sums, with a fused backward.
-
-    Inputs: the generator's output ``r`` and the spectrum ``x2`` (both
-    ``(B, 2, n_picks, n_freqs)``), the expanded mask ``m`` ``(B, 1, n_picks,
-    n_freqs)`` and the alignment centres ``c`` (like ``r``). Outputs:
-    ``h = x2 * m + (1 - m) * r``, ``sum |r|`` and ``sum (r - c) ** 2`` per
-    epoch. Autograd would run about 20 element-wise passes over these
-    tensors per step (each product, difference, absolute value and power,
-    forward and backward); written out, forward and backward take 11. The
-    test suite checks the whole fit against a plain implementation.
-    """
-
-    @staticmethod
-    def forward(ctx, r, m, x2, c):
-        d = x2 - r
-        h = torch.addcmul(r, m, d)  # r + m * (x2 - r)
-        dims = (1, 2, 3)
-        l1_sum = torch.linalg.vector_norm(r, ord=1, dim=dims)
-        e = r - c
-        sq_sum = torch.linalg.vector_norm(e, ord=2, dim=dims) ** 2
-        ctx.save_for_backward(r, m, d, e)
-        return h, l1_sum, sq_sum
-
-    @staticmethod
-    def backward(ctx, g_h, g_l1, g_sq):
-        r, m, d, e = ctx.saved_tensors
-        shape = (-1, 1, 1, 1)
-        if g_h is None:
-            g_r = torch.zeros_like(r)
-            g_m = None
-        else:
-            g_r = torch.addcmul(g_h, g_h, m, value=-1)  # g_h * (1 - m)
-            g_m = (g_h * d).sum(1, keepdim=True)
-        if g_l1 is not None:
-            g_r.addcmul_(torch.sign(r), g_l1.reshape(shape))
-        if g_sq is not None:
-            g_r.addcmul_(e, 2 * g_sq.reshape(shape))
-        return g_r, g_m, None, None
