@@ -149,14 +149,10 @@ def relevance_time(
         al., 2024) propagates through the attention weights to queries and
         keys as well as through the values; ``"cplrp"`` (Ali et al., 2022)
         treats the weights as constants.
-    eps : float
-        Stabiliser of the epsilon rule.
-    gamma : float
-        Parameter of the gamma rule.
+    %(lrp_eps_gamma)s
     batch_size : int
         Epochs per forward/backward pass.
-    device : str | torch.device
-        ``"auto"`` (the model's device, else CUDA if available), ``"cpu"``...
+    %(device)s
     %(verbose)s
 
     Returns
@@ -271,14 +267,10 @@ def compute_relevance(
         Rule for linear and convolution layers; see :func:`relevance_time`.
     attention : "attnlrp" | "cplrp"
         How relevance crosses softmax attention; see :func:`relevance_time`.
-    eps : float
-        Stabiliser of the epsilon rule.
-    gamma : float
-        Parameter of the gamma rule.
+    %(lrp_eps_gamma)s
     batch_size : int
         Epochs per forward/backward pass.
-    device : str | torch.device
-        ``"auto"`` (the model's device, else CUDA if available), ``"cpu"``...
+    %(device)s
     %(verbose)s
 
     Returns

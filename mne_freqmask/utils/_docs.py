@@ -92,6 +92,12 @@ device : str | torch.device
     Where to compute: ``"auto"`` (default) uses the model's device when it is
     already on a GPU, else CUDA when available, else the CPU."""
 
+docdict["lrp_eps_gamma"] = """
+eps : float
+    Stabiliser of the epsilon rule.
+gamma : float
+    Parameter of the gamma rule."""
+
 docdict["chunk_size"] = """
 chunk_size : int | "auto"
     Number of epochs fitted together in one batched optimisation (each with
