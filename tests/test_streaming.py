@@ -75,7 +75,7 @@ def test_lazy_epochs_match_preloaded(simulated, tmp_path, monkeypatch, method):
         return out
 
     monkeypatch.setattr(_inputs.EpochsSource, "__getitem__", spy)
-    monkeypatch.setattr(_inputs, "READ_CHUNK", 32)
+    # full passes (scale, centres, clusters) read 32 epochs at a time
     monkeypatch.setattr(_inputs.EpochsSource.chunks, "__defaults__", (32,))
     got = mfm.explain(lazy, model, bands="canonical", **kw)
     np.testing.assert_allclose(got.get_data(), ref.get_data(), atol=1e-6, rtol=0)
