@@ -17,6 +17,7 @@ from mne.utils import ProgressBar, _validate_type, check_random_state, logger, v
 from mne_freqmask._inputs import epochs_data, epochs_groups, epochs_labels
 from mne_freqmask._torch_utils import resolve_device
 from mne_freqmask.utils._checks import _check_positive
+from mne_freqmask.utils._deps import import_optional
 from mne_freqmask.utils._docs import fill_doc
 
 #: Names accepted by :func:`make_model` -> braindecode class name.
@@ -30,14 +31,9 @@ MODEL_NAMES = {
 
 
 def _braindecode_models():
-    try:
-        import braindecode.models as bd_models
-    except ImportError as exp:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "Building models by name needs braindecode; install the models extra: "
-            'pip install "mne-freqmask[models]"'
-        ) from exp
-    return bd_models
+    # one import path for braindecode: its known import-time warning filtered,
+    # a one-line error naming the pins when it cannot be imported
+    return import_optional("braindecode.models")
 
 
 class InputScaler(torch.nn.Module):

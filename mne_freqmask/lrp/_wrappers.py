@@ -5,7 +5,11 @@ from mne.utils import _validate_type
 
 
 def _check_labram_names(ch_names):
-    from braindecode.models.labram import LABRAM_CHANNEL_ORDER
+    from mne_freqmask.utils._deps import import_optional
+
+    LABRAM_CHANNEL_ORDER = import_optional(
+        "braindecode.models.labram"
+    ).LABRAM_CHANNEL_ORDER
 
     ch_names = [str(ch) for ch in ch_names]
     known = {name.upper() for name in LABRAM_CHANNEL_ORDER}
@@ -103,9 +107,10 @@ def make_labram(ch_names, n_outputs, n_times, sfreq, *, input_scale=1e6, **kwarg
     model : torch.nn.Module
         The untrained model.
     """
-    from braindecode.models import Labram
-
     from mne_freqmask.models import InputScaler
+    from mne_freqmask.utils._deps import import_optional
+
+    Labram = import_optional("braindecode.models").Labram
 
     ch_names = _check_labram_names(ch_names)
     net = Labram(

@@ -41,14 +41,9 @@ from mne_freqmask.utils._checks import _check_positive
 
 
 def _captum():
-    try:
-        import captum.attr
-    except ImportError as exp:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "This method needs captum; install the attribution extra: "
-            'pip install "mne-freqmask[attribution]"'
-        ) from exp
-    return captum.attr
+    from mne_freqmask.utils._deps import import_optional
+
+    return import_optional("captum.attr")
 
 
 def fit_integrated_grads(

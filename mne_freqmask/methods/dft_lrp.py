@@ -125,15 +125,13 @@ def lrp_context(model, composite="epsilon_plus", epsilon=1e-6):
     The composite is removed when the block exits (normally or not); the
     copy is discarded, and ``model`` itself is never modified.
     """
-    try:
-        from zennit.canonizers import SequentialMergeBatchNorm
-        from zennit.composites import COMPOSITES as ZENNIT_COMPOSITES
-        from zennit.rules import Pass
-    except ImportError as exp:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            'method="dft_lrp" needs zennit; install the attribution extra: '
-            'pip install "mne-freqmask[attribution]"'
-        ) from exp
+    from mne_freqmask.utils._deps import import_optional
+
+    SequentialMergeBatchNorm = import_optional(
+        "zennit.canonizers"
+    ).SequentialMergeBatchNorm
+    ZENNIT_COMPOSITES = import_optional("zennit.composites").COMPOSITES
+    Pass = import_optional("zennit.rules").Pass
     from mne_freqmask.models import InputScaler
 
     class _MergeBatchNorm(SequentialMergeBatchNorm):

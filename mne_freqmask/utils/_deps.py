@@ -1,0 +1,86 @@
+"""Optional dependencies: one import path, one message that names the pin.
+
+The ``models`` and ``attribution`` extras promise braindecode (which imports
+torchaudio, a compiled extension tied to one torch ABI), zennit and captum.
+When one of them cannot be imported, the cause is almost always a torch family
+that does not match the pins; the message says which package failed, why, and
+which pins of ``pyproject.toml`` to check, in one line.
+"""
+
+import importlib
+import warnings
+from importlib import metadata
+
+#: module -> (distribution, extra that promises it, distributions whose pins matter)
+OPTIONAL = {
+    "braindecode": ("braindecode", "models", ("torch", "torchaudio", "braindecode")),
+    "torchaudio": ("torchaudio", "models", ("torch", "torchaudio")),
+    "torchvision": ("torchvision", "models", ("torch", "torchvision")),
+    "zennit": ("zennit", "attribution", ("torch", "torchvision", "zennit")),
+    "captum": ("captum", "attribution", ("torch", "captum")),
+}
+
+# braindecode 1.8.1 evaluates `mne.channels.make_standard_montage("standard_1020")`
+# at import time, which MNE 1.13 deprecates with a FutureWarning. It says nothing
+# about the user's data; it is filtered here, where this package imports
+# braindecode, and nowhere else (the user's own warnings are left alone).
+_BRAINDECODE_IMPORT_WARNINGS = (
+    (FutureWarning, r"Montage name 'standard_1020' is deprecated"),
+)
+
+
+def _pins(dists):
+    """The requirement strings of our extras that name ``dists``."""
+    try:
+        reqs = metadata.requires("mne-freqmask") or []
+    except metadata.PackageNotFoundError:  # running from a source tree
+        reqs = []
+    found = {}
+    for req in reqs:
+        spec = req.split(";")[0].strip()
+        name = spec.split("=")[0].split("<")[0].split(">")[0].split("[")[0].strip()
+        if name.lower() in dists and "==" in spec:
+            found.setdefault(name.lower(), spec.replace(" ", ""))
+    return [found.get(d, d) for d in dists]
+
+
+def _installed(dist):
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def dependency_error(module, exp):
+    """One-line message for an optional ``module`` that failed to import."""
+    dist, extra, related = OPTIONAL[module.split(".")[0]]
+    have = ", ".join(f"{d} {_installed(d) or 'not installed'}" for d in related)
+    first = str(exp).strip().splitlines()[0] if str(exp).strip() else ""
+    return (
+        f"{dist} cannot be imported ({type(exp).__name__}: {first}); installed: "
+        f"{have}; check the pins {' '.join(_pins(related))} of the '{extra}' extra "
+        f'(pip install "mne-freqmask[{extra}]").'
+    )
+
+
+def import_optional(module):
+    """Import an optional dependency, raising ImportError with one line.
+
+    Parameters
+    ----------
+    module : str
+        E.g. ``"braindecode.models"``, ``"zennit.rules"``, ``"captum.attr"``.
+
+    Returns
+    -------
+    mod : module
+        The imported module.
+    """
+    try:
+        with warnings.catch_warnings():
+            if module.split(".")[0] == "braindecode":
+                for category, message in _BRAINDECODE_IMPORT_WARNINGS:
+                    warnings.filterwarnings("ignore", message, category)
+            return importlib.import_module(module)
+    except Exception as exp:  # OSError (ABI), ImportError, RuntimeError, ...
+        raise ImportError(dependency_error(module, exp)) from exp
