@@ -66,6 +66,11 @@ def _build_parser():
         help="Smaller data, shorter training and at most 100 FreqMask steps.",
     )
     demo.add_argument("--seed", type=int, default=0, help="Random seed.")
+    demo.add_argument(
+        "--quiet",
+        action="store_true",
+        help="Print only the report path (no progress, no summary).",
+    )
 
     exp = sub.add_parser(
         "explain",
@@ -104,8 +109,9 @@ def main(argv=None):
                 data_path=args.data_path,
                 model=args.model,
                 method=args.method,
+                quiet=args.quiet,
             )
-            print(f"Report written to {out}")
+            print(out if args.quiet else f"Report written to {out}")
         else:
             written = run_explain(
                 args.epochs,
@@ -187,25 +193,47 @@ def run_demo(
     data_path=None,
     model="eegnet",
     method="freqmask",
+    quiet=False,
 ):
-    """Run the demo and write the report to ``out``; return its path."""
-    from mne_freqmask import explain
-    from mne_freqmask.models import fit
+    """Run the demo and write the report to ``out``; return its path.
+
+    Unless ``quiet``, each long step (training, explaining, scoring) shows
+    MNE's progress bar or a log line, and a summary of what was found is
+    printed at the end.
+    """
+    from mne.utils import use_log_level
 
     out = _check_out(out, (".html", ".htm"), overwrite, "--out")
     if data not in DATASETS:
         raise ValueError(f"--data must be one of {DATASETS}, got {data!r}.")
+    # MNE's logger and ProgressBar follow the log level; the package's own
+    # functions are called with verbose=None so that they inherit it.
+    with use_log_level("warning" if quiet else "info"):
+        summary = _demo(out, quick, seed, data, data_path, model, method)
+    if not quiet:
+        print(_format_summary(summary))
+    return out
+
+
+def _step(text):
+    from mne.utils import logger
+
+    logger.info(f"[mne-freqmask demo] {text}")
+
+
+def _demo(out, quick, seed, data, data_path, model, method):
+    from mne_freqmask import evaluate_removal, explain
+    from mne_freqmask.models import fit
+
     t0 = time.perf_counter()
+    _step(f"Loading {data} epochs ...")
     epochs, truth = _load_demo_data(data, data_path, quick, seed)
-    net, history = fit(
-        epochs,
-        model,
-        max_epochs=40 if quick else 60,
-        random_state=seed,
-        verbose=False,
-    )
+    max_epochs = 40 if quick else 60
+    _step(f"Training {model} ({max_epochs} passes over the training epochs) ...")
+    net, history = fit(epochs, model, max_epochs=max_epochs, random_state=seed)
     train, held = history["train_idx"], history["val_idx"]
     method_kw = dict(n_steps=100) if quick and method == "freqmask" else {}
+    _step(f"Explaining the {len(held)} held-out epochs with {method} ...")
     sal = explain(
         epochs[held],
         net,
@@ -213,36 +241,160 @@ def run_demo(
         bands="canonical",
         reference=epochs[train],
         random_state=seed,
-        verbose=False,
+        # several chunks, so that the progress bar moves (the result does not
+        # depend on the chunking: every epoch has its own mask and optimiser)
+        chunk_size=16,
         **method_kw,
     )
-    acc = history["val_accuracy"][-1]
-    lines = [
-        f"Data: <b>{data}</b>, {len(epochs)} epochs, {len(epochs.ch_names)} "
-        f"channels at {epochs.info['sfreq']:g} Hz, classes "
-        f"{', '.join(epochs.event_id)}.",
-        f"{type(net[-1] if hasattr(net, '__getitem__') else net).__name__} "
-        f"held-out accuracy: {acc:.3f} on {len(held)} epochs; these epochs were "
-        f"explained with method <b>{method}</b>.",
-    ]
+    _step("Scoring: removal game (group and per-epoch maps) ...")
+    removal = {
+        level: evaluate_removal(epochs[held], net, sal, level=level)
+        for level in ("group", "instance")
+    }
+    summary = dict(
+        data=data,
+        n_epochs=len(epochs),
+        n_subjects=_n_subjects(epochs),
+        n_channels=len(epochs.ch_names),
+        sfreq=epochs.info["sfreq"],
+        classes=list(epochs.event_id),
+        model=_model_name(net),
+        accuracy=history["val_accuracy"][-1],
+        n_held=len(held),
+        method=method,
+        removal=removal,
+        truth=truth,
+        top=_top_cells(sal.average(), truth),
+        out=out,
+    )
+    if "n_steps" in sal.diagnostics:
+        steps = np.asarray(sal.diagnostics["n_steps"])
+        summary["steps"] = (float(np.median(steps)), int(steps.max()))
     if truth is not None:
         from mne_freqmask.evaluation import ground_truth_scores
 
-        auroc = ground_truth_scores(sal, truth)["auroc"]
-        lines.insert(
-            1,
-            (
-                f"Class <i>high</i> has more {truth.band[0]:g}-{truth.band[1]:g} Hz "
-                f"power than class <i>low</i> on {', '.join(truth.channels)}; nothing "
-                "else differs between the classes."
-            ),
+        summary["auroc"] = float(ground_truth_scores(sal, truth)["auroc"])
+    _step("Writing the report ...")
+    summary["time"] = time.perf_counter() - t0
+    _write_report(out, sal, _summary_html(summary), removal)
+    summary["time"] = time.perf_counter() - t0
+    return summary
+
+
+def _n_subjects(epochs):
+    meta = epochs.metadata
+    if meta is not None and "subject" in meta:
+        return int(meta["subject"].nunique())
+    return None
+
+
+def _model_name(net):
+    import torch
+
+    inner = net[-1] if isinstance(net, torch.nn.Sequential) else net
+    return type(inner).__name__
+
+
+def _top_cells(group, truth, n=5):
+    """The ``n`` highest channel x band cells of a group map (and if planted)."""
+    values = group.get_data()
+    planted = None if truth is None else truth.cells(group.ch_names, group.band_edges)
+    order = np.argsort(values, axis=None, kind="stable")[::-1][:n]
+    cells = []
+    for flat in order:
+        ch, band = np.unravel_index(flat, values.shape)
+        cells.append(
+            dict(
+                channel=group.ch_names[ch],
+                band=group.band_names[band],
+                value=float(values[ch, band]),
+                planted=None if planted is None else bool(planted[ch, band]),
+            )
         )
+    return cells
+
+
+def _summary_lines(s):
+    """(label, text) pairs shared by the terminal summary and the report."""
+    subj = f", {s['n_subjects']} subjects" if s["n_subjects"] else ""
+    lines = [
+        (
+            "Data",
+            f"{s['data']}: {s['n_epochs']} epochs{subj}, {s['n_channels']} channels "
+            f"at {s['sfreq']:g} Hz, classes {', '.join(s['classes'])}",
+        )
+    ]
+    truth = s["truth"]
+    if truth is not None:
         lines.append(
-            "Ground truth: AUROC of the group map for the planted channel x band "
-            f"cells = <b>{auroc:.3f}</b> (1 = planted cells ranked first)."
+            (
+                "Planted",
+                f"class 'high' has more {truth.band[0]:g}-{truth.band[1]:g} Hz "
+                f"power than 'low' on {', '.join(truth.channels)}; nothing else "
+                "differs",
+            )
         )
-    _write_report(out, epochs[held], net, sal, lines, t0)
-    return out
+    lines.append(
+        (
+            "Model",
+            f"{s['model']}, held-out accuracy {s['accuracy']:.3f} on "
+            f"{s['n_held']} epochs",
+        )
+    )
+    how = f"{s['method']} on the {s['n_held']} held-out epochs"
+    if "steps" in s:
+        how += f" (median {s['steps'][0]:.0f} steps, max {s['steps'][1]})"
+    lines.append(("Method", how))
+    top = ", ".join(
+        f"{c['channel']} {c['band']} {c['value']:.2f}"
+        + ("" if c["planted"] is None else (" (planted)" if c["planted"] else ""))
+        for c in s["top"]
+    )
+    lines.append(("Top cells", f"{top} (group map)"))
+    if "auroc" in s:
+        lines.append(
+            (
+                "Truth",
+                f"AUROC of the group map for the planted cells = {s['auroc']:.3f} "
+                "(1: every planted cell ranked above every other; 0.5: chance)",
+            )
+        )
+    for level, table in s["removal"].items():
+        acc = table["accuracy"]
+        lines.append(
+            (
+                f"Removal ({level})",
+                f"accuracy original {acc['original']:.2f} / RN {acc['RN']:.2f} / "
+                f"RS {acc['RS']:.2f} (RN: non-salient half of the cells zeroed, "
+                "should stay; RS: salient half zeroed, should fall)",
+            )
+        )
+    lines.append(("Time", f"{s['time']:.0f} s"))
+    return lines
+
+
+def _format_summary(s):
+    lines = _summary_lines(s)  # main() prints the report path last
+    width = max(len(label) for label, _ in lines)
+    body = "\n".join(f"  {label:<{width}}  {text}" for label, text in lines)
+    return f"\nmne-freqmask demo: what does the model rely on?\n{body}"
+
+
+def _summary_html(s):
+    from html import escape
+
+    rows = "".join(
+        f"<tr><th>{escape(label)}</th><td>{escape(text)}</td></tr>"
+        for label, text in _summary_lines(s)
+    )
+    # the ground-truth line keeps its historical form (read by tests and users)
+    extra = (
+        f"<p>Ground truth: AUROC of the group map for the planted channel x band "
+        f"cells = <b>{s['auroc']:.3f}</b> (1 = planted cells ranked first).</p>"
+        if "auroc" in s
+        else ""
+    )
+    return f'<table class="table">{rows}</table>{extra}'
 
 
 def run_explain(
@@ -288,34 +440,36 @@ def run_explain(
         sal.save(out, overwrite=overwrite)
         written.append(out)
     if report is not None:
-        lines = [
-            f"Epochs: {epochs_fname} ({len(epochs)} epochs, "
+        from mne_freqmask import evaluate_removal
+
+        removal = {
+            level: evaluate_removal(epochs, net, sal, level=level, verbose=False)
+            for level in ("group", "instance")
+        }
+        html = (
+            f"<p>Epochs: {epochs_fname} ({len(epochs)} epochs, "
             f"{len(epochs.ch_names)} channels at {epochs.info['sfreq']:g} Hz)."
-            f" Model: {model_fname}. Method: <b>{method}</b>."
-        ]
-        _write_report(report, epochs, net, sal, lines, t0)
+            f" Model: {model_fname}. Method: <b>{method}</b>.</p>"
+            f"<p>Total time {time.perf_counter() - t0:.1f} s.</p>"
+        )
+        _write_report(report, sal, html, removal)
         written.append(report)
     return written
 
 
-def _write_report(out, epochs, model, sal, lines, t0):
-    """Topomaps, band image, frequency plot, removal game, parameters."""
+def _write_report(out, sal, summary_html, removal):
+    """Summary, topomaps, band image, frequency plot, removal game, parameters."""
     import matplotlib.pyplot as plt
     import mne
     import pandas as pd
 
-    from mne_freqmask import evaluate_removal
-
-    removal = {
-        level: evaluate_removal(epochs, model, sal, level=level, verbose=False)
-        for level in ("group", "instance")
-    }
     group = sal.average()
+    # verbose=False: no "Embedding : jquery..." lines from MNE's renderer
     report = mne.Report(
-        title=f"mne-freqmask: what does the model rely on? ({sal.method})"
+        title=f"mne-freqmask: what does the model rely on? ({sal.method})",
+        verbose=False,
     )
-    lines = lines + [f"Total time {time.perf_counter() - t0:.1f} s."]
-    report.add_html("".join(f"<p>{line}</p>" for line in lines), "Summary")
+    report.add_html(summary_html, "Summary")
     if _has_positions(group.info):
         report.add_figure(
             group.plot_topomap(show=False),

@@ -234,8 +234,9 @@ def fit(
                 history["val_accuracy"].append(_accuracy(model, xt, yt, val_idx, dev))
     model.eval().cpu()
     if history["val_accuracy"]:
+        net = model[-1] if isinstance(model, torch.nn.Sequential) else model
         logger.info(
-            f"Trained {type(model).__name__}: held-out accuracy "
+            f"Trained {type(net).__name__}: held-out accuracy "
             f"{history['val_accuracy'][-1]:.3f} on {len(val_idx)} epochs."
         )
     return model, history

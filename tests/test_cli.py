@@ -9,9 +9,29 @@ import pytest
 from mne_freqmask.cli import main
 
 
-def test_demo_writes_report(tmp_path, torch_threads):
+def test_demo_writes_report(tmp_path, torch_threads, capsys):
     out = tmp_path / "report.html"
     assert main(["demo", "--out", str(out), "--quick", "--seed", "1"]) == 0
+    said = capsys.readouterr()
+    text = said.out + said.err
+    # progress for each long step, then a summary of what was found
+    for step in ("Training eegnet", "Explaining the", "Scoring", "FreqMask chunks"):
+        assert step in text, step
+    summary = said.out[said.out.index("mne-freqmask demo: what does") :]
+    for label in ("Data", "Planted", "Model", "Top cells", "Truth", "Time"):
+        assert re.search(rf"^  {label} ", summary, re.M), label
+    assert re.search(r"held-out accuracy 1\.000|held-out accuracy 0\.9", summary)
+    assert "(planted)" in summary  # the top cells are the planted ones
+    removal = re.search(
+        r"Removal \(group\)\s+accuracy original ([0-9.]+) / RN ([0-9.]+) / "
+        r"RS ([0-9.]+)",
+        summary,
+    )
+    orig, rn, rs = map(float, removal.groups())
+    assert rn >= orig - 0.1 and rs <= 0.75  # the map is faithful at group level
+    assert summary.rstrip().endswith(f"Report written to {out.resolve()}")
+    # no third-party noise
+    assert "Embedding" not in text and "standard_1020" not in text
     html = out.read_text()
     # topomaps, band image and frequency plot are embedded as images
     for alt in (
@@ -33,6 +53,26 @@ def test_demo_writes_report(tmp_path, torch_threads):
     auroc = float(re.search(r"AUROC[^=]*= <b>([0-9.]+)</b>", html).group(1))
     assert auroc >= 0.9  # the demo recovers the planted cells
     assert not list(tmp_path.glob("*.part*"))  # nothing half-written left
+
+
+def test_demo_quiet_prints_only_the_path(tmp_path):
+    """In a fresh interpreter: stdout is the report path, stderr is empty."""
+    import os
+
+    out = tmp_path / "q.html"
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    res = subprocess.run(
+        [sys.executable, "-m", "mne_freqmask.cli", "demo", "--quick", "--quiet"]
+        + ["--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == f"{out.resolve()}\n"
+    assert res.stderr == ""  # no warnings, no progress, no "Embedding" lines
+    assert out.is_file()
 
 
 def test_demo_refuses_to_overwrite(tmp_path, capsys):
