@@ -5,14 +5,19 @@ import os
 
 import numpy as np
 import torch
-from mne.utils import _validate_type, logger, verbose
+from mne.utils import _check_option, _validate_type, logger, verbose
 
 from mne_freqmask._inputs import _ready_epochs, make_input
-from mne_freqmask._torch_utils import check_model, model_context, resolve_device
+from mne_freqmask._torch_utils import (
+    check_model,
+    model_context,
+    predict,
+    resolve_device,
+)
 from mne_freqmask.methods._registry import METHODS, get_method
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.spectral import FrequencyGrid
-from mne_freqmask.utils._checks import _picked_info
+from mne_freqmask.utils._checks import _check_random_state, _picked_info
 from mne_freqmask.utils._docs import fill_doc
 
 
@@ -109,14 +114,25 @@ def explain(
 
     Notes
     -----
-    The model sees all channels of ``epochs`` at every step; only the picked
-    channels are perturbed. Frequencies are those of ``np.fft.rfftfreq``:
-    the real FFT holds each frequency once, so there is no mirrored half.
+    The model sees all channels of ``epochs``, in order, at every step;
+    only the picked channels are perturbed. Channels marked bad
+    (``epochs.info["bads"]``) are fed to the model unchanged but, as in MNE,
+    not explained unless picked by name; the log says which. Frequencies are
+    those of ``np.fft.rfftfreq``: the real FFT holds each frequency once, so
+    there is no mirrored half.
+
+    Everything is validated before the model is touched (``device`` must hold
+    data: ``"meta"`` is refused). The model's outputs on the first epochs and
+    the saliency are checked for NaN and Inf, with an error naming the cause.
+    Half-precision models (float16, bfloat16) receive their own dtype; the
+    spectral arithmetic runs in float32.
     """
     _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
     _validate_type(method, str, "method")
     func = get_method(method)
     _check_method_kw(method, func, method_kw)
+    dev = resolve_device(device, model)
+    _check_random_state(random_state)
     epochs = _ready_epochs(epochs)
     if reference is not None:
         reference = _ready_epochs(reference, "reference")
@@ -124,18 +140,16 @@ def explain(
         epochs, picks=picks, y=y, target=target, reference=reference, groups=groups
     )
     grid = FrequencyGrid(inp.sfreq, inp.n_times, bands)
-    dev = resolve_device(device, model)
     _validate_type(chunk_size, ("int-like", str), "chunk_size")
+    if isinstance(chunk_size, str):
+        _check_option("chunk_size", chunk_size, ("auto",))
+    size = None if isinstance(chunk_size, str) else _chunk_size(chunk_size, inp, grid)
+    # everything is validated; only now is the model touched
     with model_context(model, dev):
         n_classes = check_model(model, inp.x, dev)
-        if inp.target is not None and (
-            inp.target.min() < 0 or inp.target.max() >= n_classes
-        ):
-            raise ValueError(
-                f"target holds class indices outside 0..{n_classes - 1} (the "
-                "model's outputs); check y / target."
-            )
-        size = _chunk_size(chunk_size, inp, grid, dev)
+        inp.check_classes(n_classes)
+        if size is None:
+            size = _chunk_size(chunk_size, inp, grid, dev)
         logger.info(f"Method {method!r} on {dev}, chunks of {size} epochs.")
         res = func(
             inp,
@@ -146,6 +160,7 @@ def explain(
             random_state=random_state,
             **method_kw,
         )
+        _check_result(res.data, inp, model, dev, method)
     return SpectralSaliency(
         res.data,
         _picked_info(epochs.info, inp.picks),
@@ -179,12 +194,34 @@ def _check_method_kw(method, func, method_kw):
         )
 
 
-def _chunk_size(chunk_size, inp, grid, device):
+def _check_result(data, inp, model, device, method):
+    """Raise, with the cause, if the saliency holds NaN or Inf."""
+    finite = np.isfinite(data).reshape(len(data), -1).all(1)
+    if finite.all():
+        return
+    idx = np.flatnonzero(~finite)
+    logits = predict(model, inp.x[idx[:256]], device)
+    if not np.isfinite(logits).all():
+        bad = idx[: len(logits)][~np.isfinite(logits).all(1)]
+        cause = (
+            f"the model returns NaN or Inf on epoch(s) {bad[:10].tolist()} (its "
+            "outputs on the first epochs were finite); check the model on those "
+            "epochs (weights, dtype, input scale) or drop them"
+        )
+    else:
+        cause = (
+            "the model's outputs on those epochs are finite, so the method's "
+            "own arithmetic overflowed (e.g. a too large lr or step count, or "
+            "a half-precision model: try model.float())"
+        )
+    raise ValueError(
+        f"method={method!r} gave NaN or Inf saliency for {len(idx)} of "
+        f"{len(data)} epoch(s) (first: {idx[:10].tolist()}): {cause}."
+    )
+
+
+def _chunk_size(chunk_size, inp, grid, device=None):
     if isinstance(chunk_size, str):
-        if chunk_size != "auto":
-            raise ValueError(
-                f'chunk_size must be an int or "auto", got {chunk_size!r}.'
-            )
         # ~4 copies (value, grad, two Adam moments) of the generator and mask,
         # plus a generous allowance for the model's activations per epoch,
         # within a quarter of the memory available now (at most 2 GB on CPU)

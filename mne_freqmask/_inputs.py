@@ -60,19 +60,33 @@ class EpochsSource:
             if len(item) == 0:
                 empty = np.empty((0,) + self.shape[1:], np.float32)
                 return empty[(slice(None),) + rest]
-        data = self._epochs.get_data(picks="all", item=item, copy=False, verbose=False)
-        data = np.asarray(data, np.float32)
+        data = np.asarray(self._read(item), np.float32)
         return data[(slice(None),) + rest] if rest else data
+
+    def _read(self, item):
+        """Epochs ``item`` (a slice or an int array), every channel, MNE's dtype.
+
+        The channels are given as indices: MNE leaves ``info["bads"]`` out of
+        string picks (even ``"all"``), and the model must see every channel of
+        the epochs, in order, bad ones included.
+        """
+        return self._epochs.get_data(
+            picks=np.arange(self.shape[1]), item=item, copy=False, verbose=False
+        )
 
     def __array__(self, dtype=None, copy=None):
         out = self[:]
         return out if dtype is None else out.astype(dtype, copy=False)
 
-    def chunks(self, size=READ_CHUNK):
-        """Yield ``(slice, float32 data)`` over all epochs in order."""
+    def chunks(self, size=READ_CHUNK, *, native=False):
+        """Yield ``(slice, float32 data)`` over all epochs in order.
+
+        With ``native=True`` the data keep MNE's dtype (float64, or complex),
+        for checks that must see the values before the cast to float32.
+        """
         for start in range(0, self.shape[0], size):
             sl = slice(start, min(start + size, self.shape[0]))
-            yield sl, self[sl]
+            yield sl, (self._read(sl) if native else self[sl])
 
 
 def _ready_epochs(epochs, name="epochs"):
@@ -96,9 +110,9 @@ def _data_stats(source, name):
     One pass over ``source``, chunk by chunk (see :class:`RunningMoments`).
     """
     moments = RunningMoments(axis=(0, 1, 2))
-    for _, xb in source.chunks():
+    for _, xb in source.chunks(native=True):
         _check_finite(xb, name)
-        moments.update(xb)
+        moments.update(np.asarray(xb, np.float32))
     return float(moments.std.squeeze())
 
 
@@ -127,6 +141,11 @@ class ExplainInput:
     scale : float
         Standard deviation of the reference data; methods that optimise in the
         frequency domain divide by it so values are of order 1.
+    event_id : dict | None
+        The epochs' event names -> codes, when ``y`` comes from them.
+    labels_problem : str | None
+        Why ``y`` is None although epochs have events (set by
+        :meth:`check_classes`); :meth:`require_labels` raises it.
     """
 
     x: EpochsSource
@@ -137,6 +156,39 @@ class ExplainInput:
     ref_x: EpochsSource
     ref_groups: np.ndarray
     scale: float
+    event_id: dict | None = None
+    labels_problem: str | None = None
+    target_is_y: bool = False
+
+    def check_classes(self, n_classes):
+        """Check ``y`` and ``target`` against the model's number of outputs.
+
+        A ``y`` or ``target`` given by the user must hold output units of the
+        model. Labels derived from event codes are kept only when the mapping
+        is unambiguous (as many event types as outputs, see
+        :func:`event_classes`); otherwise ``y`` becomes None and
+        :meth:`require_labels` says why, so that methods which do not use the
+        labels still run. ``target="true"`` needs valid labels.
+        """
+        if self.event_id is not None and self.y is not None:
+            try:
+                event_classes(self.event_id, n_classes)
+            except ValueError as exp:
+                self.labels_problem = str(exp)
+                self.y = None
+                if self.target_is_y:
+                    raise ValueError(f'target="true" needs labels: {exp}') from None
+                logger.debug(f"Labels from event codes not used: {exp}")
+        _check_class_range(self.y, n_classes, "y")
+        _check_class_range(self.target, n_classes, "target")
+
+    def require_labels(self, why):
+        """Return ``y``, or raise a ValueError that says how to give it."""
+        if self.y is not None:
+            return self.y
+        if self.labels_problem is not None:
+            raise ValueError(f"{why}: {self.labels_problem}")
+        raise ValueError(f"{why}; pass y.")
 
     @property
     def n_epochs(self):
@@ -147,8 +199,54 @@ class ExplainInput:
         return self.x.shape[2]
 
 
-def epochs_labels(epochs, y=None):
-    """Class index per epoch: ``y`` if given, else from the event codes."""
+def event_classes(event_id, n_classes=None):
+    """Event code -> class index: the ``k``-th code in ascending order is ``k``.
+
+    The one place where event codes become model output units. With
+    ``n_classes`` (the model's number of outputs) the mapping must be
+    unambiguous: as many event types as outputs.
+
+    Parameters
+    ----------
+    event_id : dict
+        Event names to codes (:attr:`mne.Epochs.event_id`).
+    n_classes : int | None
+        Number of outputs of the model, or None not to check.
+
+    Returns
+    -------
+    classes : dict
+        Event code -> class index.
+    """
+    codes = sorted(set(int(c) for c in event_id.values()))
+    if n_classes is not None and len(codes) != n_classes:
+        names = dict(sorted(event_id.items(), key=lambda kv: kv[1]))
+        if len(codes) > n_classes:
+            raise ValueError(
+                f"The epochs hold {len(codes)} event types {names} but the model "
+                f"has {n_classes} outputs, so some event types match no class; "
+                "select the epochs of the classes the model was trained on (e.g. "
+                f"epochs[{list(names)[:n_classes]}]) or pass y with the class "
+                "index of each epoch."
+            )
+        raise ValueError(
+            f"The epochs hold {len(codes)} event type(s) {names} but the model "
+            f"has {n_classes} outputs, so which output each event code stands "
+            "for is ambiguous (MNE drops from event_id the types a selection "
+            "such as epochs['name'] does not contain); pass y with the class "
+            "index (model output unit) of each epoch."
+        )
+    return {code: k for k, code in enumerate(codes)}
+
+
+def epochs_labels(epochs, y=None, n_classes=None):
+    """Class index per epoch: ``y`` if given, else from the event codes.
+
+    Event codes become class indices through :func:`event_classes` (the
+    ``k``-th code of ``epochs.event_id`` in ascending order is class ``k``).
+    With ``n_classes`` (the model's number of outputs), the indices are
+    checked to lie in ``0 .. n_classes - 1``.
+    """
     if y is not None:
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(epochs):
@@ -158,19 +256,43 @@ def epochs_labels(epochs, y=None):
             )
         if not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"y must hold integer class indices, got {y.dtype}.")
-        return y.astype(int)
-    codes = np.array(sorted(set(epochs.event_id.values())))
-    return np.searchsorted(codes, epochs.events[:, 2]).astype(int)
+        y = y.astype(int)
+        _check_class_range(y, n_classes, "y")
+        return y
+    classes = event_classes(epochs.event_id, n_classes)
+    codes = epochs.events[:, 2]
+    unknown = sorted(set(codes.tolist()) - set(classes))
+    if unknown:
+        raise ValueError(
+            f"Event code(s) {unknown} of epochs.events are not in epochs.event_id "
+            f"{epochs.event_id}; fix event_id or pass y."
+        )
+    return np.array([classes[c] for c in codes.tolist()], int)
 
 
-def epochs_groups(epochs, groups, name="groups"):
+def _check_class_range(labels, n_classes, name):
+    """Raise unless every class index is an output unit of the model."""
+    if n_classes is None or labels is None or len(labels) == 0:
+        return
+    bad = np.unique(labels[(labels < 0) | (labels >= n_classes)])
+    if len(bad):
+        raise ValueError(
+            f"{name} holds class indices {bad.tolist()} outside 0..{n_classes - 1} "
+            f"(the model has {n_classes} outputs); give the index of the model "
+            "output unit of each epoch's class (negative indices are not "
+            "allowed)."
+        )
+
+
+def epochs_groups(epochs, groups, name="groups", of="epochs"):
     """Subject of each epoch: ``groups`` or ``metadata["subject"]`` or one."""
     if groups is not None:
         groups = np.asarray(groups)
         if groups.ndim != 1 or len(groups) != len(epochs):
             raise ValueError(
-                f"{name} must have one entry per epoch ({len(epochs)} epochs), got "
-                f"shape {groups.shape}; give the subject of each epoch."
+                f"{name} must have one entry per epoch ({len(epochs)} epochs of "
+                f"{of}), got shape {groups.shape}; give the subject of each epoch "
+                f"of {of}."
             )
         return groups
     md = epochs.metadata
@@ -180,31 +302,39 @@ def epochs_groups(epochs, groups, name="groups"):
 
 
 def epochs_data(epochs, name="epochs"):
-    """Epoch data as float32, checked for NaN/Inf."""
+    """Epoch data as float32 (every channel, bad ones included), checked."""
     _validate_type(epochs, BaseEpochs, name, "mne.Epochs")
-    x = epochs.get_data(picks="all", copy=True).astype(np.float32, copy=False)
+    # integer picks: MNE leaves info["bads"] out of string picks, even "all"
+    x = epochs.get_data(picks=np.arange(len(epochs.ch_names)), copy=True)
     if len(x) == 0:
         raise ValueError(f"{name} holds no epochs (all dropped?).")
     _check_finite(x, name)
-    return x
+    return x.astype(np.float32, copy=False)
 
 
 def make_input(epochs, *, picks, y, target, reference, groups):
     """Validate everything and build an :class:`ExplainInput`.
 
     ``epochs`` (and ``reference``) must have passed :func:`_ready_epochs`. The
-    data are not loaded: one pass checks them and measures their scale.
+    data are not loaded: one pass checks them and measures their scale. The
+    labels are checked against the model later, by
+    :meth:`ExplainInput.check_classes`.
     """
     x = EpochsSource(epochs)
     if len(x) == 0:
         raise ValueError("epochs holds no epochs (all dropped?).")
     pick_idx = _pick_indices(epochs.info, picks)
-    try:
+    _log_bads(epochs.info, pick_idx)
+    if y is not None:
         labels = epochs_labels(epochs, y)
-    except ValueError:
-        if y is not None:
-            raise
-        labels = None
+        event_id = None
+    else:
+        try:
+            labels = epochs_labels(epochs)
+            event_id = dict(epochs.event_id)
+        except ValueError as exp:
+            logger.debug(f"No labels from the event codes: {exp}")
+            labels, event_id = None, None
     if target is None:
         tgt = None
     elif isinstance(target, str):
@@ -231,18 +361,8 @@ def make_input(epochs, *, picks, y, target, reference, groups):
         ref_x = EpochsSource(reference)
         if len(ref_x) == 0:
             raise ValueError("reference holds no epochs (all dropped?).")
-        if (
-            ref_x.shape[1:] != x.shape[1:]
-            or reference.info["sfreq"] != epochs.info["sfreq"]
-            or reference.ch_names != epochs.ch_names
-        ):
-            raise ValueError(
-                "reference must have the same channels, sampling frequency and "
-                f"number of samples as epochs; got {ref_x.shape[1:]} at "
-                f"{reference.info['sfreq']} Hz vs {x.shape[1:]} at "
-                f"{epochs.info['sfreq']} Hz."
-            )
-        ref_groups = epochs_groups(reference, groups)
+        _check_reference(reference, epochs)
+        ref_groups = epochs_groups(reference, groups, of="reference")
         _data_stats(x, "epochs")
         scale = _data_stats(ref_x, "reference")
     if scale == 0:
@@ -263,4 +383,56 @@ def make_input(epochs, *, picks, y, target, reference, groups):
         ref_x=ref_x,
         ref_groups=ref_groups,
         scale=scale,
+        event_id=event_id,
+        target_is_y=isinstance(target, str),
     )
+
+
+def _log_bads(info, pick_idx):
+    """Say what happens to the channels marked bad (MNE's convention)."""
+    bads = [ch for ch in info["ch_names"] if ch in info["bads"]]
+    if not bads:
+        return
+    picked = {info["ch_names"][i] for i in pick_idx}
+    explained = [ch for ch in bads if ch in picked]
+    left = [ch for ch in bads if ch not in picked]
+    if left:
+        logger.info(
+            f"Bad channel(s) {left} are fed to the model unchanged but not "
+            "explained (MNE's convention: bads are left out unless picked by "
+            "name)."
+        )
+    if explained:
+        logger.info(f"Bad channel(s) {explained} are explained, as picked.")
+
+
+def _check_reference(reference, epochs):
+    """Same channels, order, sampling frequency and length as ``epochs``."""
+    head = (
+        "reference must have the same channels, sampling frequency and number "
+        "of samples as epochs: "
+    )
+    ref_names, names = list(reference.ch_names), list(epochs.ch_names)
+    if ref_names != names:
+        if sorted(ref_names) == sorted(names):
+            raise ValueError(
+                head + "it has the same channels in another order, and the model "
+                "reads channels by position; use "
+                "reference.reorder_channels(epochs.ch_names)."
+            )
+        missing = [ch for ch in names if ch not in ref_names]
+        extra = [ch for ch in ref_names if ch not in names]
+        raise ValueError(
+            head + f"it lacks {missing} and has {extra} in addition; pick the "
+            "same channels in both."
+        )
+    if reference.info["sfreq"] != epochs.info["sfreq"]:
+        raise ValueError(
+            head + f"it is sampled at {reference.info['sfreq']} Hz, epochs at "
+            f"{epochs.info['sfreq']} Hz; resample one of them."
+        )
+    if len(reference.times) != len(epochs.times):
+        raise ValueError(
+            head + f"its epochs have {len(reference.times)} samples, those of "
+            f"epochs {len(epochs.times)}; crop them to the same length."
+        )

@@ -27,7 +27,36 @@ def resolve_device(device, model=None):
             f"device={str(device)!r} was requested but CUDA is not available; "
             'use device="cpu" or "auto".'
         )
+    _check_device_holds_data(device)
     return device
+
+
+def _check_device_holds_data(device):
+    """Raise unless tensors on ``device`` hold values that can be read back.
+
+    Checked before the model is touched: moving a model to a device without
+    storage (``"meta"``) drops its weights and cannot be undone.
+    """
+    if device.type == "meta":
+        raise ValueError(
+            'device="meta" holds no data (meta tensors have a shape but no '
+            "values), so the model cannot run there and its weights would be "
+            'lost; use device="cpu", "cuda" or "auto".'
+        )
+    try:
+        probe = torch.ones(2, device=device)
+        ok = bool((probe + 1).cpu().sum() == 4)
+    except Exception as exp:  # any backend error: the device is unusable
+        raise ValueError(
+            f"device={str(device)!r} cannot hold and return data here "
+            f"({type(exp).__name__}: {exp}); use "
+            'device="cpu" or "auto".'
+        ) from None
+    if not ok:
+        raise ValueError(
+            f"device={str(device)!r} returned wrong values for a test tensor; "
+            'use device="cpu" or "auto".'
+        )
 
 
 def _model_device(model):
@@ -37,7 +66,14 @@ def _model_device(model):
             f"The model's parameters are spread over several devices ({devices}); "
             "move the whole model to one device first."
         )
-    return devices.pop() if devices else None
+    dev = devices.pop() if devices else None
+    if dev is not None and dev.type == "meta":
+        raise ValueError(
+            "The model's parameters are on the meta device: it has no weights. "
+            "Materialise and load them first (model.to_empty(device='cpu') then "
+            "model.load_state_dict(...))."
+        )
+    return dev
 
 
 def model_dtype(model):
@@ -55,26 +91,52 @@ def model_context(model, device):
     Each submodule's ``training`` flag, each parameter's ``requires_grad`` and
     the model's device are restored in a ``finally`` clause, so they survive an
     exception or a KeyboardInterrupt raised inside the block. Weights are never
-    written to.
+    written to. ``device`` is checked to hold data before the model is moved
+    (see :func:`resolve_device`); the flags are restored by parameter name
+    after the move back, so they hold even if ``Module.to`` replaced the
+    parameter objects, and even if the move back fails.
     """
     _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
+    _validate_type(device, (str, torch.device), "device", "str or torch.device")
+    device = torch.device(device)
+    _check_device_holds_data(device)
     orig_device = _model_device(model)
-    training = [(m, m.training) for m in model.modules()]
-    grads = [(p, p.requires_grad) for p in model.parameters()]
+    training = [(name, m.training) for name, m in model.named_modules()]
+    grads = [
+        (name, p.requires_grad)
+        for name, p in model.named_parameters(remove_duplicate=False)
+    ]
+    move = orig_device is not None and orig_device != device
     try:
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
-        if orig_device is not None and orig_device != device:
+        if move:
             model.to(device)
         yield model
     finally:
-        if orig_device is not None and orig_device != device:
-            model.to(orig_device)
-        for p, flag in grads:
-            p.requires_grad_(flag)
-        for m, flag in training:
-            m.train(flag)
+        try:
+            if move and _model_device_or_none(model) != orig_device:
+                model.to(orig_device)
+        finally:
+            _restore_flags(model, training, grads)
+
+
+def _model_device_or_none(model):
+    """The model's single device, or None when it is spread or empty."""
+    devices = {t.device for t in list(model.parameters()) + list(model.buffers())}
+    return devices.pop() if len(devices) == 1 else None
+
+
+def _restore_flags(model, training, grads):
+    modules = dict(model.named_modules())
+    for name, flag in training:
+        if name in modules:
+            modules[name].training = flag
+    params = dict(model.named_parameters(remove_duplicate=False))
+    for name, flag in grads:
+        if name in params:
+            params[name].requires_grad_(flag)
 
 
 def predict(model, x, device, batch_size=256):
@@ -131,12 +193,46 @@ def check_model(model, x, device):
             f"The model returned {out.shape[1]} output per epoch; a classifier "
             "with at least 2 class scores (logits) is needed."
         )
+    check_outputs_finite(out, f"the first {len(xb)} epochs")
     logger.debug(f"Model OK: {tuple(xb.shape)} -> {tuple(out.shape)}")
     return int(out.shape[1])
 
 
+def check_outputs_finite(out, what):
+    """Raise if the model's outputs ``out`` hold NaN or Inf."""
+    finite = torch.isfinite(out)
+    if not bool(finite.all()):
+        n_bad = int((~finite).any(-1).sum())
+        kinds = []
+        if bool(torch.isnan(out).any()):
+            kinds.append("NaN")
+        if bool(torch.isinf(out).any()):
+            kinds.append("Inf")
+        raise ValueError(
+            f"The model returned {' and '.join(kinds)} for {n_bad} of {what} "
+            "although the input is finite; no explanation can be computed. "
+            "Check the model's weights (a diverged training?), its dtype "
+            "(float16 overflows beyond 65504; use model.float()) and its "
+            "input scale."
+        )
+
+
+def spectral_dtype(dtype):
+    """Real dtype of the spectral arithmetic for a model of ``dtype``.
+
+    Half precision (float16, bfloat16) is upcast to float32: ``torch.fft``
+    does not support it on the CPU (and only for powers of two on CUDA), and
+    masks and gradients need the precision. float64 models keep float64.
+    """
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def spectrum(x, scale):
-    """rfft of ``x / scale`` with orthonormal scaling (|X| ~ std per bin)."""
+    """rfft of ``x / scale`` with orthonormal scaling (|X| ~ std per bin).
+
+    Half-precision input is computed in float32 (see :func:`spectral_dtype`).
+    """
+    x = x.to(spectral_dtype(x.dtype))
     return torch.fft.rfft(x / scale, dim=-1, norm="ortho")
 
 

@@ -349,5 +349,17 @@ def load_model(fname):
         input_scale=ckpt["init_args"].get("input_scale"),
         **args,
     )
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exp:  # shapes or names that do not fit the settings
+        first = str(exp).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:3])
+        raise ValueError(
+            f"{fname}: the saved weights do not fit the saved settings ({name}, "
+            f"n_chans={ckpt['init_args']['kwargs'].get('n_chans')}, n_outputs="
+            f"{ckpt['init_args']['kwargs'].get('n_outputs')}, n_times="
+            f"{ckpt['init_args']['kwargs'].get('n_times')}); the file was edited "
+            f"or written by another version. Save the model again with "
+            f"mne_freqmask.models.save_model. torch said: {detail}"
+        ) from None
     return model.eval()

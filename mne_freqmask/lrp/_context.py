@@ -82,6 +82,8 @@ def make_config(rule="epsilon", attention="attnlrp", eps=1e-6, gamma=0.25):
     _check_option("attention", attention, ATTENTION_RULES)
     for name, val in (("eps", eps), ("gamma", gamma)):
         _validate_type(val, "numeric", name)
+        if not math.isfinite(val):
+            raise ValueError(f"{name} must be finite (non-negative), got {val}.")
         if not val >= 0:
             raise ValueError(f"{name} must be non-negative, got {val}.")
     return RuleConfig(

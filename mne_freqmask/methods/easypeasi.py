@@ -115,11 +115,10 @@ def fit_easypeasi(
     _check_option("noise_stats", noise_stats, ("epoch", "dataset"))
     n_repeats = _check_positive(n_repeats, "n_repeats", integer=True)
     batch_size = check_batch_size(batch_size)
-    if inp.y is None:
-        raise ValueError(
-            "easyPEASI measures the drop in accuracy / true-class probability and "
-            "needs the true class of every epoch; pass y."
-        )
+    y = inp.require_labels(
+        "easyPEASI measures the drop in accuracy / true-class probability and "
+        "needs the true class of every epoch"
+    )
     params = dict(
         level=level,
         mode=mode,
@@ -130,7 +129,7 @@ def fit_easypeasi(
         random_state=random_state if isinstance(random_state, int) else None,
     )
     rng = _make_rng(random_state)
-    y = np.asarray(inp.y, int)
+    y = np.asarray(y, int)
     n_picks, n_bands, n_epochs = len(inp.picks), grid.n_bands, inp.n_epochs
     packed = [
         _packed_index(grid.freqs, lo, hi, inp.n_times) for lo, hi in grid.band_edges

@@ -28,7 +28,12 @@ from mne.utils import ProgressBar, _check_option, logger
 from torch.nn.functional import cross_entropy, log_softmax, softmax
 from torch.optim.adam import adam as _adam
 
-from mne_freqmask._torch_utils import inverse_spectrum, model_dtype, spectrum
+from mne_freqmask._torch_utils import (
+    inverse_spectrum,
+    model_dtype,
+    spectral_dtype,
+    spectrum,
+)
 from mne_freqmask.methods._registry import MethodResult
 from mne_freqmask.utils._checks import _check_positive
 
@@ -82,7 +87,10 @@ def fit_freqmask(
         tol=tol,
         min_steps=min_steps,
     )
-    dtype = model_dtype(model)
+    # masks, generators and spectra in float32 at least; the model gets its
+    # own dtype (half-precision models: rfft has no float16 kernel on CPU)
+    net_dtype = model_dtype(model)
+    dtype = spectral_dtype(net_dtype)
     centres, cluster = _subject_centres(inp, alignment, device, dtype)
     n_epochs = inp.n_epochs
     out = np.empty((n_epochs, len(inp.picks), grid.n_bands), np.float32)
@@ -91,7 +99,7 @@ def fit_freqmask(
     ce_out = np.empty(n_epochs, np.float32)
     perturbed = np.empty(inp.x.shape, np.float32) if return_perturbed else None
     starts = range(0, n_epochs, chunk_size)
-    fitter = _ChunkFitter(inp, grid, model, params, device, dtype)
+    fitter = _ChunkFitter(inp, grid, model, params, device, dtype, net_dtype)
     for start in ProgressBar(starts, mesg="FreqMask chunks"):
         sl = slice(start, start + chunk_size)
         out_x = None if perturbed is None else perturbed[sl]
@@ -197,9 +205,10 @@ def _fused_adam_ok(device, dtype):
 class _ChunkFitter:
     """One batched FreqMask optimisation over a chunk of epochs."""
 
-    def __init__(self, inp, grid, model, params, device, dtype):
+    def __init__(self, inp, grid, model, params, device, dtype, net_dtype=None):
         self.inp, self.grid, self.model = inp, grid, model
         self.p, self.device, self.dtype = params, device, dtype
+        self.net_dtype = dtype if net_dtype is None else net_dtype
         self.picks = torch.as_tensor(inp.picks, device=device)
         self.all_picked = len(inp.picks) == inp.x.shape[1] and np.array_equal(
             inp.picks, np.arange(inp.x.shape[1])
@@ -238,7 +247,7 @@ class _ChunkFitter:
         xf = spectrum(x.index_select(1, self.picks), inp.scale)
         x2 = torch.stack([xf.real, xf.imag], 1)  # (B, 2, n_picks, n_freqs)
         with torch.no_grad():
-            logits = self.model(x)
+            logits = self.model(x.to(self.net_dtype))
         if inp.target is None:
             target = softmax(_at_least_float32(logits), -1)
         else:
@@ -359,7 +368,7 @@ class _ChunkFitter:
     def _loss(self, state, mask, w, b):
         p = self.p
         xhat, r = self._xhat(state["x"], state["x2"], mask, w, b)
-        logits = _at_least_float32(self.model(xhat))
+        logits = _at_least_float32(self.model(xhat.to(self.net_dtype)))
         if state["target"].ndim == 2:
             ce = -(state["target"] * log_softmax(logits, -1)).sum(-1)
         else:

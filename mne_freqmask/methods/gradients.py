@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from mne.utils import ProgressBar
 
+from mne_freqmask._torch_utils import spectral_dtype
 from mne_freqmask.methods._registry import MethodResult
 from mne_freqmask.methods._spectral_attr import epochs_tensor, target_classes
 
@@ -60,7 +61,9 @@ def amplitude_gradient(model, x, picks, target):
     Returns the gradient, shape ``(n_epochs, n_picks, n_freqs)``, and the
     explained logits (numpy).
     """
-    spec = torch.fft.rfft(x.index_select(1, picks), dim=-1)
+    # the spectrum in float32 at least (no half-precision rfft on the CPU);
+    # the rebuilt epoch goes back to the model's dtype
+    spec = torch.fft.rfft(x.index_select(1, picks).to(spectral_dtype(x.dtype)), dim=-1)
     amps = spec.abs().requires_grad_(True)
     phases = spec.angle()
     with torch.enable_grad():

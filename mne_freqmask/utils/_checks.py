@@ -3,21 +3,80 @@
 import numpy as np
 from mne import pick_info
 from mne._fiff.pick import _picks_to_idx
+from mne.utils import _validate_type
+
+#: largest magnitude the float32 tensors fed to the model can hold
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _check_finite(x, name):
-    if not np.isfinite(x).all():
-        n_bad = int((~np.isfinite(x)).any(axis=(1, 2)).sum()) if x.ndim == 3 else 0
+    """Raise if ``x`` holds NaN or Inf, or values float32 cannot hold.
+
+    ``x`` is checked in its own dtype (MNE's float64), so a finite value too
+    large for float32 (e.g. 1e39) is reported as such, not as "Inf".
+    """
+    if np.iscomplexobj(x):
+        raise ValueError(
+            f"{name} hold complex values (e.g. epochs.apply_hilbert() without "
+            "envelope=True); the model takes real signals: use envelope=True, or "
+            "take the real part or magnitude explicitly "
+            "(epochs.apply_function(np.real) / np.abs) first."
+        )
+    finite = np.isfinite(x)
+    if not finite.all():
+        n_bad = int((~finite).any(axis=(1, 2)).sum()) if x.ndim == 3 else 0
         raise ValueError(
             f"{name} contain NaN or Inf values ({n_bad} epoch(s) affected); "
             "interpolate bad channels or drop those epochs first (e.g. "
             "epochs.drop(...))."
         )
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    if peak > _FLOAT32_MAX:
+        raise ValueError(
+            f"{name} hold finite values up to {peak:.3g}, beyond the range of "
+            f"float32 ({_FLOAT32_MAX:.3g}) in which the model receives them; "
+            "check the units (MNE stores volts) or rescale the data."
+        )
+
+
+def _check_random_state(random_state, name="random_state"):
+    """Validate a seed: None, a non-negative int or a numpy generator."""
+    _validate_type(
+        random_state,
+        (None, "int-like", np.random.RandomState, np.random.Generator),
+        name,
+        "None, a non-negative int, np.random.RandomState or np.random.Generator",
+    )
+    if isinstance(random_state, int | np.integer) and not isinstance(
+        random_state, bool
+    ):
+        if random_state < 0 or random_state >= 2**32:
+            raise ValueError(
+                f"{name} must be a non-negative int below 2**32 (a seed), got "
+                f"{random_state}; pass e.g. random_state=0."
+            )
+    return random_state
 
 
 def _pick_indices(info, picks):
-    """Channel indices for ``picks`` (data channels when None)."""
-    return np.asarray(_picks_to_idx(info, picks, none="data", exclude=()), int)
+    """Channel indices for ``picks``, with MNE's convention for bad channels.
+
+    ``None`` means the data channels not marked bad; generic picks (``"eeg"``,
+    ``"data"``, ...) also leave out ``info["bads"]``; channels given by name or
+    index are used as given, bad or not (as in MNE).
+    """
+    try:
+        idx = _picks_to_idx(info, picks, none="data", exclude="bads")
+    except ValueError as exp:
+        bads = list(info["bads"])
+        if not bads or "yielded no channels" not in str(exp):
+            raise
+        raise ValueError(
+            f"picks={picks!r} selects no channel once the bad channels {bads} "
+            "are left out (MNE's convention); pick channels by name to explain "
+            "bad ones (picks=[...]) or clear epochs.info['bads']."
+        ) from None
+    return np.asarray(idx, int)
 
 
 def _picked_info(info, picks):
@@ -29,12 +88,17 @@ def _check_positive(value, name, *, strict=True, integer=False):
     ok = isinstance(value, int | np.integer | float | np.floating) and not isinstance(
         value, bool
     )
+    rel = "positive" if strict else "non-negative"
+    if ok and not np.isfinite(value):
+        raise ValueError(
+            f"{name} must be finite (a {rel} {kind}), got {value!r}; NaN or Inf "
+            "would turn the whole result into NaN."
+        )
     if integer:
         ok = ok and float(value).is_integer()
     if ok:
         ok = value > 0 if strict else value >= 0
     if not ok:
-        rel = "positive" if strict else "non-negative"
         raise ValueError(f"{name} must be a {rel} {kind}, got {value!r}.")
     return int(value) if integer else float(value)
 

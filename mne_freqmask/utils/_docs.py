@@ -55,9 +55,12 @@ bands : int | dict | str
 
 docdict["picks_explain"] = """
 picks : str | array-like | slice | None
-    Channels to explain. The model is always fed every channel of ``epochs``
-    (it was trained on them); channels not picked are left untouched. ``None``
-    (default) picks all data channels."""
+    Channels to explain. The model is always fed every channel of ``epochs``,
+    in order, bad ones included (it was trained on them); channels not picked
+    are left untouched. ``None`` (default) picks the data channels not marked
+    bad. As in MNE, channels in ``epochs.info["bads"]`` are left out of
+    generic picks (``None``, ``"eeg"``, ``"data"``) and explained only when
+    picked by name or index; the log says which bad channels were left out."""
 
 docdict["target"] = """
 target : None | "true" | array-like of int
@@ -90,7 +93,9 @@ groups : array-like | None
 docdict["device"] = """
 device : str | torch.device
     Where to compute: ``"auto"`` (default) uses the model's device when it is
-    already on a GPU, else CUDA when available, else the CPU."""
+    already on a GPU, else CUDA when available, else the CPU. The device must
+    hold data (``"meta"`` is refused); it is checked before the model is
+    touched."""
 
 docdict["lrp_eps_gamma"] = """
 eps : float
