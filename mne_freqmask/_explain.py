@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from mne.utils import _check_option, _validate_type, logger, verbose
 
+from mne_freqmask._checkpoint import check_checkpoint_args, fingerprint, run_chunks
 from mne_freqmask._inputs import _ready_epochs, make_input
 from mne_freqmask._torch_utils import (
     check_model,
@@ -37,6 +38,7 @@ def explain(
     chunk_size="auto",
     device="auto",
     random_state=None,
+    checkpoint=None,
     verbose=None,
     **method_kw,
 ):
@@ -72,6 +74,17 @@ def explain(
     %(chunk_size)s
     %(device)s
     %(random_state)s
+    checkpoint : path-like | None
+        An HDF5 file (``.h5``) that makes a long run resumable. The epochs are
+        explained ``chunk_size`` at a time and every finished chunk is written
+        to the file atomically; a run killed at any point (even by SIGKILL)
+        and started again with the same arguments resumes at the first
+        unfinished chunk and returns the same saliency as an uninterrupted
+        run. Arguments that differ from the checkpoint's (method, parameters,
+        bands, picks, labels, data, reference, model weights, seed, chunk
+        size) are refused. ``random_state`` must then be None or an int, and
+        easyPEASI needs ``level="instance"``. Each chunk re-reads the
+        reference. ``None`` (default): no checkpoint.
     %(verbose)s
     **method_kw
         Parameters of the method.
@@ -133,6 +146,7 @@ def explain(
     _check_method_kw(method, func, method_kw)
     dev = resolve_device(device, model)
     _check_random_state(random_state)
+    ckpt = check_checkpoint_args(checkpoint, method, method_kw, random_state)
     epochs = _ready_epochs(epochs)
     if reference is not None:
         reference = _ready_epochs(reference, "reference")
@@ -148,18 +162,41 @@ def explain(
     with model_context(model, dev):
         n_classes = check_model(model, inp.x, dev)
         inp.check_classes(n_classes)
-        if size is None:
-            size = _chunk_size(chunk_size, inp, grid, dev)
-        logger.info(f"Method {method!r} on {dev}, chunks of {size} epochs.")
-        res = func(
-            inp,
-            grid,
-            model,
-            device=dev,
-            chunk_size=size,
-            random_state=random_state,
-            **method_kw,
-        )
+        if ckpt is not None:
+            fp = fingerprint(
+                method=method,
+                method_kw=method_kw,
+                bands=_bands_param(bands),
+                inp=inp,
+                epochs=epochs,
+                reference=reference,
+                model=model,
+                random_state=random_state,
+            )
+            res = run_chunks(
+                ckpt,
+                fp,
+                func,
+                inp,
+                grid,
+                model,
+                device=dev,
+                chunk_size=size or (lambda: _chunk_size(chunk_size, inp, grid, dev)),
+                kw=dict(random_state=random_state, **method_kw),
+            )
+        else:
+            if size is None:
+                size = _chunk_size(chunk_size, inp, grid, dev)
+            logger.info(f"Method {method!r} on {dev}, chunks of {size} epochs.")
+            res = func(
+                inp,
+                grid,
+                model,
+                device=dev,
+                chunk_size=size,
+                random_state=random_state,
+                **method_kw,
+            )
         _check_result(res.data, inp, model, dev, method)
     return SpectralSaliency(
         res.data,

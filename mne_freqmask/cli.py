@@ -92,6 +92,12 @@ def _build_parser():
         "--overwrite", action="store_true", help="Replace existing output files."
     )
     exp.add_argument("--seed", type=int, default=0, help="Random seed.")
+    exp.add_argument(
+        "--checkpoint",
+        default=None,
+        help="Checkpoint file (.h5): finished chunks are saved there and a run "
+        "started again with the same arguments resumes where it stopped.",
+    )
     return parser
 
 
@@ -122,6 +128,7 @@ def main(argv=None):
                 report=args.report,
                 overwrite=args.overwrite,
                 seed=args.seed,
+                checkpoint=args.checkpoint,
             )
             for path in written:
                 print(f"Written {path}")
@@ -407,6 +414,7 @@ def run_explain(
     report=None,
     overwrite=False,
     seed=0,
+    checkpoint=None,
 ):
     """Explain saved epochs with a saved model; return the files written."""
     import mne
@@ -433,7 +441,13 @@ def run_explain(
     epochs = mne.read_epochs(epochs_fname, preload=False, verbose=False)
     net = load_model(model_fname)
     sal = explain(
-        epochs, net, method=method, bands=bands, random_state=seed, verbose=False
+        epochs,
+        net,
+        method=method,
+        bands=bands,
+        random_state=seed,
+        checkpoint=checkpoint,
+        verbose=False,
     )
     written = []
     if out is not None:

@@ -7,6 +7,7 @@ test takes well under a second or two on a shared CPU.
 
 import copy
 import pickle
+from pathlib import Path
 
 import mne
 import numpy as np
@@ -554,3 +555,203 @@ def test_cli_weights_mismatch_one_line(tmp_path, capsys, torch_threads):
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "saved weights do not fit the saved settings" in err
     assert "n_outputs=3" in err
+
+
+# ---------------------------------------------------------------- 8. checkpoint
+
+_CKPT_SCRIPT = '''
+import sys
+import time
+
+import mne
+import numpy as np
+import torch
+
+import mne_freqmask as mfm
+
+KW = dict(method="freqmask", bands=4, chunk_size=2, n_steps=10, min_steps=10)
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv1d(6, 3, 9)
+        self.lin = torch.nn.Linear(3 * 56, 2)
+
+    def forward(self, x):
+        return self.lin(torch.tanh(self.conv(x)).flatten(1))
+
+
+class Slow(torch.nn.Module):
+    """Counts calls and sleeps in each, so a run can be killed mid-way."""
+
+    def __init__(self, delay):
+        super().__init__()
+        self.net, self.delay, self.calls = Tiny(), delay, 0
+
+    def forward(self, x):
+        self.calls += 1
+        time.sleep(self.delay)
+        return self.net(x)
+
+
+def make(delay=0.0):
+    rng = np.random.default_rng(0)
+    info = mne.create_info(["Fz", "C3", "Cz", "C4", "Pz", "Oz"], 64.0, "eeg")
+    epochs = mne.EpochsArray(rng.standard_normal((8, 6, 64)), info, verbose=0)
+    torch.manual_seed(0)
+    return epochs, Slow(delay).eval()
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    epochs, model = make(float(sys.argv[2]))
+    mfm.explain(epochs, model, checkpoint=sys.argv[1], verbose=False, **KW)
+'''
+
+
+@pytest.fixture(scope="module")
+def ckpt_mod(tmp_path_factory):
+    import importlib.util
+
+    path = tmp_path_factory.mktemp("ckpt") / "ckpt_run.py"
+    path.write_text(_CKPT_SCRIPT)
+    spec = importlib.util.spec_from_file_location("ckpt_run", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod, path
+
+
+def _n_chunks_done(fname):
+    import h5io
+
+    try:
+        return len(h5io.read_hdf5(str(fname), title="mnefreqmask_checkpoint")["chunks"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def test_checkpoint_sigkill_resume(ckpt_mod, tmp_path, torch_threads):
+    """SIGKILL a checkpointed run mid-way, resume it: same saliency."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    mod, script = ckpt_mod
+    fname = tmp_path / "run.h5"
+    root = str(Path(mfm.__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, str(script.parent)]))
+    log = tmp_path / "child.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(fname), "0.1"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        try:
+            deadline = time.monotonic() + 240
+            while _n_chunks_done(fname) < 1:
+                assert proc.poll() is None, log.read_text()[-2000:]
+                assert time.monotonic() < deadline, "the run wrote no chunk in time"
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+    done = _n_chunks_done(fname)
+    assert 1 <= done < 4, done
+    # resumed in this process: only the unfinished chunks are computed
+    epochs, model = mod.make()
+    got = mfm.explain(epochs, model, checkpoint=fname, **mod.KW)
+    assert model.calls == 1 + 11 * (4 - done)  # model check + (1 + 10 steps)/chunk
+    epochs, model = mod.make()
+    ref = mfm.explain(epochs, model, **mod.KW)
+    assert_allclose(got.get_data(), ref.get_data(), rtol=1e-5, atol=1e-6)
+    # the masks moved, differently per cell: the comparison is not trivial
+    assert np.abs(ref.get_data() - 0.5).min() > 0.05
+    assert np.ptp(ref.get_data()) > 1e-3
+    for key in ("n_steps", "cluster"):
+        assert_array_equal(got.diagnostics[key], ref.diagnostics[key])
+    assert got.method_params == ref.method_params
+    # a finished checkpoint: nothing is recomputed
+    epochs, model = mod.make()
+    again = mfm.explain(epochs, model, checkpoint=fname, **mod.KW)
+    assert model.calls == 1
+    assert again == got
+
+
+def test_checkpoint_refuses_other_arguments(ckpt_mod, tmp_path, torch_threads):
+    mod, _ = ckpt_mod
+    fname = tmp_path / "run.h5"
+    epochs, model = mod.make()
+    kw = dict(mod.KW, n_steps=3, min_steps=3)
+    first = mfm.explain(epochs, model, checkpoint=fname, **kw)
+    # a stale temporary file from a killed write is ignored
+    (tmp_path / ".run.h5.0123456789ab.tmp").write_bytes(b"partial")
+    assert mfm.explain(epochs, model, checkpoint=fname, **kw) == first
+    for other, what in [
+        (dict(kw, n_steps=4), "method_kw"),
+        (dict(kw, bands=5), "bands"),
+        (dict(kw, picks=["C3", "C4"]), "picks"),
+        (dict(kw, chunk_size=4), "chunk_size"),
+        (dict(kw, random_state=1), "random_state"),
+        (dict(kw, target=np.zeros(8, int)), "target"),
+    ]:
+        with pytest.raises(ValueError, match=rf"other arguments \({what} differ\)"):
+            mfm.explain(epochs, model, checkpoint=fname, **other)
+    torch.manual_seed(1)
+    with pytest.raises(ValueError, match=r"\(model differ\)"):
+        mfm.explain(epochs, mod.Slow(0.0), checkpoint=fname, **kw)
+    with pytest.raises(ValueError, match=r"\(data_scale differ\)"):
+        mfm.explain(
+            epochs.copy().apply_function(lambda x: 2 * x), model, checkpoint=fname, **kw
+        )
+    # "auto" reuses the chunk size stored in the checkpoint
+    auto = dict(kw, chunk_size="auto")
+    assert mfm.explain(epochs, model, checkpoint=fname, **auto) == first
+    with pytest.raises(ValueError, match="random_state must be None or an int"):
+        mfm.explain(
+            epochs,
+            model,
+            checkpoint=tmp_path / "b.h5",
+            random_state=np.random.default_rng(0),
+            **kw,
+        )
+    with pytest.raises(ValueError, match='level="group" .* cannot be split'):
+        mfm.explain(
+            epochs,
+            model,
+            checkpoint=tmp_path / "c.h5",
+            method="easypeasi",
+            y=np.zeros(8, int),
+        )
+    first.save(tmp_path / "sal.h5")
+    with pytest.raises(ValueError, match="is not a checkpoint of"):
+        mfm.explain(epochs, model, checkpoint=tmp_path / "sal.h5", **kw)
+    with pytest.raises(ValueError, match=r"must end with \.h5"):
+        mfm.explain(epochs, model, checkpoint=tmp_path / "run.npz", **kw)
+
+
+def test_cli_checkpoint(tmp_path, capsys, torch_threads):
+    from mne_freqmask import cli
+    from mne_freqmask.models import make_model, save_model
+
+    _epochs().save(tmp_path / "x-epo.fif", verbose=0)
+    torch.manual_seed(0)
+    save_model(tmp_path / "m.pt", make_model("eegnet", N_CHANS, 2, N_TIMES, SFREQ))
+    args = ["explain", str(tmp_path / "x-epo.fif"), str(tmp_path / "m.pt")]
+    args += ["--method", "amplitude_gradients", "--out", str(tmp_path / "s.h5")]
+    args += ["--checkpoint", str(tmp_path / "run.h5")]
+    assert cli.main(args) == 0
+    assert _n_chunks_done(tmp_path / "run.h5") >= 1
+    first = read_saliency(tmp_path / "s.h5")
+    assert cli.main(args + ["--overwrite"]) == 0  # resumed from a full checkpoint
+    assert read_saliency(tmp_path / "s.h5") == first
+    assert cli.main(args[:-1] + [str(tmp_path / "run.txt"), "--overwrite"]) == 2
+    assert "checkpoint must end with .h5" in capsys.readouterr().err

@@ -1,0 +1,257 @@
+"""Resumable runs: ``explain(..., checkpoint="run.h5")``.
+
+The epochs are explained chunk by chunk (``chunk_size`` epochs each, the
+reference unchanged); after each chunk the results of all finished chunks are
+written to the checkpoint file under a temporary name, flushed to disk and
+renamed over the previous file (an atomic replace), so a run killed at any
+moment, even by SIGKILL, leaves either the previous or the new checkpoint,
+never a partial one. Started again with the same arguments, the run resumes
+at the first unfinished chunk; every chunk is computed from the same inputs
+as in an uninterrupted run, so the saliency is the same.
+
+A fingerprint of the arguments (method and its parameters, bands, picks,
+labels and targets, the epochs' channels, events and data scale, the
+reference, the model's weights, the random seed and the chunk size) is stored
+with the results; a run whose fingerprint differs is refused.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+from mne.utils import _validate_type, logger
+
+from mne_freqmask._inputs import READ_CHUNK
+from mne_freqmask.methods._registry import MethodResult
+
+_TITLE = "mnefreqmask_checkpoint"
+_VERSION = 1
+
+
+class _EpochRange:
+    """Epochs ``start:stop`` of an :class:`~mne_freqmask._inputs.EpochsSource`.
+
+    The same read-only interface (``shape``, ``x[sl]``, ``chunks``), with
+    indices relative to ``start``.
+    """
+
+    ndim = 3
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, source, start, stop):
+        self._src, self._start = source, int(start)
+        self.shape = (int(stop) - int(start),) + tuple(source.shape[1:])
+        self.preloaded = source.preloaded
+
+    def __len__(self):
+        return self.shape[0]
+
+    def _absolute(self, item):
+        idx = np.arange(self.shape[0])[item] + self._start
+        if idx.ndim == 0:
+            return int(idx)
+        if len(idx) and np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx))):
+            return slice(int(idx[0]), int(idx[0]) + len(idx))
+        return idx
+
+    def __getitem__(self, item):
+        rest = ()
+        if isinstance(item, tuple):
+            item, rest = item[0], item[1:]
+        return self._src[(self._absolute(item),) + rest]
+
+    def _read(self, item):
+        return self._src._read(self._absolute(item))
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def chunks(self, size=READ_CHUNK, *, native=False):
+        for start in range(0, self.shape[0], size):
+            sl = slice(start, min(start + size, self.shape[0]))
+            yield sl, (self._read(sl) if native else self[sl])
+
+
+def _sha(*arrays):
+    h = hashlib.sha256()
+    for arr in arrays:
+        if arr is None:
+            h.update(b"none")
+            continue
+        arr = np.ascontiguousarray(arr)
+        h.update(f"{arr.dtype.str}{arr.shape}".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def _model_sha(model):
+    import torch
+
+    h = hashlib.sha256(type(model).__qualname__.encode())
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _jsonable(value):
+    def default(obj):
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return _sha(obj)
+        return repr(obj)
+
+    return json.dumps(value, sort_keys=True, default=default)
+
+
+def fingerprint(
+    *, method, method_kw, bands, inp, epochs, reference, model, random_state
+):
+    """What must be equal for a checkpoint to be resumed (name -> str)."""
+    return {
+        "method": method,
+        "method_kw": _jsonable(method_kw),
+        "bands": _jsonable(bands),
+        "picks": _jsonable([epochs.ch_names[i] for i in inp.picks]),
+        "channels": _jsonable(list(epochs.ch_names)),
+        "sfreq": repr(float(epochs.info["sfreq"])),
+        "n_times": str(inp.n_times),
+        "events": _sha(epochs.events),
+        "n_epochs": str(inp.n_epochs),
+        "y": _sha(inp.y),
+        "target": _sha(inp.target),
+        "data_scale": repr(float(inp.scale)),
+        "reference": "epochs"
+        if reference is None
+        else f"{len(reference)} epochs, events {_sha(reference.events)}",
+        "groups": _sha(np.asarray(inp.ref_groups).astype(str)),
+        "model": _model_sha(model),
+        "random_state": repr(random_state),
+    }
+
+
+def check_checkpoint_args(checkpoint, method, method_kw, random_state):
+    """Validate ``checkpoint`` and what it needs; return the path or None."""
+    if checkpoint is None:
+        return None
+    _validate_type(checkpoint, "path-like", "checkpoint")
+    path = Path(checkpoint).expanduser().absolute()
+    if path.suffix.lower() not in (".h5", ".hdf5"):
+        raise ValueError(f"checkpoint must end with .h5 or .hdf5, got {path.name!r}.")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"The folder {path.parent} of the checkpoint does not exist."
+        )
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {path} is a folder, not a file name.")
+    if not (random_state is None or isinstance(random_state, int | np.integer)):
+        raise ValueError(
+            "A checkpointed run must be repeatable: random_state must be None or "
+            f"an int, got {type(random_state).__name__}."
+        )
+    if method == "easypeasi" and method_kw.get("level", "group") == "group":
+        raise ValueError(
+            'method="easypeasi" with level="group" scores all epochs at once and '
+            'cannot be split into resumable chunks; use level="instance" or no '
+            "checkpoint."
+        )
+    return path
+
+
+def _read(path):
+    import h5io
+
+    try:
+        state = h5io.read_hdf5(str(path), title=_TITLE, slash="replace")
+    except (ValueError, OSError) as exp:
+        raise ValueError(
+            f"checkpoint {path} exists but is not a checkpoint of "
+            f"mne_freqmask.explain ({exp}); pass another file name or delete it."
+        ) from None
+    return state
+
+
+def _write(path, state):
+    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename)."""
+    import h5io
+
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        h5io.write_hdf5(str(tmp), state, title=_TITLE, slash="replace", overwrite=True)
+        with open(tmp, "rb+") as fid:
+            os.fsync(fid.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def run_chunks(path, fp, func, inp, grid, model, *, device, chunk_size, kw):
+    """Run ``func`` chunk by chunk, resuming from and writing to ``path``.
+
+    ``chunk_size`` is an int, or a callable giving the "auto" size (the size
+    stored in an existing checkpoint is used instead).
+    """
+    state = None
+    if path.exists():
+        state = _read(path)
+        stored = json.loads(state["fingerprint"])
+        diff = sorted(k for k in set(stored) | set(fp) if stored.get(k) != fp.get(k))
+        size = int(state["chunk_size"])
+        if not callable(chunk_size) and int(chunk_size) != size:
+            diff.append("chunk_size")
+        if diff:
+            raise ValueError(
+                f"checkpoint {path} was written by a run with other arguments "
+                f"({', '.join(diff)} differ); repeat that run's arguments to "
+                "resume it, or pass another checkpoint file (or delete this "
+                "one) to start over."
+            )
+    else:
+        size = int(chunk_size() if callable(chunk_size) else chunk_size)
+        state = dict(
+            version=_VERSION,
+            fingerprint=json.dumps(fp, sort_keys=True),
+            chunk_size=size,
+            chunks={},
+        )
+    starts = list(range(0, inp.n_epochs, size))
+    done = state["chunks"]
+    if done:
+        logger.info(
+            f"Checkpoint {path.name}: {len(done)} of {len(starts)} chunks done, "
+            f"resuming at chunk {len(done) + 1}."
+        )
+    for k, start in enumerate(starts):
+        if str(k) in done:
+            continue
+        stop = min(start + size, inp.n_epochs)
+        sub = dataclasses.replace(
+            inp,
+            x=_EpochRange(inp.x, start, stop),
+            y=None if inp.y is None else inp.y[start:stop],
+            target=None if inp.target is None else inp.target[start:stop],
+        )
+        res = func(sub, grid, model, device=device, chunk_size=size, **kw)
+        done[str(k)] = dict(
+            data=np.asarray(res.data),
+            params=json.dumps(res.params, sort_keys=True, default=repr),
+            diagnostics={key: np.asarray(v) for key, v in res.diagnostics.items()},
+        )
+        _write(path, state)
+        logger.info(f"Checkpoint {path.name}: chunk {k + 1}/{len(starts)} written.")
+    parts = [done[str(k)] for k in range(len(starts))]
+    data = np.concatenate([p["data"] for p in parts])
+    keys = parts[0]["diagnostics"].keys()
+    diagnostics = {
+        key: np.concatenate([np.atleast_1d(p["diagnostics"][key]) for p in parts])
+        for key in keys
+    }
+    return MethodResult(data, json.loads(parts[0]["params"]), diagnostics)
