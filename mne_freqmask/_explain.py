@@ -149,9 +149,7 @@ def explain(
     return SpectralSaliency(
         res.data,
         _picked_info(epochs.info, inp.picks),
-        grid.freqs,
-        grid.band_names,
-        grid.band_edges,
+        grid,
         method=method,
         method_params=dict(res.params, bands=_bands_param(bands)),
         events=epochs.events.copy(),

@@ -1,4 +1,4 @@
-"""Fit small braindecode models on Epochs, and save / load them.
+"""Fit small braindecode models on Epochs, save / load them, and model surgery.
 
 This is a convenience for examples, tests and the demo, not a model zoo: a
 plain, seeded training loop (Adam, cross-entropy, mini-batches) over a
@@ -7,6 +7,7 @@ stratified train / held-out split. Models come from braindecode (the
 convention ``(n_epochs, n_channels, n_times)`` works too.
 """
 
+import copy
 import os
 from pathlib import Path
 
@@ -351,3 +352,82 @@ def load_model(fname):
     )
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
+
+
+# ----------------------------------------------------------------------------
+# model surgery (used by the sanity checks and the workflows)
+
+
+def parameter_layers(model):
+    """Modules holding parameters of their own, in registration order.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+
+    Returns
+    -------
+    layers : list of (str, torch.nn.Module)
+        ``(name, module)`` of every module with parameters of its own (not
+        counting its children's), in the order of ``model.named_modules()``
+        (the forward order of braindecode models).
+    """
+    return [
+        (name, mod)
+        for name, mod in model.named_modules()
+        if any(True for _ in mod.parameters(recurse=False))
+    ]
+
+
+def reinitialize(module):
+    """Re-initialise a module's own parameters, in place.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The module. Its own ``reset_parameters()`` is used when it has one;
+        otherwise every parameter of its own is drawn from a normal
+        distribution with the parameter's current standard deviation (0.02
+        when that is 0).
+    """
+    if callable(getattr(module, "reset_parameters", None)):
+        module.reset_parameters()
+        return
+    with torch.no_grad():
+        for p in module.parameters(recurse=False):
+            std = float(p.std()) if p.numel() > 1 else 0.0
+            p.normal_(0.0, std if std > 0 else 0.02)
+
+
+def untrained_copy(model):
+    """An untrained model of the same architecture.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model; never modified.
+
+    Returns
+    -------
+    fresh : torch.nn.Module
+        A model built by :func:`make_model` is rebuilt from its
+        ``init_args_``; any other module is deep-copied and every layer is
+        re-initialised (:func:`reinitialize`).
+    """
+    init_args = getattr(model, "init_args_", None)
+    if init_args is not None:
+        args = dict(init_args["kwargs"])
+        return make_model(
+            init_args["name"],
+            args.pop("n_chans"),
+            args.pop("n_outputs"),
+            args.pop("n_times"),
+            args.pop("sfreq", 1.0),
+            input_scale=init_args.get("input_scale"),
+            **args,
+        )
+    fresh = copy.deepcopy(model)
+    for _, mod in parameter_layers(fresh):
+        reinitialize(mod)
+    return fresh
