@@ -183,29 +183,11 @@ def check_arrays(data, info, freqs, band_names, band_edges, dims):
     return data, freqs, band_names, band_edges
 
 
-def concatenate_saliencies(saliencies):
-    """Concatenate per-epoch saliencies, like :func:`mne.concatenate_epochs`.
-
-    Parameters
-    ----------
-    saliencies : list of SpectralSaliency
-        Per-epoch saliencies of the same channels, frequency grid and method
-        (e.g. one per subject or per chunk of a large dataset).
-
-    Returns
-    -------
-    saliency : SpectralSaliency
-        All epochs in the order given. The method parameters are those of the
-        first; events, metadata and diagnostics are concatenated when every
-        input has them (and dropped otherwise); ``event_id`` is merged.
-    """
-    from mne_freqmask.saliency import SpectralSaliency
-
-    _validate_type(saliencies, (list, tuple), "saliencies", "list of SpectralSaliency")
+def concatenate(saliencies):
+    """:func:`~mne_freqmask.concatenate_saliencies` of checked saliencies."""
     if len(saliencies) == 0:
         raise ValueError("saliencies is empty; give at least one SpectralSaliency.")
     for k, sal in enumerate(saliencies):
-        _validate_type(sal, SpectralSaliency, f"saliencies[{k}]")
         if sal.level != "instance":
             raise ValueError(
                 f"saliencies[{k}] is group level; concatenate per-epoch saliencies "
@@ -241,7 +223,7 @@ def concatenate_saliencies(saliencies):
         key: np.concatenate([s.diagnostics[key] for s in saliencies])
         for key in sorted(keys)
     }
-    return SpectralSaliency(
+    return type(first)(
         np.concatenate([s.get_data() for s in saliencies]),
         first.info,
         first.freqs,
@@ -255,6 +237,25 @@ def concatenate_saliencies(saliencies):
         diagnostics=diagnostics,
         n_times=first._n_times,
     )
+
+
+def grid_of(sfreq, freqs, n_times, band_names, band_edges):
+    """The :class:`~mne_freqmask.FrequencyGrid` of a saliency's state."""
+    sfreq = float(sfreq)
+    if n_times is None and len(freqs) > 1 and freqs[1] > freqs[0]:
+        n_times = int(round(sfreq / (freqs[1] - freqs[0])))
+    if n_times is None or n_times < 2 or n_times // 2 + 1 != len(freqs):
+        ok = False
+    else:
+        ok = np.allclose(np.fft.rfftfreq(n_times, 1.0 / sfreq), freqs)
+    if not ok:
+        raise ValueError(
+            f"The {len(freqs)} frequencies of this saliency are not the rfft "
+            f"bins of epochs sampled at info['sfreq'] = {sfreq} Hz, so it "
+            "has no FrequencyGrid; build it from a FrequencyGrid (or give "
+            "n_times and the rfft frequencies)."
+        )
+    return FrequencyGrid.from_edges(sfreq, n_times, band_names, band_edges)
 
 
 class EpochSelectionMixin:

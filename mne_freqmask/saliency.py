@@ -18,7 +18,7 @@ from mne import Info, pick_info
 from mne._fiff.pick import _picks_to_idx
 from mne.utils import _check_option, _validate_type, logger, object_diff, verbose
 
-from ._saliency_utils import (  # noqa: F401 (concatenate_saliencies)
+from ._saliency_utils import (
     DataFrameMixin,
     EpochSelectionMixin,
     _metadata_from_json,
@@ -28,10 +28,11 @@ from ._saliency_utils import (  # noqa: F401 (concatenate_saliencies)
     check_diagnostics,
     check_events,
     check_metadata,
-    concatenate_saliencies,
+    concatenate,
+    grid_of,
     unpack_grid,
 )
-from .spectral import FrequencyGrid, band_indices
+from .spectral import band_indices
 from .utils._docs import fill_doc
 from .viz import PlotSaliencyMixin
 
@@ -312,23 +313,12 @@ class SpectralSaliency(EpochSelectionMixin, DataFrameMixin, PlotSaliencyMixin):
         :func:`read_saliency`; the evaluation functions use it to put the
         cells back on the epochs' rfft bins.
         """
-        sfreq, freqs = float(self._info["sfreq"]), self._freqs
-        n_times = self._n_times
-        if n_times is None and len(freqs) > 1 and freqs[1] > freqs[0]:
-            n_times = int(round(sfreq / (freqs[1] - freqs[0])))
-        if n_times is None or n_times < 2 or n_times // 2 + 1 != len(freqs):
-            ok = False
-        else:
-            ok = np.allclose(np.fft.rfftfreq(n_times, 1.0 / sfreq), freqs)
-        if not ok:
-            raise ValueError(
-                f"The {len(freqs)} frequencies of this saliency are not the rfft "
-                f"bins of epochs sampled at info['sfreq'] = {sfreq} Hz, so it "
-                "has no FrequencyGrid; build it from a FrequencyGrid (or give "
-                "n_times and the rfft frequencies)."
-            )
-        return FrequencyGrid.from_edges(
-            sfreq, n_times, self._band_names, self._band_edges
+        return grid_of(
+            self._info["sfreq"],
+            self._freqs,
+            self._n_times,
+            self._band_names,
+            self._band_edges,
         )
 
     @property
@@ -586,3 +576,25 @@ def read_saliency(fname, verbose=None):
     out = SpectralSaliency.__new__(SpectralSaliency)
     out.__setstate__(state)
     return out
+
+
+def concatenate_saliencies(saliencies):
+    """Concatenate per-epoch saliencies, like :func:`mne.concatenate_epochs`.
+
+    Parameters
+    ----------
+    saliencies : list of SpectralSaliency
+        Per-epoch saliencies of the same channels, frequency grid and method
+        (e.g. one per subject or per chunk of a large dataset).
+
+    Returns
+    -------
+    saliency : SpectralSaliency
+        All epochs in the order given. The method parameters are those of the
+        first; events, metadata and diagnostics are concatenated when every
+        input has them (and dropped otherwise); ``event_id`` is merged.
+    """
+    _validate_type(saliencies, (list, tuple), "saliencies", "list of SpectralSaliency")
+    for k, sal in enumerate(saliencies):
+        _validate_type(sal, SpectralSaliency, f"saliencies[{k}]")
+    return concatenate(saliencies)
