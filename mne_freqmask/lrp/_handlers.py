@@ -4,8 +4,9 @@
 ``Tensor.__matmul__``...) to a handler ``handler(mode, func, args, kwargs)``
 that computes the native result and grafts the rule's gradient onto it
 (:mod:`mne_freqmask.lrp.rules`). :data:`LINEAR_NAMES` lists the operations
-whose plain gradient is already LRP-0; :class:`~mne_freqmask.lrp._context`'s
-mode reports any other operation without a rule.
+whose plain gradient is already LRP-0; the mode of
+:func:`~mne_freqmask.lrp.lrp_rules` reports any other operation without a
+rule.
 """
 
 import inspect

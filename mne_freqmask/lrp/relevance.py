@@ -308,7 +308,7 @@ def compute_relevance(
     See Also
     --------
     relevance_time
-    mne_freqmask.lrp.clever_hans_report
+    mne_freqmask.evaluation.clever_hans_report
     """
     _validate_type(epochs, BaseEpochs, "epochs", "mne.Epochs")
     x = epochs_data(epochs)
