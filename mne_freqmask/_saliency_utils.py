@@ -258,6 +258,38 @@ def grid_of(sfreq, freqs, n_times, band_names, band_edges):
     return FrequencyGrid.from_edges(sfreq, n_times, band_names, band_edges)
 
 
+def saliency_repr(sal):
+    """``repr`` of a SpectralSaliency, in the style of MNE's Spectrum."""
+    sizes = [
+        f"{n} {dim}{'' if n == 1 else 's'}"
+        for n, dim in zip(sal.shape, sal.dims, strict=True)
+    ]
+    if sal.level == "group":
+        group = "group"
+        if sal.nave is not None:
+            group += f" of {sal.nave} epoch{'' if sal.nave == 1 else 's'}"
+        head = f"{sal.method}, {group}"
+    else:
+        head = sal.method
+    frange = f"{sal.band_edges.min():0.1f}-{sal.band_edges.max():0.1f} Hz"
+    return f"<SpectralSaliency ({head}) | {' × '.join(sizes)}, {frange}>"
+
+
+def average_epochs(data, method):
+    """Combine per-epoch maps ``(n_epochs, n_channels, n_bands)`` into one."""
+    if callable(method):
+        out = np.asarray(method(data))
+        if out.shape != data.shape[1:]:
+            raise ValueError(
+                f"The averaging callable must return shape {data.shape[1:]} "
+                f"(n_channels, n_bands), got {out.shape}."
+            )
+        return out
+    _check_option("method", method, ("mean", "median"))
+    func = np.mean if method == "mean" else np.median
+    return func(data, axis=0)
+
+
 class EpochSelectionMixin:
     """``len(saliency)`` and ``saliency[...]`` over epochs, like mne.Epochs."""
 

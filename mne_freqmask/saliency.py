@@ -24,12 +24,14 @@ from ._saliency_utils import (
     _metadata_from_json,
     _metadata_to_json,
     _params_to_json,
+    average_epochs,
     check_arrays,
     check_diagnostics,
     check_events,
     check_metadata,
     concatenate,
     grid_of,
+    saliency_repr,
     unpack_grid,
 )
 from .spectral import band_indices
@@ -235,19 +237,7 @@ class SpectralSaliency(EpochSelectionMixin, DataFrameMixin, PlotSaliencyMixin):
 
     def __repr__(self):
         """Return a summary string."""
-        sizes = [
-            f"{n} {dim}{'' if n == 1 else 's'}"
-            for n, dim in zip(self.shape, self._dims, strict=True)
-        ]
-        if self.level == "group":
-            group = "group"
-            if self._nave is not None:
-                group += f" of {self._nave} epoch{'' if self._nave == 1 else 's'}"
-            head = f"{self._method}, {group}"
-        else:
-            head = self._method
-        frange = f"{self._band_edges.min():0.1f}-{self._band_edges.max():0.1f} Hz"
-        return f"<SpectralSaliency ({head}) | {' × '.join(sizes)}, {frange}>"
+        return saliency_repr(self)
 
     def copy(self):
         """Return a deep copy.
@@ -423,20 +413,8 @@ class SpectralSaliency(EpochSelectionMixin, DataFrameMixin, PlotSaliencyMixin):
             diagnostics.
         """
         self._check_instance("average()")
-        if callable(method):
-            data = np.asarray(method(self._data))
-            expected = self._data.shape[1:]
-            if data.shape != expected:
-                raise ValueError(
-                    f"The averaging callable must return shape {expected} "
-                    f"(n_channels, n_bands), got {data.shape}."
-                )
-        else:
-            _check_option("method", method, ("mean", "median"))
-            func = np.mean if method == "mean" else np.median
-            data = func(self._data, axis=0)
         return type(self)(
-            data,
+            average_epochs(self._data, method),
             self._info,
             self._freqs,
             self._band_names,

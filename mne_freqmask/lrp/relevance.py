@@ -207,15 +207,38 @@ def _relevance(model, x, target, cfg, batch_size, device):
 
 
 def iter_relevance(model, x, target, cfg, batch_size, device, plain_ops=None):
-    """Yield ``(slice, x_batch, BatchRelevance)`` over batches of epochs.
+    """Run LRP over batches of epochs: the one batch loop of LRP.
 
-    The one batch loop of LRP (:func:`relevance_time`,
-    :func:`compute_relevance` and ``explain(..., method="lrp")``): each batch
-    of ``x`` (an array or :class:`~mne_freqmask._inputs.EpochsSource`) goes
-    through :func:`lrp_batch` in the model's dtype on ``device``.
-    ``plain_ops``, a dict, collects the counts of operations without a rule
-    (see :func:`log_plain_ops`). The model must already be in
-    :func:`~mne_freqmask._torch_utils.model_context`.
+    :func:`relevance_time`, :func:`compute_relevance` and
+    ``explain(..., method="lrp")`` all go through it.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model, already in :func:`~mne_freqmask._torch_utils.model_context`
+        (eval mode, frozen, on ``device``).
+    x : ndarray | EpochsSource, shape (n_epochs, n_channels, n_times)
+        The epochs; ``x[sl]`` is read one batch at a time.
+    target : ndarray of int | None
+        The class to explain per epoch; None: the predicted class.
+    cfg : RuleConfig
+        The rules (:func:`~mne_freqmask.lrp.make_config`).
+    batch_size : int
+        Epochs per forward / backward pass.
+    device : torch.device
+        Where to compute.
+    plain_ops : dict | None
+        If a dict, the counts of operations without a rule are added to it
+        (see :func:`log_plain_ops`).
+
+    Yields
+    ------
+    sl : slice
+        The epochs of the batch.
+    xb : torch.Tensor
+        Their data in the model's dtype on ``device``.
+    res : BatchRelevance
+        Their relevance, explained logits and classes.
     """
     dtype = model_dtype(model)
     for start in range(0, len(x), batch_size):

@@ -125,10 +125,31 @@ def chunk_slices(n_epochs, chunk_size, mesg="Chunks"):
 
 
 def iter_chunks(inp, chunk_size, model, device, mesg="Chunks"):
-    """Yield ``(slice, x)``: each chunk of epochs as a tensor for ``model``.
+    """Walk over the epochs of a method's input, one chunk at a time.
 
-    ``x`` is ``inp.x[slice]`` (read from disk for epochs not preloaded) in the
-    model's dtype, on ``device``.
+    The one chunk iterator of the methods: a progress bar over chunks of
+    ``chunk_size`` consecutive epochs, each read (from disk for epochs not
+    preloaded) only when its turn comes.
+
+    Parameters
+    ----------
+    inp : ExplainInput
+        The method's input (``inp.x`` holds the epochs).
+    chunk_size : int
+        Epochs per chunk (the ``chunk_size`` a method receives).
+    model : torch.nn.Module
+        The model; the chunks are cast to its dtype.
+    device : torch.device
+        Where the chunks go.
+    mesg : str
+        Label of the progress bar.
+
+    Yields
+    ------
+    sl : slice
+        The epochs of the chunk (``out[sl] = ...`` stores its result).
+    x : torch.Tensor, shape (n_chunk, n_channels, n_times)
+        Their data, all channels, in the model's dtype on ``device``.
     """
     import torch
 
