@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 DATASETS = ("simulated", "eegbci", "eegmat", "seed")
 
 
