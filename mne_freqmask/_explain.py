@@ -1,15 +1,14 @@
 """explain(): validate, convert, dispatch to a method, wrap the result."""
 
 import inspect
-import os
 
-import numpy as np
 import torch
 from mne.utils import _validate_type, logger, verbose
 
 from mne_freqmask._inputs import _ready_epochs, make_input
 from mne_freqmask._torch_utils import check_model, model_context, resolve_device
-from mne_freqmask.methods._registry import METHODS, get_method
+from mne_freqmask.methods import METHODS, get_method
+from mne_freqmask.methods._base import chunk_size_for
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.spectral import FrequencyGrid
 from mne_freqmask.utils._checks import _picked_info
@@ -42,7 +41,8 @@ def explain(
     %(epochs_explain)s
     %(model)s
     method : str
-        The explanation method (see ``mne_freqmask.methods._registry.METHODS``):
+        The explanation method, a key of :data:`mne_freqmask.methods.METHODS`
+        (more can be added with :func:`mne_freqmask.methods.register_method`):
 
         - ``"freqmask"`` (default): the frequency-domain mask perturbation of
           Wang et al.; saliency in [0, 1] per channel x band cell.
@@ -135,7 +135,7 @@ def explain(
                 f"target holds class indices outside 0..{n_classes - 1} (the "
                 "model's outputs); check y / target."
             )
-        size = _chunk_size(chunk_size, inp, grid, dev)
+        size = chunk_size_for(func, chunk_size, inp, grid, dev)
         logger.info(f"Method {method!r} on {dev}, chunks of {size} epochs.")
         res = func(
             inp,
@@ -149,9 +149,7 @@ def explain(
     return SpectralSaliency(
         res.data,
         _picked_info(epochs.info, inp.picks),
-        grid.freqs,
-        grid.band_names,
-        grid.band_edges,
+        grid,
         method=method,
         method_params=dict(res.params, bands=_bands_param(bands)),
         events=epochs.events.copy(),
@@ -177,34 +175,3 @@ def _check_method_kw(method, func, method_kw):
             f"Unknown parameter(s) {unknown} for method={method!r}; it accepts "
             f"{allowed}. Known methods: {sorted(METHODS)}."
         )
-
-
-def _chunk_size(chunk_size, inp, grid, device):
-    if isinstance(chunk_size, str):
-        if chunk_size != "auto":
-            raise ValueError(
-                f'chunk_size must be an int or "auto", got {chunk_size!r}.'
-            )
-        # ~4 copies (value, grad, two Adam moments) of the generator and mask,
-        # plus a generous allowance for the model's activations per epoch,
-        # within a quarter of the memory available now (at most 2 GB on CPU)
-        n_f = grid.n_freqs
-        per_epoch = 4 * (4 * (2 * n_f * n_f + 2 * n_f) + 64 * np.prod(inp.x.shape[1:]))
-        budget = 0.25 * _available_memory(device)
-        if device.type == "cpu":
-            budget = min(budget, 2e9)
-        return int(np.clip(budget // per_epoch, 1, min(512, inp.n_epochs)))
-    size = int(chunk_size)
-    if size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size}.")
-    return size
-
-
-def _available_memory(device):
-    """Bytes of memory free now on ``device`` (a safe guess if unknown)."""
-    if device.type == "cuda":
-        return float(torch.cuda.mem_get_info(device)[0])
-    try:
-        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # not POSIX
-        return 4e9

@@ -116,6 +116,68 @@ saliency : instance of SpectralSaliency
     computed on other epochs, such as the training set)."""
 
 
+# SpectralSaliency and its plots (prefixed "sal_"), datasets, evaluation
+docdict["sal_saliency_plot"] = """
+saliency : instance of SpectralSaliency
+    The saliency to plot. Per-epoch (instance-level) saliency is averaged over
+    epochs first (mean); group-level saliency (from
+    :meth:`~mne_freqmask.SpectralSaliency.average`) is plotted as it is."""
+
+docdict["sal_bands_select"] = """
+bands : None | str | list of str
+    The bands to use, by name (see ``saliency.band_names``), in the order
+    given. ``None`` (default) uses all bands."""
+
+docdict["sal_picks"] = """
+picks : str | array-like | slice | None
+    Channels to include, as in MNE: channel names, channel type strings
+    (e.g. ``"eeg"``), indices or a slice. ``None`` (default) picks all
+    channels of the saliency (the explained ones)."""
+
+docdict["sal_cmap"] = """
+cmap : str | instance of matplotlib.colors.Colormap
+    The colormap. Default ``"Reds"`` (saliency is usually non-negative; use
+    a diverging map such as ``"RdBu_r"`` for signed attributions)."""
+
+docdict["sal_axes_single"] = """
+axes : instance of matplotlib.axes.Axes | None
+    The axes to draw into. ``None`` (default) creates a new figure."""
+
+docdict["sal_show"] = """
+show : bool
+    Show the figure (default ``True``)."""
+
+docdict["sal_fname_h5"] = """
+fname : path-like
+    The file name; it must end with ``.h5`` or ``.hdf5``."""
+
+docdict["eegmat_subjects"] = """
+subjects : int | list of int | None
+    Subject numbers, 0-35 (``SubjectNN``). ``None`` (default) means all the
+    subjects found in ``path`` (:func:`load_epochs` with a ``path``) or all 36
+    (when downloading)."""
+
+docdict["seed_path"] = """
+path : path-like | None
+    The SEED folder: the folder that contains ``Preprocessed_EEG/`` (or a
+    folder with it at most two levels down, e.g. the folder an archive was
+    extracted into). If it already holds SEED, it is used as it is and nothing
+    is downloaded. ``None`` (default) uses ``<MNE_DATA>/MNE-seed-data``, where
+    ``<MNE_DATA>`` is the ``MNE_DATA`` config value or ``~/mne_data``."""
+
+docdict["explain_kw"] = """
+explain_kw : dict | None
+    Keyword arguments of :func:`mne_freqmask.explain` (``bands``,
+    ``reference``, ``target``, method parameters such as ``n_steps`` ...) used
+    for every map this function computes; give the ones used for
+    ``saliency``."""
+
+docdict["eval_method"] = """
+method : str
+    The explanation method (see :func:`mne_freqmask.explain`), used for every
+    map this function computes."""
+
+
 def fill_doc(f):
     """Fill a docstring with entries of :data:`docdict` (``%(key)s``)."""
     doc = f.__doc__
