@@ -322,7 +322,7 @@ def compare_methods(
                             )
                         area = _area(per_epoch[col], frac)
                         low = high = np.nan
-                        if n_boot > 0:
+                        if n_boot > 0 and len(area) > 1:
                             _, low, high = bootstrap_ci(
                                 area, n_boot=n_boot, ci=ci, random_state=seed
                             )
@@ -359,6 +359,8 @@ def _add_paired(scores, areas, baseline, n_boot, ci, seed):
         order = {v: k for k, v in _ORDER_NAMES.items()}[row["order"]]
         mine = areas[key + (order, row["metric"])]
         ref = areas[(baseline,) + key[1:] + (order, row["metric"])]
+        if len(mine) < 2:  # one epoch: nothing to resample
+            continue
         res = paired_comparison(mine, ref, n_boot=n_boot, ci=ci, random_state=seed)
         scores.loc[idx, "difference"] = res["difference"]
         scores.loc[idx, "diff_ci_low"] = res["ci_low"]

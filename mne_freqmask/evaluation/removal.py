@@ -330,7 +330,8 @@ def deletion_curves(
         columns ``n_cells`` (``k``) and, for each curve ``name``,
         ``{name}_accuracy`` and ``{name}_probability`` (mean softmax
         probability of the true class); with ``n_boot > 0`` also
-        ``{name}_{score}_ci_low`` and ``{name}_{score}_ci_high``.
+        ``{name}_{score}_ci_low`` and ``{name}_{score}_ci_high`` (NaN for a
+        single epoch).
         ``curves.attrs`` holds ``level``, ``operator``, ``n_cells_total``,
         ``n_epochs``, ``n_tied_cells`` (cells that share their value with
         another cell of the ranked map, whose order the seeded tie-breaking
@@ -420,9 +421,12 @@ def deletion_curves(
             attrs[f"{name}_auc{suffix}"] = float(area.mean())
             if n_boot > 0:
                 both = np.column_stack([per_epoch, area])
-                _, low, high = bootstrap_ci(
-                    both, n_boot=n_boot, ci=ci, random_state=rng
-                )
+                if len(both) > 1:
+                    _, low, high = bootstrap_ci(
+                        both, n_boot=n_boot, ci=ci, random_state=rng
+                    )
+                else:  # one epoch: no interval
+                    low = high = np.full(both.shape[1], np.nan)
                 out[f"{name}_{score}_ci_low"] = low[:-1]
                 out[f"{name}_{score}_ci_high"] = high[:-1]
                 attrs[f"{name}_auc{suffix}_ci"] = (float(low[-1]), float(high[-1]))
