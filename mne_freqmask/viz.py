@@ -2,8 +2,9 @@
 
 The methods :meth:`SpectralSaliency.plot_topomap`,
 :meth:`SpectralSaliency.plot_bands` and :meth:`SpectralSaliency.plot` delegate to
-the functions here and share their docstrings. This module imports neither
-torch nor (until a plot is drawn) matplotlib.
+the functions here and share their docstrings; :func:`plot_deletion_curves`
+draws the table of :func:`mne_freqmask.evaluation.compare_methods`. This
+module imports neither torch nor (until a plot is drawn) matplotlib.
 """
 
 import numpy as np
@@ -437,3 +438,84 @@ class PlotSaliencyMixin:
     @copy_function_doc_to_method_doc(plot_saliency)
     def plot(self, *, picks=None, axes=None, show=True):
         return plot_saliency(self, picks=picks, axes=axes, show=show)
+
+
+@fill_doc
+def plot_deletion_curves(scores, *, metric="probability", axes=None, show=True):
+    """Plot the MoRF / LeRF curves of :func:`~mne_freqmask.evaluation.compare_methods`.
+
+    One panel per ranking and removal operator; in each, one color per method,
+    MoRF solid and LeRF dashed, with the bootstrap interval as a band.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        The table returned by
+        :func:`~mne_freqmask.evaluation.compare_methods`.
+    metric : "probability" | "accuracy"
+        The score drawn (the true-class probability or the accuracy).
+    axes : array-like of matplotlib.axes.Axes | None
+        One Axes per (ranking, operator) pair, in the order of the table
+        (rankings outer); ``None`` (default) creates a new figure.
+    %(sal_show)s
+
+    Returns
+    -------
+    fig : instance of matplotlib.figure.Figure
+        The figure.
+    """
+    from mne.utils import _check_option
+    from mne.viz.utils import plt_show
+
+    need = {"method", "ranking", "operator", "order", "metric", "statistic"}
+    if not hasattr(scores, "columns") or not need <= set(scores.columns):
+        raise TypeError(
+            "scores must be the DataFrame returned by "
+            "mne_freqmask.evaluation.compare_methods."
+        )
+    _check_option("metric", metric, ("probability", "accuracy"))
+    curves = scores[(scores["statistic"] == "curve") & (scores["metric"] == metric)]
+    panels = list(
+        dict.fromkeys(zip(curves["ranking"], curves["operator"], strict=True))
+    )
+    if axes is None:
+        fig, axes = _new_axes(len(panels), (4.0 * len(panels), 3.5))
+    else:
+        from matplotlib.axes import Axes
+
+        axes = [axes] if isinstance(axes, Axes) else list(np.ravel(axes))
+        if len(axes) != len(panels):
+            raise ValueError(
+                f"axes must hold one Axes per (ranking, operator) pair "
+                f"({len(panels)}), got {len(axes)}."
+            )
+        fig = axes[0].get_figure()
+    methods = list(dict.fromkeys(curves["method"]))
+    colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    styles = {"MoRF": "-", "LeRF": "--"}
+    for ax, (ranking, operator) in zip(axes, panels, strict=True):
+        panel = curves[
+            (curves["ranking"] == ranking) & (curves["operator"] == operator)
+        ]
+        for (method, order), df in panel.groupby(["method", "order"], sort=False):
+            df = df.sort_values("fraction")
+            x = 100 * df["fraction"].to_numpy()
+            ax.plot(
+                x,
+                df["score"],
+                styles.get(order, ":"),
+                color=colors[method],
+                label=f"{method} {order}",
+            )
+            if df["ci_low"].notna().all():
+                ax.fill_between(
+                    x, df["ci_low"], df["ci_high"], color=colors[method], alpha=0.2
+                )
+        ax.set(
+            xlabel="Cells removed (%)",
+            ylabel=f"True-class {metric}" if metric == "probability" else "Accuracy",
+            title=f"{ranking} ranking, {operator} removal",
+        )
+    axes[0].legend(fontsize="small")
+    plt_show(show)
+    return fig

@@ -37,6 +37,21 @@ def _cell_ranks(values, random_state=None):
     return ranks.reshape(values.shape)
 
 
+def _n_tied(values):
+    """Number of cells of each map (last two axes) that share their value.
+
+    A cell counts when at least one other cell of the same map has exactly its
+    value; those cells are ordered by the tie-breaking, not by the map.
+    """
+    values = np.asarray(values)
+    flat = np.sort(values.reshape(values.shape[:-2] + (-1,)), axis=-1)
+    same = flat[..., 1:] == flat[..., :-1]
+    tied = np.zeros(flat.shape, bool)
+    tied[..., 1:] |= same
+    tied[..., :-1] |= same
+    return tied.sum(-1)
+
+
 def _source(epochs, name="epochs"):
     """The epochs as an :class:`EpochsSource` (bad epochs dropped, not loaded)."""
     src = EpochsSource(_ready_epochs(epochs, name))

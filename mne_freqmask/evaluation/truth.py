@@ -71,8 +71,17 @@ def _truth_cells(saliency, truth):
     return cells
 
 
-def ground_truth_scores(saliency, truth, *, level="group", k=None):
+def ground_truth_scores(saliency, truth, *, level="group", k=None, random_state=None):
     """How well a map finds the planted cells of simulated data.
+
+    Next to the AUROC and the precision at ``k``, the two scores FLEXtime
+    reports where the truth is known (theabrusch/FLEXtime,
+    ``src/evaluation/metrics.py``): the relevance rank accuracy
+    (``relevance_rank_accuracy``: with ``K`` the number of planted features,
+    the share of the ``K`` top-ranked features that are planted; Arras et
+    al., 2022) and the relevance mass accuracy (``compute_relevance_score``:
+    the share of the map's sum on the planted features), each computed per
+    map and averaged. Here a feature is a channel x band cell.
 
     Parameters
     ----------
@@ -87,15 +96,29 @@ def ground_truth_scores(saliency, truth, *, level="group", k=None):
     k : int | None
         Cells counted by the precision at ``k``; None: the number of planted
         cells (then precision at ``k`` equals recall at ``k``).
+    random_state : None | int | instance of ~numpy.random.RandomState
+        How ties between equal cells are broken for the precision at ``k``
+        and the rank accuracy: by position (None, default) or at random
+        (seeded).
 
     Returns
     -------
     scores : pandas.Series
         ``auroc`` (probability that a planted cell outranks a non-planted one;
         0.5 is chance, 1 perfect), ``precision_at_k`` (fraction of planted
-        cells among the ``k`` top-ranked; ties broken by position),
-        ``chance_precision`` (planted fraction of all cells), ``k`` and
-        ``n_planted``.
+        cells among the ``k`` top-ranked), ``rank_accuracy`` (FLEXtime's
+        relevance rank accuracy: the precision at ``k = n_planted``, whatever
+        ``k``), ``mass_accuracy`` (FLEXtime's relevance score: planted share of
+        the map's signed sum; NaN for a map summing to 0),
+        ``chance_precision`` (planted fraction of all cells, the rank accuracy
+        of a random map on average), ``k`` and ``n_planted``.
+
+    Notes
+    -----
+    FLEXtime takes the top ``K`` with ``np.argsort`` (ties in the sort's
+    order) on the signed relevance of one sample; here ties follow
+    ``random_state`` and the maps are ranked as they are (signed). Pass
+    ``abs`` of a signed map to rank by magnitude.
     """
     _validate_type(saliency, SpectralSaliency, "saliency")
     _check_option("level", level, ("group", "instance"))
@@ -115,15 +138,20 @@ def ground_truth_scores(saliency, truth, *, level="group", k=None):
         values = values[None]
     elif level == "group":
         values = values.mean(0, keepdims=True)
-    aurocs, precs = [], []
+    aurocs, precs, ranks_acc, mass = [], [], [], []
     for v in values:
         aurocs.append(_auroc(v, cells))
-        top = _cell_ranks(v) < k
-        precs.append(float(cells[top].mean()))
+        ranks = _cell_ranks(v, random_state)
+        precs.append(float(cells[ranks < k].mean()))
+        ranks_acc.append(float(cells[ranks < n_planted].mean()))
+        total = float(v.sum())
+        mass.append(float(v[cells].sum()) / total if total != 0 else np.nan)
     return pd.Series(
         dict(
             auroc=float(np.mean(aurocs)),
             precision_at_k=float(np.mean(precs)),
+            rank_accuracy=float(np.mean(ranks_acc)),
+            mass_accuracy=float(np.mean(mass)),
             chance_precision=n_planted / cells.size,
             k=k,
             n_planted=n_planted,

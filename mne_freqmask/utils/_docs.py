@@ -177,6 +177,42 @@ method : str
     The explanation method (see :func:`mne_freqmask.explain`), used for every
     map this function computes."""
 
+docdict["boot_random_state"] = """
+random_state : None | int | instance of ~numpy.random.RandomState
+    Seed of the resampling: 0 (default) or any int makes the interval
+    reproducible; ``None`` uses NumPy's global random state."""
+
+# deletion curves and compare_methods
+docdict["eval_fractions"] = """
+fractions : array-like of float | None
+    Fractions of the channel x band cells removed (deletion, LeRF) or kept
+    (insertion) at each point of the curves, in [0, 1]; each is rounded to a
+    whole number of cells and duplicates are dropped."""
+
+docdict["eval_operator"] = """
+operator : "zero" | "reference"
+    How a cell is removed. ``"zero"`` sets its rfft coefficients to 0 (the
+    paper's removal). ``"reference"`` replaces them with the coefficients of
+    the same channel and band of another epoch, drawn at random (seeded, one
+    draw per epoch, the same for every point of a curve) from ``reference``
+    (or, when ``reference`` is None, from the other evaluated epochs): the
+    removed cells keep a power seen in the data, so a map is not rewarded for
+    what an out-of-distribution zero does to the model."""
+
+docdict["eval_reference"] = """
+reference : instance of mne.Epochs | None
+    The epochs whose cells replace the removed ones with
+    ``operator="reference"`` (e.g. the training set); same channels,
+    sampling rate and duration as ``epochs``. ``None``: the evaluated epochs,
+    an epoch never receiving its own cells. Ignored with ``operator="zero"``."""
+
+docdict["eval_boot"] = """
+n_boot : int
+    Bootstrap resamples of the epochs for the confidence intervals (see
+    :func:`~mne_freqmask.evaluation.bootstrap_ci`); 0 skips them.
+ci : float
+    Coverage of the intervals (default 0.95)."""
+
 
 def fill_doc(f):
     """Fill a docstring with entries of :data:`docdict` (``%(key)s``)."""
