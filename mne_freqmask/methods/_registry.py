@@ -24,6 +24,8 @@ METHODS = {
     "ablation": "mne_freqmask.methods.captum_methods:fit_ablation",
     "dft_lrp": "mne_freqmask.methods.dft_lrp:fit_dft_lrp",
     "lrp": "mne_freqmask.methods.lrp:fit_lrp",
+    "flextime": "mne_freqmask.methods.flextime:fit_flextime",
+    "freqrise": "mne_freqmask.methods.freqrise:fit_freqrise",
 }
 
 
