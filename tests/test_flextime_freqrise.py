@@ -184,7 +184,12 @@ def _reference_flextime(x, model, sfreq, bands, n_filters, numtaps, n_steps, **k
             opt.zero_grad()
             out = torch.softmax(model((filt * mask).sum(-1)), dim=1)
             loss = torch.nn.CrossEntropyLoss()(out, target)
-            reg = torch.max(mask.abs().mean() - keep_ratio, torch.tensor(0.0))
+            if kw["regularization"] == "l1":
+                reg = torch.max(mask.abs().mean() - keep_ratio, torch.tensor(0.0))
+            else:  # "ratio": sorted mask against a 0 / 1 reference
+                ref = torch.zeros(int((1 - keep_ratio) * n_filters))
+                ref = torch.cat((ref, torch.ones(n_filters - ref.shape[0])))
+                reg = ((ref - torch.sort(mask)[0]) ** 2).mean()
             loss = loss + strength * reg
             if epoch >= 10 and time_reg >= 1e-6:
                 diff = mask[..., 1:-1] - mask[..., :-2]
@@ -208,8 +213,9 @@ def _reference_flextime(x, model, sfreq, bands, n_filters, numtaps, n_steps, **k
 def test_flextime_matches_loop_reference(simulated, stop_criterion):
     """Batched fit == the published per-epoch loop (smoothness on from step 10).
 
-    ``None``: the published optimiser (SGD, lr 1, momentum 1), no early
-    stopping. Otherwise per-epoch early stopping within one batch.
+    ``None``: the published configuration (SGD, lr 1, momentum 1, "l1"), no
+    early stopping. Otherwise the "ratio" regularisation and per-epoch early
+    stopping within one batch (measured: the epochs stop after 15 and 4 steps).
     """
     epochs, _, model, history = simulated
     sub = epochs[history["val_idx"][:20:10]]  # one epoch of each class
@@ -221,6 +227,7 @@ def test_flextime_matches_loop_reference(simulated, stop_criterion):
         momentum=0.9 if stop_criterion else 1.0,
         stop_criterion=stop_criterion,
         patience=2 if stop_criterion else 10,
+        regularization="ratio" if stop_criterion else "l1",
     )
     n_steps = 15 if stop_criterion else 12
     sal = mfm.explain(
@@ -258,13 +265,19 @@ def test_flextime_planted_cells(simulated):
     pytest.importorskip("sklearn")
     epochs, truth, model, history = simulated
     held = epochs[history["val_idx"][::10]]  # 4 held-out epochs, both classes
-    sal = mfm.explain(held, model, method="flextime", bands="canonical", n_steps=60)
+    # published filterbank (128 filters, 51 taps), loss and optimiser, 100 of
+    # the published 1000 steps
+    sal = mfm.explain(held, model, method="flextime", bands="canonical", n_steps=100)
     group = sal.average()
     auroc = _roc_auc(truth.cells(group.ch_names, group.band_edges), group.get_data())
     print(f"\nFLEXtime AUROC {auroc:.3f}")
-    assert auroc >= 0.9, auroc
-    # the mask is sparse: the keep-ratio term pulls the mean to 0.1 or below
-    assert sal.diagnostics["filter_mask"].mean() < 0.15
+    # measured on val_idx[o::10], o = 0, 3, 5: 0.989-1.000 after 100 steps;
+    # not yet after 40 (0.000-0.022: with momentum 1 the masks of the low-alpha
+    # class's planted cells reach 0 first) or 60 (0.941-1.000)
+    assert auroc >= 0.95, auroc
+    # the keep-ratio term, with momentum 1, drives the mean mask below 0.1
+    # (measured 0.004-0.010)
+    assert sal.diagnostics["filter_mask"].mean() < 0.05
 
 
 # ---------------------------------------------------------------------------

@@ -82,6 +82,8 @@ from mne_freqmask.utils._checks import _check_positive
 
 #: steps before the smoothness term is switched on (published: 10)
 _SMOOTH_WARMUP = 10
+#: bytes of filter outputs held per chunk at most
+_BANK_BYTES = 1e9
 
 
 def fit_flextime(
@@ -167,6 +169,12 @@ def fit_flextime(
     loss = np.empty(n_epochs, np.float32)
     target_loss = np.empty(n_epochs, np.float32)
     target = np.empty(n_epochs, np.int64)
+    # the filter outputs take n_picks x n_filters x n_times floats per epoch:
+    # keep them within ~1 GB per chunk
+    per_epoch = 4 * n_picks * len(taps) * inp.n_times
+    if chunk_size * per_epoch > _BANK_BYTES:
+        chunk_size = max(1, int(_BANK_BYTES // per_epoch))
+        logger.info(f"FLEXtime: chunks of {chunk_size} epochs (filter outputs).")
     for start in ProgressBar(range(0, n_epochs, chunk_size), mesg="FLEXtime chunks"):
         sl = slice(start, min(start + chunk_size, n_epochs))
         masks[sl], steps[sl], loss[sl], target_loss[sl], target[sl] = fitter.fit(sl)
@@ -188,10 +196,25 @@ def fit_flextime(
 
 
 def filterbank(n_filters, numtaps, sfreq):
-    """The published FLEXtime filterbank: taps of shape (n_filters, numtaps).
+    """Build the published FLEXtime filterbank.
 
-    Equal bandwidth ``(sfreq / 2) / n_filters``; the first filter is a
-    low-pass, the last a high-pass (``FilterBank.create_fir_filterbank``).
+    ``n_filters`` FIR filters (:func:`scipy.signal.firwin`) of equal bandwidth
+    ``(sfreq / 2) / n_filters``: a low-pass, band-passes and a high-pass
+    (published ``FilterBank.create_fir_filterbank``).
+
+    Parameters
+    ----------
+    n_filters : int
+        Number of filters (at least 2).
+    numtaps : int
+        Taps per filter (odd).
+    sfreq : float
+        Sampling frequency in Hz.
+
+    Returns
+    -------
+    taps : ndarray, shape (n_filters, numtaps)
+        The filters' coefficients.
     """
     from scipy.signal import firwin
 
@@ -234,7 +257,22 @@ def band_filterbank(grid, numtaps):
 
 
 def filter_response(taps, freqs, sfreq):
-    """``|H_i(f)|`` of each filter at the rfft frequencies: (n_filters, n_freqs)."""
+    """Compute the magnitude response of each filter at given frequencies.
+
+    Parameters
+    ----------
+    taps : ndarray, shape (n_filters, numtaps)
+        FIR coefficients, e.g. from :func:`filterbank`.
+    freqs : ndarray, shape (n_freqs,)
+        Frequencies in Hz (FLEXtime's map uses the rfft frequencies).
+    sfreq : float
+        Sampling frequency in Hz.
+
+    Returns
+    -------
+    response : ndarray, shape (n_filters, n_freqs)
+        ``|H_i(f)|``; FLEXtime's map of a mask ``m`` is ``m @ response``.
+    """
     from scipy.signal import freqz
 
     return np.array([np.abs(freqz(h, 1, worN=freqs, fs=sfreq)[1]) for h in taps])

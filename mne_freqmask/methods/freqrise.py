@@ -19,7 +19,9 @@ spectrum ``X = rfft(x)``:
    normalised per epoch to [0, 1] (published).
 
 The explained class is ``target`` or, when it is ``None``, the predicted class
-(published: the argmax of the model's output on the unperturbed epoch).
+(FLEXtime's ``compute_freqrise_scores``: the argmax of the model's output on
+the unperturbed epoch; FreqRISE's ``forward_dataloader`` uses the true label,
+``target="true"`` here).
 
 Masks on the channel x band grid (``n_cells=None``, default). The published
 generator draws, per mask and channel, ``num_cells`` Bernoulli cells (128 in
@@ -31,7 +33,9 @@ Here one Bernoulli cell is drawn per channel x band cell of the grid and
 repeated over the band's bins, so every sampled mask keeps or removes whole
 cells of the explanation; bins in no band are always kept. ``n_cells=int``
 runs the published generator instead (channels independent, as in the
-FLEXtime version) and averages the per-bin saliency over each band's bins.
+FLEXtime version; the FreqRISE repository, written for one-channel audio,
+shares one mask across channels) and averages the per-bin saliency over each
+band's bins.
 
 Deviations from the published code, all deliberate:
 
