@@ -67,8 +67,10 @@ Deviations from the published code:
   ``device`` (published: ``scipy.signal.lfilter`` in float64 on the CPU).
 
 Deterministic: ``random_state`` is not used. Cost: one forward and one
-backward pass per step and epoch, plus one forward pass for the target
-(``diagnostics["model_passes"]``).
+backward pass per step and epoch, plus one forward pass for the target:
+``2 * n_steps + 1`` passes per epoch (``params["model_passes_per_epoch"]``;
+each epoch's count, lower with early stopping, in
+``diagnostics["model_passes"]``).
 """
 
 import numpy as np
@@ -183,7 +185,9 @@ def fit_flextime(
         f"FLEXtime: median {np.median(steps):.0f} steps (max {steps.max()}), "
         f"median mean mask {np.median(masks.mean((1, 2))):.3f}."
     )
-    params["model_passes_per_epoch"] = "2 * n_steps + 1 (forward + backward)"
+    # forward and backward passes each counted; fewer with early stopping
+    # (diagnostics["model_passes"] has each epoch's count)
+    params["model_passes_per_epoch"] = 2 * n_steps + 1
     diagnostics = dict(
         n_steps=steps,
         loss=loss,
