@@ -58,6 +58,14 @@ def explain(
           bins with the DFT-LRP rule.
         - ``"lrp"``: attention-aware LRP (AttnLRP / CP-LRP) for transformers
           and CNNs (:mod:`mne_freqmask.lrp`), mapped with the DFT-LRP rule.
+        - ``"flextime"``: FLEXtime (Brüsch et al., 2024), a mask over the
+          channels x the filters of an FIR filterbank learned by SGD against a
+          keep-ratio penalty; the filterbank's response is averaged over each
+          band (:mod:`mne_freqmask.methods.flextime`).
+        - ``"freqrise"``: FreqRISE (Brüsch et al., 2025), the saliency-weighted
+          average of random 0/1 masks of the spectrum (RISE), drawn on the
+          channel x band cells; min-max normalised per epoch
+          (:mod:`mne_freqmask.methods.freqrise`).
     %(bands)s
     %(picks_explain)s
     %(target)s
@@ -98,8 +106,21 @@ def explain(
         ``batch_size=512``. ``"dft_lrp"``: ``composite="epsilon_plus"``,
         ``epsilon=1e-6``. ``"lrp"``: ``rule="epsilon"|"gamma"|"zplus"``,
         ``attention="attnlrp"|"cplrp"``, ``eps=1e-6``, ``gamma=0.25``.
-        For the gradient and LRP methods ``target=None`` explains the
-        predicted class.
+        ``"flextime"`` (defaults from the published code): ``n_filters=128``
+        (equal-width FIR filters from 0 Hz to Nyquist, or ``"bands"``: one
+        filter per band), ``numtaps=51``, ``keep_ratio=0.1``,
+        ``regularization="l1"|"ratio"``, ``reg_strength=1.0``,
+        ``reg_dilation=1.0``, ``time_reg_strength=1.0`` (smoothness over
+        adjacent filters), ``n_steps=1000``, ``lr=1.0``, ``momentum=1.0``
+        (SGD), ``stop_criterion=None`` (no early stopping), ``patience=10``;
+        deterministic. ``"freqrise"``: ``n_masks=3000``, ``probability=0.5``
+        (of keeping a cell), ``n_cells=None`` (masks on the grid's cells; an
+        int runs the published smooth masks of that many cells per channel),
+        ``use_softmax=False`` (score: the logit), ``normalize=True``
+        (min-max per epoch), ``batch_size=500`` (masked copies per forward
+        pass); ``random_state`` seeds the masks.
+        For the gradient, LRP, FLEXtime and FreqRISE methods ``target=None``
+        explains the predicted class.
 
     Returns
     -------

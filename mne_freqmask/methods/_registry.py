@@ -28,6 +28,8 @@ METHODS = {
     "ablation": "mne_freqmask.methods.captum_methods:ablation",
     "dft_lrp": "mne_freqmask.methods.dft_lrp:dft_lrp",
     "lrp": "mne_freqmask.methods.lrp:lrp",
+    "flextime": "mne_freqmask.methods.flextime:flextime",
+    "freqrise": "mne_freqmask.methods.freqrise:freqrise",
 }
 
 #: The arguments every method function takes (the rest are method parameters).
