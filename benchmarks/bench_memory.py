@@ -15,10 +15,17 @@ chunk they never sit in memory at once. The number of FreqMask steps is a
 parameter (``--n-steps``) because the memory held per chunk is allocated at
 its first step and only shrinks afterwards, while the time grows with it:
 the default (2 steps) keeps the 100k run within a session on one core.
+``--task evaluate`` measures :func:`mne_freqmask.evaluate_removal` instead
+(instance level: three forward passes per epoch, original, RN and RS) with a
+random per-epoch map on the same grid, so that the evaluation's own memory is
+measured without the cost of explaining first.
+
 Usage::
 
     python benchmarks/bench_memory.py --threads 1 --n-epochs 1000 10000 100000 \
         --out benchmarks/results/memory.json
+    python benchmarks/bench_memory.py --task evaluate --n-epochs 1000 10000 \
+        --out benchmarks/results/memory_evaluation.json
 """
 
 import argparse
@@ -53,7 +60,7 @@ def make_recording(fname, n_epochs, hop, seed=0):
     raw.save(fname, overwrite=True, verbose=False)
 
 
-def measure(fname, n_epochs, hop, preload, n_steps, threads):
+def measure(fname, n_epochs, hop, preload, n_steps, threads, task="explain"):
     """Run in a fresh process: peak RSS, wall time, epochs per second."""
     import mne
     import torch
@@ -86,10 +93,21 @@ def measure(fname, n_epochs, hop, preload, n_steps, threads):
     model = make_model(
         "eegnet", n_chans=62, n_outputs=2, n_times=N_TIMES, sfreq=seed_ds.SFREQ
     )
-    sal = mfm.explain(epochs, model, n_steps=n_steps, verbose=False)
+    if task == "explain":
+        sal = mfm.explain(epochs, model, n_steps=n_steps, verbose=False)
+    else:
+        rng = np.random.default_rng(0)
+        grid = mfm.FrequencyGrid(seed_ds.SFREQ, N_TIMES, 10)
+        data = rng.random((n_epochs, 62, grid.n_bands), dtype=np.float32)
+        sal = mfm.SpectralSaliency(data, epochs.info, grid, method="random")
+        scores = mfm.evaluate_removal(
+            epochs, model, sal, level="instance", verbose=False
+        )
+        assert np.isfinite(scores["accuracy"]).all()
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB -> B
     return dict(
+        task=task,
         n_epochs=n_epochs,
         preload=preload,
         n_steps=n_steps,
@@ -114,13 +132,20 @@ def main():
     parser.add_argument("--hop", type=int, default=20)
     parser.add_argument("--n-steps", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--task", choices=("explain", "evaluate"), default="explain")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # one measurement in this (fresh) process
         fname, n, preload, n_steps = args.child
         res = measure(
-            fname, int(n), args.hop, preload == "1", int(n_steps), args.threads
+            fname,
+            int(n),
+            args.hop,
+            preload == "1",
+            int(n_steps),
+            args.threads,
+            args.task,
         )
         print("RESULT " + json.dumps(res))
         return
@@ -143,6 +168,8 @@ def main():
                 str(args.hop),
                 "--threads",
                 str(args.threads),
+                "--task",
+                args.task,
                 "--child",
                 str(fname),
                 str(n),
@@ -162,6 +189,7 @@ def main():
     if args.out is not None:
         meta = dict(
             date=time.strftime("%Y-%m-%d %H:%M"),
+            task=args.task,
             threads=args.threads,
             n_steps=args.n_steps,
             hop=args.hop,

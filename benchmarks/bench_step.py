@@ -82,7 +82,7 @@ def time_step(model, held, bands, repeats, extras=True):
     # FreqMask's own defaults, so that the benchmark times what explain() runs
     params = {
         key: par.default
-        for key, par in inspect.signature(fm.fit_freqmask).parameters.items()
+        for key, par in inspect.signature(fm.freqmask).parameters.items()
         if par.default is not inspect.Parameter.empty
         and key not in ("random_state", "return_perturbed")
     }

@@ -55,7 +55,7 @@ import torch
 import mne_freqmask as mfm
 from mne_freqmask import evaluation as ev
 from mne_freqmask._inputs import epochs_labels
-from mne_freqmask.methods._registry import METHODS
+from mne_freqmask.methods import METHODS
 from mne_freqmask.models import fit, load_model, save_model
 from mne_freqmask.saliency import SpectralSaliency
 
@@ -182,9 +182,7 @@ def random_saliency(epochs, seed=0):
     return SpectralSaliency(
         rng.random((len(epochs), len(picks), grid.n_bands)),
         mne.pick_info(epochs.info, picks),
-        grid.freqs,
-        grid.band_names,
-        grid.band_edges,
+        grid,
         method="random",
     )
 
@@ -554,7 +552,9 @@ def main(argv=None):
 def _zeroed_ood(d, train, test, explain_idx, sal):
     """OOD score of the removal game's RS epochs (salient half zeroed)."""
     ep = test[explain_idx]
-    x, _, grid, picks = ev._prepare(ep, sal, None)
+    x = ep.get_data(picks="all").astype(np.float32)
+    picks = np.array([ep.ch_names.index(ch) for ch in sal.ch_names])
+    grid = sal.grid
     keep = ~ev.salient_cells(sal.get_data().mean(0), random_state=0)
     xr = ev.remove_cells(x, keep, grid, picks)
     d["ood_zeroed"] = ev.ood_score(train, xr, sfreq=train.info["sfreq"], verbose=False)

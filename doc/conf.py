@@ -119,7 +119,7 @@ numpydoc_xref_aliases = {
     "SpectralSaliency": "mne_freqmask.SpectralSaliency",
     "FrequencyGrid": "mne_freqmask.FrequencyGrid",
     "PlantedTruth": "mne_freqmask.datasets.simulated.PlantedTruth",
-    "MethodResult": "mne_freqmask.methods._registry.MethodResult",
+    "MethodResult": "mne_freqmask.methods.MethodResult",
     "RuleConfig": "mne_freqmask.lrp.rules.RuleConfig",
     "BatchRelevance": "mne_freqmask.lrp.relevance.BatchRelevance",
 }
@@ -168,10 +168,10 @@ numpydoc_validation_exclude = {
     # the data model: documented by their one-line docstrings
     r"\.__(eq|hash|repr|getstate|setstate)__$",
     # module-level data documented by a ``#:`` comment, not a docstring
-    r"\.methods\._registry\.METHODS$",
+    r"\.methods(\._registry)?\.METHODS$",
     r"\.methods\.easypeasi\.EASYPEASI_BANDS$",
     r"\.lrp\.rules\.(LINEAR|ATTENTION)_RULES$",
-    r"\.lrp(\.verification)?\.ARTIFACT_CHANNELS$",
+    r"\.(lrp|lrp\.verification|evaluation|evaluation\.truth)\.ARTIFACT_CHANNELS$",
     # result containers (dataclasses): their fields are documented as
     # Attributes, not as constructor Parameters (PR01)
     r"\.(CellTestResult|LOSOResult)$",

@@ -23,32 +23,13 @@ the files from PhysioNet with MNE.
 # %%
 # Find the recordings
 # -------------------
-import os
-from pathlib import Path
-
 import mne
 
 import mne_freqmask as mfm
-from mne_freqmask.datasets import eegbci
+from mne_freqmask.datasets import eegbci, shared_data
 from mne_freqmask.models import fit
 
 mne.set_log_level("WARNING")
-
-
-def shared_data(name):
-    """Return ``<shared data>/<name>`` if it exists, else None."""
-    roots = []
-    if os.environ.get("MNE_FREQMASK_SHARED_DATA"):
-        roots.append(Path(os.environ["MNE_FREQMASK_SHARED_DATA"]))
-    try:
-        here = Path(__file__).resolve().parent
-    except NameError:  # sphinx-gallery runs examples from their folder
-        here = Path.cwd()
-    roots.append(here.parent.parent / "shared" / "data")
-    for root in roots:
-        if (root / name).is_dir():
-            return root / name
-    return None
 
 
 data_dir = shared_data("eegbci_S001")

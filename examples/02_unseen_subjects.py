@@ -23,33 +23,14 @@ the dataset from PhysioNet.
 # License: BSD-3-Clause
 
 # %%
-import os
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import mne
 import numpy as np
 
-from mne_freqmask.datasets import eegmat
+from mne_freqmask.datasets import eegmat, shared_data
 from mne_freqmask.workflows import leave_one_subject_out
 
 mne.set_log_level("WARNING")
-
-
-def shared_data(name):
-    """Return ``<shared data>/<name>`` if it exists, else None."""
-    roots = []
-    if os.environ.get("MNE_FREQMASK_SHARED_DATA"):
-        roots.append(Path(os.environ["MNE_FREQMASK_SHARED_DATA"]))
-    try:
-        here = Path(__file__).resolve().parent
-    except NameError:  # sphinx-gallery runs examples from their folder
-        here = Path.cwd()
-    roots.append(here.parent.parent / "shared" / "data")
-    for root in roots:
-        if (root / name).is_dir():
-            return root / name
-    return None
 
 
 data_dir = shared_data("eegmat")

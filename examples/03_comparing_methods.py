@@ -7,7 +7,7 @@ Every method of ``explain(method=...)`` returns the same
 :class:`~mne_freqmask.SpectralSaliency`, so they can be plotted and scored the
 same way. On simulated epochs whose answer is known (alpha power on C3 and C4),
 we explain one EEGNet with each method registered in
-:data:`mne_freqmask.methods._registry.METHODS` and compare:
+:data:`mne_freqmask.methods.METHODS` and compare:
 
 - how well each group-level map ranks the planted cells first
   (:func:`~mne_freqmask.evaluation.ground_truth_scores`);
@@ -20,7 +20,8 @@ The scores describe this one simulated setting (one model, clean data, a
 single planted band); they are a check that each method works, not a
 general ranking of the methods.
 
-The loop runs over the registry, so a newly registered method appears here
+The loop runs over the registry, so a method added with
+:func:`mne_freqmask.methods.register_method` appears here
 without changing the example.
 """
 
@@ -38,7 +39,7 @@ import pandas as pd
 import mne_freqmask as mfm
 from mne_freqmask.datasets.simulated import make_epochs
 from mne_freqmask.evaluation import deletion_curves, ground_truth_scores
-from mne_freqmask.methods._registry import METHODS, get_method
+from mne_freqmask.methods import METHODS, get_method
 from mne_freqmask.models import fit
 
 mne.set_log_level("WARNING")

@@ -29,7 +29,7 @@ in a few minutes, offline.
 # differ only in alpha power (8-12 Hz) on C3 and C4. We train a small
 # EEGConformer (convolutional stem + self-attention) and a small Labram (the
 # EEG foundation model architecture, here trained from scratch;
-# :func:`~mne_freqmask.lrp.make_labram` wraps it so that it is called as
+# :func:`~mne_freqmask.models.make_labram` wraps it so that it is called as
 # ``model(x)``).
 from pathlib import Path
 
@@ -40,15 +40,9 @@ import torch
 
 import mne_freqmask as mfm
 from mne_freqmask.datasets.simulated import make_epochs
-from mne_freqmask.lrp import (
-    clever_hans_report,
-    compute_relevance,
-    csp_comparison,
-    make_labram,
-    relevance_time,
-    score_planted,
-)
-from mne_freqmask.models import fit
+from mne_freqmask.evaluation import clever_hans_report, csp_comparison, score_planted
+from mne_freqmask.lrp import compute_relevance, relevance_time
+from mne_freqmask.models import fit, make_labram
 
 mne.set_log_level("WARNING")
 
@@ -116,7 +110,7 @@ for attention in ("attnlrp", "cplrp"):
 # ``explain(..., method="lrp")`` carries the time-domain relevance onto the
 # rfft bins (DFT-LRP) and sums it over channel x band cells; the result is a
 # :class:`~mne_freqmask.SpectralSaliency` like every other method's.
-# :func:`~mne_freqmask.lrp.score_planted` checks it against the planted
+# :func:`~mne_freqmask.evaluation.score_planted` checks it against the planted
 # answer.
 for name, model in (("EEGConformer", conformer), ("Labram", labram)):
     sal = mfm.explain(epochs[held], model, method="lrp", bands="canonical")

@@ -9,7 +9,11 @@ _LAZY = {
     "evaluate_removal": "mne_freqmask.evaluation",
 }
 
-from mne_freqmask.saliency import SpectralSaliency, read_saliency  # noqa: E402
+from mne_freqmask.saliency import (  # noqa: E402
+    SpectralSaliency,
+    concatenate_saliencies,
+    read_saliency,
+)
 from mne_freqmask.spectral import FrequencyGrid  # noqa: E402
 
 _SUBMODULES = ("datasets", "evaluation", "lrp", "methods", "models", "viz", "workflows")
@@ -17,6 +21,7 @@ _SUBMODULES = ("datasets", "evaluation", "lrp", "methods", "models", "viz", "wor
 __all__ = [
     "FrequencyGrid",
     "SpectralSaliency",
+    "concatenate_saliencies",
     "evaluate_removal",
     "explain",
     "read_saliency",

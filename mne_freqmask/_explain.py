@@ -1,7 +1,6 @@
 """explain(): validate, convert, dispatch to a method, wrap the result."""
 
 import inspect
-import os
 
 import numpy as np
 import torch
@@ -15,7 +14,8 @@ from mne_freqmask._torch_utils import (
     predict,
     resolve_device,
 )
-from mne_freqmask.methods._registry import METHODS, get_method
+from mne_freqmask.methods import METHODS, get_method
+from mne_freqmask.methods._base import chunk_size_for
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.spectral import FrequencyGrid
 from mne_freqmask.utils._checks import _check_random_state, _picked_info
@@ -49,7 +49,8 @@ def explain(
     %(epochs_explain)s
     %(model)s
     method : str
-        The explanation method (see ``mne_freqmask.methods._registry.METHODS``):
+        The explanation method, a key of :data:`mne_freqmask.methods.METHODS`
+        (more can be added with :func:`mne_freqmask.methods.register_method`):
 
         - ``"freqmask"`` (default): the frequency-domain mask perturbation of
           Wang et al.; saliency in [0, 1] per channel x band cell.
@@ -65,6 +66,14 @@ def explain(
           bins with the DFT-LRP rule.
         - ``"lrp"``: attention-aware LRP (AttnLRP / CP-LRP) for transformers
           and CNNs (:mod:`mne_freqmask.lrp`), mapped with the DFT-LRP rule.
+        - ``"flextime"``: FLEXtime (Brüsch et al., 2024), a mask over the
+          channels x the filters of an FIR filterbank learned by SGD against a
+          keep-ratio penalty; the filterbank's response is averaged over each
+          band (:mod:`mne_freqmask.methods.flextime`).
+        - ``"freqrise"``: FreqRISE (Brüsch et al., 2025), the saliency-weighted
+          average of random 0/1 masks of the spectrum (RISE), drawn on the
+          channel x band cells; min-max normalised per epoch
+          (:mod:`mne_freqmask.methods.freqrise`).
     %(bands)s
     %(picks_explain)s
     %(target)s
@@ -116,8 +125,21 @@ def explain(
         ``batch_size=512``. ``"dft_lrp"``: ``composite="epsilon_plus"``,
         ``epsilon=1e-6``. ``"lrp"``: ``rule="epsilon"|"gamma"|"zplus"``,
         ``attention="attnlrp"|"cplrp"``, ``eps=1e-6``, ``gamma=0.25``.
-        For the gradient and LRP methods ``target=None`` explains the
-        predicted class.
+        ``"flextime"`` (defaults from the published code): ``n_filters=128``
+        (equal-width FIR filters from 0 Hz to Nyquist, or ``"bands"``: one
+        filter per band), ``numtaps=51``, ``keep_ratio=0.1``,
+        ``regularization="l1"|"ratio"``, ``reg_strength=1.0``,
+        ``reg_dilation=1.0``, ``time_reg_strength=1.0`` (smoothness over
+        adjacent filters), ``n_steps=1000``, ``lr=1.0``, ``momentum=1.0``
+        (SGD), ``stop_criterion=None`` (no early stopping), ``patience=10``;
+        deterministic. ``"freqrise"``: ``n_masks=3000``, ``probability=0.5``
+        (of keeping a cell), ``n_cells=None`` (masks on the grid's cells; an
+        int runs the published smooth masks of that many cells per channel),
+        ``use_softmax=False`` (score: the logit), ``normalize=True``
+        (min-max per epoch), ``batch_size=500`` (masked copies per forward
+        pass); ``random_state`` seeds the masks.
+        For the gradient, LRP, FLEXtime and FreqRISE methods ``target=None``
+        explains the predicted class.
 
     Returns
     -------
@@ -157,7 +179,8 @@ def explain(
     _validate_type(chunk_size, ("int-like", str), "chunk_size")
     if isinstance(chunk_size, str):
         _check_option("chunk_size", chunk_size, ("auto",))
-    size = None if isinstance(chunk_size, str) else _chunk_size(chunk_size, inp, grid)
+    elif int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size}.")
     # everything is validated; only now is the model touched
     with model_context(model, dev):
         n_classes = check_model(model, inp.x, dev)
@@ -181,12 +204,15 @@ def explain(
                 grid,
                 model,
                 device=dev,
-                chunk_size=size or (lambda: _chunk_size(chunk_size, inp, grid, dev)),
+                chunk_size=(
+                    (lambda: chunk_size_for(func, chunk_size, inp, grid, dev))
+                    if isinstance(chunk_size, str)
+                    else chunk_size_for(func, chunk_size, inp, grid, dev)
+                ),
                 kw=dict(random_state=random_state, **method_kw),
             )
         else:
-            if size is None:
-                size = _chunk_size(chunk_size, inp, grid, dev)
+            size = chunk_size_for(func, chunk_size, inp, grid, dev)
             logger.info(f"Method {method!r} on {dev}, chunks of {size} epochs.")
             res = func(
                 inp,
@@ -201,9 +227,7 @@ def explain(
     return SpectralSaliency(
         res.data,
         _picked_info(epochs.info, inp.picks),
-        grid.freqs,
-        grid.band_names,
-        grid.band_edges,
+        grid,
         method=method,
         method_params=dict(res.params, bands=_bands_param(bands)),
         events=epochs.events.copy(),
@@ -255,30 +279,3 @@ def _check_result(data, inp, model, device, method):
         f"method={method!r} gave NaN or Inf saliency for {len(idx)} of "
         f"{len(data)} epoch(s) (first: {idx[:10].tolist()}): {cause}."
     )
-
-
-def _chunk_size(chunk_size, inp, grid, device=None):
-    if isinstance(chunk_size, str):
-        # ~4 copies (value, grad, two Adam moments) of the generator and mask,
-        # plus a generous allowance for the model's activations per epoch,
-        # within a quarter of the memory available now (at most 2 GB on CPU)
-        n_f = grid.n_freqs
-        per_epoch = 4 * (4 * (2 * n_f * n_f + 2 * n_f) + 64 * np.prod(inp.x.shape[1:]))
-        budget = 0.25 * _available_memory(device)
-        if device.type == "cpu":
-            budget = min(budget, 2e9)
-        return int(np.clip(budget // per_epoch, 1, min(512, inp.n_epochs)))
-    size = int(chunk_size)
-    if size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size}.")
-    return size
-
-
-def _available_memory(device):
-    """Bytes of memory free now on ``device`` (a safe guess if unknown)."""
-    if device.type == "cuda":
-        return float(torch.cuda.mem_get_info(device)[0])
-    try:
-        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # not POSIX
-        return 4e9

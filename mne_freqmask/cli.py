@@ -25,7 +25,7 @@ DATASETS = ("simulated", "eegbci", "eegmat", "seed")
 
 
 def _build_parser():
-    from mne_freqmask.methods._registry import METHODS
+    from mne_freqmask.methods import METHODS
     from mne_freqmask.models import MODEL_NAMES
 
     parser = argparse.ArgumentParser(
@@ -518,8 +518,9 @@ def _write_report(out, sal, summary_html, removal):
 
 
 def _has_positions(info):
-    pos = np.array([ch["loc"][:3] for ch in info["chs"]])
-    return bool(np.isfinite(pos).all() and np.abs(pos).sum(1).all())
+    from mne_freqmask.utils._checks import _channels_without_positions
+
+    return not _channels_without_positions(info).any()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,4 @@
-"""Fit small braindecode models on Epochs, and save / load them.
+"""Fit small braindecode models on Epochs, save / load them, and model surgery.
 
 This is a convenience for examples, tests and the demo, not a model zoo: a
 plain, seeded training loop (Adam, cross-entropy, mini-batches) over a
@@ -7,6 +7,7 @@ stratified train / held-out split. Models come from braindecode (the
 convention ``(n_epochs, n_channels, n_times)`` works too.
 """
 
+import copy
 import os
 from pathlib import Path
 
@@ -363,3 +364,203 @@ def load_model(fname):
             f"mne_freqmask.models.save_model. torch said: {detail}"
         ) from None
     return model.eval()
+
+
+# ----------------------------------------------------------------------------
+# Labram (forward needs the channel names)
+
+
+def _check_labram_names(ch_names):
+    LABRAM_CHANNEL_ORDER = import_optional(
+        "braindecode.models.labram"
+    ).LABRAM_CHANNEL_ORDER
+
+    ch_names = [str(ch) for ch in ch_names]
+    known = {name.upper() for name in LABRAM_CHANNEL_ORDER}
+    missing = [ch for ch in ch_names if ch.upper() not in known]
+    if missing:
+        raise ValueError(
+            f"Channels {missing} are not in Labram's LABRAM_CHANNEL_ORDER; "
+            "pick or rename them (or use braindecode's InterpolatedLaBraM)."
+        )
+    return ch_names
+
+
+class LabramWrapper(torch.nn.Module):
+    """Call braindecode's :class:`~braindecode.models.Labram` as ``model(x)``.
+
+    ``Labram.forward`` needs the channel names of ``x`` (``ch_names=...``) to
+    pick its position embeddings unless ``x`` holds all 128 channels of
+    ``braindecode.models.labram.LABRAM_CHANNEL_ORDER``. Attribution code (and
+    :func:`mne_freqmask.explain`) calls ``model(x)`` only, so this wrapper
+    stores the names.
+
+    Parameters
+    ----------
+    labram : braindecode.models.Labram
+        The model.
+    ch_names : list of str
+        Names of the channels of ``x``, in order; each must be in
+        ``LABRAM_CHANNEL_ORDER`` (case-insensitive, e.g. ``epochs.ch_names``
+        of a 10-20 montage).
+    """
+
+    def __init__(self, labram, ch_names):
+        super().__init__()
+        _validate_type(labram, torch.nn.Module, "labram", "torch.nn.Module")
+        self.labram = labram
+        self.ch_names = _check_labram_names(ch_names)
+
+    @property
+    def n_chans(self):
+        """Number of input channels."""
+        return len(self.ch_names)
+
+    @property
+    def n_times(self):
+        """Number of input samples."""
+        return self.labram.n_times
+
+    def forward(self, x):
+        """Class logits of ``x``.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (n_epochs, n_channels, n_times)
+            The input, channels in the order of ``ch_names``.
+
+        Returns
+        -------
+        logits : torch.Tensor, shape (n_epochs, n_classes)
+            The output of the wrapped Labram.
+        """
+        return self.labram(x, ch_names=self.ch_names)
+
+    def extra_repr(self):
+        """Extra information in the module's ``repr``.
+
+        Returns
+        -------
+        extra : str
+            The number of input channels, ``"n_chans=..."``.
+        """
+        return f"n_chans={self.n_chans}"
+
+
+def make_labram(ch_names, n_outputs, n_times, sfreq, *, input_scale=1e6, **kwargs):
+    """Build a :class:`~braindecode.models.Labram` callable as ``model(x)``.
+
+    Parameters
+    ----------
+    ch_names : list of str
+        Channel names of the data (e.g. ``epochs.ch_names``).
+    n_outputs, n_times : int
+        Number of classes and of time samples.
+    sfreq : float
+        Sampling frequency in Hz.
+    input_scale : float | None
+        As in :func:`mne_freqmask.models.make_model`: the model is
+        ``Sequential(InputScaler(input_scale), LabramWrapper(...))`` so that it
+        takes volts.
+    **kwargs
+        Further arguments of ``Labram`` (e.g. ``patch_size``, ``num_layers``,
+        ``num_heads``, ``conv_out_channels``).
+
+    Returns
+    -------
+    model : torch.nn.Module
+        The untrained model.
+    """
+    Labram = import_optional("braindecode.models").Labram
+
+    ch_names = _check_labram_names(ch_names)
+    net = Labram(
+        n_chans=len(ch_names),
+        n_outputs=int(n_outputs),
+        n_times=int(n_times),
+        sfreq=float(sfreq),
+        **kwargs,
+    )
+    model = LabramWrapper(net, ch_names)
+    if input_scale is not None:
+        model = torch.nn.Sequential(InputScaler(input_scale), model)
+    return model
+
+
+# ----------------------------------------------------------------------------
+# model surgery (used by the sanity checks and the workflows)
+
+
+def parameter_layers(model):
+    """Modules holding parameters of their own, in registration order.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+
+    Returns
+    -------
+    layers : list of (str, torch.nn.Module)
+        ``(name, module)`` of every module with parameters of its own (not
+        counting its children's), in the order of ``model.named_modules()``
+        (the forward order of braindecode models).
+    """
+    return [
+        (name, mod)
+        for name, mod in model.named_modules()
+        if any(True for _ in mod.parameters(recurse=False))
+    ]
+
+
+def reinitialize(module):
+    """Re-initialise a module's own parameters, in place.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The module. Its own ``reset_parameters()`` is used when it has one;
+        otherwise every parameter of its own is drawn from a normal
+        distribution with the parameter's current standard deviation (0.02
+        when that is 0).
+    """
+    if callable(getattr(module, "reset_parameters", None)):
+        module.reset_parameters()
+        return
+    with torch.no_grad():
+        for p in module.parameters(recurse=False):
+            std = float(p.std()) if p.numel() > 1 else 0.0
+            p.normal_(0.0, std if std > 0 else 0.02)
+
+
+def untrained_copy(model):
+    """An untrained model of the same architecture.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model; never modified.
+
+    Returns
+    -------
+    fresh : torch.nn.Module
+        A model built by :func:`make_model` is rebuilt from its
+        ``init_args_``; any other module is deep-copied and every layer is
+        re-initialised (:func:`reinitialize`).
+    """
+    init_args = getattr(model, "init_args_", None)
+    if init_args is not None:
+        args = dict(init_args["kwargs"])
+        return make_model(
+            init_args["name"],
+            args.pop("n_chans"),
+            args.pop("n_outputs"),
+            args.pop("n_times"),
+            args.pop("sfreq", 1.0),
+            input_scale=init_args.get("input_scale"),
+            **args,
+        )
+    fresh = copy.deepcopy(model)
+    for _, mod in parameter_layers(fresh):
+        reinitialize(mod)
+    return fresh

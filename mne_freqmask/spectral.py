@@ -53,6 +53,41 @@ class FrequencyGrid:
             self.freqs, nyq, bands
         )
 
+    @classmethod
+    def from_edges(cls, sfreq, n_times, band_names, band_edges):
+        """Rebuild a grid from its band names and ``(fmin, fmax)`` edges.
+
+        Bins are assigned to bands as for a dict of bands, without checking
+        the edges again; this is how a saved explanation gets its grid back
+        (see :attr:`mne_freqmask.SpectralSaliency.grid`).
+
+        Parameters
+        ----------
+        sfreq : float
+            Sampling frequency in Hz.
+        n_times : int
+            Number of time samples of an epoch.
+        band_names : list of str
+            Name of each band.
+        band_edges : array-like, shape (n_bands, 2)
+            ``(fmin, fmax)`` of each band in Hz.
+
+        Returns
+        -------
+        grid : FrequencyGrid
+            The grid.
+        """
+        grid = cls.__new__(cls)
+        grid.sfreq = float(sfreq)
+        grid.n_times = int(n_times)
+        grid.freqs = np.fft.rfftfreq(grid.n_times, 1.0 / grid.sfreq)
+        grid.band_names = list(band_names)
+        grid.band_edges = np.array(band_edges, float).reshape(-1, 2)
+        grid.bin_band = _assign_bins(
+            grid.freqs, grid.sfreq / 2.0, grid.band_names, grid.band_edges
+        )
+        return grid
+
     @property
     def n_freqs(self):
         """Number of rfft bins."""
@@ -184,7 +219,12 @@ def _make_bands(freqs, nyq, bands):
                 f"Bands {names[a]!r} {tuple(edges[a])} and {names[b]!r} "
                 f"{tuple(edges[b])} overlap; make them disjoint."
             )
-    bin_band = np.full(n_freqs, -1, int)
+    return _assign_bins(freqs, nyq, names, edges), names, edges
+
+
+def _assign_bins(freqs, nyq, names, edges):
+    """Band index of each bin (``-1``: in no band) for ``(fmin, fmax)`` edges."""
+    bin_band = np.full(len(freqs), -1, int)
     df = freqs[1] - freqs[0]
     for bi, (lo, hi) in enumerate(edges):
         inside = (freqs >= lo) & (freqs < hi)
@@ -197,4 +237,36 @@ def _make_bands(freqs, nyq, bands):
                 "longer epochs."
             )
         bin_band[inside] = bi
-    return bin_band, names, edges
+    return bin_band
+
+
+def band_indices(band_names, bands=None):
+    """Indices of the bands named in ``bands``, in the order given.
+
+    Parameters
+    ----------
+    band_names : list of str
+        All band names (e.g. ``saliency.band_names`` or ``grid.band_names``).
+    bands : None | str | list of str
+        The bands to select, by name; ``None`` selects all bands.
+
+    Returns
+    -------
+    idx : ndarray of int
+        The index of each selected band in ``band_names``.
+    """
+    band_names = list(band_names)
+    if bands is None:
+        return np.arange(len(band_names))
+    _validate_type(bands, (str, list, tuple), "bands", "None, str or list of str")
+    bands = [bands] if isinstance(bands, str) else list(bands)
+    if len(bands) == 0:
+        raise ValueError("bands is empty; give at least one band name.")
+    unknown = [b for b in bands if b not in band_names]
+    if unknown:
+        raise ValueError(
+            f"Unknown band(s) {unknown}; this saliency has bands {band_names}."
+        )
+    if len(set(bands)) != len(bands):
+        raise ValueError(f"bands contains duplicates: {bands}.")
+    return np.array([band_names.index(b) for b in bands], int)

@@ -2,57 +2,41 @@
 
 The methods :meth:`SpectralSaliency.plot_topomap`,
 :meth:`SpectralSaliency.plot_bands` and :meth:`SpectralSaliency.plot` delegate to
-the functions here and share their docstrings. This module imports neither
-torch nor (until a plot is drawn) matplotlib.
+the functions here and share their docstrings; :func:`plot_deletion_curves`
+draws the table of :func:`mne_freqmask.evaluation.compare_methods`. This
+module imports neither torch nor (until a plot is drawn) matplotlib.
 """
 
 import numpy as np
-from mne.utils import _validate_type
+from mne._fiff.pick import _picks_to_idx
+from mne.utils import _validate_type, copy_function_doc_to_method_doc
 
-from .utils._docs import docdict, fill_doc
+from .spectral import band_indices
+from .utils._checks import _channels_without_positions
+from .utils._docs import fill_doc
 
-# Shared docstring entries (prefixed "sal_" so as not to collide with the keys
-# of other modules); saliency.py uses them too.
-docdict.update(
-    {
-        "sal_saliency_plot": """
-saliency : instance of SpectralSaliency
-    The saliency to plot. Per-epoch (instance-level) saliency is averaged over
-    epochs first (mean); group-level saliency (from
-    :meth:`~mne_freqmask.SpectralSaliency.average`) is plotted as it is.""",
-        "sal_bands_select": """
-bands : None | str | list of str
-    The bands to use, by name (see ``saliency.band_names``), in the order
-    given. ``None`` (default) uses all bands.""",
-        "sal_picks": """
-picks : str | array-like | slice | None
-    Channels to include, as in MNE: channel names, channel type strings
-    (e.g. ``"eeg"``), indices or a slice. ``None`` (default) picks all
-    channels of the saliency (the explained ones).""",
-        "sal_cmap": """
-cmap : str | instance of matplotlib.colors.Colormap
-    The colormap. Default ``"Reds"`` (saliency is usually non-negative; use
-    a diverging map such as ``"RdBu_r"`` for signed attributions).""",
-        "sal_axes_single": """
-axes : instance of matplotlib.axes.Axes | None
-    The axes to draw into. ``None`` (default) creates a new figure.""",
-        "sal_show": """
-show : bool
-    Show the figure (default ``True``).""",
-    }
-)
+# what the plots use of a SpectralSaliency (this module does not import
+# saliency.py, which imports it)
+_SALIENCY_API = ("get_data", "info", "ch_names", "band_names", "level", "method")
 
 
 def _check_saliency(saliency):
-    from .saliency import SpectralSaliency
+    if not all(hasattr(saliency, attr) for attr in _SALIENCY_API):
+        raise TypeError(
+            "saliency must be an instance of SpectralSaliency, got "
+            f"{type(saliency)} instead."
+        )
 
-    _validate_type(saliency, SpectralSaliency, "saliency", "SpectralSaliency")
+
+def _pick_channels(saliency, picks):
+    """Indices of ``picks`` among the saliency's channels (None: all)."""
+    return np.asarray(_picks_to_idx(saliency.info, picks, none="all", exclude=()), int)
 
 
 def _summary(saliency, picks=None, bands=None):
     """Epoch-averaged (n_channels, n_bands) map, with names and a title note."""
-    ch_idx = saliency._pick_idx(picks)
-    band_idx = saliency._band_indices(bands)
+    ch_idx = _pick_channels(saliency, picks)
+    band_idx = band_indices(saliency.band_names, bands)
     data = saliency.get_data(
         picks=ch_idx, bands=[saliency.band_names[i] for i in band_idx]
     )
@@ -98,8 +82,7 @@ def _resolve_vlim(vlim, values):
 
 
 def _check_positions(info):
-    locs = np.array([ch["loc"][:3] for ch in info["chs"]], float)
-    missing = ~np.isfinite(locs).all(axis=1) | ~np.any(locs, axis=1)
+    missing = _channels_without_positions(info)
     if missing.any():
         names = [info.ch_names[i] for i in np.flatnonzero(missing)]
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
@@ -145,9 +128,9 @@ def _check_axes_single(axes):
 
 def _spatial_colors(info):
     """MNE-style spatial colors (x, y, z -> RGB), or None without positions."""
-    locs = np.array([ch["loc"][:3] for ch in info["chs"]], float)
-    if not (np.isfinite(locs).all() and np.any(locs, axis=1).all()):
+    if _channels_without_positions(info).any():
         return None
+    locs = np.array([ch["loc"][:3] for ch in info["chs"]], float)
     rgb = locs - locs.min(axis=0)
     rgb /= np.maximum(rgb.max(axis=0), 1e-16)
     light = rgb.sum(axis=1) > 2.5
@@ -355,7 +338,7 @@ def plot_saliency(saliency, *, picks=None, axes=None, show=True):
     _check_saliency(saliency)
     axes = _check_axes_single(axes)
     data, ch_names, _, title = _summary(saliency, picks=picks)
-    ch_idx = saliency._pick_idx(picks)
+    ch_idx = _pick_channels(saliency, picks)
     if axes is None:
         fig, (axes,) = _new_axes(1, (7.0, 3.5))
     else:
@@ -397,5 +380,142 @@ def plot_saliency(saliency, *, picks=None, axes=None, show=True):
     top.tick_params(length=0)
     if len(ch_names) <= 12:
         axes.legend(fontsize="small", ncols=2 if len(ch_names) > 6 else 1)
+    plt_show(show)
+    return fig
+
+
+class PlotSaliencyMixin:
+    """The plot methods of :class:`~mne_freqmask.SpectralSaliency`."""
+
+    @copy_function_doc_to_method_doc(plot_saliency_topomap)
+    def plot_topomap(
+        self,
+        bands=None,
+        *,
+        vlim="joint",
+        cmap="Reds",
+        sensors=True,
+        contours=6,
+        axes=None,
+        colorbar=True,
+        show=True,
+    ):
+        return plot_saliency_topomap(
+            self,
+            bands=bands,
+            vlim=vlim,
+            cmap=cmap,
+            sensors=sensors,
+            contours=contours,
+            axes=axes,
+            colorbar=colorbar,
+            show=show,
+        )
+
+    @copy_function_doc_to_method_doc(plot_saliency_bands)
+    def plot_bands(
+        self,
+        *,
+        picks=None,
+        bands=None,
+        cmap="Reds",
+        vlim=(None, None),
+        axes=None,
+        colorbar=True,
+        show=True,
+    ):
+        return plot_saliency_bands(
+            self,
+            picks=picks,
+            bands=bands,
+            cmap=cmap,
+            vlim=vlim,
+            axes=axes,
+            colorbar=colorbar,
+            show=show,
+        )
+
+    @copy_function_doc_to_method_doc(plot_saliency)
+    def plot(self, *, picks=None, axes=None, show=True):
+        return plot_saliency(self, picks=picks, axes=axes, show=show)
+
+
+@fill_doc
+def plot_deletion_curves(scores, *, metric="probability", axes=None, show=True):
+    """Plot the MoRF / LeRF curves of :func:`~mne_freqmask.evaluation.compare_methods`.
+
+    One panel per ranking and removal operator; in each, one color per method,
+    MoRF solid and LeRF dashed, with the bootstrap interval as a band.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        The table returned by
+        :func:`~mne_freqmask.evaluation.compare_methods`.
+    metric : "probability" | "accuracy"
+        The score drawn (the true-class probability or the accuracy).
+    axes : array-like of matplotlib.axes.Axes | None
+        One Axes per (ranking, operator) pair, in the order of the table
+        (rankings outer); ``None`` (default) creates a new figure.
+    %(sal_show)s
+
+    Returns
+    -------
+    fig : instance of matplotlib.figure.Figure
+        The figure.
+    """
+    from mne.utils import _check_option
+    from mne.viz.utils import plt_show
+
+    need = {"method", "ranking", "operator", "order", "metric", "statistic"}
+    if not hasattr(scores, "columns") or not need <= set(scores.columns):
+        raise TypeError(
+            "scores must be the DataFrame returned by "
+            "mne_freqmask.evaluation.compare_methods."
+        )
+    _check_option("metric", metric, ("probability", "accuracy"))
+    curves = scores[(scores["statistic"] == "curve") & (scores["metric"] == metric)]
+    panels = list(
+        dict.fromkeys(zip(curves["ranking"], curves["operator"], strict=True))
+    )
+    if axes is None:
+        fig, axes = _new_axes(len(panels), (4.0 * len(panels), 3.5))
+    else:
+        from matplotlib.axes import Axes
+
+        axes = [axes] if isinstance(axes, Axes) else list(np.ravel(axes))
+        if len(axes) != len(panels):
+            raise ValueError(
+                f"axes must hold one Axes per (ranking, operator) pair "
+                f"({len(panels)}), got {len(axes)}."
+            )
+        fig = axes[0].get_figure()
+    methods = list(dict.fromkeys(curves["method"]))
+    colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    styles = {"MoRF": "-", "LeRF": "--"}
+    for ax, (ranking, operator) in zip(axes, panels, strict=True):
+        panel = curves[
+            (curves["ranking"] == ranking) & (curves["operator"] == operator)
+        ]
+        for (method, order), df in panel.groupby(["method", "order"], sort=False):
+            df = df.sort_values("fraction")
+            x = 100 * df["fraction"].to_numpy()
+            ax.plot(
+                x,
+                df["score"],
+                styles.get(order, ":"),
+                color=colors[method],
+                label=f"{method} {order}",
+            )
+            if df["ci_low"].notna().all():
+                ax.fill_between(
+                    x, df["ci_low"], df["ci_high"], color=colors[method], alpha=0.2
+                )
+        ax.set(
+            xlabel="Cells removed (%)",
+            ylabel=f"True-class {metric}" if metric == "probability" else "Accuracy",
+            title=f"{ranking} ranking, {operator} removal",
+        )
+    axes[0].legend(fontsize="small")
     plt_show(show)
     return fig

@@ -15,13 +15,10 @@ import torch
 from mne.utils import _validate_type, check_random_state, logger, verbose
 
 from mne_freqmask._inputs import epochs_groups
-from mne_freqmask.evaluation import (
-    _fresh_copy,
-    deletion_curves,
-    evaluate_removal,
-    spearman,
-)
-from mne_freqmask.saliency import SpectralSaliency
+from mne_freqmask.evaluation import deletion_curves, evaluate_removal, spearman
+from mne_freqmask.evaluation._common import _explain
+from mne_freqmask.models import fit, untrained_copy
+from mne_freqmask.saliency import SpectralSaliency, concatenate_saliencies
 from mne_freqmask.utils._docs import fill_doc
 
 
@@ -79,7 +76,7 @@ def _new_model(model):
     if isinstance(model, str):
         return model
     if isinstance(model, torch.nn.Module):
-        return _fresh_copy(model)
+        return untrained_copy(model)
     if callable(model):
         out = model()
         _validate_type(out, torch.nn.Module, "model()", "torch.nn.Module")
@@ -87,23 +84,6 @@ def _new_model(model):
     raise TypeError(
         "model must be a name for mne_freqmask.models.make_model, a "
         f"torch.nn.Module or a callable returning one, got {type(model).__name__}."
-    )
-
-
-def _group_map(sals):
-    """Concatenate per-epoch maps and average them into one group map."""
-    first = sals[0]
-    data = np.concatenate([s.get_data() for s in sals])
-    return SpectralSaliency(
-        data.mean(0),
-        first.info,
-        first.freqs,
-        first.band_names,
-        first.band_edges,
-        method=first.method,
-        method_params=first.method_params,
-        dims=("channel", "band"),
-        nave=len(data),
     )
 
 
@@ -170,8 +150,6 @@ def leave_one_subject_out(
         Per-subject scores, the unseen and seen group maps and their
         correlation, the per-subject maps and the trained models.
     """
-    from mne_freqmask.evaluation import _explain
-    from mne_freqmask.models import fit
 
     groups = epochs_groups(epochs, groups)
     uniq = np.unique(groups)
@@ -243,7 +221,7 @@ def leave_one_subject_out(
             f"{row['RN']:.3f}, RS {row['RS']:.3f}"
         )
     scores = pd.DataFrame(rows).set_index("subject")
-    unseen = _group_map([sals[s] for s in subjects])
+    unseen = concatenate_saliencies([sals[s] for s in subjects]).average()
     seen_map, corr = None, float("nan")
     if seen:
         all_model, _ = fit(epochs, _new_model(model), **fit_kw)

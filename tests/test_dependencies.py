@@ -1,8 +1,8 @@
 """Smoke test: every optional dependency the extras promise imports and runs.
 
 A failure prints one line naming the package and the pins to check (the suite
-is installed with the ``test`` extra, which includes ``models`` and
-``attribution``, so nothing here is skipped).
+is installed with the ``test`` extra, which includes ``models``,
+``attribution`` and ``evaluation``, so nothing here is skipped).
 """
 
 import sys
@@ -21,6 +21,7 @@ from mne_freqmask.utils._deps import OPTIONAL, import_optional
         "braindecode.visualization",
         "zennit.composites",
         "captum.attr",
+        "quantus",
     ],
 )
 def test_optional_dependency_imports(module):
@@ -95,7 +96,7 @@ def test_abi_failure_names_the_pins(monkeypatch):
 
 def test_every_extra_module_is_known():
     """The table of optional modules covers what the extras install."""
-    assert {"braindecode", "zennit", "captum", "torchaudio"} <= set(OPTIONAL)
+    assert {"braindecode", "zennit", "captum", "torchaudio", "quantus"} <= set(OPTIONAL)
 
 
 def test_braindecode_import_warning_filtered_here_only():

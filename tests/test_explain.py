@@ -417,3 +417,44 @@ def test_min_steps_warm_up(simulated):
     np.testing.assert_array_equal(fast.diagnostics["n_steps"], 2)
     np.testing.assert_array_equal(warm.diagnostics["n_steps"], 20)
     assert np.abs(warm.get_data() - 0.5).max() > np.abs(fast.get_data() - 0.5).max()
+
+
+def test_register_method_and_chunking(tiny):
+    """A method of one's own: registered, chunked as declared, deprecations."""
+    from mne_freqmask import methods
+
+    epochs, model = tiny[:2]
+    seen = []
+
+    @methods.chunking(max_size=3)
+    def energy(inp, grid, model, *, device, chunk_size, random_state=None, power=2):
+        out = np.empty((inp.n_epochs, len(inp.picks), grid.n_bands), np.float32)
+        for sl, x in methods.iter_chunks(inp, chunk_size, model, device):
+            seen.append(len(x))
+            spec = np.abs(np.fft.rfft(x[:, inp.picks].cpu().numpy(), axis=-1))
+            out[sl] = grid.collapse(spec**power, np.mean)
+        return methods.MethodResult(out, dict(power=power))
+
+    methods.register_method("energy", energy)
+    try:
+        assert methods.get_method("energy") is energy
+        sal = mfm.explain(epochs, model, method="energy", bands=4, power=1)
+        assert sal.method == "energy" and sal.method_params["power"] == 1
+        assert max(seen) <= 3 and sum(seen) == len(epochs)
+        with pytest.raises(ValueError, match="already registered"):
+            methods.register_method("energy", energy)
+        with pytest.raises(TypeError, match="Unknown parameter"):
+            mfm.explain(epochs, model, method="energy", bands=4, gain=1)
+    finally:
+        methods.METHODS.pop("energy")
+    with pytest.raises(TypeError, match="must accept"):
+        methods.register_method("bad", lambda inp, grid: None)
+    assert "bad" not in methods.METHODS
+    # method functions are named after their keys; the old names warn
+    for name, entry in methods.METHODS.items():
+        assert entry.split(":")[1] == name
+    from mne_freqmask.methods import gradients
+
+    with pytest.warns(FutureWarning, match="amplitude_gradients"):
+        with pytest.raises(TypeError, match="missing"):
+            gradients.fit_amplitude_gradients()

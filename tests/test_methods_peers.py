@@ -228,7 +228,8 @@ def test_easypeasi_errors(simulated):
 def test_dft_lrp_conserves_relevance(simulated):
     """Bins sum to the time-domain relevance; InputScaler passes it unchanged."""
     from mne_freqmask.methods._dft import dft_relevance
-    from mne_freqmask.methods.dft_lrp import lrp_context, time_relevance
+    from mne_freqmask.methods.dft_lrp import zennit_context as lrp_context
+    from mne_freqmask.methods.dft_lrp import zennit_relevance as time_relevance
 
     epochs, _, _, _ = simulated
     sub = epochs[:3]

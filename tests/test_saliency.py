@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from numpy.testing import assert_allclose, assert_array_equal  # noqa: E402
 
+import mne_freqmask as mfm  # noqa: E402
 from mne_freqmask.saliency import SpectralSaliency, read_saliency  # noqa: E402
 from mne_freqmask.spectral import FrequencyGrid  # noqa: E402
 from mne_freqmask.utils._checks import _standard_montage  # noqa: E402
@@ -498,3 +499,71 @@ def test_no_torch_import(code):
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+# ---------------------------------------------------------------- grid, concat
+
+
+def test_grid_and_concatenate(tmp_path):
+    """SpectralSaliency.grid survives I/O; concatenate_saliencies joins epochs."""
+    info = mne.create_info(["C3", "Cz", "C4"], 100.0, "eeg")
+    grid = mfm.FrequencyGrid(100.0, 201, "canonical")
+    rng = np.random.default_rng(0)
+    events = np.column_stack([np.arange(6), np.zeros(6, int), [1, 2] * 3])
+    meta = pd.DataFrame(dict(subject=[0, 0, 0, 1, 1, 1]))
+    sal = mfm.SpectralSaliency(
+        rng.random((6, 3, grid.n_bands)),
+        info,
+        grid,
+        method="freqmask",
+        events=events,
+        event_id=dict(a=1, b=2),
+        metadata=meta,
+        diagnostics=dict(n_steps=np.arange(6)),
+    )
+    for got in (sal.grid, mfm.read_saliency(_saved(sal, tmp_path)).grid):
+        assert got.n_times == 201 and got.sfreq == 100.0
+        assert got.band_names == grid.band_names
+        np.testing.assert_array_equal(got.bin_band, grid.bin_band)
+    # built from arrays: the grid is inferred from info["sfreq"] and freqs
+    legacy = mfm.SpectralSaliency(
+        sal.get_data(),
+        info,
+        grid.freqs,
+        grid.band_names,
+        grid.band_edges,
+        method="x",
+    )
+    np.testing.assert_array_equal(legacy.grid.bin_band, grid.bin_band)
+    with pytest.raises(ValueError, match="band_names and band_edges must be None"):
+        mfm.SpectralSaliency(sal.get_data(), info, grid, grid.band_names, method="x")
+    bad = mfm.SpectralSaliency(
+        sal.get_data(),
+        info,
+        np.arange(7.0),
+        grid.band_names,
+        grid.band_edges,
+        method="x",
+    )
+    with pytest.raises(ValueError, match="not the rfft"):
+        bad.grid  # noqa: B018
+    both = mfm.concatenate_saliencies([sal[:2], sal[2:]])
+    assert both == sal
+    np.testing.assert_array_equal(
+        mfm.concatenate_saliencies(
+            [sal["subject == 1"], sal["subject == 0"]]
+        ).get_data(),
+        np.concatenate([sal.get_data()[3:], sal.get_data()[:3]]),
+    )
+    with pytest.raises(ValueError, match="group level"):
+        mfm.concatenate_saliencies([sal, sal.average()])
+    with pytest.raises(ValueError, match="differs from"):
+        mfm.concatenate_saliencies([sal, sal.copy().pick(["C3", "Cz"])])
+    with pytest.raises(TypeError, match="saliencies"):
+        mfm.concatenate_saliencies([sal, 1])
+
+
+def _saved(sal, tmp_path):
+    fname = tmp_path / "grid-sal.h5"
+    sal.save(fname)
+    return fname

@@ -86,3 +86,43 @@ def test_lazy_epochs_match_preloaded(simulated, tmp_path, monkeypatch, method):
     assert not lazy.preload and not lazy._bad_dropped
     if method == "freqmask":
         assert np.abs(got.get_data() - 0.5).max() > 0.2  # the masks moved
+
+
+def test_lazy_evaluation_matches_preloaded(simulated, tmp_path, monkeypatch):
+    """The evaluation reads non-preloaded epochs chunk by chunk, same scores."""
+    epochs, _, model, _ = simulated
+    lazy = _lazy_copy(epochs, tmp_path)
+    loaded = lazy.copy().load_data()
+    rng = np.random.default_rng(0)
+    grid = mfm.FrequencyGrid(epochs.info["sfreq"], len(epochs.times), "canonical")
+    picks = mne.pick_types(epochs.info, eeg=True)
+    sal = mfm.SpectralSaliency(
+        rng.random((len(epochs), len(picks), grid.n_bands)),
+        mne.pick_info(epochs.info, picks),
+        grid,
+        method="random",
+    )
+    ev = mfm.evaluation
+    ref = mfm.evaluate_removal(loaded, model, sal, level="instance")
+    ref_curves = ev.deletion_curves(loaded, model, sal, n_points=4)
+    ref_ood = ev.ood_score(loaded, loaded[:10])
+
+    reads = []
+    getitem = _inputs.EpochsSource.__getitem__
+
+    def spy(self, item):
+        out = getitem(self, item)
+        if not self.preloaded:
+            reads.append(len(out))
+        return out
+
+    monkeypatch.setattr(_inputs.EpochsSource, "__getitem__", spy)
+    monkeypatch.setattr(_inputs.EpochsSource.chunks, "__defaults__", (32,))
+    got = mfm.evaluate_removal(lazy, model, sal, level="instance")
+    assert reads and max(reads) <= 32 and sum(reads) >= len(epochs)
+    np.testing.assert_allclose(got.to_numpy(), ref.to_numpy())
+    curves = ev.deletion_curves(lazy, model, sal, n_points=4)
+    np.testing.assert_allclose(curves.to_numpy(), ref_curves.to_numpy(), atol=1e-6)
+    assert ev.ood_score(lazy, lazy[:10]) == pytest.approx(ref_ood, rel=1e-6)
+    assert max(reads) <= 32
+    assert not lazy.preload and not lazy._bad_dropped

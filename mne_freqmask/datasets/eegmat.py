@@ -16,7 +16,7 @@ from mne.io import read_raw_edf
 from mne.utils import _validate_type, logger, verbose
 
 from mne_freqmask.utils._checks import _check_positive, _standard_montage
-from mne_freqmask.utils._docs import docdict, fill_doc
+from mne_freqmask.utils._docs import fill_doc
 
 #: Where PhysioNet serves the dataset (version 1.0.0).
 BASE_URL = "https://physionet.org/files/eegmat/1.0.0/"
@@ -29,14 +29,6 @@ FOLDER_NAME = "MNE-eegmat-data"
 INFO_FILE = "subject-info.csv"
 CHECKSUMS = "SHA256SUMS.txt"
 _FILE_RE = re.compile(r"^Subject(\d{2})_([12])\.edf$")
-
-docdict.update(
-    eegmat_subjects="""
-subjects : int | list of int | None
-    Subject numbers, 0-35 (``SubjectNN``). ``None`` (default) means all the
-    subjects found in ``path`` (:func:`load_epochs` with a ``path``) or all 36
-    (when downloading).""",
-)
 
 
 def _fname(subject, k):

@@ -23,7 +23,7 @@ from mne.channels import make_dig_montage
 from mne.utils import _check_option, _validate_type, logger, verbose
 
 from mne_freqmask.utils._checks import _check_positive, _standard_montage
-from mne_freqmask.utils._docs import docdict, fill_doc
+from mne_freqmask.utils._docs import fill_doc
 
 #: Sampling frequency of SEED's ``Preprocessed_EEG`` files, in Hz.
 SFREQ = 200.0
@@ -60,16 +60,6 @@ _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
 _FILE_RE = re.compile(r"^(\d+)_(\d+)\.mat$")
 _TRIAL_RE = re.compile(r"^(.+)_eeg(\d+)$")
-
-docdict.update(
-    seed_path="""
-path : path-like | None
-    The SEED folder: the folder that contains ``Preprocessed_EEG/`` (or a
-    folder with it at most two levels down, e.g. the folder an archive was
-    extracted into). If it already holds SEED, it is used as it is and nothing
-    is downloaded. ``None`` (default) uses ``<MNE_DATA>/MNE-seed-data``, where
-    ``<MNE_DATA>`` is the ``MNE_DATA`` config value or ``~/mne_data``.""",
-)
 
 
 def _default_root():

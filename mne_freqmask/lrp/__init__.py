@@ -5,10 +5,15 @@ Attention-aware LRP (AttnLRP, CP-LRP) for braindecode's transformers
 operations, ``nn.MultiheadAttention`` included) and the usual LRP rules for
 CNNs (EEGNet, Deep4Net, TSception...), as modified gradients x input
 (:mod:`mne_freqmask.lrp.rules`), applied by a scoped torch function mode
-(:func:`lrp_rules`). :func:`relevance_time` / :func:`compute_relevance` give
-time-domain relevance; ``mne_freqmask.explain(..., method="lrp")`` the
-frequency-domain one (DFT-LRP). :mod:`mne_freqmask.lrp.verification` checks
-explanations: planted signals, Clever-Hans artefacts, CSP patterns.
+(:func:`lrp_rules`, whose table of handlers is :mod:`mne_freqmask.lrp._handlers`;
+:func:`make_config` builds a :class:`RuleConfig`). :func:`relevance_time` /
+:func:`compute_relevance` give time-domain relevance through one batch loop
+(:func:`iter_relevance`); ``mne_freqmask.explain(..., method="lrp")`` the
+frequency-domain one (DFT-LRP). zennit's LRP for CNNs is the other path,
+``method="dft_lrp"`` (:func:`mne_freqmask.methods.dft_lrp.zennit_context`,
+:func:`~mne_freqmask.methods.dft_lrp.zennit_relevance`). The checks of
+explanations (planted signals, Clever-Hans artefacts, CSP patterns) live in
+:mod:`mne_freqmask.evaluation.truth` and are re-exported here.
 
 **Why our own rules.** zennit (0.5.1) has rules for linear, convolution and
 BatchNorm layers but none for LayerNorm, softmax attention or the products
@@ -37,24 +42,32 @@ operation's native output with the rule's gradient grafted on, so the forward
 pass is unchanged (bit for bit, except ``nn.MultiheadAttention``: to rounding).
 """
 
-from mne_freqmask.lrp._context import lrp_rules, make_config
-from mne_freqmask.lrp._wrappers import LabramWrapper, make_labram
-from mne_freqmask.lrp.relevance import compute_relevance, lrp_batch, relevance_time
-from mne_freqmask.lrp.verification import (
+from mne_freqmask.evaluation.truth import (
     ARTIFACT_CHANNELS,
     CleverHansReport,
     clever_hans_report,
     csp_comparison,
     score_planted,
 )
+from mne_freqmask.lrp._context import lrp_rules
+from mne_freqmask.lrp.relevance import (
+    compute_relevance,
+    iter_relevance,
+    lrp_batch,
+    relevance_time,
+)
+from mne_freqmask.lrp.rules import RuleConfig, make_config
+from mne_freqmask.models import LabramWrapper, make_labram
 
 __all__ = [
     "ARTIFACT_CHANNELS",
     "CleverHansReport",
     "LabramWrapper",
+    "RuleConfig",
     "clever_hans_report",
     "compute_relevance",
     "csp_comparison",
+    "iter_relevance",
     "lrp_batch",
     "lrp_rules",
     "make_config",

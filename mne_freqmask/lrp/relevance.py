@@ -10,7 +10,8 @@ from mne.utils import _validate_type, logger, verbose
 
 from mne_freqmask._inputs import epochs_data, epochs_labels
 from mne_freqmask._torch_utils import model_context, model_dtype, resolve_device
-from mne_freqmask.lrp._context import lrp_rules, make_config
+from mne_freqmask.lrp._context import lrp_rules
+from mne_freqmask.lrp.rules import make_config
 from mne_freqmask.utils._checks import _check_positive, _pick_indices
 from mne_freqmask.utils._docs import fill_doc
 
@@ -197,19 +198,67 @@ def _relevance(model, x, target, cfg, batch_size, device):
     targets = np.empty(len(x), np.int64)
     plain = {}
     with model_context(model, dev):
-        dtype = model_dtype(model)
-        for start in range(0, len(x), batch_size):
-            sl = slice(start, start + batch_size)
-            xb = torch.as_tensor(x[sl], dtype=dtype, device=dev)
-            tb = None if target is None else torch.as_tensor(target[sl], device=dev)
-            res = lrp_batch(model, xb, tb, cfg)
+        for sl, _, res in iter_relevance(model, x, target, cfg, batch_size, dev, plain):
             rel[sl] = res.relevance.double().cpu().numpy()
             logits[sl] = res.logit.double().cpu().numpy()
             targets[sl] = res.target.cpu().numpy()
-            for k, v in res.plain_ops.items():
-                plain[k] = plain.get(k, 0) + v
     _log_conservation(rel, logits, plain)
     return rel, logits, targets
+
+
+def iter_relevance(model, x, target, cfg, batch_size, device, plain_ops=None):
+    """Run LRP over batches of epochs: the one batch loop of LRP.
+
+    :func:`relevance_time`, :func:`compute_relevance` and
+    ``explain(..., method="lrp")`` all go through it.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model, already in :func:`~mne_freqmask._torch_utils.model_context`
+        (eval mode, frozen, on ``device``).
+    x : ndarray | EpochsSource, shape (n_epochs, n_channels, n_times)
+        The epochs; ``x[sl]`` is read one batch at a time.
+    target : ndarray of int | None
+        The class to explain per epoch; None: the predicted class.
+    cfg : RuleConfig
+        The rules (:func:`~mne_freqmask.lrp.make_config`).
+    batch_size : int
+        Epochs per forward / backward pass.
+    device : torch.device
+        Where to compute.
+    plain_ops : dict | None
+        If a dict, the counts of operations without a rule are added to it
+        (see :func:`log_plain_ops`).
+
+    Yields
+    ------
+    sl : slice
+        The epochs of the batch.
+    xb : torch.Tensor
+        Their data in the model's dtype on ``device``.
+    res : BatchRelevance
+        Their relevance, explained logits and classes.
+    """
+    dtype = model_dtype(model)
+    for start in range(0, len(x), batch_size):
+        sl = slice(start, min(start + batch_size, len(x)))
+        xb = torch.as_tensor(x[sl], dtype=dtype, device=device)
+        tb = None if target is None else torch.as_tensor(target[sl], device=device)
+        res = lrp_batch(model, xb, tb, cfg)
+        if plain_ops is not None:
+            for key, val in res.plain_ops.items():
+                plain_ops[key] = plain_ops.get(key, 0) + val
+        yield sl, xb, res
+
+
+def log_plain_ops(plain_ops):
+    """Log the operations that had no rule (their plain gradient was used)."""
+    if plain_ops:
+        logger.info(
+            "LRP: operations without a rule (plain gradient): "
+            + ", ".join(f"{k} x{v}" for k, v in sorted(plain_ops.items()))
+        )
 
 
 def _log_conservation(rel, logits, plain):
@@ -219,11 +268,7 @@ def _log_conservation(rel, logits, plain):
         f"LRP: relevance sum / logit, median {np.median(sums / logits):.3f} "
         f"(median relative deviation {np.median(err):.2%})."
     )
-    if plain:
-        logger.info(
-            "LRP: operations without a rule (plain gradient): "
-            + ", ".join(f"{k} x{v}" for k, v in sorted(plain.items()))
-        )
+    log_plain_ops(plain)
 
 
 @verbose
@@ -286,7 +331,7 @@ def compute_relevance(
     See Also
     --------
     relevance_time
-    mne_freqmask.lrp.clever_hans_report
+    mne_freqmask.evaluation.clever_hans_report
     """
     _validate_type(epochs, BaseEpochs, "epochs", "mne.Epochs")
     x = epochs_data(epochs)

@@ -62,6 +62,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from mne.utils import _check_option, _validate_type
 
 #: Rules for linear and convolution layers.
 LINEAR_RULES = ("epsilon", "gamma", "zplus")
@@ -92,6 +93,52 @@ class RuleConfig:
     attention: str = "attnlrp"
     eps: float = 1e-6
     gamma: float = 0.25
+
+
+def make_config(rule="epsilon", attention="attnlrp", eps=1e-6, gamma=0.25):
+    """Validate the LRP rule parameters and bundle them.
+
+    Parameters
+    ----------
+    rule : "epsilon" | "gamma" | "zplus" | dict
+        Rule for linear and convolution layers alike, or a dict with keys
+        ``"linear"`` and/or ``"conv"`` (the other defaults to ``"epsilon"``).
+    attention : "attnlrp" | "cplrp"
+        How relevance crosses softmax attention.
+    eps : float
+        Stabiliser of the epsilon rule (non-negative).
+    gamma : float
+        Parameter of the gamma rule (non-negative).
+
+    Returns
+    -------
+    cfg : RuleConfig
+        The validated rules, for :func:`~mne_freqmask.lrp.lrp_batch`.
+    """
+    _validate_type(rule, (str, dict), "rule", "str or dict")
+    if isinstance(rule, str):
+        _check_option("rule", rule, LINEAR_RULES)
+        lin = conv = rule
+    else:
+        unknown = sorted(set(rule) - {"linear", "conv"})
+        if unknown:
+            raise ValueError(
+                f'rule dict keys must be "linear" and/or "conv", got {unknown}.'
+            )
+        lin = rule.get("linear", "epsilon")
+        conv = rule.get("conv", "epsilon")
+        _check_option('rule["linear"]', lin, LINEAR_RULES)
+        _check_option('rule["conv"]', conv, LINEAR_RULES)
+    _check_option("attention", attention, ATTENTION_RULES)
+    for name, val in (("eps", eps), ("gamma", gamma)):
+        _validate_type(val, "numeric", name)
+        if not math.isfinite(val):
+            raise ValueError(f"{name} must be finite (non-negative), got {val}.")
+        if not val >= 0:
+            raise ValueError(f"{name} must be non-negative, got {val}.")
+    return RuleConfig(
+        linear=lin, conv=conv, attention=attention, eps=float(eps), gamma=float(gamma)
+    )
 
 
 def stabilize(z, eps):

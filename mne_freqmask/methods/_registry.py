@@ -1,7 +1,9 @@
 """The method registry: a new method is one file plus one line here.
 
 Each entry maps the name accepted by ``explain(method=...)`` to
-``"module:function"``. The function is imported lazily and called as::
+``"module:function"`` (or, for a method added with :func:`register_method`,
+to the function itself); the function has the registered name. It is
+imported lazily and called as::
 
     func(inp, grid, model, *, device, chunk_size, random_state, **method_kw)
 
@@ -11,39 +13,27 @@ frozen and on ``device``. It returns a :class:`MethodResult`.
 """
 
 import importlib
-from dataclasses import dataclass, field
+import inspect
 
-import numpy as np
+from mne.utils import _check_option, _validate_type
+
+from mne_freqmask.methods._base import MethodResult  # noqa: F401 (re-export)
 
 #: Method names of ``explain(method=...)`` -> ``"module:function"``.
 METHODS = {
-    "freqmask": "mne_freqmask.methods.freqmask:fit_freqmask",
-    "easypeasi": "mne_freqmask.methods.easypeasi:fit_easypeasi",
-    "amplitude_gradients": "mne_freqmask.methods.gradients:fit_amplitude_gradients",
-    "integrated_gradients": "mne_freqmask.methods.captum_methods:fit_integrated_grads",
-    "ablation": "mne_freqmask.methods.captum_methods:fit_ablation",
-    "dft_lrp": "mne_freqmask.methods.dft_lrp:fit_dft_lrp",
-    "lrp": "mne_freqmask.methods.lrp:fit_lrp",
+    "freqmask": "mne_freqmask.methods.freqmask:freqmask",
+    "easypeasi": "mne_freqmask.methods.easypeasi:easypeasi",
+    "amplitude_gradients": "mne_freqmask.methods.gradients:amplitude_gradients",
+    "integrated_gradients": "mne_freqmask.methods.captum_methods:integrated_gradients",
+    "ablation": "mne_freqmask.methods.captum_methods:ablation",
+    "dft_lrp": "mne_freqmask.methods.dft_lrp:dft_lrp",
+    "lrp": "mne_freqmask.methods.lrp:lrp",
+    "flextime": "mne_freqmask.methods.flextime:flextime",
+    "freqrise": "mne_freqmask.methods.freqrise:freqrise",
 }
 
-
-@dataclass
-class MethodResult:
-    """What a method returns to :func:`mne_freqmask.explain`.
-
-    Parameters
-    ----------
-    data : ndarray, shape (n_epochs, n_picked_channels, n_bands)
-        Saliency of each channel x band cell of each epoch.
-    params : dict
-        The parameters used (JSON-like scalars, lists and strings).
-    diagnostics : dict
-        Per-epoch arrays (e.g. steps to convergence, final loss).
-    """
-
-    data: np.ndarray
-    params: dict = field(default_factory=dict)
-    diagnostics: dict = field(default_factory=dict)
+#: The arguments every method function takes (the rest are method parameters).
+FIXED_ARGS = ("inp", "grid", "model", "device", "chunk_size", "random_state")
 
 
 def get_method(name):
@@ -59,8 +49,47 @@ def get_method(name):
     func : callable
         The method's function, imported on first use.
     """
-    from mne.utils import _check_option
-
     _check_option("method", name, sorted(METHODS))
-    module, func = METHODS[name].split(":")
+    entry = METHODS[name]
+    if callable(entry):
+        return entry
+    module, func = entry.split(":")
     return getattr(importlib.import_module(module), func)
+
+
+def register_method(name, func, *, overwrite=False):
+    """Add an explanation method to :data:`METHODS`.
+
+    Parameters
+    ----------
+    name : str
+        The name for ``explain(method=name)``.
+    func : callable | str
+        The method, or ``"module:function"`` to import it on first use. It is
+        called as ``func(inp, grid, model, *, device, chunk_size,
+        random_state, **method_kw)`` and returns a :class:`MethodResult`
+        (see :mod:`mne_freqmask.methods`); decorate it with
+        :func:`~mne_freqmask.methods.chunking` to declare its memory per
+        epoch.
+    overwrite : bool
+        Replace a method already registered under ``name``.
+    """
+    _validate_type(name, str, "name")
+    _validate_type(func, (str, "callable"), "func", "callable or 'module:function'")
+    if name in METHODS and not overwrite:
+        raise ValueError(
+            f"A method named {name!r} is already registered; pass overwrite=True "
+            "to replace it."
+        )
+    if isinstance(func, str):
+        if func.count(":") != 1:
+            raise ValueError(f'func must be "module:function", got {func!r}.')
+    else:
+        params = inspect.signature(func).parameters
+        missing = [arg for arg in FIXED_ARGS if arg not in params]
+        if missing:
+            raise TypeError(
+                f"A method function must accept {list(FIXED_ARGS)}; "
+                f"{getattr(func, '__name__', func)!r} lacks {missing}."
+            )
+    METHODS[name] = func

@@ -8,7 +8,7 @@ contract (:class:`~mne_freqmask._inputs.ExplainInput`,
 import numpy as np
 import torch
 
-from mne_freqmask._torch_utils import inverse_spectrum, model_dtype, predict, spectrum
+from mne_freqmask._torch_utils import inverse_spectrum, predict, spectrum
 from mne_freqmask.utils._checks import _check_positive
 
 
@@ -23,11 +23,6 @@ def target_classes(inp, model, device, batch_size=256):
 def check_batch_size(batch_size):
     """Validate the number of (perturbed) epochs per forward pass."""
     return _check_positive(batch_size, "batch_size", integer=True)
-
-
-def epochs_tensor(inp, sl, model, device):
-    """Epochs ``inp.x[sl]`` as a tensor in the model's dtype on ``device``."""
-    return torch.as_tensor(inp.x[sl], device=device).to(model_dtype(model))
 
 
 def in_band_bins(grid):

@@ -26,13 +26,12 @@ the ablation. Deterministic: ``random_state`` is not used.
 
 import numpy as np
 import torch
-from mne.utils import ProgressBar, _check_option
+from mne.utils import _check_option, deprecated
 
-from mne_freqmask.methods._registry import MethodResult
+from mne_freqmask.methods._base import MethodResult, iter_chunks
 from mne_freqmask.methods._spectral_attr import (
     InBandSpectrumModel,
     check_batch_size,
-    epochs_tensor,
     in_band_bins,
     in_band_to_grid,
     target_classes,
@@ -46,7 +45,7 @@ def _captum():
     return import_optional("captum.attr")
 
 
-def fit_integrated_grads(
+def integrated_gradients(
     inp,
     grid,
     model,
@@ -76,9 +75,7 @@ def fit_integrated_grads(
     ig = _captum().IntegratedGradients(wrapped)
     out = np.empty((inp.n_epochs, len(inp.picks), grid.n_bands), np.float32)
     delta = np.empty(inp.n_epochs, np.float32)
-    for start in ProgressBar(range(0, inp.n_epochs, chunk_size), mesg="Chunks"):
-        sl = slice(start, start + chunk_size)
-        x = epochs_tensor(inp, sl, model, device)
+    for sl, x in iter_chunks(inp, chunk_size, model, device):
         _, inband = wrapped.split(x)
         with torch.enable_grad():
             attr, dl = ig.attribute(
@@ -104,7 +101,7 @@ def fit_integrated_grads(
     return MethodResult(out, params, dict(target=target, convergence_delta=delta))
 
 
-def fit_ablation(
+def ablation(
     inp, grid, model, *, device, chunk_size, random_state=None, batch_size=512
 ):
     """Feature ablation of every channel x band cell (see module docstring)."""
@@ -120,9 +117,7 @@ def fit_ablation(
     first = np.array([np.flatnonzero(band_of_bin == b)[0] for b in range(n_bands)])
     fa = _captum().FeatureAblation(wrapped)
     out = np.empty((inp.n_epochs, n_picks, n_bands), np.float32)
-    for start in ProgressBar(range(0, inp.n_epochs, chunk_size), mesg="Chunks"):
-        sl = slice(start, start + chunk_size)
-        x = epochs_tensor(inp, sl, model, device)
+    for sl, x in iter_chunks(inp, chunk_size, model, device):
         _, inband = wrapped.split(x)
         with torch.no_grad():
             attr = fa.attribute(
@@ -144,3 +139,15 @@ def _setup(inp, grid, model, device):
         model, inp.picks, bins, inp.n_times, inp.scale, device
     )
     return wrapped, bins, target_classes(inp, model, device)
+
+
+@deprecated("use integrated_gradients, named after its method, instead.")
+def fit_integrated_grads(*args, **kwargs):
+    """Deprecated name of :func:`integrated_gradients`."""
+    return integrated_gradients(*args, **kwargs)
+
+
+@deprecated("use ablation, named after its method, instead.")
+def fit_ablation(*args, **kwargs):
+    """Deprecated name of :func:`ablation`."""
+    return ablation(*args, **kwargs)

@@ -55,18 +55,18 @@ import copy
 
 import numpy as np
 import torch
-from mne.utils import ProgressBar, _check_option
+from mne.utils import _check_option, deprecated
 
+from mne_freqmask.methods._base import MethodResult, iter_chunks
 from mne_freqmask.methods._dft import dft_relevance
-from mne_freqmask.methods._registry import MethodResult
-from mne_freqmask.methods._spectral_attr import epochs_tensor, target_classes
+from mne_freqmask.methods._spectral_attr import target_classes
 from mne_freqmask.utils._checks import _check_positive
 
 #: zennit composites offered (all take ``canonizers`` and ``layer_map``).
 COMPOSITES = ("epsilon_plus", "epsilon_plus_flat", "epsilon_alpha2_beta1")
 
 
-def fit_dft_lrp(
+def dft_lrp(
     inp,
     grid,
     model,
@@ -84,12 +84,10 @@ def fit_dft_lrp(
     picks = inp.picks
     out = np.empty((inp.n_epochs, len(picks), grid.n_bands), np.float32)
     total = np.empty(inp.n_epochs, np.float64)
-    with lrp_context(model, composite, epsilon) as lrp_model:
-        for start in ProgressBar(range(0, inp.n_epochs, chunk_size), mesg="Chunks"):
-            sl = slice(start, start + chunk_size)
-            x = epochs_tensor(inp, sl, model, device)
+    with zennit_context(model, composite, epsilon) as lrp_model:
+        for sl, x in iter_chunks(inp, chunk_size, model, device):
             try:
-                rel = time_relevance(
+                rel = zennit_relevance(
                     lrp_model, x, torch.as_tensor(target[sl], device=device)
                 )
             except KeyError as exp:
@@ -119,7 +117,7 @@ def fit_dft_lrp(
 
 
 @contextlib.contextmanager
-def lrp_context(model, composite="epsilon_plus", epsilon=1e-6):
+def zennit_context(model, composite="epsilon_plus", epsilon=1e-6):
     """A copy of ``model`` with a zennit composite registered (see module doc).
 
     The composite is removed when the block exits (normally or not); the
@@ -153,7 +151,7 @@ def lrp_context(model, composite="epsilon_plus", epsilon=1e-6):
         yield modified
 
 
-def time_relevance(model, x, target):
+def zennit_relevance(model, x, target):
     """Relevance of every input sample (the composite is registered)."""
     x = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
@@ -214,3 +212,21 @@ def _unfuse_combined_conv(model):
                 setattr(
                     parent, name, torch.nn.Sequential(child.conv_time, child.conv_spat)
                 )
+
+
+@deprecated("use dft_lrp, named after its method, instead.")
+def fit_dft_lrp(*args, **kwargs):
+    """Deprecated name of :func:`dft_lrp`."""
+    return dft_lrp(*args, **kwargs)
+
+
+@deprecated("use zennit_context (the zennit path, as opposed to mne_freqmask.lrp).")
+def lrp_context(*args, **kwargs):
+    """Deprecated name of :func:`zennit_context`."""
+    return zennit_context(*args, **kwargs)
+
+
+@deprecated("use zennit_relevance (the zennit path, as opposed to mne_freqmask.lrp).")
+def time_relevance(*args, **kwargs):
+    """Deprecated name of :func:`zennit_relevance`."""
+    return zennit_relevance(*args, **kwargs)

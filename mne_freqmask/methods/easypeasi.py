@@ -69,12 +69,13 @@ standard deviation; the value is repeated over all bands of the grid.
 """
 
 import numpy as np
-from mne.utils import ProgressBar, _check_option, logger
+from mne.utils import ProgressBar, _check_option, deprecated, logger
 
 from mne_freqmask._torch_utils import model_dtype
-from mne_freqmask.methods._registry import MethodResult
+from mne_freqmask.methods._base import MethodResult, chunking
 from mne_freqmask.methods._spectral_attr import check_batch_size
 from mne_freqmask.utils._checks import _check_positive
+from mne_freqmask.utils._metrics import balanced_accuracy, softmax
 from mne_freqmask.utils._moments import RunningMoments
 
 #: The six bands of the easyPEASI paper (Hz). Pass them as
@@ -89,7 +90,8 @@ EASYPEASI_BANDS = {
 }
 
 
-def fit_easypeasi(
+@chunking(by_epochs=False)
+def easypeasi(
     inp,
     grid,
     model,
@@ -106,8 +108,9 @@ def fit_easypeasi(
 ):
     """easyPEASI saliency of every channel x band cell (see module docstring).
 
-    ``chunk_size`` is not used: all perturbed copies are evaluated in forward
-    passes of ``batch_size`` epochs.
+    ``chunk_size`` is not used (the method is declared ``by_epochs=False``):
+    all perturbed copies are evaluated in forward passes of ``batch_size``
+    epochs.
     """
     _check_option("level", level, ("group", "instance"))
     _check_option("mode", mode, ("band_channel", "band", "channel"))
@@ -153,7 +156,7 @@ def fit_easypeasi(
         stats = _dataset_stats(inp, packed, noise_parts, mode, batch_size)
     evaluator = _Evaluator(model, device, y, n_repeats, len(cells), batch_size)
     logits = evaluator.forward(inp.x)
-    p_orig = _softmax(logits)[np.arange(n_epochs), y]
+    p_orig = softmax(logits)[np.arange(n_epochs), y]
     logger.info(
         f"easyPEASI: {n_repeats * len(cells)} perturbations x {n_epochs} epochs "
         f"in batches of {batch_size}."
@@ -222,11 +225,6 @@ def _make_rng(random_state):
     if isinstance(random_state, np.random.RandomState):
         random_state = int(random_state.randint(0, 2**31 - 1))
     return np.random.default_rng(random_state)
-
-
-def balanced_accuracy(y, pred):
-    """Mean over the classes present in ``y`` of the per-class recall."""
-    return float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
 
 
 def _packed_index(freqs, lo, hi, n_times):
@@ -330,12 +328,6 @@ def _replace_packed(spec, bins, parts, new, n_times):
     return np.fft.irfft(ri[..., 0] + 1j * ri[..., 1], n=n_times, axis=-1)
 
 
-def _softmax(logits):
-    z = logits - logits.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
-
-
 class _Evaluator:
     """Collect perturbed epochs and run the model on full batches."""
 
@@ -370,7 +362,7 @@ class _Evaluator:
         if not self._xs:
             return
         logits = self.forward(np.concatenate(self._xs))
-        prob = _softmax(logits)
+        prob = softmax(logits)
         pos = 0
         for rep, cell, sl in self._where:
             n = sl.stop - sl.start
@@ -379,3 +371,9 @@ class _Evaluator:
             self.p_true[rep, cell, sl] = prob[lo][np.arange(n), yb]
             pos += n
         self._xs, self._where, self._n = [], [], 0
+
+
+@deprecated("use easypeasi, named after its method, instead.")
+def fit_easypeasi(*args, **kwargs):
+    """Deprecated name of :func:`easypeasi`."""
+    return easypeasi(*args, **kwargs)

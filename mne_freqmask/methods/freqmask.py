@@ -24,7 +24,7 @@ from the active batch, so later steps only pay for the epochs still moving.
 
 import numpy as np
 import torch
-from mne.utils import ProgressBar, _check_option, logger
+from mne.utils import _check_option, deprecated, logger
 from torch.nn.functional import cross_entropy, log_softmax, softmax
 from torch.optim.adam import adam as _adam
 
@@ -34,11 +34,19 @@ from mne_freqmask._torch_utils import (
     spectral_dtype,
     spectrum,
 )
-from mne_freqmask.methods._registry import MethodResult
+from mne_freqmask.methods._base import MethodResult, chunk_slices, chunking
 from mne_freqmask.utils._checks import _check_positive
 
 
-def fit_freqmask(
+def _memory_per_epoch(inp, grid):
+    """~4 copies (value, grad, two Adam moments) of the generator and mask,
+    plus an allowance for the model's activations."""
+    n_f = grid.n_freqs
+    return 4 * (4 * (2 * n_f * n_f + 2 * n_f) + 64 * np.prod(inp.x.shape[1:]))
+
+
+@chunking(memory_per_epoch=_memory_per_epoch)
+def freqmask(
     inp,
     grid,
     model,
@@ -98,10 +106,8 @@ def fit_freqmask(
     loss_out = np.empty(n_epochs, np.float32)
     ce_out = np.empty(n_epochs, np.float32)
     perturbed = np.empty(inp.x.shape, np.float32) if return_perturbed else None
-    starts = range(0, n_epochs, chunk_size)
     fitter = _ChunkFitter(inp, grid, model, params, device, dtype, net_dtype)
-    for start in ProgressBar(starts, mesg="FreqMask chunks"):
-        sl = slice(start, start + chunk_size)
+    for sl in chunk_slices(n_epochs, chunk_size, "FreqMask chunks"):
         out_x = None if perturbed is None else perturbed[sl]
         mask, n_done, loss, ce = fitter.fit(sl, centres[cluster[sl]], out_x)
         out[sl], steps[sl], loss_out[sl], ce_out[sl] = mask, n_done, loss, ce
@@ -389,3 +395,9 @@ class _ChunkFitter:
                 dist = ((mag - cen) ** 2).mean((1, 2))
             loss = loss + p["lambda_align"] * dist
         return loss, ce
+
+
+@deprecated("use freqmask, named after its method, instead.")
+def fit_freqmask(*args, **kwargs):
+    """Deprecated name of :func:`freqmask`."""
+    return freqmask(*args, **kwargs)

@@ -22,14 +22,14 @@ only for the picked channels; the tests check that both agree.
 
 import numpy as np
 import torch
-from mne.utils import ProgressBar
+from mne.utils import deprecated
 
 from mne_freqmask._torch_utils import spectral_dtype
-from mne_freqmask.methods._registry import MethodResult
-from mne_freqmask.methods._spectral_attr import epochs_tensor, target_classes
+from mne_freqmask.methods._base import MethodResult, iter_chunks
+from mne_freqmask.methods._spectral_attr import target_classes
 
 
-def fit_amplitude_gradients(
+def amplitude_gradients(
     inp, grid, model, *, device, chunk_size, random_state=None, absolute=True
 ):
     """Mean amplitude gradient per channel x band cell (see module docstring).
@@ -42,9 +42,7 @@ def fit_amplitude_gradients(
     picks = torch.as_tensor(inp.picks, device=device)
     out = np.empty((inp.n_epochs, len(inp.picks), grid.n_bands), np.float32)
     logit = np.empty(inp.n_epochs, np.float32)
-    for start in ProgressBar(range(0, inp.n_epochs, chunk_size), mesg="Chunks"):
-        sl = slice(start, start + chunk_size)
-        x = epochs_tensor(inp, sl, model, device)
+    for sl, x in iter_chunks(inp, chunk_size, model, device):
         grad, lg = amplitude_gradient(
             model, x, picks, torch.as_tensor(target[sl], device=device)
         )
@@ -74,3 +72,9 @@ def amplitude_gradient(model, x, picks, target):
         sel = out.gather(1, target[:, None].long())[:, 0]
         (grad,) = torch.autograd.grad(sel.sum(), amps)
     return grad, sel.detach().float().cpu().numpy()
+
+
+@deprecated("use amplitude_gradients, named after its method, instead.")
+def fit_amplitude_gradients(*args, **kwargs):
+    """Deprecated name of :func:`amplitude_gradients`."""
+    return amplitude_gradients(*args, **kwargs)

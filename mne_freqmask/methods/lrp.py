@@ -12,19 +12,17 @@ embeddings and the softmax absorb (``diagnostics["input_share"]``).
 """
 
 import numpy as np
-import torch
-from mne.utils import logger
+from mne.utils import deprecated, logger
 
-from mne_freqmask._torch_utils import model_dtype
-from mne_freqmask.lrp._context import make_config
-from mne_freqmask.lrp.relevance import lrp_batch
+from mne_freqmask.lrp.relevance import iter_relevance, log_plain_ops
+from mne_freqmask.lrp.rules import make_config
+from mne_freqmask.methods._base import MethodResult, chunking
 from mne_freqmask.methods._dft import dft_relevance
-from mne_freqmask.methods._registry import MethodResult
-
-_MAX_BATCH = 128
 
 
-def fit_lrp(
+# one forward/backward pass per chunk; its graph holds ~3x the activations
+@chunking(max_size=128)
+def lrp(
     inp,
     grid,
     model,
@@ -54,7 +52,6 @@ def fit_lrp(
         eps=float(eps),
         gamma=float(gamma),
     )
-    dtype = model_dtype(model)
     picks = np.asarray(inp.picks)
     n_epochs = inp.n_epochs
     out = np.empty((n_epochs, len(picks), grid.n_bands), np.float32)
@@ -62,31 +59,26 @@ def fit_lrp(
     total = np.empty(n_epochs)
     target = np.empty(n_epochs, np.int64)
     plain = {}
-    # one forward/backward pass per batch; its graph holds ~3x the activations
-    batch = min(int(chunk_size), _MAX_BATCH)
-    for start in range(0, n_epochs, batch):
-        sl = slice(start, start + batch)
-        xb = torch.as_tensor(inp.x[sl], dtype=dtype, device=device)
-        tb = None if inp.target is None else torch.as_tensor(inp.target[sl])
-        res = lrp_batch(model, xb, tb, cfg)
+    batches = iter_relevance(model, inp.x, inp.target, cfg, chunk_size, device, plain)
+    for sl, xb, res in batches:
         rel_f = dft_relevance(xb[:, picks], res.relevance[:, picks])
         out[sl] = grid.collapse(rel_f.cpu().numpy())
         logit[sl] = res.logit.double().cpu().numpy()
         total[sl] = res.relevance.double().sum((1, 2)).cpu().numpy()
         target[sl] = res.target.cpu().numpy()
-        for key, val in res.plain_ops.items():
-            plain[key] = plain.get(key, 0) + val
     share = total / np.where(logit == 0, np.finfo(float).tiny, logit)
     logger.info(
         f"LRP ({params['attention']}, rule={params['rule']}): input relevance / "
         f"logit, median {np.median(share):.3f}."
     )
-    if plain:
-        logger.info(
-            "LRP: operations without a rule (plain gradient): "
-            + ", ".join(f"{k} x{v}" for k, v in sorted(plain.items()))
-        )
+    log_plain_ops(plain)
     diagnostics = dict(
         target=target, logit=logit, relevance_total=total, input_share=share
     )
     return MethodResult(out, params, diagnostics)
+
+
+@deprecated("use lrp, named after its method, instead.")
+def fit_lrp(*args, **kwargs):
+    """Deprecated name of :func:`lrp`."""
+    return lrp(*args, **kwargs)

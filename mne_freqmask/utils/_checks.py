@@ -103,6 +103,12 @@ def _check_positive(value, name, *, strict=True, integer=False):
     return int(value) if integer else float(value)
 
 
+def _channels_without_positions(info):
+    """Boolean mask of the channels of ``info`` with no (finite, non-zero) position."""
+    locs = np.array([ch["loc"][:3] for ch in info["chs"]], float).reshape(-1, 3)
+    return ~np.isfinite(locs).all(axis=1) | ~np.any(locs, axis=1)
+
+
 def _standard_montage():
     """MNE's 10-05 template montage under its current name.
 

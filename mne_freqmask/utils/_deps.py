@@ -1,7 +1,8 @@
 """Optional dependencies: one import path, one message that names the pin.
 
 The ``models`` and ``attribution`` extras promise braindecode (which imports
-torchaudio, a compiled extension tied to one torch ABI), zennit and captum.
+torchaudio, a compiled extension tied to one torch ABI), zennit and captum;
+the ``evaluation`` extra Quantus.
 When one of them cannot be imported, the cause is almost always a torch family
 that does not match the pins; the message says which package failed, why, and
 which pins of ``pyproject.toml`` to check, in one line.
@@ -18,6 +19,7 @@ OPTIONAL = {
     "torchvision": ("torchvision", "models", ("torch", "torchvision")),
     "zennit": ("zennit", "attribution", ("torch", "torchvision", "zennit")),
     "captum": ("captum", "attribution", ("torch", "captum")),
+    "quantus": ("quantus", "evaluation", ("quantus", "numpy")),
 }
 
 # braindecode 1.8.1 evaluates `mne.channels.make_standard_montage("standard_1020")`

@@ -121,6 +121,104 @@ saliency : instance of SpectralSaliency
     computed on other epochs, such as the training set)."""
 
 
+# SpectralSaliency and its plots (prefixed "sal_"), datasets, evaluation
+docdict["sal_saliency_plot"] = """
+saliency : instance of SpectralSaliency
+    The saliency to plot. Per-epoch (instance-level) saliency is averaged over
+    epochs first (mean); group-level saliency (from
+    :meth:`~mne_freqmask.SpectralSaliency.average`) is plotted as it is."""
+
+docdict["sal_bands_select"] = """
+bands : None | str | list of str
+    The bands to use, by name (see ``saliency.band_names``), in the order
+    given. ``None`` (default) uses all bands."""
+
+docdict["sal_picks"] = """
+picks : str | array-like | slice | None
+    Channels to include, as in MNE: channel names, channel type strings
+    (e.g. ``"eeg"``), indices or a slice. ``None`` (default) picks all
+    channels of the saliency (the explained ones)."""
+
+docdict["sal_cmap"] = """
+cmap : str | instance of matplotlib.colors.Colormap
+    The colormap. Default ``"Reds"`` (saliency is usually non-negative; use
+    a diverging map such as ``"RdBu_r"`` for signed attributions)."""
+
+docdict["sal_axes_single"] = """
+axes : instance of matplotlib.axes.Axes | None
+    The axes to draw into. ``None`` (default) creates a new figure."""
+
+docdict["sal_show"] = """
+show : bool
+    Show the figure (default ``True``)."""
+
+docdict["sal_fname_h5"] = """
+fname : path-like
+    The file name; it must end with ``.h5`` or ``.hdf5``."""
+
+docdict["eegmat_subjects"] = """
+subjects : int | list of int | None
+    Subject numbers, 0-35 (``SubjectNN``). ``None`` (default) means all the
+    subjects found in ``path`` (:func:`load_epochs` with a ``path``) or all 36
+    (when downloading)."""
+
+docdict["seed_path"] = """
+path : path-like | None
+    The SEED folder: the folder that contains ``Preprocessed_EEG/`` (or a
+    folder with it at most two levels down, e.g. the folder an archive was
+    extracted into). If it already holds SEED, it is used as it is and nothing
+    is downloaded. ``None`` (default) uses ``<MNE_DATA>/MNE-seed-data``, where
+    ``<MNE_DATA>`` is the ``MNE_DATA`` config value or ``~/mne_data``."""
+
+docdict["explain_kw"] = """
+explain_kw : dict | None
+    Keyword arguments of :func:`mne_freqmask.explain` (``bands``,
+    ``reference``, ``target``, method parameters such as ``n_steps`` ...) used
+    for every map this function computes; give the ones used for
+    ``saliency``."""
+
+docdict["eval_method"] = """
+method : str
+    The explanation method (see :func:`mne_freqmask.explain`), used for every
+    map this function computes."""
+
+docdict["boot_random_state"] = """
+random_state : None | int | instance of ~numpy.random.RandomState
+    Seed of the resampling: 0 (default) or any int makes the interval
+    reproducible; ``None`` uses NumPy's global random state."""
+
+# deletion curves and compare_methods
+docdict["eval_fractions"] = """
+fractions : array-like of float | None
+    Fractions of the channel x band cells removed (deletion, LeRF) or kept
+    (insertion) at each point of the curves, in [0, 1]; each is rounded to a
+    whole number of cells and duplicates are dropped."""
+
+docdict["eval_operator"] = """
+operator : "zero" | "reference"
+    How a cell is removed. ``"zero"`` sets its rfft coefficients to 0 (the
+    paper's removal). ``"reference"`` replaces them with the coefficients of
+    the same channel and band of another epoch, drawn at random (seeded, one
+    draw per epoch, the same for every point of a curve) from ``reference``
+    (or, when ``reference`` is None, from the other evaluated epochs): the
+    removed cells keep a power seen in the data, so a map is not rewarded for
+    what an out-of-distribution zero does to the model."""
+
+docdict["eval_reference"] = """
+reference : instance of mne.Epochs | None
+    The epochs whose cells replace the removed ones with
+    ``operator="reference"`` (e.g. the training set); same channels,
+    sampling rate and duration as ``epochs``. ``None``: the evaluated epochs,
+    an epoch never receiving its own cells. Ignored with ``operator="zero"``."""
+
+docdict["eval_boot"] = """
+n_boot : int
+    Bootstrap resamples of the epochs for the confidence intervals (see
+    :func:`~mne_freqmask.evaluation.bootstrap_ci`); 0 skips them.
+ci : float
+    Coverage of the intervals (default 0.95)."""
+
+
 def fill_doc(f):
     """Fill a docstring with entries of :data:`docdict` (``%(key)s``)."""
     doc = f.__doc__

@@ -1,0 +1,495 @@
+"""Parts of :class:`~mne_freqmask.SpectralSaliency` kept out of its module.
+
+JSON conversion of parameters and metadata, checks of the per-epoch
+attributes, and two mixins (in the way of MNE's ``GetEpochsMixin`` and
+``ToDataFrameMixin``): selecting epochs and exporting a table. No torch.
+"""
+
+import json
+import operator
+import os
+
+import numpy as np
+from mne.utils import _check_option, _check_pandas_installed, _validate_type
+
+from mne_freqmask.spectral import FrequencyGrid, band_indices
+from mne_freqmask.utils._docs import fill_doc
+
+
+def _json_default(obj):
+    """Make numpy scalars/arrays and paths JSON-serialisable."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    # pandas Timestamps, datetimes, ... (metadata): their ISO text
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    raise TypeError(f"{type(obj).__name__} is not JSON-like")
+
+
+def _params_to_json(params):
+    try:
+        return json.dumps(params, default=_json_default)
+    except (TypeError, ValueError) as exp:
+        raise TypeError(
+            "method_params must hold JSON-like values only (str, int, float, "
+            f"bool, None, lists and dicts of them): {exp}."
+        ) from None
+
+
+def _metadata_to_json(metadata):
+    if metadata is None:
+        return None
+    split = metadata.to_dict(orient="split", index=False)
+    return json.dumps(split, default=_json_default)
+
+
+def _metadata_from_json(text):
+    if text is None:
+        return None
+    pd = _check_pandas_installed()
+    split = json.loads(text)
+    return pd.DataFrame(split["data"], columns=split["columns"])
+
+
+def check_events(events, event_id, level, n_epochs):
+    _validate_type(event_id, (dict, None), "event_id", "dict or None")
+    if events is None:
+        if event_id is not None:
+            raise ValueError("event_id was given without events.")
+        return None, None
+    if level == "group":
+        raise ValueError(
+            "events must be None for group-level data (dims without 'epoch')."
+        )
+    events = np.array(events)
+    if events.dtype.kind not in "iu" or events.shape != (n_epochs, 3):
+        raise ValueError(
+            f"events must be an int array of shape ({n_epochs}, 3) like "
+            f"epochs.events, got dtype {events.dtype} and shape "
+            f"{events.shape}."
+        )
+    if event_id is None:
+        event_id = {str(code): int(code) for code in np.unique(events[:, 2])}
+    for key, code in event_id.items():
+        _validate_type(key, str, "event_id keys")
+        _validate_type(code, "int-like", f"event_id[{key!r}]")
+    return events, {key: int(code) for key, code in event_id.items()}
+
+
+def check_metadata(metadata, level, n_epochs):
+    if metadata is None:
+        return None
+    pd = _check_pandas_installed()
+    _validate_type(metadata, pd.DataFrame, "metadata", "pandas DataFrame")
+    if level == "group":
+        raise ValueError(
+            "metadata must be None for group-level data (dims without 'epoch')."
+        )
+    if len(metadata) != n_epochs:
+        raise ValueError(
+            f"metadata must have one row per epoch ({n_epochs}), got {len(metadata)}."
+        )
+    return metadata.reset_index(drop=True)  # a copy
+
+
+def check_diagnostics(diagnostics, level, n_epochs):
+    _validate_type(diagnostics, (dict, None), "diagnostics", "dict or None")
+    out = {}
+    for key, value in (diagnostics or {}).items():
+        _validate_type(key, str, "diagnostics keys")
+        value = np.array(value)
+        if level == "instance" and (value.ndim == 0 or len(value) != n_epochs):
+            raise ValueError(
+                f"diagnostics[{key!r}] must have one entry per epoch "
+                f"({n_epochs}) along its first axis, got shape {value.shape}."
+            )
+        out[key] = value
+    return out
+
+
+def unpack_grid(freqs, band_names, band_edges, n_times, info):
+    """``freqs, band_names, band_edges, n_times`` from a FrequencyGrid or as given."""
+    if isinstance(freqs, FrequencyGrid):
+        if band_names is not None or band_edges is not None:
+            raise ValueError(
+                "band_names and band_edges must be None when freqs is a "
+                "FrequencyGrid (they come from the grid)."
+            )
+        if n_times is not None and int(n_times) != freqs.n_times:
+            raise ValueError(
+                f"n_times={n_times} differs from the grid's ({freqs.n_times})."
+            )
+        if not np.isclose(freqs.sfreq, info["sfreq"]):
+            raise ValueError(
+                f"The grid's sfreq ({freqs.sfreq}) differs from "
+                f"info['sfreq'] ({info['sfreq']})."
+            )
+        freqs, band_names, band_edges, n_times = (
+            freqs.freqs,
+            freqs.band_names,
+            freqs.band_edges,
+            freqs.n_times,
+        )
+    return freqs, band_names, band_edges, n_times
+
+
+def check_arrays(data, info, freqs, band_names, band_edges, dims):
+    """Check the arrays of a SpectralSaliency; return them as stored."""
+    _validate_type(data, (np.ndarray, list, tuple), "data", "ndarray")
+    data = np.array(data)  # a copy, dtype kept
+    if data.dtype.kind not in "fiu":
+        raise ValueError(
+            f"data must hold real numbers, got dtype {data.dtype}; take "
+            "np.abs(...) or the real part of complex attributions first."
+        )
+    if data.ndim != len(dims):
+        raise ValueError(
+            f"data must have {len(dims)} dimensions {dims}, got shape {data.shape}."
+        )
+    n_channels, n_bands = data.shape[-2:]
+    if n_channels != info["nchan"]:
+        raise ValueError(
+            f"data has {n_channels} channels but info has {info['nchan']}; "
+            "info must describe exactly the explained channels (see "
+            "mne.pick_info)."
+        )
+    freqs = np.array(freqs, dtype=float)
+    if freqs.ndim != 1 or freqs.size == 0:
+        raise ValueError(
+            f"freqs must be a non-empty 1-D array, got shape {freqs.shape}."
+        )
+    _validate_type(band_names, (list, tuple), "band_names", "list of str")
+    band_names = list(band_names)
+    for name in band_names:
+        _validate_type(name, str, "each band name")
+    if len(band_names) != n_bands:
+        raise ValueError(
+            f"data has {n_bands} bands but band_names has {len(band_names)}."
+        )
+    if len(set(band_names)) != len(band_names):
+        raise ValueError(f"band_names must be unique, got {band_names}.")
+    band_edges = np.array(band_edges, dtype=float)
+    if band_edges.shape != (n_bands, 2):
+        raise ValueError(
+            f"band_edges must have shape ({n_bands}, 2) (fmin, fmax per band), "
+            f"got {band_edges.shape}."
+        )
+    if not (band_edges[:, 0] < band_edges[:, 1]).all():
+        raise ValueError("band_edges need fmin < fmax for every band.")
+    return data, freqs, band_names, band_edges
+
+
+def concatenate(saliencies):
+    """:func:`~mne_freqmask.concatenate_saliencies` of checked saliencies."""
+    if len(saliencies) == 0:
+        raise ValueError("saliencies is empty; give at least one SpectralSaliency.")
+    for k, sal in enumerate(saliencies):
+        if sal.level != "instance":
+            raise ValueError(
+                f"saliencies[{k}] is group level; concatenate per-epoch saliencies "
+                "and average the result."
+            )
+    first = saliencies[0]
+    for k, sal in enumerate(saliencies[1:], 1):
+        same = (
+            sal.ch_names == first.ch_names
+            and sal.band_names == first.band_names
+            and np.array_equal(sal.band_edges, first.band_edges)
+            and np.array_equal(sal.freqs, first.freqs)
+            and sal.method == first.method
+            and sal.shape[1:] == first.shape[1:]
+        )
+        if not same:
+            raise ValueError(
+                f"saliencies[{k}] ({sal!r}) differs from saliencies[0] "
+                f"({first!r}) in its channels, bands, frequencies or method."
+            )
+    events = event_id = metadata = None
+    if all(s.events is not None for s in saliencies):
+        events = np.concatenate([s.events for s in saliencies])
+        event_id = {}
+        for sal in saliencies:
+            event_id.update(sal.event_id)
+    if all(s.metadata is not None for s in saliencies):
+        import pandas as pd
+
+        metadata = pd.concat([s.metadata for s in saliencies], ignore_index=True)
+    keys = set.intersection(*(set(s.diagnostics) for s in saliencies))
+    diagnostics = {
+        key: np.concatenate([s.diagnostics[key] for s in saliencies])
+        for key in sorted(keys)
+    }
+    return type(first)(
+        np.concatenate([s.get_data() for s in saliencies]),
+        first.info,
+        first.freqs,
+        first.band_names,
+        first.band_edges,
+        method=first.method,
+        method_params=first.method_params,
+        events=events,
+        event_id=event_id,
+        metadata=metadata,
+        diagnostics=diagnostics,
+        n_times=first._n_times,
+    )
+
+
+def grid_of(sfreq, freqs, n_times, band_names, band_edges):
+    """The :class:`~mne_freqmask.FrequencyGrid` of a saliency's state."""
+    sfreq = float(sfreq)
+    if n_times is None and len(freqs) > 1 and freqs[1] > freqs[0]:
+        n_times = int(round(sfreq / (freqs[1] - freqs[0])))
+    if n_times is None or n_times < 2 or n_times // 2 + 1 != len(freqs):
+        ok = False
+    else:
+        ok = np.allclose(np.fft.rfftfreq(n_times, 1.0 / sfreq), freqs)
+    if not ok:
+        raise ValueError(
+            f"The {len(freqs)} frequencies of this saliency are not the rfft "
+            f"bins of epochs sampled at info['sfreq'] = {sfreq} Hz, so it "
+            "has no FrequencyGrid; build it from a FrequencyGrid (or give "
+            "n_times and the rfft frequencies)."
+        )
+    return FrequencyGrid.from_edges(sfreq, n_times, band_names, band_edges)
+
+
+def saliency_repr(sal):
+    """``repr`` of a SpectralSaliency, in the style of MNE's Spectrum."""
+    sizes = [
+        f"{n} {dim}{'' if n == 1 else 's'}"
+        for n, dim in zip(sal.shape, sal.dims, strict=True)
+    ]
+    if sal.level == "group":
+        group = "group"
+        if sal.nave is not None:
+            group += f" of {sal.nave} epoch{'' if sal.nave == 1 else 's'}"
+        head = f"{sal.method}, {group}"
+    else:
+        head = sal.method
+    frange = f"{sal.band_edges.min():0.1f}-{sal.band_edges.max():0.1f} Hz"
+    return f"<SpectralSaliency ({head}) | {' × '.join(sizes)}, {frange}>"
+
+
+def average_epochs(data, method):
+    """Combine per-epoch maps ``(n_epochs, n_channels, n_bands)`` into one."""
+    if callable(method):
+        out = np.asarray(method(data))
+        if out.shape != data.shape[1:]:
+            raise ValueError(
+                f"The averaging callable must return shape {data.shape[1:]} "
+                f"(n_channels, n_bands), got {out.shape}."
+            )
+        return out
+    _check_option("method", method, ("mean", "median"))
+    func = np.mean if method == "mean" else np.median
+    return func(data, axis=0)
+
+
+class EpochSelectionMixin:
+    """``len(saliency)`` and ``saliency[...]`` over epochs, like mne.Epochs."""
+
+    def _check_instance(self, what):
+        if self.level != "instance":
+            raise TypeError(
+                f"{what} needs per-epoch saliency, but this one is group level "
+                f"({self._dims}); use the output of explain() before .average()."
+            )
+
+    def __len__(self):
+        """Return the number of epochs (instance level only).
+
+        Returns
+        -------
+        n_epochs : int
+            The number of epochs.
+        """
+        self._check_instance("len()")
+        return self._data.shape[0]
+
+    def __getitem__(self, item):
+        """Select epochs, like :class:`mne.Epochs` (returns a new object).
+
+        Parameters
+        ----------
+        item : int | slice | array-like | str | list of str
+            An index, a slice, a boolean mask or an array of indices, an event
+            name (``"/"``-separated tags as in MNE) or list of names, or a
+            pandas query on the metadata (e.g. ``"subject == 3"``).
+
+        Returns
+        -------
+        saliency : instance of SpectralSaliency
+            The selected epochs (instance level only).
+        """
+        self._check_instance("Selecting epochs")
+        n = len(self)
+        if isinstance(item, str) or (
+            isinstance(item, list | tuple)
+            and len(item)
+            and all(isinstance(it, str) for it in item)
+        ):
+            idx = self._str_to_idx(item)
+        elif isinstance(item, slice):
+            idx = np.arange(n)[item]
+        elif isinstance(item, int | np.integer) and not isinstance(item, bool):
+            k = operator.index(item)
+            if not -n <= k < n:
+                raise IndexError(f"Epoch index {k} out of range for {n} epochs.")
+            idx = np.array([k % n])
+        else:
+            arr = np.asarray(item)
+            if arr.size == 0 and arr.ndim == 1:
+                arr = arr.astype(int)
+            if arr.dtype == bool:
+                if arr.shape != (n,):
+                    raise IndexError(
+                        f"A boolean mask must have one entry per epoch ({n}), "
+                        f"got shape {arr.shape}."
+                    )
+                idx = np.flatnonzero(arr)
+            elif arr.dtype.kind in "iu" and arr.ndim == 1:
+                if arr.size and not ((arr >= -n) & (arr < n)).all():
+                    raise IndexError(f"Epoch indices out of range for {n} epochs.")
+                idx = arr % n if n else arr
+            else:
+                raise TypeError(
+                    "Epochs are selected by an int, a slice, a boolean mask, an "
+                    "array of int, an event name or a metadata query string, got "
+                    f"{type(item).__name__}."
+                )
+        if len(idx) == 0:
+            raise IndexError(f"The selection {item!r} contains no epochs.")
+        return self._subset(idx)
+
+    def _str_to_idx(self, item):
+        keys = [item] if isinstance(item, str) else list(item)
+        names = list(self._event_id or {})
+        matched = set()
+        for key in keys:
+            tags = set(key.split("/"))
+            hits = [nm for nm in names if nm == key or tags <= set(nm.split("/"))]
+            if not hits:
+                break
+            matched.update(hits)
+        else:
+            codes = [self._event_id[nm] for nm in matched]
+            return np.flatnonzero(np.isin(self._events[:, 2], codes))
+        if isinstance(item, str) and self._metadata is not None:
+            try:
+                sel = self._metadata.query(item, engine="python")
+            except Exception as exp:
+                raise KeyError(
+                    f"{item!r} is neither an event name ({names}) nor a valid "
+                    "pandas query on the metadata columns "
+                    f"{list(self._metadata.columns)}: {exp}"
+                ) from None
+            return sel.index.to_numpy()
+        raise KeyError(
+            f"{item!r} matches no event name ({names})"
+            + ("" if self._metadata is not None else " and there is no metadata")
+            + "."
+        )
+
+    def _subset(self, idx):
+        return type(self)(
+            self._data[idx],
+            self._info,
+            self._freqs,
+            self._band_names,
+            self._band_edges,
+            method=self._method,
+            method_params=self._method_params,
+            dims=self._dims,
+            nave=self._nave,
+            events=None if self._events is None else self._events[idx],
+            event_id=self._event_id,
+            metadata=None if self._metadata is None else self._metadata.iloc[idx],
+            diagnostics={k: v[idx] for k, v in self._diagnostics.items()},
+            n_times=self._n_times,
+        )
+
+
+class DataFrameMixin:
+    """:meth:`to_data_frame`, like MNE's ``ToDataFrameMixin``."""
+
+    @fill_doc
+    def to_data_frame(self, picks=None, bands=None, index=None, long_format=True):
+        """Export the saliency as a pandas DataFrame.
+
+        Parameters
+        ----------
+        %(sal_picks)s
+        %(sal_bands_select)s
+        index : None | str | list of str
+            Column(s) to use as the index. Long format: any of ``"epoch"``,
+            ``"channel"``, ``"band"``; wide format: ``"epoch"``. ``None``
+            (default) keeps a range index.
+        long_format : bool
+            ``True`` (default): one row per (epoch, channel, band) cell with
+            columns ``epoch`` (per-epoch data only), ``channel``, ``band``,
+            ``fmin``, ``fmax`` and ``saliency``. ``False``: one row per epoch
+            (a single row at group level) with a column ``"{channel}_{band}"``
+            per cell (after ``epoch``). The metadata columns, when present,
+            are appended to each row of their epoch.
+
+        Returns
+        -------
+        df : instance of pandas.DataFrame
+            The table. Epochs are numbered ``0, ..., n_epochs - 1`` in their
+            order in this object.
+        """
+        pd = _check_pandas_installed()
+        _validate_type(long_format, bool, "long_format")
+        data, band_names = self.get_data(picks, bands, return_bands=True)
+        ch_names = [self.ch_names[i] for i in self._pick_idx(picks)]
+        edges = self._band_edges[band_indices(self._band_names, bands)]
+        instance = self.level == "instance"
+        n_ep = data.shape[0] if instance else 1
+        n_ch, n_b = len(ch_names), len(band_names)
+        if long_format:
+            cols = {}
+            if instance:
+                cols["epoch"] = np.repeat(np.arange(n_ep), n_ch * n_b)
+            cols["channel"] = np.tile(np.repeat(ch_names, n_b), n_ep)
+            cols["band"] = np.tile(band_names, n_ep * n_ch)
+            cols["fmin"] = np.tile(edges[:, 0], n_ep * n_ch)
+            cols["fmax"] = np.tile(edges[:, 1], n_ep * n_ch)
+            cols["saliency"] = data.ravel()
+            valid_index = ("epoch",) * instance + ("channel", "band")
+            epoch_of_row = cols.get("epoch")
+        else:
+            cols = {"epoch": np.arange(n_ep)} if instance else {}
+            flat = data.reshape(n_ep, n_ch * n_b)
+            for k, (ch, band) in enumerate(
+                (ch, band) for ch in ch_names for band in band_names
+            ):
+                cols[f"{ch}_{band}"] = flat[:, k]
+            valid_index = ("epoch",) if instance else ()
+            epoch_of_row = cols.get("epoch")
+        df = pd.DataFrame(cols)
+        if self._metadata is not None:
+            clash = sorted(set(self._metadata.columns) & set(df.columns))
+            if clash:
+                raise ValueError(
+                    f"Metadata column(s) {clash} clash with the table's own "
+                    "columns; rename them in saliency.metadata first."
+                )
+            meta = self._metadata.iloc[epoch_of_row].reset_index(drop=True)
+            df = pd.concat([df, meta], axis=1)
+        if index is not None:
+            _validate_type(index, (str, list, tuple), "index", "None, str or list")
+            keys = [index] if isinstance(index, str) else list(index)
+            if not valid_index:
+                raise ValueError(
+                    "index must be None for the wide table of group-level "
+                    "saliency (it has a single row)."
+                )
+            for key in keys:
+                _check_option("index", key, valid_index)
+            df = df.set_index(keys if len(keys) > 1 else keys[0])
+        return df

@@ -1,0 +1,89 @@
+"""Is the explanation true? Scores for a :class:`~mne_freqmask.SpectralSaliency`.
+
+- The removal / feed-in game (paper §4.3-4.4, :func:`evaluate_removal`): the
+  channel x band cells of a map are split at the median into salient and
+  non-salient halves; zeroing the non-salient cells in the spectrum (RN)
+  should leave the model's accuracy close to the original, zeroing the salient
+  cells (RS) should destroy it.
+- Deletion, LeRF and insertion curves (:func:`deletion_curves`), the
+  threshold-free version: remove the ``k`` top-ranked (deletion, MoRF) or
+  bottom-ranked (LeRF) cells, or keep only the top ``k`` (insertion), by
+  zeroing them or by cells of reference epochs, with bootstrap intervals
+  over the epochs (:func:`bootstrap_ci`) and paired comparisons of two maps
+  (:func:`paired_comparison`).
+- :func:`compare_methods`: every method on the same epochs, one tidy table of
+  curves, areas, intervals, time and model passes
+  (:func:`mne_freqmask.viz.plot_deletion_curves` draws it); Quantus'
+  complexity and sparseness of the maps (:func:`quantus_scores`).
+- The out-of-distribution score (paper §4.6, :func:`ood_score`): the kernel
+  density log-likelihood of perturbed epochs under the original data.
+- Sanity checks (Adebayo et al., 2018): the map must change when the model's
+  weights are re-initialised layer by layer from the output
+  (:func:`cascading_randomization`) or when the model is retrained on shuffled
+  labels (:func:`label_randomization`).
+- Ground truth (:func:`ground_truth_scores`, :func:`score_planted`), the
+  Clever-Hans report (:func:`clever_hans_report`) and the comparison with
+  CSP patterns (:func:`csp_comparison`).
+- A permutation / cluster test of which cells are reliably salient across
+  epochs or subjects (:func:`cell_permutation_test`).
+
+One module each: :mod:`.removal`, :mod:`.compare`, :mod:`.complexity`,
+:mod:`.ood`, :mod:`.sanity`, :mod:`.truth` and :mod:`.stats`; every name is
+importable from here. Every function reads its epochs chunk by chunk (as
+:func:`mne_freqmask.explain`), so epochs that are not preloaded are never
+held in memory at once.
+"""
+
+from mne_freqmask.evaluation._common import _cell_ranks  # noqa: F401
+from mne_freqmask.evaluation.compare import compare_methods
+from mne_freqmask.evaluation.complexity import quantus_scores
+from mne_freqmask.evaluation.ood import band_log_power, ood_score
+from mne_freqmask.evaluation.removal import (
+    deletion_curves,
+    evaluate_removal,
+    remove_cells,
+    salient_cells,
+)
+from mne_freqmask.evaluation.sanity import (
+    cascading_randomization,
+    label_randomization,
+    spearman,
+)
+from mne_freqmask.evaluation.stats import (
+    CellTestResult,
+    bootstrap_ci,
+    cell_permutation_test,
+    paired_comparison,
+)
+from mne_freqmask.evaluation.truth import (
+    ARTIFACT_CHANNELS,
+    CleverHansReport,
+    clever_hans_report,
+    csp_comparison,
+    ground_truth_scores,
+    score_planted,
+)
+
+__all__ = [
+    "ARTIFACT_CHANNELS",
+    "CellTestResult",
+    "CleverHansReport",
+    "band_log_power",
+    "bootstrap_ci",
+    "cascading_randomization",
+    "cell_permutation_test",
+    "clever_hans_report",
+    "compare_methods",
+    "csp_comparison",
+    "deletion_curves",
+    "evaluate_removal",
+    "ground_truth_scores",
+    "label_randomization",
+    "ood_score",
+    "paired_comparison",
+    "quantus_scores",
+    "remove_cells",
+    "salient_cells",
+    "score_planted",
+    "spearman",
+]

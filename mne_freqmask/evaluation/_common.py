@@ -1,0 +1,140 @@
+"""Helpers shared by the evaluation modules: cell ranks, the data source, scores.
+
+Every evaluation function reads its epochs through
+:class:`mne_freqmask._inputs.EpochsSource`, chunk by chunk, as
+:func:`mne_freqmask.explain` does: epochs that are not preloaded are never
+held in memory at once.
+"""
+
+import numpy as np
+import torch
+from mne.utils import _validate_type, check_random_state
+
+from mne_freqmask._inputs import EpochsSource, _ready_epochs, epochs_labels
+from mne_freqmask._torch_utils import model_context, predict, resolve_device
+from mne_freqmask.saliency import SpectralSaliency
+from mne_freqmask.utils._checks import _check_finite
+
+
+def _cell_ranks(values, random_state=None):
+    """Rank of each cell of each map (0 = most salient), last two axes.
+
+    Ties are broken by position (stable sort) when ``random_state`` is None,
+    else at random (seeded), so that a map with many equal cells (a saturated
+    mask, a flat map) does not favour the first channels.
+    """
+    values = np.asarray(values)
+    flat = values.reshape(values.shape[:-2] + (-1,))
+    n_cells = flat.shape[-1]
+    if random_state is None:
+        order = np.argsort(-flat, axis=-1, kind="stable")
+    else:
+        rng = check_random_state(random_state)
+        tie = rng.random_sample(flat.shape)
+        order = np.lexsort((tie, -flat), axis=-1)
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(n_cells), axis=-1)
+    return ranks.reshape(values.shape)
+
+
+def _n_tied(values):
+    """Number of cells of each map (last two axes) that share their value.
+
+    A cell counts when at least one other cell of the same map has exactly its
+    value; those cells are ordered by the tie-breaking, not by the map.
+    """
+    values = np.asarray(values)
+    flat = np.sort(values.reshape(values.shape[:-2] + (-1,)), axis=-1)
+    same = flat[..., 1:] == flat[..., :-1]
+    tied = np.zeros(flat.shape, bool)
+    tied[..., 1:] |= same
+    tied[..., :-1] |= same
+    return tied.sum(-1)
+
+
+def _source(epochs, name="epochs"):
+    """The epochs as an :class:`EpochsSource` (bad epochs dropped, not loaded)."""
+    src = EpochsSource(_ready_epochs(epochs, name))
+    if len(src) == 0:
+        raise ValueError(f"{name} holds no epochs (all dropped?).")
+    return src
+
+
+def _chunks(src, name="epochs"):
+    """Yield ``(slice, float32 data)`` of ``src``, each chunk checked finite."""
+    for sl, xb in src.chunks():
+        _check_finite(xb, name)
+        yield sl, xb
+
+
+def _prepare(epochs, saliency, y):
+    """Epochs source, labels, band grid and explained-channel indices, checked."""
+    _validate_type(saliency, SpectralSaliency, "saliency")
+    epochs = _ready_epochs(epochs)
+    src = _source(epochs)
+    labels = epochs_labels(epochs, y)
+    grid = saliency.grid
+    n_times = src.shape[-1]
+    if grid.n_times != n_times or not np.isclose(grid.sfreq, epochs.info["sfreq"]):
+        freqs = np.fft.rfftfreq(n_times, 1.0 / epochs.info["sfreq"])
+        raise ValueError(
+            "The saliency was computed on another frequency resolution "
+            f"({grid.n_freqs} bins up to {grid.freqs[-1]:.1f} Hz) than "
+            f"the epochs ({len(freqs)} bins up to {freqs[-1]:.1f} Hz); "
+            "use epochs with the same duration and sampling rate."
+        )
+    missing = sorted(set(saliency.ch_names) - set(epochs.ch_names))
+    if missing:
+        raise ValueError(
+            f"The saliency has channels {missing} that the epochs lack; use "
+            "epochs with the explained channels."
+        )
+    picks = np.array([epochs.ch_names.index(ch) for ch in saliency.ch_names])
+    return src, labels, grid, picks
+
+
+def _map_values(saliency, level, n_epochs):
+    """The map(s) the cells are ranked by: one group map or one per epoch."""
+    values = saliency.get_data()
+    if level == "group":
+        return values.mean(0) if saliency.level == "instance" else values
+    if saliency.level != "instance" or len(saliency) != n_epochs:
+        raise ValueError(
+            f'level="instance" needs one saliency map per epoch ({n_epochs}); '
+            f'got {saliency!r}. Use level="group" for an averaged map.'
+        )
+    return values
+
+
+def _per_epoch(values, sl):
+    """The rows of per-epoch ``values`` for chunk ``sl`` (a group map as is)."""
+    return values[sl] if values.ndim == 3 else values
+
+
+def _check_model(model):
+    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
+
+
+def _predictions(model, src, device):
+    """Predicted class of every epoch of ``src``, read chunk by chunk."""
+    dev = resolve_device(device, model)
+    pred = np.empty(len(src), int)
+    with model_context(model, dev):
+        for sl, xb in _chunks(src):
+            pred[sl] = predict(model, xb, dev).argmax(1)
+    return pred
+
+
+def _accuracy(epochs, model, labels, device):
+    """Accuracy of ``model`` on ``epochs`` (read chunk by chunk)."""
+    pred = _predictions(model, _source(epochs), device)
+    return float((pred == labels).mean())
+
+
+def _explain(epochs, model, method, explain_kw, random_state, device):
+    """:func:`mne_freqmask.explain` with the evaluation's settings."""
+    from mne_freqmask._explain import explain
+
+    kw = dict(explain_kw or {})
+    kw.setdefault("random_state", random_state)
+    return explain(epochs, model, method=method, device=device, verbose=False, **kw)

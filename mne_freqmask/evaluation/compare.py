@@ -1,0 +1,368 @@
+"""Compare explanation methods on one model: curves, intervals, cost.
+
+:func:`compare_methods` explains the same epochs with each method (timing it
+and counting the model's forward passes), scores every map with the MoRF and
+LeRF deletion curves of :func:`~mne_freqmask.evaluation.deletion_curves`
+under each removal operator and ranking, with bootstrap intervals over the
+epochs, and compares each method with a baseline on the same epochs
+(:func:`~mne_freqmask.evaluation.paired_comparison`). The result is one tidy
+table; :func:`mne_freqmask.viz.plot_deletion_curves` draws it.
+"""
+
+import contextlib
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+from mne.utils import _check_option, _validate_type, check_random_state, logger, verbose
+from scipy.integrate import trapezoid
+
+from mne_freqmask._inputs import _ready_epochs
+from mne_freqmask.evaluation._common import _explain, _source
+from mne_freqmask.evaluation.complexity import quantus_scores
+from mne_freqmask.evaluation.removal import deletion_curves
+from mne_freqmask.evaluation.stats import bootstrap_ci, paired_comparison
+from mne_freqmask.evaluation.truth import ground_truth_scores
+from mne_freqmask.saliency import SpectralSaliency
+from mne_freqmask.utils._docs import fill_doc
+
+#: the curve of deletion_curves behind each order
+ORDERS = {"morf": "deletion", "lerf": "lerf"}
+_ORDER_NAMES = {"morf": "MoRF", "lerf": "LeRF"}
+DEFAULT_FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
+
+
+@contextlib.contextmanager
+def _count_passes(model):
+    """Count the epochs fed to ``model.forward`` (a hook, removed on exit)."""
+    count = [0]
+
+    def hook(module, args):
+        if args and isinstance(args[0], torch.Tensor) and args[0].ndim > 0:
+            count[0] += int(args[0].shape[0])
+
+    handle = model.register_forward_pre_hook(hook)
+    try:
+        yield count
+    finally:
+        handle.remove()
+
+
+def _random_map(epochs, explain_kw, rng):
+    """A uniform random map per epoch on the grid ``explain_kw`` asks for."""
+    from mne_freqmask.spectral import FrequencyGrid
+    from mne_freqmask.utils._checks import _pick_indices, _picked_info
+
+    grid = FrequencyGrid(
+        epochs.info["sfreq"], len(epochs.times), explain_kw.get("bands", 10)
+    )
+    picks = _pick_indices(epochs.info, explain_kw.get("picks"))
+    data = rng.random_sample((len(epochs), len(picks), grid.n_bands))
+    return SpectralSaliency(
+        data.astype(np.float32),
+        _picked_info(epochs.info, picks),
+        grid,
+        method="random",
+        events=epochs.events.copy(),
+        event_id=dict(epochs.event_id),
+        metadata=None if epochs.metadata is None else epochs.metadata.copy(),
+    )
+
+
+def _entries(methods):
+    """``{label: str | SpectralSaliency | dict}`` from the user's ``methods``."""
+    _validate_type(methods, (list, tuple, dict, str), "methods")
+    if isinstance(methods, str):
+        methods = [methods]
+    if not isinstance(methods, dict):
+        for m in methods:
+            _validate_type(m, str, "each entry of methods", "str (use a dict)")
+        methods = {m: m for m in methods}
+    if len(methods) == 0:
+        raise ValueError("methods is empty; give at least one method.")
+    for label, entry in methods.items():
+        _validate_type(
+            entry,
+            (str, dict, SpectralSaliency),
+            f"methods[{label!r}]",
+            "method name, dict(method=..., **params) or SpectralSaliency",
+        )
+        if isinstance(entry, dict) and "method" not in entry:
+            raise ValueError(
+                f"methods[{label!r}] is a dict without a 'method' key; write "
+                "dict(method='freqmask', n_steps=100)."
+            )
+    return dict(methods)
+
+
+def _saliency(label, entry, epochs, model, explain_kw, seed, device):
+    """``(saliency, seconds, forward passes per epoch)`` of one entry."""
+    if isinstance(entry, SpectralSaliency):
+        return entry, np.nan, np.nan
+    if isinstance(entry, str) and entry == "random":
+        rng = check_random_state(seed)
+        return _random_map(epochs, explain_kw, rng), 0.0, 0.0
+    kw = dict(explain_kw)
+    if isinstance(entry, dict):
+        kw.update(entry)
+        entry = kw.pop("method")
+    start = time.perf_counter()
+    with _count_passes(model) as count:
+        sal = _explain(epochs, model, entry, kw, seed, device)
+    seconds = time.perf_counter() - start
+    logger.info(f"{label}: {seconds:.2f} s, {count[0] / len(epochs):.1f} passes/epoch")
+    return sal, seconds, count[0] / len(epochs)
+
+
+def _area(per_epoch, frac):
+    """Per-epoch mean height of a curve over its fractions (trapezoid)."""
+    if len(frac) < 2:
+        return per_epoch[:, 0]
+    return trapezoid(per_epoch, frac, axis=1) / (frac[-1] - frac[0])
+
+
+def _map_columns(sal, truth, use_quantus):
+    cols = {}
+    if truth is not None:
+        level = "instance" if sal.level == "instance" else "group"
+        gt = ground_truth_scores(sal, truth, level=level)
+        cols.update(auroc=gt["auroc"], rank_accuracy=gt["rank_accuracy"])
+    if use_quantus:
+        cols.update(quantus_scores(sal).mean().to_dict())
+    return cols
+
+
+@verbose
+@fill_doc
+def compare_methods(
+    epochs,
+    model,
+    methods=("amplitude_gradients", "random"),
+    *,
+    rankings=("group", "instance"),
+    operators=("zero", "reference"),
+    orders=("morf", "lerf"),
+    fractions=DEFAULT_FRACTIONS,
+    y=None,
+    reference=None,
+    truth=None,
+    baseline="random",
+    explain_kw=None,
+    quantus=False,
+    n_boot=1000,
+    ci=0.95,
+    random_state=0,
+    device="auto",
+    verbose=None,
+):
+    """Compare explanation methods by their deletion curves, with intervals.
+
+    Each method explains ``epochs`` (timed, its forward passes counted); each
+    map is then scored by :func:`~mne_freqmask.evaluation.deletion_curves`
+    for every ranking, removal operator and order, and every score gets a
+    bootstrap interval over the epochs. All methods see the same tie-breaking
+    seed and the same reference draws, so their scores are paired epoch by
+    epoch and each is compared with ``baseline``
+    (:func:`~mne_freqmask.evaluation.paired_comparison`).
+
+    Parameters
+    ----------
+    %(epochs_explain)s
+    %(model)s
+    methods : list of str | dict
+        Method names of :func:`mne_freqmask.explain` (and ``"random"``: a
+        uniform random map per epoch, the control). A dict maps a label to a
+        method name, to ``dict(method=name, **params)`` (parameters for that
+        method only), or to a :class:`~mne_freqmask.SpectralSaliency` already
+        computed on ``epochs`` (its time and passes are then unknown, NaN).
+    rankings : tuple of str
+        ``"group"`` (rank the cells of the epoch-averaged map) and / or
+        ``"instance"`` (each epoch's own map).
+    operators : tuple of str
+        Removal operators, ``"zero"`` and / or ``"reference"`` (see
+        ``operator`` in :func:`~mne_freqmask.evaluation.deletion_curves`).
+    orders : tuple of str
+        ``"morf"`` (most relevant cells removed first: a faithful map makes the
+        score fall fast) and / or ``"lerf"`` (least relevant first: it should
+        stay high).
+    %(eval_fractions)s
+        Default: 0, 5, 10, 20, 30 and 50 per cent of the cells.
+    %(y)s
+    %(eval_reference)s
+    truth : None | PlantedTruth | ndarray of bool, shape (n_channels, n_bands)
+        The known answer (simulated data): adds ``auroc`` and
+        ``rank_accuracy`` (FLEXtime's relevance rank accuracy, see
+        :func:`~mne_freqmask.evaluation.ground_truth_scores`) per method.
+    baseline : str | None
+        Label of the method every other is compared with, on the areas
+        (default ``"random"``; None: no comparison, or when it is not among
+        ``methods``).
+    %(explain_kw)s
+    quantus : bool
+        Add Quantus' ``complexity`` and ``sparseness`` of each method's maps
+        (:func:`~mne_freqmask.evaluation.quantus_scores`; needs the
+        ``evaluation`` extra).
+    %(eval_boot)s
+    random_state : None | int
+        Seed of the random map, the tie-breaking, the reference draws and
+        the bootstrap (one seed for all methods, so that they are paired).
+    %(device)s
+    %(verbose)s
+
+    Returns
+    -------
+    scores : pandas.DataFrame
+        One row per method, ranking, operator, order (``"MoRF"`` /
+        ``"LeRF"``), ``metric`` (``"probability"``: the mean true-class
+        probability; ``"accuracy"``) and point: ``statistic`` is
+        ``"curve"`` (one row per ``fraction``) or ``"area"`` (``fraction``
+        NaN; the mean height of the curve over the fractions, trapezoid
+        rule). Columns ``score``, ``ci_low``, ``ci_high``, ``n_epochs``,
+        ``n_tied_cells`` (see :func:`deletion_curves`), ``time_s`` (seconds to
+        explain all epochs), ``passes_per_epoch`` (epochs fed to the model's
+        forward, over the number of epochs, including the two-epoch model
+        check of :func:`mne_freqmask.explain`; a backward pass is not counted),
+        with ``truth`` also ``auroc`` and ``rank_accuracy``, with ``quantus``
+        also ``complexity`` and ``sparseness``, and with a ``baseline`` on
+        the area rows ``difference`` (score minus the baseline's),
+        ``diff_ci_low``, ``diff_ci_high`` and ``p_value`` (paired bootstrap).
+
+    See Also
+    --------
+    mne_freqmask.viz.plot_deletion_curves
+    mne_freqmask.evaluation.deletion_curves
+
+    Notes
+    -----
+    A faithful method has a lower MoRF area and a higher LeRF area than the
+    random map, beyond the interval. Under ``"zero"`` removal a map can be
+    rewarded for cells whose zeroing is merely out of distribution for the
+    model; ``"reference"`` removal guards against it.
+    """
+    for name, vals, allowed in (
+        ("rankings", rankings, ("group", "instance")),
+        ("operators", operators, ("zero", "reference")),
+        ("orders", orders, tuple(ORDERS)),
+    ):
+        _validate_type(vals, (tuple, list), name)
+        if len(vals) == 0:
+            raise ValueError(f"{name} is empty; give at least one of {allowed}.")
+        for v in vals:
+            _check_option(name, v, allowed)
+    _validate_type(explain_kw, (dict, None), "explain_kw")
+    explain_kw = dict(explain_kw or {})
+    entries = _entries(methods)
+    if baseline is not None and baseline not in entries:
+        logger.info(f"baseline {baseline!r} is not among the methods; no comparison.")
+        baseline = None
+    seed = random_state
+    if seed is None or not isinstance(seed, int | np.integer):
+        seed = int(check_random_state(seed).randint(0, 2**31 - 1))
+    epochs = _ready_epochs(epochs)  # bad epochs dropped once, for every method
+    _source(epochs)  # a clear error for empty epochs before any explanation
+    rows, areas = [], {}
+    for label, entry in entries.items():
+        sal, seconds, passes = _saliency(
+            label, entry, epochs, model, explain_kw, seed, device
+        )
+        if "instance" in rankings and sal.level != "instance":
+            raise ValueError(
+                f'methods[{label!r}] is a group-level map; rankings="instance" '
+                "needs one map per epoch (pass rankings=('group',) or the map "
+                "before .average())."
+            )
+        extra = _map_columns(sal, truth, quantus)
+        for ranking in rankings:
+            for operator in operators:
+                curves, per_epoch = deletion_curves(
+                    epochs,
+                    model,
+                    sal,
+                    level=ranking,
+                    y=y,
+                    fractions=fractions,
+                    curves=tuple(ORDERS[o] for o in orders),
+                    operator=operator,
+                    reference=reference,
+                    n_boot=n_boot,
+                    ci=ci,
+                    return_epoch_scores=True,
+                    random_state=seed,
+                    device=device,
+                    verbose=False,
+                )
+                frac = curves.index.to_numpy()
+                common = dict(
+                    method=label,
+                    ranking=ranking,
+                    operator=operator,
+                    n_epochs=curves.attrs["n_epochs"],
+                    n_tied_cells=curves.attrs["n_tied_cells"],
+                    time_s=seconds,
+                    passes_per_epoch=passes,
+                    **extra,
+                )
+                for order in orders:
+                    curve = ORDERS[order]
+                    for metric in ("probability", "accuracy"):
+                        col = f"{curve}_{metric}"
+                        key = dict(order=_ORDER_NAMES[order], metric=metric)
+                        for fi, f in enumerate(frac):
+                            rows.append(
+                                dict(
+                                    common,
+                                    **key,
+                                    statistic="curve",
+                                    fraction=float(f),
+                                    score=float(curves[col].iloc[fi]),
+                                    ci_low=_get(curves, f"{col}_ci_low", fi),
+                                    ci_high=_get(curves, f"{col}_ci_high", fi),
+                                )
+                            )
+                        area = _area(per_epoch[col], frac)
+                        low = high = np.nan
+                        if n_boot > 0 and len(area) > 1:
+                            _, low, high = bootstrap_ci(
+                                area, n_boot=n_boot, ci=ci, random_state=seed
+                            )
+                        areas[(label, ranking, operator, order, metric)] = area
+                        rows.append(
+                            dict(
+                                common,
+                                **key,
+                                statistic="area",
+                                fraction=np.nan,
+                                score=float(area.mean()),
+                                ci_low=low,
+                                ci_high=high,
+                            )
+                        )
+    scores = pd.DataFrame(rows)
+    if baseline is not None:
+        _add_paired(scores, areas, baseline, max(n_boot, 1), ci, seed)
+    first = ["method", "ranking", "operator", "order", "metric", "statistic"]
+    scores = scores[first + [c for c in scores.columns if c not in first]]
+    return scores
+
+
+def _get(curves, col, i):
+    return float(curves[col].iloc[i]) if col in curves else np.nan
+
+
+def _add_paired(scores, areas, baseline, n_boot, ci, seed):
+    """Paired bootstrap of each area minus the baseline's, on the area rows."""
+    for col in ("difference", "diff_ci_low", "diff_ci_high", "p_value"):
+        scores[col] = np.nan
+    for idx, row in scores[scores["statistic"] == "area"].iterrows():
+        key = (row["method"], row["ranking"], row["operator"])
+        order = {v: k for k, v in _ORDER_NAMES.items()}[row["order"]]
+        mine = areas[key + (order, row["metric"])]
+        ref = areas[(baseline,) + key[1:] + (order, row["metric"])]
+        if len(mine) < 2:  # one epoch: nothing to resample
+            continue
+        res = paired_comparison(mine, ref, n_boot=n_boot, ci=ci, random_state=seed)
+        scores.loc[idx, "difference"] = res["difference"]
+        scores.loc[idx, "diff_ci_low"] = res["ci_low"]
+        scores.loc[idx, "diff_ci_high"] = res["ci_high"]
+        scores.loc[idx, "p_value"] = res["p_value"]

@@ -1,0 +1,160 @@
+"""The contract between :func:`mne_freqmask.explain` and a method.
+
+A method returns a :class:`MethodResult`; it declares how many epochs it can
+take at once with :func:`chunking` (its memory per epoch, an upper bound, or
+that it reads the epochs in batches of its own), and walks over the epochs
+with :func:`iter_chunks`, the one chunk iterator of every method.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from mne.utils import ProgressBar
+
+# torch is imported where it is used, so that the registry (and the CLI's
+# argument parser) can be read without it
+
+
+@dataclass
+class MethodResult:
+    """What a method returns to :func:`mne_freqmask.explain`.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_epochs, n_picked_channels, n_bands)
+        Saliency of each channel x band cell of each epoch.
+    params : dict
+        The parameters used (JSON-like scalars, lists and strings).
+    diagnostics : dict
+        Per-epoch arrays (e.g. steps to convergence, final loss).
+    """
+
+    data: np.ndarray
+    params: dict = field(default_factory=dict)
+    diagnostics: dict = field(default_factory=dict)
+
+
+def activation_memory(inp, grid):
+    """Default bytes per epoch: a generous allowance for the model's activations.
+
+    64 float32 copies of the epoch (all channels x samples): a forward and a
+    backward pass of a small EEG network.
+    """
+    return 4 * 64 * int(np.prod(inp.x.shape[1:]))
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """How a method takes the epochs (see :func:`chunking`)."""
+
+    memory_per_epoch: object = activation_memory
+    max_size: int | None = None
+    by_epochs: bool = True
+
+
+def chunking(*, memory_per_epoch=activation_memory, max_size=None, by_epochs=True):
+    """Declare how a method function takes the epochs (a decorator).
+
+    Parameters
+    ----------
+    memory_per_epoch : callable
+        ``memory_per_epoch(inp, grid)`` -> bytes one epoch of a chunk needs on
+        the device; ``chunk_size="auto"`` fits the chunk in a quarter of the
+        free memory (at most 2 GB on the CPU). Default:
+        :func:`activation_memory`.
+    max_size : int | None
+        Largest chunk the method accepts (also caps an explicit
+        ``chunk_size``).
+    by_epochs : bool
+        False for a method that reads all epochs in batches of its own (e.g.
+        easyPEASI, which perturbs every epoch once per cell); it then gets
+        ``chunk_size=n_epochs``, which it may ignore.
+
+    Returns
+    -------
+    decorator : callable
+        Sets ``func.chunking`` and returns ``func``.
+    """
+
+    def decorator(func):
+        func.chunking = Chunking(memory_per_epoch, max_size, by_epochs)
+        return func
+
+    return decorator
+
+
+def chunk_size_for(func, chunk_size, inp, grid, device):
+    """Epochs per chunk for ``func`` (its :func:`chunking` or the default)."""
+    spec = getattr(func, "chunking", None) or Chunking()
+    if not spec.by_epochs:
+        return inp.n_epochs
+    if isinstance(chunk_size, str):
+        if chunk_size != "auto":
+            raise ValueError(
+                f'chunk_size must be an int or "auto", got {chunk_size!r}.'
+            )
+        per_epoch = max(float(spec.memory_per_epoch(inp, grid)), 1.0)
+        budget = 0.25 * _available_memory(device)
+        if device.type == "cpu":
+            budget = min(budget, 2e9)
+        size = int(np.clip(budget // per_epoch, 1, min(512, inp.n_epochs)))
+    else:
+        size = int(chunk_size)
+        if size < 1:
+            raise ValueError(f"chunk_size must be a positive int, got {chunk_size}.")
+    return size if spec.max_size is None else min(size, int(spec.max_size))
+
+
+def _available_memory(device):
+    """Bytes of memory free now on ``device`` (a safe guess if unknown)."""
+    if device.type == "cuda":
+        import torch
+
+        return float(torch.cuda.mem_get_info(device)[0])
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        return 4e9
+
+
+def chunk_slices(n_epochs, chunk_size, mesg="Chunks"):
+    """Yield the slices of consecutive chunks of epochs, with a progress bar."""
+    for start in ProgressBar(range(0, n_epochs, chunk_size), mesg=mesg):
+        yield slice(start, min(start + chunk_size, n_epochs))
+
+
+def iter_chunks(inp, chunk_size, model, device, mesg="Chunks"):
+    """Walk over the epochs of a method's input, one chunk at a time.
+
+    The one chunk iterator of the methods: a progress bar over chunks of
+    ``chunk_size`` consecutive epochs, each read (from disk for epochs not
+    preloaded) only when its turn comes.
+
+    Parameters
+    ----------
+    inp : ExplainInput
+        The method's input (``inp.x`` holds the epochs).
+    chunk_size : int
+        Epochs per chunk (the ``chunk_size`` a method receives).
+    model : torch.nn.Module
+        The model; the chunks are cast to its dtype.
+    device : torch.device
+        Where the chunks go.
+    mesg : str
+        Label of the progress bar.
+
+    Yields
+    ------
+    sl : slice
+        The epochs of the chunk (``out[sl] = ...`` stores its result).
+    x : torch.Tensor, shape (n_chunk, n_channels, n_times)
+        Their data, all channels, in the model's dtype on ``device``.
+    """
+    import torch
+
+    from mne_freqmask._torch_utils import model_dtype
+
+    dtype = model_dtype(model)
+    for sl in chunk_slices(inp.n_epochs, chunk_size, mesg):
+        yield sl, torch.as_tensor(inp.x[sl], device=device).to(dtype)

@@ -1,0 +1,186 @@
+"""The shape of the package, read from its source (no import needed).
+
+Rules checked on every module of ``mne_freqmask`` (its ``.py`` files, parsed
+with :mod:`ast`; imports inside functions count as much as those at the top):
+
+- **No import circle.** The graph has an edge ``A -> B`` for each
+  ``import B`` / ``from B import x`` in ``A`` (``from P import m`` with ``m`` a
+  submodule of ``P`` is an edge to ``P.m``); Python's implicit import of a
+  parent package is not an edge. The graph must have no cycle.
+- **No private name across modules.** ``from M import _name`` is allowed only
+  when ``M`` is itself a private module (a component of its dotted name
+  starts with ``_``, e.g. ``utils._checks``, ``evaluation._common``): private
+  modules are the package's internal shared code, each with one purpose. A
+  private name of a public module (``from mne_freqmask.evaluation import
+  _explain``) is that module's own business; move it to a private module or
+  make it public. Importing a private *module* (``from mne_freqmask.utils
+  import _docs``) is fine.
+- **No saliency internals elsewhere.** Outside ``saliency.py`` and
+  ``_saliency_utils.py`` no code reads an underscore attribute of a
+  variable holding a saliency (named ``saliency``, ``sal``, ``saliencies``
+  ...): plots and scores use its public face.
+- **Small modules.** No module has more than :data:`MAX_LINES` lines.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "mne_freqmask"
+PACKAGE = "mne_freqmask"
+MAX_LINES = 600
+
+
+def _module_name(path):
+    rel = path.relative_to(ROOT.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _modules():
+    return {_module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
+
+
+MODULES = _modules()
+
+
+def _is_package(name):
+    return MODULES[name].name == "__init__.py"
+
+
+def _resolve(module, node):
+    """Absolute name of the module an ``ImportFrom`` node imports from."""
+    if node.level == 0:
+        return node.module
+    base = module.split(".")
+    if not _is_package(module):
+        base = base[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _imports(module):
+    """``(target module, imported names or None, line)`` of each import."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == PACKAGE:
+                    out.append((alias.name, None, node.lineno))
+        elif isinstance(node, ast.ImportFrom):
+            target = _resolve(module, node)
+            if target and target.split(".")[0] == PACKAGE:
+                out.append((target, [a.name for a in node.names], node.lineno))
+    return out
+
+
+def _graph():
+    graph = {name: set() for name in MODULES}
+    for module in MODULES:
+        for target, names, _ in _imports(module):
+            subs = [f"{target}.{n}" for n in names or () if f"{target}.{n}" in MODULES]
+            others = [n for n in names or () if f"{target}.{n}" not in MODULES]
+            if names is None or others:
+                assert target in MODULES, f"{module} imports unknown {target}"
+                graph[module].add(target)
+            graph[module].update(subs)
+        graph[module].discard(module)
+    return graph
+
+
+def _find_cycle(graph):
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                return stack[stack.index(nxt) :] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def _private(name):
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _is_private_module(name):
+    return any(_private(part) for part in name.split(".")[1:])
+
+
+def test_modules_found():
+    """The walk sees the package (guards against a silent empty check)."""
+    assert f"{PACKAGE}.saliency" in MODULES
+    assert f"{PACKAGE}.evaluation.removal" in MODULES
+    assert f"{PACKAGE}.methods" in MODULES
+
+
+def test_no_import_cycle():
+    """The import graph of the package is a DAG."""
+    cycle = _find_cycle(_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_private_names_across_modules():
+    """``from <public module> import _private`` does not occur."""
+    bad = []
+    for module in MODULES:
+        for target, names, line in _imports(module):
+            for name in names or ():
+                if not _private(name) or f"{target}.{name}" in MODULES:
+                    continue  # a public name, or a private module
+                if target != module and not _is_private_module(target):
+                    bad.append(f"{module}:{line} imports {name} from {target}")
+    assert not bad, "\n".join(bad)
+
+
+_SALIENCY_HOMES = {f"{PACKAGE}.saliency", f"{PACKAGE}._saliency_utils"}
+
+
+@pytest.mark.parametrize(
+    "module", sorted(set(MODULES) - _SALIENCY_HOMES), ids=lambda m: m
+)
+def test_no_saliency_internals(module):
+    """Only saliency.py (and its helpers) read a saliency's private members."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    bad = [
+        f"line {node.lineno}: {node.value.id}.{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id.lower().startswith("sal")
+        and _private(node.attr)
+    ]
+    assert not bad, f"{module} uses private members of a saliency: {bad}"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES), ids=lambda m: m)
+def test_module_size(module):
+    """No module is longer than MAX_LINES lines."""
+    n_lines = len(MODULES[module].read_text(encoding="utf-8").splitlines())
+    assert n_lines <= MAX_LINES, f"{module} has {n_lines} lines (> {MAX_LINES})"
+
+
+def test_checks_catch_violations():
+    """The cycle finder and the private-module rule do see what they forbid."""
+    assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _find_cycle({"a": {"b"}, "b": set()}) is None
+    assert _is_private_module(f"{PACKAGE}.utils._checks")
+    assert not _is_private_module(f"{PACKAGE}.evaluation")
