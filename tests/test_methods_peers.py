@@ -204,16 +204,28 @@ def test_easypeasi_matches_loop_reference(simulated, mode, noise_parts, noise_st
     assert np.abs(inst.get_data()).max() > 1e-3  # the noise did something
 
 
+def _class_labels(epochs, idx):
+    """Class index of epochs[idx], from the event types of all the epochs.
+
+    A selection such as ``epochs[:4]`` may hold one event type only; MNE then
+    drops the other from its ``event_id``, and which model output it stands
+    for must be given (``y``).
+    """
+    codes = sorted(epochs.event_id.values())
+    return np.searchsorted(codes, epochs.events[idx, 2])
+
+
 def test_easypeasi_errors(simulated):
     epochs, _, model, _ = simulated
     sub = epochs[:4]
+    y = _class_labels(epochs, np.arange(4))
     with pytest.raises(ValueError, match="mode"):
-        mfm.explain(sub, model, method="easypeasi", mode="cells")
+        mfm.explain(sub, model, method="easypeasi", mode="cells", y=y)
     with pytest.raises(ValueError, match="no rfft bin"):
         # [12, 12.3) holds the 12 Hz bin, but no bin has 12 < f <= 12.3
-        mfm.explain(sub, model, method="easypeasi", bands={"x": (12.0, 12.3)})
+        mfm.explain(sub, model, method="easypeasi", bands={"x": (12.0, 12.3)}, y=y)
     # same seed, same result; another seed, another one
-    kw = dict(method="easypeasi", level="instance", picks=["C4"], bands=3)
+    kw = dict(method="easypeasi", level="instance", picks=["C4"], bands=3, y=y)
     a = mfm.explain(sub, model, random_state=1, **kw).get_data()
     b = mfm.explain(sub, model, random_state=1, **kw).get_data()
     c = mfm.explain(sub, model, random_state=2, **kw).get_data()
@@ -408,6 +420,7 @@ def test_model_unchanged_picks_bands(simulated, method):
         sub,
         model,
         method=method,
+        y=_class_labels(epochs, np.arange(5)),
         picks=["C3", "C4", "Pz"],
         bands=bands,
         random_state=0,
