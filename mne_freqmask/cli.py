@@ -388,20 +388,16 @@ def _format_summary(s):
 
 
 def _summary_html(s):
+    import re
     from html import escape
 
-    rows = "".join(
-        f"<tr><th>{escape(label)}</th><td>{escape(text)}</td></tr>"
-        for label, text in _summary_lines(s)
-    )
-    # the ground-truth line keeps its historical form (read by tests and users)
-    extra = (
-        f"<p>Ground truth: AUROC of the group map for the planted channel x band "
-        f"cells = <b>{s['auroc']:.3f}</b> (1 = planted cells ranked first).</p>"
-        if "auroc" in s
-        else ""
-    )
-    return f'<table class="table">{rows}</table>{extra}'
+    rows = []
+    for label, text in _summary_lines(s):
+        text = escape(text)
+        if label == "Truth":  # the score in bold (read by users and tests)
+            text = re.sub(r"= ([0-9.]+)", r"= <b>\1</b>", text, count=1)
+        rows.append(f"<tr><th>{escape(label)}</th><td>{text}</td></tr>")
+    return f'<table class="table">{"".join(rows)}</table>'
 
 
 def run_explain(

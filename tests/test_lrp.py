@@ -101,7 +101,10 @@ def sim():
         num_layers=1,
         num_heads=4,
     )
-    labram, hist_l = fit(epochs, labram, max_epochs=15, lr=3e-3, verbose=False)
+    # lr 3e-4 for 30 passes: at 3e-3 this tiny Labram's held-out accuracy swings
+    # between 0.5 and 0.97 from pass to pass (it ended at 0.5 with torch 2.14 and
+    # 2.15, above 0.85 with 2.11); at 3e-4 it is 1.0 from pass 16 on
+    labram, hist_l = fit(epochs, labram, max_epochs=30, lr=3e-4, verbose=False)
     assert hist["val_accuracy"][-1] > 0.85
     assert hist_l["val_accuracy"][-1] > 0.85
     held = hist["val_idx"]

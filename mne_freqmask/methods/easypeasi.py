@@ -74,7 +74,7 @@ from mne.utils import ProgressBar, _check_option, deprecated, logger
 from mne_freqmask._torch_utils import model_dtype
 from mne_freqmask.methods._base import MethodResult, chunking
 from mne_freqmask.methods._spectral_attr import check_batch_size
-from mne_freqmask.utils._checks import _check_positive
+from mne_freqmask.utils._checks import _check_positive, _make_rng
 from mne_freqmask.utils._metrics import balanced_accuracy, softmax
 from mne_freqmask.utils._moments import RunningMoments
 
@@ -214,17 +214,6 @@ def easypeasi(
         balanced_accuracy=np.full(n_epochs, bacc_orig, np.float32),
     )
     return MethodResult(out, params, diagnostics)
-
-
-def _make_rng(random_state):
-    """A :class:`numpy.random.Generator` from None, an int or a generator.
-
-    A legacy :class:`numpy.random.RandomState` (MNE's convention) seeds a new
-    Generator with one draw from it.
-    """
-    if isinstance(random_state, np.random.RandomState):
-        random_state = int(random_state.randint(0, 2**31 - 1))
-    return np.random.default_rng(random_state)
 
 
 def _packed_index(freqs, lo, hi, n_times):

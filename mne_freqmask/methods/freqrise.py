@@ -65,8 +65,7 @@ from mne.utils import _validate_type, logger
 from mne_freqmask._torch_utils import inverse_spectrum, model_dtype, spectrum
 from mne_freqmask.methods._base import MethodResult, chunk_slices
 from mne_freqmask.methods._spectral_attr import check_batch_size
-from mne_freqmask.methods.easypeasi import _make_rng
-from mne_freqmask.utils._checks import _check_positive
+from mne_freqmask.utils._checks import _check_positive, _make_rng
 
 
 def freqrise(

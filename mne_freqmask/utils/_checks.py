@@ -121,3 +121,14 @@ def _standard_montage():
         "colin27_1005" if "colin27_1005" in get_builtin_montages() else "standard_1005"
     )
     return make_standard_montage(name)
+
+
+def _make_rng(random_state):
+    """A :class:`numpy.random.Generator` from None, an int or a generator.
+
+    A legacy :class:`numpy.random.RandomState` (MNE's convention) seeds a new
+    Generator with one draw from it.
+    """
+    if isinstance(random_state, np.random.RandomState):
+        random_state = int(random_state.randint(0, 2**31 - 1))
+    return np.random.default_rng(random_state)
