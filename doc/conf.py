@@ -148,6 +148,12 @@ numpydoc_xref_ignore = {
     "n",
     "n_ref",
     "matrix",
+    "n_points",
+    "n_filters",
+    "numtaps",
+    "n_chunk",
+    "ExplainInput",
+    "EpochsSource",
 }
 
 # Validation: every docstring of mne_freqmask must pass all of numpydoc's

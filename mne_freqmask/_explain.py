@@ -69,11 +69,11 @@ def explain(
         - ``"flextime"``: FLEXtime (Brüsch et al., 2024), a mask over the
           channels x the filters of an FIR filterbank learned by SGD against a
           keep-ratio penalty; the filterbank's response is averaged over each
-          band (:mod:`mne_freqmask.methods.flextime`).
+          band (``mne_freqmask.methods.flextime``).
         - ``"freqrise"``: FreqRISE (Brüsch et al., 2025), the saliency-weighted
           average of random 0/1 masks of the spectrum (RISE), drawn on the
           channel x band cells; min-max normalised per epoch
-          (:mod:`mne_freqmask.methods.freqrise`).
+          (``mne_freqmask.methods.freqrise``).
     %(bands)s
     %(picks_explain)s
     %(target)s

@@ -492,7 +492,7 @@ def make_labram(ch_names, n_outputs, n_times, sfreq, *, input_scale=1e6, **kwarg
 
 
 def parameter_layers(model):
-    """Modules holding parameters of their own, in registration order.
+    """Return the modules holding parameters of their own, in registration order.
 
     Parameters
     ----------

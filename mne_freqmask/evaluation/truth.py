@@ -332,7 +332,7 @@ def clever_hans_report(
     artifact_channels : list of str
         Artefact-prone channels; those absent from the data are ignored
         (case-insensitive). Default:
-        :data:`~mne_freqmask.evaluation.truth.ARTIFACT_CHANNELS`.
+        ``ARTIFACT_CHANNELS``.
     fmax : float
         Upper edge of the "low frequencies" in Hz: a band counts as low when at
         least half of it lies below ``fmax``.

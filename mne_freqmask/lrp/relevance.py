@@ -55,7 +55,7 @@ def lrp_batch(model, x, target, cfg, *, track_constants=False):
     target : torch.Tensor of int | None
         Class to explain per epoch; ``None`` explains the predicted class.
     cfg : RuleConfig
-        The rules (:func:`mne_freqmask.lrp.make_config`).
+        The rules (``mne_freqmask.lrp.make_config``).
     track_constants : bool
         Also measure the relevance absorbed by additive constants.
 
@@ -215,21 +215,21 @@ def iter_relevance(model, x, target, cfg, batch_size, device, plain_ops=None):
     Parameters
     ----------
     model : torch.nn.Module
-        The model, already in :func:`~mne_freqmask._torch_utils.model_context`
+        The model, already in ``model_context``
         (eval mode, frozen, on ``device``).
     x : ndarray | EpochsSource, shape (n_epochs, n_channels, n_times)
         The epochs; ``x[sl]`` is read one batch at a time.
     target : ndarray of int | None
         The class to explain per epoch; None: the predicted class.
     cfg : RuleConfig
-        The rules (:func:`~mne_freqmask.lrp.make_config`).
+        The rules (``make_config``).
     batch_size : int
         Epochs per forward / backward pass.
     device : torch.device
         Where to compute.
     plain_ops : dict | None
         If a dict, the counts of operations without a rule are added to it
-        (see :func:`log_plain_ops`).
+        (see ``log_plain_ops``).
 
     Yields
     ------

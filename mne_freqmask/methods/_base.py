@@ -62,7 +62,7 @@ def chunking(*, memory_per_epoch=activation_memory, max_size=None, by_epochs=Tru
         ``memory_per_epoch(inp, grid)`` -> bytes one epoch of a chunk needs on
         the device; ``chunk_size="auto"`` fits the chunk in a quarter of the
         free memory (at most 2 GB on the CPU). Default:
-        :func:`activation_memory`.
+        ``activation_memory``.
     max_size : int | None
         Largest chunk the method accepts (also caps an explicit
         ``chunk_size``).

@@ -68,7 +68,7 @@ def register_method(name, func, *, overwrite=False):
         The method, or ``"module:function"`` to import it on first use. It is
         called as ``func(inp, grid, model, *, device, chunk_size,
         random_state, **method_kw)`` and returns a :class:`MethodResult`
-        (see :mod:`mne_freqmask.methods`); decorate it with
+        (see ``mne_freqmask.methods``); decorate it with
         :func:`~mne_freqmask.methods.chunking` to declare its memory per
         epoch.
     overwrite : bool
