@@ -32,17 +32,19 @@ _BRAINDECODE_IMPORT_WARNINGS = (
 
 
 def _pins(dists):
-    """The requirement strings of our extras that name ``dists``."""
+    """The exact pins of our extras that name ``dists`` (from the metadata)."""
+    from packaging.requirements import Requirement  # a dependency of MNE
+
     try:
         reqs = metadata.requires("mne-freqmask") or []
     except metadata.PackageNotFoundError:  # running from a source tree
         reqs = []
     found = {}
-    for req in reqs:
-        spec = req.split(";")[0].strip()
-        name = spec.split("=")[0].split("<")[0].split(">")[0].split("[")[0].strip()
-        if name.lower() in dists and "==" in spec:
-            found.setdefault(name.lower(), spec.replace(" ", ""))
+    for text in reqs:
+        req = Requirement(text)
+        name = req.name.lower()
+        if name in dists and any(spec.operator == "==" for spec in req.specifier):
+            found.setdefault(name, f"{req.name}{req.specifier}")
     return [found.get(d, d) for d in dists]
 
 
