@@ -69,6 +69,7 @@ MODEL_LABELS = dict(
     deep4net="Deep4Net",
     tsception="TSception",
     eegconformer="EEGConformer",
+    shallowfbcspnet="ShallowFBCSPNet",
 )
 #: Training passes and learning rate per model (Adam, batches of 32).
 TRAIN = dict(
@@ -78,6 +79,7 @@ TRAIN = dict(
     deep4net=dict(max_epochs=20, lr=1e-3, drop_prob=0.1),
     tsception=dict(max_epochs=30, lr=1e-3),
     eegconformer=dict(max_epochs=30, lr=5e-4),
+    shallowfbcspnet=dict(max_epochs=40, lr=1e-3),
 )
 BANDS = 10
 LAMBDAS = (0.0, 0.0005, 0.005, 0.05, 0.5)

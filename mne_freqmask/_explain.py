@@ -111,8 +111,17 @@ def explain(
         steps without a relative loss improvement of ``tol``; the warm-up keeps
         models whose loss stalls at first, such as Deep4Net or EEGConformer,
         from stopping after ~11 steps with masks still near 0.5).
+        ``cell_score="mask"`` (the final mask) or ``"path"`` (the mask's mean
+        over the optimisation: ranks the cells that the final mask ties at
+        0), ``perturbation="generator"`` (the paper's learned perturbation,
+        about zero power in the removed part) or ``"reference"`` (the removed
+        part filled from a random reference epoch at each step, so that
+        evidence that is an absence of power counts; ``n_donors=256``
+        reference epochs kept for it), ``preset="paper"`` (Wang et al.'s
+        exact configuration, without the warm-up: ``min_steps=1``).
         FreqMask starts every mask at 0.5 and every generator at zero, so it is
-        deterministic and ignores ``random_state``.
+        deterministic and ignores ``random_state``, except with
+        ``perturbation="reference"`` (the donors are drawn with it).
 
         ``"easypeasi"``: ``level="group"|"instance"``,
         ``mode="band_channel"|"band"|"channel"``,

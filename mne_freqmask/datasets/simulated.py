@@ -101,6 +101,7 @@ def make_epochs(
     noise=10e-6,
     subject_variability=0.3,
     artifact=None,
+    distractor=None,
     random_state=0,
     verbose=None,
 ):
@@ -141,6 +142,13 @@ def make_epochs(
         background) and ``probability`` (default ``0.9``: the fraction of
         class-``"high"`` epochs that carry it; class ``"low"`` epochs get it with
         probability ``1 - probability``).
+    distractor : None | dict
+        If a dict, a class-independent rhythm stronger than the planted one is
+        added, so that band power alone points to the wrong cells: keys
+        ``channels`` (default ``("O1", "O2", "P3", "Pz", "P4")``), ``band``
+        (default ``(8.0, 12.0)`` Hz) and ``amplitude`` (default ``3.0``,
+        relative to the background). Each epoch draws its own amplitude,
+        uniform between 0.5 and 1.5 times ``amplitude``, whatever its class.
     %(random_state)s
     %(verbose)s
 
@@ -154,6 +162,7 @@ def make_epochs(
         gives the boolean channel x band mask.
     """
     _validate_type(artifact, (None, dict), "artifact")
+    _validate_type(distractor, (None, dict), "distractor")
     ch_names = list(ch_names)
     missing = sorted(set(channels) - set(ch_names))
     if missing:
@@ -176,6 +185,20 @@ def make_epochs(
             )
         art.update(artifact)
         art_idx = [ch_names.index(ch) for ch in art["channels"]]
+    dis = None
+    if distractor is not None:
+        dis = dict(channels=("O1", "O2", "P3", "Pz", "P4"), band=(8.0, 12.0))
+        dis["amplitude"] = 3.0
+        unknown = set(distractor) - set(dis)
+        if unknown:
+            raise ValueError(
+                f"Unknown distractor keys {sorted(unknown)}; use {sorted(dis)}."
+            )
+        dis.update(distractor)
+        missing = sorted(set(dis["channels"]) - set(ch_names))
+        if missing:
+            raise ValueError(f"Distractor channels {missing} are not in ch_names.")
+        dis_idx = [ch_names.index(ch) for ch in dis["channels"]]
     data, labels, subjects, has_art = [], [], [], []
     width = band[1] - band[0]
     for subject in range(n_subjects):
@@ -195,6 +218,10 @@ def make_epochs(
             flag = rng.uniform(size=n) < p
             blink = _band_noise(rng, (n, 1, n_times), sfreq, *art["band"])
             x[np.ix_(flag, art_idx)] += art["amplitude"] * blink[flag]
+        if dis is not None:
+            d_amp = dis["amplitude"] * rng.uniform(0.5, 1.5, n)
+            d_rhythm = _band_noise(rng, (n, len(dis_idx), n_times), sfreq, *dis["band"])
+            x[:, dis_idx] += d_amp[:, None, None] * d_rhythm
         x *= gains[None, :, None] * noise
         data.append(x)
         labels.append(y)

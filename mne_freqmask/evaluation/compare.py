@@ -148,10 +148,12 @@ def compare_methods(
     reference=None,
     truth=None,
     baseline="random",
+    groups=None,
     explain_kw=None,
     quantus=False,
     n_boot=1000,
     ci=0.95,
+    return_epoch_scores=False,
     random_state=0,
     device="auto",
     verbose=None,
@@ -198,12 +200,22 @@ def compare_methods(
         Label of the method every other is compared with, on the areas
         (default ``"random"``; None: no comparison, or when it is not among
         ``methods``).
+    groups : None | str | array-like, shape (n_epochs,)
+        Epochs that are not independent share a group (overlapping crops of
+        one trial, epochs of one recording): the intervals and the paired
+        comparisons then resample whole groups (a cluster bootstrap), and
+        every score is the mean of the group means. A str names a metadata
+        column. None (default): each epoch is its own group.
     %(explain_kw)s
     quantus : bool
         Add Quantus' ``complexity`` and ``sparseness`` of each method's maps
         (:func:`~mne_freqmask.evaluation.quantus_scores`; needs the
         ``evaluation`` extra).
     %(eval_boot)s
+    return_epoch_scores : bool
+        Also return the area of every epoch (of every group with ``groups``),
+        e.g. for :func:`~mne_freqmask.evaluation.paired_comparison` of two
+        methods other than the baseline.
     random_state : None | int
         Seed of the random map, the tie-breaking, the reference draws and
         the bootstrap (one seed for all methods, so that they are paired).
@@ -219,6 +231,7 @@ def compare_methods(
         ``"curve"`` (one row per ``fraction``) or ``"area"`` (``fraction``
         NaN; the mean height of the curve over the fractions, trapezoid
         rule). Columns ``score``, ``ci_low``, ``ci_high``, ``n_epochs``,
+        ``n_groups`` (the units resampled),
         ``n_tied_cells`` (see :func:`deletion_curves`), ``time_s`` (seconds to
         explain all epochs), ``passes_per_epoch`` (epochs fed to the model's
         forward, over the number of epochs, including the two-epoch model
@@ -227,6 +240,10 @@ def compare_methods(
         also ``complexity`` and ``sparseness``, and with a ``baseline`` on
         the area rows ``difference`` (score minus the baseline's),
         ``diff_ci_low``, ``diff_ci_high`` and ``p_value`` (paired bootstrap).
+    epoch_scores : pandas.DataFrame
+        Only with ``return_epoch_scores=True``: one row per method, ranking,
+        operator, order, metric and epoch (``unit``: the epoch's index, or
+        the group's with ``groups``), column ``area``.
 
     See Also
     --------
@@ -261,6 +278,7 @@ def compare_methods(
         seed = int(check_random_state(seed).randint(0, 2**31 - 1))
     epochs = _ready_epochs(epochs)  # bad epochs dropped once, for every method
     _source(epochs)  # a clear error for empty epochs before any explanation
+    codes = _group_codes(epochs, groups)
     rows, areas = [], {}
     for label, entry in entries.items():
         sal, seconds, passes = _saliency(
@@ -285,8 +303,7 @@ def compare_methods(
                     curves=tuple(ORDERS[o] for o in orders),
                     operator=operator,
                     reference=reference,
-                    n_boot=n_boot,
-                    ci=ci,
+                    n_boot=0,  # intervals below, over groups
                     return_epoch_scores=True,
                     random_state=seed,
                     device=device,
@@ -298,6 +315,7 @@ def compare_methods(
                     ranking=ranking,
                     operator=operator,
                     n_epochs=curves.attrs["n_epochs"],
+                    n_groups=len(epochs) if codes is None else int(codes.max() + 1),
                     n_tied_cells=curves.attrs["n_tied_cells"],
                     time_s=seconds,
                     passes_per_epoch=passes,
@@ -308,6 +326,12 @@ def compare_methods(
                     for metric in ("probability", "accuracy"):
                         col = f"{curve}_{metric}"
                         key = dict(order=_ORDER_NAMES[order], metric=metric)
+                        unit = _group_means(per_epoch[col], codes)
+                        c_mean, c_low, c_high = unit.mean(0), *_nan2(frac)
+                        if n_boot > 0 and len(unit) > 1:
+                            c_mean, c_low, c_high = bootstrap_ci(
+                                unit, n_boot=n_boot, ci=ci, random_state=seed
+                            )
                         for fi, f in enumerate(frac):
                             rows.append(
                                 dict(
@@ -315,12 +339,12 @@ def compare_methods(
                                     **key,
                                     statistic="curve",
                                     fraction=float(f),
-                                    score=float(curves[col].iloc[fi]),
-                                    ci_low=_get(curves, f"{col}_ci_low", fi),
-                                    ci_high=_get(curves, f"{col}_ci_high", fi),
+                                    score=float(c_mean[fi]),
+                                    ci_low=float(c_low[fi]),
+                                    ci_high=float(c_high[fi]),
                                 )
                             )
-                        area = _area(per_epoch[col], frac)
+                        area = _group_means(_area(per_epoch[col], frac), codes)
                         low = high = np.nan
                         if n_boot > 0 and len(area) > 1:
                             _, low, high = bootstrap_ci(
@@ -343,11 +367,55 @@ def compare_methods(
         _add_paired(scores, areas, baseline, max(n_boot, 1), ci, seed)
     first = ["method", "ranking", "operator", "order", "metric", "statistic"]
     scores = scores[first + [c for c in scores.columns if c not in first]]
-    return scores
+    if not return_epoch_scores:
+        return scores
+    names = ["method", "ranking", "operator", "order", "metric"]
+    per_unit = pd.concat(
+        [
+            pd.DataFrame(
+                dict(zip(names, key[:3] + (_ORDER_NAMES[key[3]], key[4]), strict=True)),
+                index=np.arange(len(area)),
+            ).assign(unit=np.arange(len(area)), area=area)
+            for key, area in areas.items()
+        ],
+        ignore_index=True,
+    )
+    return scores, per_unit
 
 
-def _get(curves, col, i):
-    return float(curves[col].iloc[i]) if col in curves else np.nan
+def _nan2(frac):
+    return np.full(len(frac), np.nan), np.full(len(frac), np.nan)
+
+
+def _group_codes(epochs, groups):
+    """Integer group of each epoch (None: one group per epoch)."""
+    if groups is None:
+        return None
+    if isinstance(groups, str):
+        md = epochs.metadata
+        if md is None or groups not in md.columns:
+            raise ValueError(
+                f"groups={groups!r} is not a metadata column of the epochs; pass "
+                "one group label per epoch instead."
+            )
+        groups = md[groups].to_numpy()
+    groups = np.asarray(groups)
+    if groups.shape != (len(epochs),):
+        raise ValueError(
+            f"groups must have one label per epoch ({len(epochs)}), got shape "
+            f"{groups.shape}."
+        )
+    return np.unique(groups, return_inverse=True)[1]
+
+
+def _group_means(values, codes):
+    """Per-group means of per-epoch ``values`` (first axis), groups in order."""
+    if codes is None:
+        return values
+    counts = np.bincount(codes)
+    sums = np.zeros((len(counts),) + values.shape[1:])
+    np.add.at(sums, codes, values)
+    return sums / counts.reshape((-1,) + (1,) * (values.ndim - 1))
 
 
 def _add_paired(scores, areas, baseline, n_boot, ci, seed):

@@ -20,7 +20,36 @@ element-wise, so the result equals fitting the epochs one at a time. Early
 stopping is per epoch: after ``min_steps`` steps, an epoch whose loss has not
 improved by ``tol`` (relative) for ``patience`` steps is frozen and removed
 from the active batch, so later steps only pay for the epochs still moving.
+
+Two options beyond the paper (``preset="paper"`` turns both off):
+
+- ``cell_score="path"``: the score of a cell is the mean of its mask value
+  over the optimisation path, not its final value. Why: the L1 term's
+  gradient is the same constant for every cell, and Adam divides each
+  gradient by its own running magnitude, so every cell whose cross-entropy
+  gradient is weaker than the L1 term moves down at about ``lr`` per step and
+  reaches the clamp at 0 after about ``0.5 / lr`` steps (50 at the paper's
+  settings). Those cells then tie at exactly 0 (mean mask 0.00-0.03 in the
+  harness), so the final mask ranks only the few cells it keeps. Along the
+  path they are still apart: a cell the model needs resists the L1 pull and
+  leaves later, so the path mean ranks every cell, and it equals the final
+  mask's order where the final mask is not tied.
+- ``perturbation="reference"``: the removed part ``(1 - M)`` of a cell is
+  filled with the same channel's coefficients of a reference epoch drawn at
+  random at each step (from a pool of at most ``n_donors`` reference
+  epochs), instead of the generator's output. Why: the generator is pulled
+  towards zero by its L1 term and towards the mean complex spectrum, which is
+  about zero for rhythms that are not phase-locked, so removal means "no
+  power". A class whose evidence is an *absence* of power (event-related
+  desynchronisation) keeps its prediction when its band is zeroed, so the
+  preservation game never needs to keep that band; filled with another
+  epoch's power it must. No generator is fitted then (nor its L1 and
+  alignment terms), and each step draws new donors, so the loss is stochastic
+  and the result depends on ``random_state`` and on the chunks (fixed by
+  ``chunk_size``).
 """
+
+import inspect
 
 import numpy as np
 import torch
@@ -35,7 +64,26 @@ from mne_freqmask._torch_utils import (
     spectrum,
 )
 from mne_freqmask.methods._base import MethodResult, chunk_slices, chunking
-from mne_freqmask.utils._checks import _check_positive
+from mne_freqmask.utils._checks import _check_positive, _make_rng
+
+#: Wang et al.'s configuration (``preset="paper"``): up to 300 Adam steps at
+#: lr 0.01, lambda 0.05, early stopping after 10 steps without improvement
+#: from the first step on, the final mask as the score, the generator's
+#: perturbation.
+PAPER = dict(
+    n_steps=300,
+    lr=0.01,
+    lambda_align=0.05,
+    l1_mask=1.0,
+    l1_perturbation=1.0,
+    alignment="complex",
+    generator="two_branch",
+    patience=10,
+    tol=1e-3,
+    min_steps=1,
+    cell_score="mask",
+    perturbation="generator",
+)
 
 
 def _memory_per_epoch(inp, grid):
@@ -64,6 +112,10 @@ def freqmask(
     patience=10,
     tol=1e-3,
     min_steps=50,
+    cell_score="mask",
+    perturbation="generator",
+    n_donors=256,
+    preset=None,
     return_perturbed=False,
 ):
     """Fit FreqMask masks for every epoch of ``inp`` (see module docstring).
@@ -71,8 +123,49 @@ def freqmask(
     With ``return_perturbed=True``, ``diagnostics["perturbed"]`` holds the
     final perturbed epochs ``irfft(X * M + (1 - M) * Xr)`` (all channels, the
     units of the epochs, float32), e.g. for the OOD score of
-    :func:`mne_freqmask.evaluation.ood_score`.
+    :func:`mne_freqmask.evaluation.ood_score`. ``preset="paper"`` sets every
+    parameter to :data:`PAPER` (Wang et al.'s configuration) and refuses a
+    parameter that contradicts it.
     """
+    if preset is not None:
+        _check_option("preset", preset, ("paper",))
+        given = dict(
+            n_steps=n_steps,
+            lr=lr,
+            lambda_align=lambda_align,
+            l1_mask=l1_mask,
+            l1_perturbation=l1_perturbation,
+            alignment=alignment,
+            generator=generator,
+            patience=patience,
+            tol=tol,
+            min_steps=min_steps,
+            cell_score=cell_score,
+            perturbation=perturbation,
+        )
+        defaults = {
+            k: v.default for k, v in inspect.signature(freqmask).parameters.items()
+        }
+        clash = sorted(
+            k for k, v in given.items() if v != defaults[k] and v != PAPER[k]
+        )
+        if clash:
+            raise ValueError(
+                f'preset="paper" fixes {", ".join(clash)} to the paper\'s values '
+                f"({', '.join(f'{k}={PAPER[k]!r}' for k in clash)}); drop "
+                'preset="paper" to change them.'
+            )
+        return freqmask(
+            inp,
+            grid,
+            model,
+            device=device,
+            chunk_size=chunk_size,
+            random_state=random_state,
+            n_donors=n_donors,
+            return_perturbed=return_perturbed,
+            **PAPER,
+        )
     n_steps = _check_positive(n_steps, "n_steps", integer=True)
     lr = _check_positive(lr, "lr")
     lambda_align = _check_positive(lambda_align, "lambda_align", strict=False)
@@ -83,6 +176,9 @@ def freqmask(
     min_steps = _check_positive(min_steps, "min_steps", integer=True, strict=False)
     _check_option("alignment", alignment, ("complex", "magnitude"))
     _check_option("generator", generator, ("two_branch", "one_branch"))
+    _check_option("cell_score", cell_score, ("mask", "path"))
+    _check_option("perturbation", perturbation, ("generator", "reference"))
+    n_donors = _check_positive(n_donors, "n_donors", integer=True)
     params = dict(
         n_steps=n_steps,
         lr=lr,
@@ -94,7 +190,11 @@ def freqmask(
         patience=patience,
         tol=tol,
         min_steps=min_steps,
+        cell_score=cell_score,
+        perturbation=perturbation,
     )
+    if perturbation == "reference":
+        params["n_donors"] = n_donors
     # masks, generators and spectra in float32 at least; the model gets its
     # own dtype (half-precision models: rfft has no float16 kernel on CPU)
     net_dtype = model_dtype(model)
@@ -107,9 +207,16 @@ def freqmask(
     ce_out = np.empty(n_epochs, np.float32)
     perturbed = np.empty(inp.x.shape, np.float32) if return_perturbed else None
     fitter = _ChunkFitter(inp, grid, model, params, device, dtype, net_dtype)
+    seeds = None
+    if perturbation == "reference":
+        fitter.donor_pool(n_donors, _make_rng(random_state))
+        # one seed per epoch, the chunk's draws seeded by its first epoch's:
+        # the same epochs in the same chunks get the same donors
+        seeds = _make_rng(random_state).integers(0, 2**63, n_epochs)
     for sl in chunk_slices(n_epochs, chunk_size, "FreqMask chunks"):
         out_x = None if perturbed is None else perturbed[sl]
-        mask, n_done, loss, ce = fitter.fit(sl, centres[cluster[sl]], out_x)
+        rng = None if seeds is None else np.random.default_rng(seeds[sl.start])
+        mask, n_done, loss, ce = fitter.fit(sl, centres[cluster[sl]], out_x, rng)
         out[sl], steps[sl], loss_out[sl], ce_out[sl] = mask, n_done, loss, ce
     logger.info(
         f"FreqMask: median {np.median(steps):.0f} steps to convergence "
@@ -224,6 +331,34 @@ class _ChunkFitter:
             np.where(grid.bin_band < 0, grid.n_bands, grid.bin_band), device=device
         )
         self.fused = _fused_adam_ok(device, dtype)
+        self.reference = params["perturbation"] == "reference"
+        self.pool = self.pool_idx = None
+
+    def donor_pool(self, n_donors, rng):
+        """Spectra ``(K, 2, n_picks, n_freqs)`` of K random reference epochs.
+
+        The pool stays on the device for the whole run (K = ``n_donors`` at
+        most: 25 MB at SEED shape for 256), so memory does not grow with the
+        reference.
+        """
+        inp = self.inp
+        n_ref = len(inp.ref_x)
+        idx = np.sort(rng.choice(n_ref, min(n_donors, n_ref), replace=False))
+        xb = torch.as_tensor(inp.ref_x[idx][:, inp.picks], device=self.device)
+        xf = spectrum(xb.to(self.dtype), inp.scale)
+        self.pool = torch.stack([xf.real, xf.imag], 1)
+        self.pool_idx = idx
+        # the reference is the explained epochs: never an epoch's own donor
+        self.same = inp.ref_x is inp.x
+
+    def _donors(self, state):
+        """The fill of the removed part: one random pool epoch per epoch."""
+        k = len(self.pool_idx)
+        d = state["rng"].integers(0, k, len(state["epoch"]))
+        if self.same and k > 1:
+            own = self.pool_idx[d] == state["epoch"]
+            d[own] = (d[own] + 1) % k
+        return self.pool[torch.as_tensor(d, device=self.device)]
 
     def _expand(self, mask):
         ones = mask.new_ones(mask.shape[:-1] + (1,))
@@ -261,7 +396,9 @@ class _ChunkFitter:
         n_f = self.grid.n_freqs
         n_p = len(inp.picks)
         mask = torch.full((n_b, n_p, self.grid.n_bands), 0.5, device=dev, dtype=dtype)
-        if p["generator"] == "two_branch":
+        if self.reference:  # no generator: the fill comes from the donors
+            w = b = None
+        elif p["generator"] == "two_branch":
             w = torch.zeros((n_b, 2, n_f, n_f), device=dev, dtype=dtype)
             b = torch.zeros((n_b, 2, n_f), device=dev, dtype=dtype)
         else:
@@ -271,30 +408,35 @@ class _ChunkFitter:
             centres = centres.to(dtype).permute(0, 3, 1, 2)
         else:
             centres = centres.to(dtype)
+        params = [mask] if w is None else [mask, w, b]
         return dict(
             x=x,
             x2=x2,
             target=target,
             centres=centres,
-            params=[mask, w, b],
-            exp_avg=[torch.zeros_like(t) for t in (mask, w, b)],
-            exp_avg_sq=[torch.zeros_like(t) for t in (mask, w, b)],
+            params=params,
+            exp_avg=[torch.zeros_like(t) for t in params],
+            exp_avg_sq=[torch.zeros_like(t) for t in params],
             # one Adam step counter per parameter tensor: every active epoch
             # has taken the same number of steps, so the batch shares it
             adam_steps=[
-                torch.zeros((), dtype=torch.float32, device=dev) for _ in range(3)
+                torch.zeros((), dtype=torch.float32, device=dev) for _ in params
             ],
             best=torch.full((n_b,), np.inf, device=dev),
             wait=torch.zeros(n_b, dtype=torch.long, device=dev),
+            # sum of the mask over the steps taken (cell_score="path")
+            path=torch.zeros_like(mask),
+            # global index of each epoch (a donor is never the epoch itself)
+            epoch=np.arange(sl.start, sl.start + n_b),
         )
 
     def _step(self, state):
         """One projected Adam step of every active epoch; returns losses."""
-        mask, w, b = (t.requires_grad_(True) for t in state["params"])
-        loss, ce = self._loss(state, mask, w, b)
-        grads = torch.autograd.grad(loss.sum(), [mask, w, b])
+        leaves = [t.requires_grad_(True) for t in state["params"]]
+        loss, ce = self._loss(state, *leaves)
+        grads = torch.autograd.grad(loss.sum(), leaves)
         with torch.no_grad():
-            params = [t.detach() for t in (mask, w, b)]
+            params = [t.detach() for t in leaves]
             adam_update(
                 params,
                 list(grads),
@@ -305,12 +447,14 @@ class _ChunkFitter:
                 fused=self.fused,
             )
             params[0].clamp_(0.0, 1.0)
+            state["path"] += params[0]
             state["params"] = params
         return loss.detach(), ce.detach()
 
-    def fit(self, sl, centres, out_perturbed=None):
+    def fit(self, sl, centres, out_perturbed=None, rng=None):
         p, dev = self.p, self.device
         state = self._init_state(sl, centres)
+        state["rng"] = rng
         n_b = len(state["x"])
         active = np.arange(n_b)  # positions (in the chunk) still optimised
         mask_out = np.empty((n_b, len(self.inp.picks), self.grid.n_bands), np.float32)
@@ -334,15 +478,23 @@ class _ChunkFitter:
             fin = np.ones_like(done) if last else done
             pos = active[fin]
             sel = torch.as_tensor(fin, device=dev)
-            mask_out[pos] = params[0][sel].float().cpu().numpy()
+            if p["cell_score"] == "path":  # mean mask over the steps taken
+                score = state["path"][sel] / (step + 1)
+            else:
+                score = params[0][sel]
+            mask_out[pos] = score.float().cpu().numpy()
             if not last:
                 steps_out[pos] = step + 1
             loss_out[pos] = ld[sel].float().cpu().numpy()
             ce_out[pos] = ce[sel].float().cpu().numpy()
             if out_perturbed is not None:
                 with torch.no_grad():
+                    fill = self._donors(state)[sel] if self.reference else None
                     xhat = self._xhat(
-                        state["x"][sel], state["x2"][sel], *(t[sel] for t in params)
+                        state["x"][sel],
+                        state["x2"][sel],
+                        *(t[sel] for t in params),
+                        fill=fill,
                     )[0]
                 out_perturbed[pos] = xhat.float().cpu().numpy()
             keep = ~fin
@@ -354,14 +506,19 @@ class _ChunkFitter:
 
     @staticmethod
     def _shrink(state, keep):
-        for key in ("x", "x2", "target", "centres", "best", "wait"):
+        for key in ("x", "x2", "target", "centres", "best", "wait", "path"):
             state[key] = state[key][keep]
+        state["epoch"] = state["epoch"][keep.cpu().numpy()]
         for key in ("params", "exp_avg", "exp_avg_sq"):
             state[key] = [t[keep] for t in state[key]]
 
-    def _xhat(self, x, x2, mask, w, b):
-        """The perturbed epochs (all channels) and the generator's output."""
-        r = self._generate(w, b, x2)
+    def _xhat(self, x, x2, mask, w=None, b=None, *, fill=None):
+        """The perturbed epochs (all channels) and the fill of the removed part.
+
+        The fill is the generator's output, or ``fill`` (the donors' spectra,
+        ``perturbation="reference"``).
+        """
+        r = self._generate(w, b, x2) if fill is None else fill
         m = self._expand(mask)[:, None]  # (B, 1, n_picks, n_freqs)
         h = x2 * m + (1 - m) * r
         xhat = inverse_spectrum(
@@ -371,9 +528,10 @@ class _ChunkFitter:
             xhat = x.index_copy(1, self.picks, xhat)
         return xhat, r
 
-    def _loss(self, state, mask, w, b):
+    def _loss(self, state, mask, w=None, b=None):
         p = self.p
-        xhat, r = self._xhat(state["x"], state["x2"], mask, w, b)
+        fill = self._donors(state) if self.reference else None
+        xhat, r = self._xhat(state["x"], state["x2"], mask, w, b, fill=fill)
         logits = _at_least_float32(self.model(xhat.to(self.net_dtype)))
         if state["target"].ndim == 2:
             ce = -(state["target"] * log_softmax(logits, -1)).sum(-1)
@@ -382,6 +540,8 @@ class _ChunkFitter:
         loss = ce
         if p["l1_mask"]:
             loss = loss + p["l1_mask"] * mask.mean((1, 2))
+        if self.reference:  # the generator's terms regularise the generator
+            return loss, ce
         if p["l1_perturbation"]:
             # mean over picks and bins of |Re| + |Im|, halved (as before)
             loss = loss + p["l1_perturbation"] * r.abs().mean((1, 2, 3))
