@@ -379,6 +379,40 @@ def test_labels_out_of_range(model, bad, method):
     _assert_unchanged(model, snap)
 
 
+def test_evaluation_checks_labels_and_maps(model):
+    """The evaluation maps event codes as explain does and refuses what it
+    cannot score: labels outside the model's outputs, a map with NaN."""
+    from mne_freqmask import evaluation as ev
+
+    epochs = _epochs()
+    sal = mfm.explain(epochs, model, method="amplitude_gradients")
+    snap = _snapshot(model)
+    y = np.resize([0, 1], N_EPOCHS)
+    for bad in (-1, 2):
+        yb = y.copy()
+        yb[1] = bad
+        for func in (ev.evaluate_removal, ev.deletion_curves):
+            with pytest.raises(ValueError, match=rf"y holds class indices \[{bad}\]"):
+                func(epochs, model, sal, y=yb)
+    three = _epochs(event_codes=(1, 2, 3))
+    for func in (ev.evaluate_removal, ev.deletion_curves):
+        with pytest.raises(ValueError, match=r"3 event types .* model has 2 outputs"):
+            func(three, model, sal)
+    # y fixes it; the scores are then those of the same epochs with 2 types
+    got = ev.evaluate_removal(three, model, sal, y=y)
+    want = ev.evaluate_removal(epochs, model, sal)
+    assert_allclose(got.to_numpy(), want.to_numpy())
+    nan = SpectralSaliency(
+        np.full(sal.shape, np.nan), sal.info, sal.grid, method="broken"
+    )
+    for func in (ev.evaluate_removal, ev.deletion_curves):
+        with pytest.raises(ValueError, match="NaN or infinite value.*explain again"):
+            func(epochs, model, nan)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        ev.compare_methods(epochs, model, {"m": nan}, n_boot=10)
+    _assert_unchanged(model, snap)
+
+
 def test_subset_of_one_class(model):
     """epochs['e2'] loses event type e1: the class of e2 is ambiguous."""
     sub = _epochs()["e2"]

@@ -11,7 +11,12 @@ import torch
 from mne.utils import _validate_type, check_random_state
 
 from mne_freqmask._inputs import EpochsSource, _ready_epochs, epochs_labels
-from mne_freqmask._torch_utils import model_context, predict, resolve_device
+from mne_freqmask._torch_utils import (
+    check_model,
+    model_context,
+    predict,
+    resolve_device,
+)
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.utils._checks import _check_finite
 
@@ -67,12 +72,43 @@ def _chunks(src, name="epochs"):
         yield sl, xb
 
 
-def _prepare(epochs, saliency, y):
+def _n_classes(model, src, device):
+    """The model's number of outputs, from two epochs (checked finite)."""
+    dev = resolve_device(device, model)
+    with model_context(model, dev):
+        return check_model(model, src[:2], dev)
+
+
+def _labels(epochs, y, model, device, src=None):
+    """Class index of every epoch, checked against the model's outputs.
+
+    Event codes become classes as in :func:`mne_freqmask.explain` (one
+    place: :func:`mne_freqmask._inputs.event_classes`), so an evaluation
+    never scores against a class the model cannot output.
+    """
+    src = _source(epochs) if src is None else src
+    return epochs_labels(epochs, y, _n_classes(model, src, device))
+
+
+def _check_map_finite(saliency):
+    values = saliency.get_data()
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise ValueError(
+            f"The saliency holds {int(bad.sum())} NaN or infinite value(s) of "
+            f"{values.size}, so its cells cannot be ranked; explain again (a "
+            "model that returns NaN, or a non-finite lr, gives such maps) or "
+            "replace them (e.g. np.nan_to_num) before evaluating."
+        )
+
+
+def _prepare(epochs, saliency, y, model, device):
     """Epochs source, labels, band grid and explained-channel indices, checked."""
     _validate_type(saliency, SpectralSaliency, "saliency")
+    _check_map_finite(saliency)
     epochs = _ready_epochs(epochs)
     src = _source(epochs)
-    labels = epochs_labels(epochs, y)
+    labels = _labels(epochs, y, model, device, src)
     grid = saliency.grid
     n_times = src.shape[-1]
     if grid.n_times != n_times or not np.isclose(grid.sfreq, epochs.info["sfreq"]):

@@ -172,7 +172,7 @@ def evaluate_removal(
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}.")
     _check_model(model)
-    src, labels, grid, picks = _prepare(epochs, saliency, y)
+    src, labels, grid, picks = _prepare(epochs, saliency, y, model, device)
     values = _map_values(saliency, level, len(src))
     salient = salient_cells(values, fraction, random_state)
     dev = resolve_device(device, model)
@@ -370,7 +370,7 @@ def deletion_curves(
     if n_boot < 0:
         raise ValueError(f"n_boot must be 0 (no intervals) or more, got {n_boot}.")
     _check_model(model)
-    src, labels, grid, picks = _prepare(epochs, saliency, y)
+    src, labels, grid, picks = _prepare(epochs, saliency, y, model, device)
     values = _map_values(saliency, level, len(src))
     rng = check_random_state(random_state)
     ranks = _cell_ranks(values, None if random_state is None else rng)

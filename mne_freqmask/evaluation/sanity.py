@@ -15,7 +15,7 @@ from mne.utils import _validate_type, check_random_state, logger, verbose
 from scipy.stats import rankdata
 
 from mne_freqmask._inputs import epochs_labels
-from mne_freqmask.evaluation._common import _accuracy, _explain
+from mne_freqmask.evaluation._common import _accuracy, _explain, _labels
 from mne_freqmask.models import fit, parameter_layers, reinitialize, untrained_copy
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.utils._docs import fill_doc
@@ -113,7 +113,7 @@ def cascading_randomization(
     Adebayo, J. et al. (2018). Sanity checks for saliency maps. NeurIPS.
     """
     _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
-    labels = epochs_labels(epochs, y)
+    labels = _labels(epochs, y, model, device)
     if saliency is None:
         saliency = _explain(epochs, model, method, explain_kw, random_state, device)
     _validate_type(saliency, SpectralSaliency, "saliency")
