@@ -1,22 +1,26 @@
-"""Faithfulness with intervals: ``evaluation.compare_methods`` on real models.
+"""Faithfulness with power: every method's MoRF / LeRF curves with intervals.
 
-For each dataset (the harness's: simulated with a planted answer, mental
-arithmetic with held-out subjects, EEGBCI subject 1) and model, the held-out
-epochs are explained by every method asked for, and each map is scored by its
-MoRF and LeRF curves (group and per-epoch ranking, zeroing and
-reference-epoch removal, the training epochs as the reference) with bootstrap
-intervals over the epochs and a paired comparison with the random map.
-Models come from the harness's cache (trained on first use). The areas go to
-stdout as a markdown table and the full tidy table to a CSV.
+For each powered dataset (:func:`load_powered`: a hard simulation with a
+known answer, mental arithmetic split within each recording, EEGBCI trials
+cut into crops and split by trial) and model, 160 held-out epochs are
+explained by each method of :func:`plan` and scored by
+``evaluation.compare_methods``: MoRF and LeRF deletion curves at 0, 5, 10,
+20, 30 and 50 % of the cells, ranked by the group map and by each epoch's
+own map, under zero removal and reference-epoch removal (the training epochs
+as the reference), with bootstrap intervals over the independent units
+(epochs; trials for the EEGBCI crops) and the planted-cell AUROC where the
+truth is known. Each (dataset, model, method) is cached as a CSV (with the
+per-unit areas for paired comparisons), so an interrupted run resumes; the
+tables are rebuilt from the cache with ``--report``.
 
-Usage::
+Usage (the run of BENCHMARKS.md, two processes on a 2-core machine)::
 
-    python benchmarks/bench_faithfulness.py --datasets simulated eegmat \
-        --models eegnet --methods amplitude_gradients lrp random \
-        --n-explain 40 --n-boot 1000 --out benchmarks/_cache/faithfulness.csv
+    python benchmarks/bench_faithfulness.py --datasets simulated_hard eegmat_within
+    python benchmarks/bench_faithfulness.py --datasets eegbci_crops \
+        --models eegnet shallowfbcspnet
+    python benchmarks/bench_faithfulness.py --report
 
-A small configuration (few epochs, cheap methods) is a smoke test of the
-pipeline, not the benchmark: the intervals it prints are wide.
+Models come from the harness's cache (trained on first use, ``harness.TRAIN``).
 """
 
 import argparse
@@ -173,10 +177,10 @@ METHODS = {
     "freqrise": dict(method="freqrise", n_masks=1000),
 }
 #: what runs where, to fit a 2-core machine (every method's cost is in its
-#: row of the tables): the peers that cost hundreds of passes per epoch run
-#: on EEGNet (all of them) and ShallowFBCSPNet (FLEXtime, FreqRISE); on the
-#: 64-channel EEGBCI crops the per-cell methods (ablation, easyPEASI) and the
-#: path-only FreqMask are left out, and FreqRISE / FLEXtime run on EEGNet only
+#: row of the tables): the peers that cost hundreds of passes per epoch
+#: (FLEXtime, FreqRISE, ablation, easyPEASI) and the path-only FreqMask run
+#: on EEGNet only, and on the 64-channel EEGBCI crops only FLEXtime and
+#: FreqRISE of them
 BASE = (
     "freqmask_paper",
     "freqmask_path_ref",
@@ -194,8 +198,6 @@ def plan(ds, model):
         extra = ("freqmask_path", "ablation", "easypeasi", "flextime", "freqrise")
         if ds == "eegbci_crops":
             extra = ("flextime", "freqrise")
-    elif model == "shallowfbcspnet" and ds != "eegbci_crops":
-        extra = ("flextime", "freqrise")
     return BASE + extra
 
 
@@ -217,6 +219,12 @@ def _parser():
     p.add_argument("--out-dir", default=str(harness.CACHE / "faithfulness"))
     p.add_argument(
         "--report", action="store_true", help="only write the tables from the cache"
+    )
+    p.add_argument(
+        "--write",
+        default=None,
+        help="also write the tables into this file (BENCHMARKS.md), between "
+        "its faithfulness:begin / faithfulness:end markers",
     )
     return p
 
@@ -274,7 +282,25 @@ def main(argv=None):
             for name in args.models:
                 _run_pair(ds, name, args.methods, args, out_dir)
         print(f"run: {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
-    print(report(out_dir))
+    text = report(out_dir)
+    print(text)
+    if args.write:
+        _write_between(Path(args.write), text)
+
+
+BEGIN, END = "<!-- faithfulness:begin -->", "<!-- faithfulness:end -->"
+
+
+def _write_between(fname, text):
+    """Replace the block between the markers of ``fname`` (atomically)."""
+    old = fname.read_text()
+    if BEGIN not in old or END not in old:
+        raise SystemExit(f"{fname} lacks the markers {BEGIN} / {END}.")
+    head, rest = old.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    tmp = fname.with_suffix(".tmp")
+    tmp.write_text(head + BEGIN + "\n" + text.strip() + "\n" + END + tail)
+    tmp.replace(fname)
 
 
 def _load(out_dir):
@@ -362,7 +388,8 @@ def report(out_dir, n_boot=2000):
         )
         head = (
             "| model (accuracy [CI]) | method | MoRF zero ↓ | LeRF zero ↑ "
-            "| MoRF reference ↓ | LeRF reference ↑ |"
+            "| MoRF reference ↓ | LeRF reference ↑ | group MoRF ref. ↓ "
+            "| group LeRF ref. ↑ |"
             + (" GT AUROC |" if truth is not None else "")
             + " time (s) | passes/epoch |"
         )
@@ -390,6 +417,10 @@ def report(out_dir, n_boot=2000):
                     for order in ("MoRF", "LeRF"):
                         r = _pick(rows, operator=op, order=order).iloc[0]
                         cells.append(_ci(r))
+                grp = _pick(sub, model=name, method=label, ranking="group")
+                for order in ("MoRF", "LeRF"):
+                    r = _pick(grp, operator="reference", order=order).iloc[0]
+                    cells.append(f"{r['score']:.3f}")
                 r0 = rows.iloc[0]
                 gt = f" {r0['auroc']:.3f} |" if truth is not None else ""
                 t = "—" if label == "random" else f"{r0['time_s']:.0f}"
@@ -402,7 +433,7 @@ def report(out_dir, n_boot=2000):
                 mlabel = ""
             for f_ds, f_name, f_label, msg in failed:
                 if f_ds == ds and f_name == name:
-                    out.append(f"| | {f_label} | failed: {msg[:90]} |" + " |" * 5)
+                    out.append(f"| | {f_label} | failed: {msg[:90]} |" + " |" * 7)
             if chance:
                 continue
             for op in ("zero", "reference"):

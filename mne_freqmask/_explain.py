@@ -4,7 +4,7 @@ import inspect
 
 import numpy as np
 import torch
-from mne.utils import _check_option, _validate_type, logger, verbose
+from mne.utils import _check_option, _validate_type, logger, verbose, warn
 
 from mne_freqmask._checkpoint import check_checkpoint_args, fingerprint, run_chunks
 from mne_freqmask._inputs import _ready_epochs, make_input
@@ -111,17 +111,26 @@ def explain(
         steps without a relative loss improvement of ``tol``; the warm-up keeps
         models whose loss stalls at first, such as Deep4Net or EEGConformer,
         from stopping after ~11 steps with masks still near 0.5).
-        ``cell_score="mask"`` (the final mask) or ``"path"`` (the mask's mean
-        over the optimisation: ranks the cells that the final mask ties at
-        0), ``perturbation="generator"`` (the paper's learned perturbation,
-        about zero power in the removed part) or ``"reference"`` (the removed
-        part filled from a random reference epoch at each step, so that
-        evidence that is an absence of power counts; ``n_donors=256``
-        reference epochs kept for it), ``preset="paper"`` (Wang et al.'s
-        exact configuration, without the warm-up: ``min_steps=1``).
-        FreqMask starts every mask at 0.5 and every generator at zero, so it is
-        deterministic and ignores ``random_state``, except with
-        ``perturbation="reference"`` (the donors are drawn with it).
+        ``cell_score="path"`` (the mask's mean over the optimisation: ranks
+        the cells that the final mask ties at 0) or ``"mask"`` (the final
+        mask, the paper's), ``perturbation="reference"`` (the removed part
+        filled from a random reference epoch at each step, so that evidence
+        that is an absence of power counts; ``n_donors=256`` reference
+        epochs kept for it; pass the training epochs as ``reference``) or
+        ``"generator"`` (the paper's learned perturbation, about zero power
+        in the removed part), ``preset="paper"`` (Wang et al.'s exact
+        configuration: final mask, generator, no warm-up, ``min_steps=1``).
+        The two defaults are not the paper's: the faithfulness benchmark
+        found them better beyond the intervals (BENCHMARKS.md).
+        ``saliency.diagnostics`` holds, per epoch, ``n_steps`` and ``stop``
+        (``mne_freqmask.methods._stopping.STOP_REASONS``: 0 converged, 1
+        reached ``n_steps``, 2 stopped at the first step early stopping
+        allows); a warning names the fix when many epochs end by 1 or 2.
+        The donors of ``perturbation="reference"`` are drawn with
+        ``random_state`` (pass an int for a reproducible map); with
+        ``perturbation="generator"`` FreqMask starts every mask at 0.5 and
+        every generator at zero, so it is deterministic and ignores
+        ``random_state``.
 
         ``"easypeasi"``: ``level="group"|"instance"``,
         ``mode="band_channel"|"band"|"channel"``,
@@ -233,6 +242,7 @@ def explain(
                 **method_kw,
             )
         _check_result(res.data, inp, model, dev, method)
+        _warn_suspicious(res.data, inp, model, dev, n_classes, epochs.event_id)
     return SpectralSaliency(
         res.data,
         _picked_info(epochs.info, inp.picks),
@@ -288,3 +298,55 @@ def _check_result(data, inp, model, device, method):
         f"method={method!r} gave NaN or Inf saliency for {len(idx)} of "
         f"{len(data)} epoch(s) (first: {idx[:10].tolist()}): {cause}."
     )
+
+
+#: epochs whose predictions are checked for a model that tells them apart
+_N_CHECK = 64
+
+
+def _warn_suspicious(data, inp, model, device, n_classes, event_id):
+    """Warn, naming the fix, when the result is valid but likely meaningless.
+
+    Three situations seen in real use: a model that predicts one class for
+    every epoch (often one trained on microvolts and given volts), a map that
+    is constant (e.g. all zero), and a model whose number of outputs differs
+    from the number of event types of the epochs.
+    """
+    scale = float(inp.scale) if np.ndim(inp.scale) == 0 else float(np.max(inp.scale))
+    units = (
+        f" The data have a standard deviation of {scale:.2g}: if the model was "
+        "trained on microvolts (e.g. epochs.get_data() * 1e6), wrap it as "
+        "torch.nn.Sequential(mne_freqmask.models.InputScaler(1e6), model)."
+        if scale < 1e-3
+        else ""
+    )
+    n = min(len(inp.x), _N_CHECK)
+    if n >= 8:
+        # read in small batches: epochs not preloaded stay bounded in memory
+        pred = np.concatenate(
+            [
+                predict(model, inp.x[i : min(i + 16, n)], device).argmax(1)
+                for i in range(0, n, 16)
+            ]
+        )
+        if len(np.unique(pred)) == 1:
+            warn(
+                f"The model predicts class {int(pred[0])} for all {n} epochs "
+                "checked, so it does not tell them apart and its explanation "
+                "says little; check the model on these epochs (accuracy, input "
+                f"scale, channels, filtering) before reading the map.{units}"
+            )
+    if data.size and np.ptp(data) == 0:
+        warn(
+            f"The saliency is constant ({float(data.flat[0]):g} everywhere): "
+            "it ranks no cell. The model may ignore the perturbed cells or "
+            f"predict one class whatever the input.{units}"
+        )
+    n_types = len(set(int(c) for c in (event_id or {}).values()))
+    if n_types >= 2 and n_types != n_classes:
+        warn(
+            f"The model has {n_classes} outputs but the epochs hold {n_types} "
+            "event types; check that this is the model trained on these "
+            "classes (the k-th event code in ascending order is output k) or "
+            "pass y with each epoch's output unit."
+        )

@@ -98,6 +98,14 @@ def _ready_epochs(epochs, name="epochs"):
     :meth:`mne.Epochs.drop_bad` is applied to the copy: this reads every epoch
     once, as MNE needs to know which epochs exist.
     """
+    if isinstance(epochs, np.ndarray):
+        raise TypeError(
+            f"{name} must be an instance of mne.Epochs, got a numpy array of "
+            f"shape {epochs.shape}; wrap it as mne.EpochsArray(data, info, "
+            "events=..., event_id=...) with info = mne.create_info(ch_names, "
+            "sfreq, 'eeg') (data in volts, n_epochs x n_channels x n_times), so "
+            "that channels, sampling rate and classes are known."
+        )
     _validate_type(epochs, BaseEpochs, name, "mne.Epochs")
     if not epochs.preload and not epochs._bad_dropped:
         epochs = epochs.copy().drop_bad(verbose=False)

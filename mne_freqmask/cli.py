@@ -239,7 +239,6 @@ def _demo(out, quick, seed, data, data_path, model, method):
     _step(f"Training {model} ({max_epochs} passes over the training epochs) ...")
     net, history = fit(epochs, model, max_epochs=max_epochs, random_state=seed)
     train, held = history["train_idx"], history["val_idx"]
-    method_kw = dict(n_steps=100) if quick and method == "freqmask" else {}
     _step(f"Explaining the {len(held)} held-out epochs with {method} ...")
     sal = explain(
         epochs[held],
@@ -251,7 +250,6 @@ def _demo(out, quick, seed, data, data_path, model, method):
         # several chunks, so that the progress bar moves (the result does not
         # depend on the chunking: every epoch has its own mask and optimiser)
         chunk_size=16,
-        **method_kw,
     )
     _step("Scoring: removal game (group and per-epoch maps) ...")
     removal = {

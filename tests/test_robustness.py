@@ -356,12 +356,14 @@ def test_third_event_type(model):
         mfm.explain(epochs, model, method="amplitude_gradients", target="true")
     with pytest.raises(ValueError, match=r"easyPEASI .*: The epochs hold 3 event"):
         mfm.explain(epochs, model, method="easypeasi")
-    # labels that are not used do not matter
-    sal = mfm.explain(epochs, model, method="amplitude_gradients")
+    # labels that are not used do not matter, but the mismatch is said
+    with pytest.warns(RuntimeWarning, match="2 outputs but the epochs hold 3"):
+        sal = mfm.explain(epochs, model, method="amplitude_gradients")
     assert sal.shape[0] == N_EPOCHS
     # an explicit y fixes it
     y = np.resize([0, 1], N_EPOCHS)
-    sal = mfm.explain(epochs, model, method="easypeasi", y=y)
+    with pytest.warns(RuntimeWarning, match="2 outputs but the epochs hold 3"):
+        sal = mfm.explain(epochs, model, method="easypeasi", y=y)
     assert sal.shape[0] == N_EPOCHS
 
 
@@ -603,7 +605,9 @@ import torch
 
 import mne_freqmask as mfm
 
-KW = dict(method="freqmask", bands=4, chunk_size=2, n_steps=10, min_steps=10)
+KW = dict(
+    method="freqmask", bands=4, chunk_size=2, n_steps=10, min_steps=10, random_state=0
+)
 
 
 class Tiny(torch.nn.Module):
@@ -703,7 +707,8 @@ def test_checkpoint_sigkill_resume(ckpt_mod, tmp_path, torch_threads):
     # resumed in this process: only the unfinished chunks are computed
     epochs, model = mod.make()
     got = mfm.explain(epochs, model, checkpoint=fname, **mod.KW)
-    assert model.calls == 1 + 11 * (4 - done)  # model check + (1 + 10 steps)/chunk
+    # model check + (1 + 10 steps) per chunk + the check of the predictions
+    assert model.calls == 1 + 11 * (4 - done) + 1
     epochs, model = mod.make()
     ref = mfm.explain(epochs, model, **mod.KW)
     assert_allclose(got.get_data(), ref.get_data(), rtol=1e-5, atol=1e-6)
@@ -716,7 +721,7 @@ def test_checkpoint_sigkill_resume(ckpt_mod, tmp_path, torch_threads):
     # a finished checkpoint: nothing is recomputed
     epochs, model = mod.make()
     again = mfm.explain(epochs, model, checkpoint=fname, **mod.KW)
-    assert model.calls == 1
+    assert model.calls == 2  # the model check and the check of the predictions
     assert again == got
 
 

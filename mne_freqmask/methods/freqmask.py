@@ -21,7 +21,9 @@ stopping is per epoch: after ``min_steps`` steps, an epoch whose loss has not
 improved by ``tol`` (relative) for ``patience`` steps is frozen and removed
 from the active batch, so later steps only pay for the epochs still moving.
 
-Two options beyond the paper (``preset="paper"`` turns both off):
+Two options beyond the paper, both on by default since the faithfulness
+benchmark of issue #18 (BENCHMARKS.md, "Faithfulness with power"); ``preset=
+"paper"`` turns both off, with the rest of the paper's configuration:
 
 - ``cell_score="path"``: the score of a cell is the mean of its mask value
   over the optimisation path, not its final value. Why: the L1 term's
@@ -64,6 +66,7 @@ from mne_freqmask._torch_utils import (
     spectrum,
 )
 from mne_freqmask.methods._base import MethodResult, chunk_slices, chunking
+from mne_freqmask.methods._stopping import stop_reasons, warn_stops
 from mne_freqmask.utils._checks import _check_positive, _make_rng
 
 #: Wang et al.'s configuration (``preset="paper"``): up to 300 Adam steps at
@@ -112,8 +115,8 @@ def freqmask(
     patience=10,
     tol=1e-3,
     min_steps=50,
-    cell_score="mask",
-    perturbation="generator",
+    cell_score="path",
+    perturbation="reference",
     n_donors=256,
     preset=None,
     return_perturbed=False,
@@ -218,12 +221,21 @@ def freqmask(
         rng = None if seeds is None else np.random.default_rng(seeds[sl.start])
         mask, n_done, loss, ce = fitter.fit(sl, centres[cluster[sl]], out_x, rng)
         out[sl], steps[sl], loss_out[sl], ce_out[sl] = mask, n_done, loss, ce
+    stop = stop_reasons(steps, n_steps, min_steps, patience)
     logger.info(
-        f"FreqMask: median {np.median(steps):.0f} steps to convergence "
-        f"(max {steps.max()}), median final loss {np.median(loss_out):.3f}."
+        f"FreqMask: median {np.median(steps):.0f} steps (max {steps.max()}); "
+        f"{int((stop == 0).sum())} of {n_epochs} epochs converged, "
+        f"{int((stop == 1).sum())} reached n_steps={n_steps}, "
+        f"{int((stop == 2).sum())} stopped at the first step allowed; median "
+        f"final loss {np.median(loss_out):.3f}."
     )
+    warn_stops(stop, steps, n_steps, min_steps, patience)
     diagnostics = dict(
-        n_steps=steps, loss=loss_out, cross_entropy=ce_out, cluster=cluster
+        n_steps=steps,
+        stop=stop,
+        loss=loss_out,
+        cross_entropy=ce_out,
+        cluster=cluster,
     )
     if perturbed is not None:
         diagnostics["perturbed"] = perturbed
@@ -343,6 +355,12 @@ class _ChunkFitter:
         """
         inp = self.inp
         n_ref = len(inp.ref_x)
+        if n_ref < 2 and inp.ref_x is inp.x:
+            raise ValueError(
+                'perturbation="reference" fills removed cells from other epochs, '
+                "but there is only one epoch and no reference; pass reference= "
+                '(e.g. the training epochs) or perturbation="generator".'
+            )
         idx = np.sort(rng.choice(n_ref, min(n_donors, n_ref), replace=False))
         xb = torch.as_tensor(inp.ref_x[idx][:, inp.picks], device=self.device)
         xf = spectrum(xb.to(self.dtype), inp.scale)
