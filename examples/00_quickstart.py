@@ -51,19 +51,24 @@ print(f"Held-out accuracy: {history['val_accuracy'][-1]:.2f} ({len(held)} epochs
 # ----------
 # :func:`mne_freqmask.explain` learns one mask per held-out epoch over channel x
 # band cells of its spectrum. ``bands="canonical"`` uses delta, theta, alpha,
-# beta and gamma; the training epochs are the ``reference`` for the
-# target-alignment loss (they define what realistic perturbations look like,
-# per subject).
+# beta and gamma; the training epochs are the ``reference``: a removed cell is
+# filled with the same cell of randomly drawn training epochs, so that
+# "removed" means "typical power", not "no power" (``preset="paper"`` runs the
+# paper's generator instead; see the user guide).
 sal = mfm.explain(
     epochs[held], model, bands="canonical", reference=epochs[train], random_state=0
 )
 sal
 
 # %%
-# ``sal`` holds one map per epoch. Every optimisation stopped early once its loss
-# stopped improving:
-steps = sal.diagnostics["n_steps"]
-print(f"Steps to convergence: median {np.median(steps):.0f}, max {steps.max()}")
+# ``sal`` holds one map per epoch, and why each optimisation ended
+# (``diagnostics["stop"]``: 0 converged, 1 reached ``n_steps``, 2 stopped at
+# the first step early stopping allows):
+steps, stop = sal.diagnostics["n_steps"], sal.diagnostics["stop"]
+print(
+    f"Steps: median {np.median(steps):.0f}, max {steps.max()}; "
+    f"{np.sum(stop == 0)} of {len(stop)} epochs converged"
+)
 
 # %%
 # Group level

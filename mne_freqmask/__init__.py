@@ -9,6 +9,7 @@ _LAZY = {
     "evaluate_removal": "mne_freqmask.evaluation",
 }
 
+from mne_freqmask._combine import combine_saliency  # noqa: E402
 from mne_freqmask.saliency import (  # noqa: E402
     SpectralSaliency,
     concatenate_saliencies,
@@ -21,6 +22,7 @@ _SUBMODULES = ("datasets", "evaluation", "lrp", "methods", "models", "viz", "wor
 __all__ = [
     "FrequencyGrid",
     "SpectralSaliency",
+    "combine_saliency",
     "concatenate_saliencies",
     "evaluate_removal",
     "explain",

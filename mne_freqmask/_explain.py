@@ -336,9 +336,10 @@ def _warn_suspicious(data, inp, model, device, n_classes, event_id):
                 "says little; check the model on these epochs (accuracy, input "
                 f"scale, channels, filtering) before reading the map.{units}"
             )
-    if data.size and np.ptp(data) == 0:
+    # constant up to float32 rounding (1e-6 of the largest value)
+    if data.size and np.ptp(data) <= 1e-6 * float(np.abs(data).max()):
         warn(
-            f"The saliency is constant ({float(data.flat[0]):g} everywhere): "
+            f"The saliency is constant ({float(data.flat[0]):.3g} everywhere): "
             "it ranks no cell. The model may ignore the perturbed cells or "
             f"predict one class whatever the input.{units}"
         )

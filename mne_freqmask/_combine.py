@@ -1,0 +1,85 @@
+"""Weighted combinations of saliency maps (contrasts between classes)."""
+
+import numpy as np
+from mne.utils import _validate_type
+
+from mne_freqmask.saliency import SpectralSaliency
+
+
+def combine_saliency(all_saliency, weights):
+    """Combine group-level saliency maps with weights, like a contrast.
+
+    The saliency counterpart of :func:`mne.combine_evoked`: e.g.
+    ``combine_saliency([sal["left_fist"], sal["right_fist"]], [1, -1])`` is
+    where the left-fist epochs rely on a cell more than the right-fist ones.
+    Per-epoch maps are averaged first (:meth:`SpectralSaliency.average`).
+
+    Parameters
+    ----------
+    all_saliency : list of SpectralSaliency
+        Maps of the same method, channels and bands.
+    weights : list of float
+        One weight per map (``[1, -1]``: the difference; ``[0.5, 0.5]``: the
+        mean of the class maps, each class counted equally whatever its
+        number of epochs).
+
+    Returns
+    -------
+    saliency : SpectralSaliency
+        The group-level combination; ``method_params["combine_weights"]``
+        records the weights and ``nave`` is the total number of epochs.
+
+    Notes
+    -----
+    A group map of all epochs weights each class by its number of epochs,
+    and FreqMask's per-class maps can be very unequal (a class whose evidence
+    is an absence of power, see the user guide's "Reading a
+    SpectralSaliency"): compare the class maps, or their contrast, before
+    reading the group map.
+    """
+    _validate_type(all_saliency, (list, tuple), "all_saliency")
+    _validate_type(weights, (list, tuple, np.ndarray), "weights")
+    if len(all_saliency) == 0 or len(all_saliency) != len(weights):
+        raise ValueError(
+            f"Give one weight per map: {len(all_saliency)} map(s) and "
+            f"{len(weights)} weight(s)."
+        )
+    maps = []
+    for k, sal in enumerate(all_saliency):
+        _validate_type(sal, SpectralSaliency, f"all_saliency[{k}]")
+        maps.append(sal.average() if sal.level == "instance" else sal)
+    first = maps[0]
+    for k, sal in enumerate(maps[1:], 1):
+        same = (
+            sal.ch_names == first.ch_names
+            and np.array_equal(sal.band_edges, first.band_edges)
+            and np.array_equal(sal.freqs, first.freqs)
+        )
+        if not same:
+            raise ValueError(
+                f"all_saliency[{k}] has other channels or bands than "
+                "all_saliency[0]; combine maps of the same explanation (e.g. "
+                'sal["a"] and sal["b"]) or pick the same channels first.'
+            )
+        if sal.method != first.method:
+            raise ValueError(
+                f"all_saliency[{k}] comes from method {sal.method!r}, "
+                f"all_saliency[0] from {first.method!r}; their scales differ."
+            )
+    w = np.asarray(weights, float)
+    if not np.isfinite(w).all():
+        raise ValueError(f"weights must be finite, got {list(weights)}.")
+    data = np.tensordot(w, np.stack([m.get_data() for m in maps]), axes=1)
+    params = dict(first.method_params, combine_weights=w.tolist())
+    return SpectralSaliency(
+        data.astype(np.float32),
+        first.info,
+        first.freqs,
+        first.band_names,
+        first.band_edges,
+        method=first.method,
+        method_params=params,
+        dims=("channel", "band"),
+        nave=int(sum(m.nave for m in maps)),
+        n_times=first.grid.n_times,
+    )
