@@ -127,7 +127,8 @@ def explain(
         reached ``n_steps``, 2 stopped at the first step early stopping
         allows); a warning names the fix when many epochs end by 1 or 2.
         The donors of ``perturbation="reference"`` are drawn with
-        ``random_state`` (pass an int for a reproducible map); with
+        ``random_state`` (None: seed 0, so that the default map is
+        reproducible; another int or a RandomState draws others); with
         ``perturbation="generator"`` FreqMask starts every mask at 0.5 and
         every generator at zero, so it is deterministic and ignores
         ``random_state``.

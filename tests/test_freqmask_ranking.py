@@ -74,7 +74,8 @@ def test_path_score_ranks_every_cell(held):
 
 def test_reference_perturbation_sees_a_power_decrease(held):
     epochs, reference, truth, model = held
-    kw = dict(reference=reference, verbose=False)
+    # final masks (the figures of the module docstring), both perturbations
+    kw = dict(reference=reference, cell_score="mask", verbose=False)
     gen = _per_class(
         mfm.explain(epochs, model, perturbation="generator", **kw), epochs, truth
     )
@@ -94,6 +95,10 @@ def test_reference_perturbation_sees_a_power_decrease(held):
         epochs[:4], model, perturbation="reference", random_state=1, **kw
     )
     assert not np.array_equal(other.data, ref_sal.data[:4])
+    # None draws with seed 0: the default map is reproducible
+    none = mfm.explain(epochs[:4], model, random_state=None, **kw)
+    zero = mfm.explain(epochs[:4], model, random_state=0, **kw)
+    np.testing.assert_array_equal(none.data, zero.data)
     assert ref_sal.method_params["n_donors"] == 256
 
 

@@ -47,8 +47,8 @@ benchmark of issue #18 (BENCHMARKS.md, "Faithfulness with power"); ``preset=
   preservation game never needs to keep that band; filled with another
   epoch's power it must. No generator is fitted then (nor its L1 and
   alignment terms), and each step draws new donors, so the loss is stochastic
-  and the result depends on ``random_state`` and on the chunks (fixed by
-  ``chunk_size``).
+  and the result depends on ``random_state`` (None: seed 0, reproducible)
+  and on the chunks (fixed by ``chunk_size``).
 """
 
 import inspect
@@ -212,6 +212,9 @@ def freqmask(
     fitter = _ChunkFitter(inp, grid, model, params, device, dtype, net_dtype)
     seeds = None
     if perturbation == "reference":
+        # None draws with seed 0: a map is reproducible by default, as
+        # FreqMask was before the donors (an int or a RandomState varies them)
+        random_state = 0 if random_state is None else random_state
         fitter.donor_pool(n_donors, _make_rng(random_state))
         # one seed per epoch, the chunk's draws seeded by its first epoch's:
         # the same epochs in the same chunks get the same donors
