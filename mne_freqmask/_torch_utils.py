@@ -5,6 +5,7 @@ import contextlib
 import numpy as np
 import torch
 from mne.utils import _validate_type, logger
+from torch.optim.adam import adam as _adam
 
 
 def resolve_device(device, model=None):
@@ -239,3 +240,47 @@ def spectrum(x, scale):
 def inverse_spectrum(xf, n_times, scale):
     """Inverse of :func:`spectrum`."""
     return torch.fft.irfft(xf, n=n_times, dim=-1, norm="ortho") * scale
+
+
+def adam_update(params, grads, exp_avg, exp_avg_sq, steps, *, lr, fused):
+    """One Adam step in place (torch.optim.Adam's defaults, no weight decay).
+
+    torch's functional Adam: the same update as :class:`torch.optim.Adam`, on
+    plain tensors that the caller may shrink when epochs converge. With
+    ``fused=True`` the whole update is one kernel, one pass over memory.
+    """
+    _adam(
+        params,
+        grads,
+        exp_avg,
+        exp_avg_sq,
+        [],
+        steps,
+        amsgrad=False,
+        beta1=0.9,
+        beta2=0.999,
+        lr=lr,
+        weight_decay=0.0,
+        eps=1e-8,
+        maximize=False,
+        foreach=False,
+        fused=fused,
+    )
+
+
+def _fused_adam_ok(device, dtype):
+    """Whether torch's fused Adam kernel runs on ``device`` for ``dtype``."""
+    try:
+        t = torch.zeros(2, device=device, dtype=dtype)
+        adam_update(
+            [t.clone()],
+            [t.clone()],
+            [t.clone()],
+            [t.clone()],
+            [torch.zeros((), device=device, dtype=torch.float32)],
+            lr=0.01,
+            fused=True,
+        )
+    except (RuntimeError, NotImplementedError):
+        return False
+    return True

@@ -408,6 +408,9 @@ def test_fast_path_equals_reference(simulated):
         groups=np.zeros(len(epochs)),
         n_steps=40,
         patience=1000,
+        # the paper's algorithm, as the reference loop implements it
+        cell_score="mask",
+        perturbation="generator",
     )
     np.testing.assert_allclose(got.get_data(), want, atol=1e-6, rtol=0)
     assert np.abs(want - 0.5).max() > 0.1  # the masks moved

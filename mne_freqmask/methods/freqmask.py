@@ -57,9 +57,10 @@ import numpy as np
 import torch
 from mne.utils import _check_option, deprecated, logger
 from torch.nn.functional import cross_entropy, log_softmax, softmax
-from torch.optim.adam import adam as _adam
 
-from mne_freqmask._torch_utils import (
+from mne_freqmask._torch_utils import (  # noqa: F401 (adam_update: benchmarks)
+    _fused_adam_ok,
+    adam_update,
     inverse_spectrum,
     model_dtype,
     spectral_dtype,
@@ -210,19 +211,14 @@ def freqmask(
     ce_out = np.empty(n_epochs, np.float32)
     perturbed = np.empty(inp.x.shape, np.float32) if return_perturbed else None
     fitter = _ChunkFitter(inp, grid, model, params, device, dtype, net_dtype)
-    seeds = None
     if perturbation == "reference":
         # None draws with seed 0: a map is reproducible by default, as
         # FreqMask was before the donors (an int or a RandomState varies them)
         random_state = 0 if random_state is None else random_state
         fitter.donor_pool(n_donors, _make_rng(random_state))
-        # one seed per epoch, the chunk's draws seeded by its first epoch's:
-        # the same epochs in the same chunks get the same donors
-        seeds = _make_rng(random_state).integers(0, 2**63, n_epochs)
     for sl in chunk_slices(n_epochs, chunk_size, "FreqMask chunks"):
         out_x = None if perturbed is None else perturbed[sl]
-        rng = None if seeds is None else np.random.default_rng(seeds[sl.start])
-        mask, n_done, loss, ce = fitter.fit(sl, centres[cluster[sl]], out_x, rng)
+        mask, n_done, loss, ce = fitter.fit(sl, centres[cluster[sl]], out_x)
         out[sl], steps[sl], loss_out[sl], ce_out[sl] = mask, n_done, loss, ce
     stop = stop_reasons(steps, n_steps, min_steps, patience)
     logger.info(
@@ -286,50 +282,6 @@ def _subject_centres(inp, alignment, device, dtype):
     return centres, cluster
 
 
-def adam_update(params, grads, exp_avg, exp_avg_sq, steps, *, lr, fused):
-    """One Adam step in place (torch.optim.Adam's defaults, no weight decay).
-
-    torch's functional Adam: the same update as :class:`torch.optim.Adam`, on
-    plain tensors that the caller may shrink when epochs converge. With
-    ``fused=True`` the whole update is one kernel, one pass over memory.
-    """
-    _adam(
-        params,
-        grads,
-        exp_avg,
-        exp_avg_sq,
-        [],
-        steps,
-        amsgrad=False,
-        beta1=0.9,
-        beta2=0.999,
-        lr=lr,
-        weight_decay=0.0,
-        eps=1e-8,
-        maximize=False,
-        foreach=False,
-        fused=fused,
-    )
-
-
-def _fused_adam_ok(device, dtype):
-    """Whether torch's fused Adam kernel runs on ``device`` for ``dtype``."""
-    try:
-        t = torch.zeros(2, device=device, dtype=dtype)
-        adam_update(
-            [t.clone()],
-            [t.clone()],
-            [t.clone()],
-            [t.clone()],
-            [torch.zeros((), device=device, dtype=torch.float32)],
-            lr=0.01,
-            fused=True,
-        )
-    except (RuntimeError, NotImplementedError):
-        return False
-    return True
-
-
 class _ChunkFitter:
     """One batched FreqMask optimisation over a chunk of epochs."""
 
@@ -365,20 +317,39 @@ class _ChunkFitter:
                 '(e.g. the training epochs) or perturbation="generator".'
             )
         idx = np.sort(rng.choice(n_ref, min(n_donors, n_ref), replace=False))
-        xb = torch.as_tensor(inp.ref_x[idx][:, inp.picks], device=self.device)
-        xf = spectrum(xb.to(self.dtype), inp.scale)
-        self.pool = torch.stack([xf.real, xf.imag], 1)
+        # each epoch draws its donors from its own stream, keyed by its index
+        # in the whole run: the same donors whatever the chunks (and in a
+        # resumed checkpointed run, whose chunks see an _EpochRange)
+        self.seed = int(rng.integers(0, 2**63))
+        self.offset = int(getattr(inp.x, "_start", 0))
+        parts = []  # read 32 at a time: epochs not preloaded stay bounded
+        for i in range(0, len(idx), 32):
+            xb = torch.as_tensor(inp.ref_x[idx[i : i + 32]][:, inp.picks])
+            xf = spectrum(xb.to(self.device, self.dtype), inp.scale)
+            parts.append(torch.stack([xf.real, xf.imag], 1))
+        self.pool = torch.cat(parts)
         self.pool_idx = idx
         # the reference is the explained epochs: never an epoch's own donor
-        self.same = inp.ref_x is inp.x
+        self.same = inp.ref_x is getattr(inp.x, "_src", inp.x)
+
+    def _orders(self, epochs):
+        """One random order of the pool per epoch, ``(n, K)``: step t draws
+        entry ``t mod K`` (a permutation, so the next one is never the same
+        epoch again)."""
+        k = len(self.pool_idx)
+        return np.stack(
+            [np.random.default_rng([self.seed, int(e)]).permutation(k) for e in epochs]
+        )
 
     def _donors(self, state):
-        """The fill of the removed part: one random pool epoch per epoch."""
+        """The fill of the removed part: one pool epoch per epoch and step."""
         k = len(self.pool_idx)
-        d = state["rng"].integers(0, k, len(state["epoch"]))
+        t = state["t"]
+        rows = np.arange(len(state["epoch"]))
+        d = state["orders"][rows, t % k]
         if self.same and k > 1:
             own = self.pool_idx[d] == state["epoch"]
-            d[own] = (d[own] + 1) % k
+            d[own] = state["orders"][rows[own], (t + 1) % k]
         return self.pool[torch.as_tensor(d, device=self.device)]
 
     def _expand(self, mask):
@@ -447,8 +418,10 @@ class _ChunkFitter:
             wait=torch.zeros(n_b, dtype=torch.long, device=dev),
             # sum of the mask over the steps taken (cell_score="path")
             path=torch.zeros_like(mask),
-            # global index of each epoch (a donor is never the epoch itself)
-            epoch=np.arange(sl.start, sl.start + n_b),
+            # index of each epoch in the whole run (its donor stream; a donor
+            # is never the epoch itself)
+            epoch=np.arange(sl.start, sl.start + n_b) + getattr(self, "offset", 0),
+            t=0,  # steps taken (donor draws)
         )
 
     def _step(self, state):
@@ -472,10 +445,11 @@ class _ChunkFitter:
             state["params"] = params
         return loss.detach(), ce.detach()
 
-    def fit(self, sl, centres, out_perturbed=None, rng=None):
+    def fit(self, sl, centres, out_perturbed=None):
         p, dev = self.p, self.device
         state = self._init_state(sl, centres)
-        state["rng"] = rng
+        if self.reference:
+            state["orders"] = self._orders(state["epoch"])
         n_b = len(state["x"])
         active = np.arange(n_b)  # positions (in the chunk) still optimised
         mask_out = np.empty((n_b, len(self.inp.picks), self.grid.n_bands), np.float32)
@@ -529,7 +503,10 @@ class _ChunkFitter:
     def _shrink(state, keep):
         for key in ("x", "x2", "target", "centres", "best", "wait", "path"):
             state[key] = state[key][keep]
-        state["epoch"] = state["epoch"][keep.cpu().numpy()]
+        keep = keep.cpu().numpy()
+        state["epoch"] = state["epoch"][keep]
+        if "orders" in state:
+            state["orders"] = state["orders"][keep]
         for key in ("params", "exp_avg", "exp_avg_sq"):
             state[key] = [t[keep] for t in state[key]]
 
@@ -551,7 +528,10 @@ class _ChunkFitter:
 
     def _loss(self, state, mask, w=None, b=None):
         p = self.p
-        fill = self._donors(state) if self.reference else None
+        fill = None
+        if self.reference:
+            fill = self._donors(state)
+            state["t"] += 1
         xhat, r = self._xhat(state["x"], state["x2"], mask, w, b, fill=fill)
         logits = _at_least_float32(self.model(xhat.to(self.net_dtype)))
         if state["target"].ndim == 2:
