@@ -133,20 +133,8 @@ def freqmask(
     """
     if preset is not None:
         _check_option("preset", preset, ("paper",))
-        given = dict(
-            n_steps=n_steps,
-            lr=lr,
-            lambda_align=lambda_align,
-            l1_mask=l1_mask,
-            l1_perturbation=l1_perturbation,
-            alignment=alignment,
-            generator=generator,
-            patience=patience,
-            tol=tol,
-            min_steps=min_steps,
-            cell_score=cell_score,
-            perturbation=perturbation,
-        )
+        args = locals()  # the call's arguments, before anything is defined
+        given = {k: args[k] for k in PAPER}
         defaults = {
             k: v.default for k, v in inspect.signature(freqmask).parameters.items()
         }
