@@ -7,6 +7,7 @@ __version__ = "0.1.0.dev0"
 _LAZY = {
     "explain": "mne_freqmask._explain",
     "evaluate_removal": "mne_freqmask.evaluation",
+    "check_explanation": "mne_freqmask.evaluation",
 }
 
 from mne_freqmask._combine import combine_saliency  # noqa: E402
@@ -22,6 +23,7 @@ _SUBMODULES = ("datasets", "evaluation", "lrp", "methods", "models", "viz", "wor
 __all__ = [
     "FrequencyGrid",
     "SpectralSaliency",
+    "check_explanation",
     "combine_saliency",
     "concatenate_saliencies",
     "evaluate_removal",

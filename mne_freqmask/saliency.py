@@ -25,6 +25,7 @@ from ._saliency_io import (
     verify_checksum,
     write_checksum,
 )
+from ._saliency_norm import NormalizeMixin
 from ._saliency_utils import (
     DataFrameMixin,
     EpochSelectionMixin,
@@ -53,7 +54,9 @@ _H5_TITLE = H5_TITLE
 _FORMAT_VERSION = 1
 
 
-class SpectralSaliency(EpochSelectionMixin, DataFrameMixin, PlotSaliencyMixin):
+class SpectralSaliency(
+    EpochSelectionMixin, DataFrameMixin, NormalizeMixin, PlotSaliencyMixin
+):
     """Frequency-domain saliency of a model: channel x band maps.
 
     Returned by :func:`mne_freqmask.explain` (one map per epoch) and by

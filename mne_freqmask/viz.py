@@ -11,13 +11,22 @@ import numpy as np
 from mne._fiff.pick import _picks_to_idx
 from mne.utils import _validate_type, copy_function_doc_to_method_doc
 
+from ._saliency_norm import value_label
 from .spectral import band_indices
 from .utils._checks import _channels_without_positions
 from .utils._docs import fill_doc
 
 # what the plots use of a SpectralSaliency (this module does not import
 # saliency.py, which imports it)
-_SALIENCY_API = ("get_data", "info", "ch_names", "band_names", "level", "method")
+_SALIENCY_API = (
+    "get_data",
+    "info",
+    "ch_names",
+    "band_names",
+    "level",
+    "method",
+    "normalization",
+)
 
 
 def _check_saliency(saliency):
@@ -172,8 +181,9 @@ def plot_saliency_topomap(
         One Axes per plotted band. ``None`` (default) creates a figure with one
         row of topomaps.
     colorbar : bool
-        Add a colorbar labelled "saliency" (one for a shared scale, one per
-        band otherwise). Default ``True``.
+        Add a colorbar labelled with what the values are ("saliency", or
+        the :meth:`~mne_freqmask.SpectralSaliency.normalize` applied; one
+        for a shared scale, one per band otherwise). Default ``True``.
     %(sal_show)s
 
     Returns
@@ -235,9 +245,9 @@ def plot_saliency_topomap(
         fmin, fmax = edges[bi]
         ax.set_title(f"{saliency.band_names[bi]}\n{fmin:g}-{fmax:g} Hz")
         if colorbar and not shared:
-            fig.colorbar(im, ax=ax, label="saliency", shrink=0.7)
+            fig.colorbar(im, ax=ax, label=value_label(saliency), shrink=0.7)
     if colorbar and shared:
-        fig.colorbar(im, ax=axes, label="saliency", shrink=0.7)
+        fig.colorbar(im, ax=axes, label=value_label(saliency), shrink=0.7)
     plt_show(show)
     return fig
 
@@ -267,7 +277,9 @@ def plot_saliency_bands(
         plotted values.
     %(sal_axes_single)s
     colorbar : bool
-        Add a colorbar labelled "saliency". Default ``True``.
+        Add a colorbar labelled with what the values are ("saliency", or the
+        :meth:`~mne_freqmask.SpectralSaliency.normalize` applied). Default
+        ``True``.
     %(sal_show)s
 
     Returns
@@ -306,7 +318,7 @@ def plot_saliency_bands(
     )
     axes.set(xlabel="Band", ylabel="Channel", title=title)
     if colorbar:
-        fig.colorbar(im, ax=axes, label="saliency")
+        fig.colorbar(im, ax=axes, label=value_label(saliency))
     plt_show(show)
     return fig
 
@@ -365,7 +377,7 @@ def plot_saliency(saliency, *, picks=None, axes=None, show=True):
         axes.axvline(edge, color="0.85", lw=0.6, zorder=0)
     axes.set(
         xlabel="Frequency (Hz)",
-        ylabel="Saliency",
+        ylabel=value_label(saliency).capitalize(),
         title=title,
         xlim=(edges.min(), edges.max()),
     )

@@ -567,3 +567,58 @@ def _saved(sal, tmp_path):
     fname = tmp_path / "grid-sal.h5"
     sal.save(fname)
     return fname
+
+
+def test_normalize(sal, tmp_path):
+    """Each normalisation puts every map on its stated scale, and is labelled."""
+    raw = sal.get_data()
+    signed = SpectralSaliency(
+        raw - 0.5, sal.info, GRID, method="lrp", events=sal.events
+    )
+    for orig in (sal, signed):
+        data = orig.get_data()
+        peak = orig.copy().normalize("max").get_data()
+        assert_allclose(np.abs(peak).max((1, 2)), 1, rtol=1e-6)
+        assert_allclose(peak * np.abs(data).max((1, 2), keepdims=True), data, 1e-5)
+        share = orig.copy().normalize("sum").get_data()
+        assert_allclose(np.abs(share).sum((1, 2)), 1, rtol=1e-5)
+        z = orig.copy().normalize("zscore").get_data()
+        assert_allclose(z.mean((1, 2)), 0, atol=1e-5)
+        assert_allclose(z.std((1, 2)), 1, rtol=1e-4)
+        rank = orig.copy().normalize("rank").get_data()
+        n_cells = data.shape[1] * data.shape[2]
+        assert_allclose(rank.max((1, 2)), 1)
+        assert_allclose(rank.min((1, 2)), 1 / n_cells)
+        # the ranks keep each epoch's order of cells
+        for a, b in zip(data, rank, strict=True):
+            assert_array_equal(np.argsort(a, None), np.argsort(b, None))
+    # the original is untouched by a normalised copy; normalize is in place
+    assert_array_equal(sal.get_data(), raw)
+    norm = sal.copy()
+    assert norm.normalize("max") is norm
+    assert norm.normalization == "max" and sal.normalization is None
+    # it survives selection, averaging, saving and reading
+    assert norm[:2].normalization == "max"
+    assert norm.average().normalization == "max"
+    norm.save(tmp_path / "n-sal.h5")
+    back = read_saliency(tmp_path / "n-sal.h5")
+    assert back.normalization == "max" and back == norm
+    # the same normalisation twice is harmless; another one is refused
+    assert_allclose(norm.copy().normalize("max").get_data(), norm.get_data())
+    with pytest.raises(ValueError, match="already normalised with 'max'"):
+        norm.copy().normalize("sum")
+    with pytest.raises(ValueError, match="Invalid value for the 'kind'"):
+        sal.copy().normalize("peak")
+    # an all-zero map stays 0 (no NaN)
+    zero = SpectralSaliency(np.zeros_like(raw), sal.info, GRID, method="freqmask")
+    for kind in ("max", "sum", "zscore"):
+        assert_array_equal(zero.copy().normalize(kind).get_data(), 0)
+    # the plots say what the values are
+    fig = norm.average().plot_topomap(show=False)
+    assert fig.axes[-1].get_ylabel() == "saliency / map maximum"
+    fig = sal.average().plot_topomap(show=False)
+    assert fig.axes[-1].get_ylabel() == "saliency"
+    fig = sal.copy().normalize("sum").average().plot(show=False)
+    assert fig.axes[0].get_ylabel() == "Share of the map's total"
+    fig = sal.copy().normalize("rank").average().plot_bands(show=False)
+    assert fig.axes[-1].get_ylabel() == "percentile rank within map"

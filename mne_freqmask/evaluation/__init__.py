@@ -24,10 +24,13 @@
 - Ground truth (:func:`ground_truth_scores`, :func:`score_planted`), the
   Clever-Hans report (:func:`clever_hans_report`) and the comparison with
   CSP patterns (:func:`csp_comparison`).
+- One call that runs the checks a reader needs and gives a verdict per check
+  (:func:`check_explanation`): accuracy against chance, deletion curves
+  against a random map, model randomisation, the cell permutation test.
 - A permutation / cluster test of which cells are reliably salient across
   epochs or subjects (:func:`cell_permutation_test`).
 
-One module each: :mod:`.removal`, :mod:`.compare`, :mod:`.complexity`,
+One module each: :mod:`.check`, :mod:`.removal`, :mod:`.compare`, :mod:`.complexity`,
 :mod:`.ood`, :mod:`.sanity`, :mod:`.truth` and :mod:`.stats`; every name is
 importable from here. Every function reads its epochs chunk by chunk (as
 :func:`mne_freqmask.explain`), so epochs that are not preloaded are never
@@ -35,6 +38,7 @@ held in memory at once.
 """
 
 from mne_freqmask.evaluation._common import _cell_ranks  # noqa: F401
+from mne_freqmask.evaluation.check import ExplanationCheck, check_explanation
 from mne_freqmask.evaluation.compare import compare_methods
 from mne_freqmask.evaluation.complexity import quantus_scores
 from mne_freqmask.evaluation.ood import band_log_power, ood_score
@@ -68,10 +72,12 @@ __all__ = [
     "ARTIFACT_CHANNELS",
     "CellTestResult",
     "CleverHansReport",
+    "ExplanationCheck",
     "band_log_power",
     "bootstrap_ci",
     "cascading_randomization",
     "cell_permutation_test",
+    "check_explanation",
     "clever_hans_report",
     "compare_methods",
     "csp_comparison",

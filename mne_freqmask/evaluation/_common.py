@@ -174,3 +174,34 @@ def _explain(epochs, model, method, explain_kw, random_state, device):
     kw = dict(explain_kw or {})
     kw.setdefault("random_state", random_state)
     return explain(epochs, model, method=method, device=device, verbose=False, **kw)
+
+
+def _group_codes(epochs, groups):
+    """Integer group of each epoch (None: one group per epoch)."""
+    if groups is None:
+        return None
+    if isinstance(groups, str):
+        md = epochs.metadata
+        if md is None or groups not in md.columns:
+            raise ValueError(
+                f"groups={groups!r} is not a metadata column of the epochs; pass "
+                "one group label per epoch instead."
+            )
+        groups = md[groups].to_numpy()
+    groups = np.asarray(groups)
+    if groups.shape != (len(epochs),):
+        raise ValueError(
+            f"groups must have one label per epoch ({len(epochs)}), got shape "
+            f"{groups.shape}."
+        )
+    return np.unique(groups, return_inverse=True)[1]
+
+
+def _group_means(values, codes):
+    """Per-group means of per-epoch ``values`` (first axis), groups in order."""
+    if codes is None:
+        return values
+    counts = np.bincount(codes)
+    sums = np.zeros((len(counts),) + values.shape[1:])
+    np.add.at(sums, codes, values)
+    return sums / counts.reshape((-1,) + (1,) * (values.ndim - 1))

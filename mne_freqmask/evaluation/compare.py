@@ -19,7 +19,12 @@ from mne.utils import _check_option, _validate_type, check_random_state, logger,
 from scipy.integrate import trapezoid
 
 from mne_freqmask._inputs import _ready_epochs
-from mne_freqmask.evaluation._common import _explain, _source
+from mne_freqmask.evaluation._common import (
+    _explain,
+    _group_codes,
+    _group_means,
+    _source,
+)
 from mne_freqmask.evaluation.complexity import quantus_scores
 from mne_freqmask.evaluation.removal import deletion_curves
 from mne_freqmask.evaluation.stats import bootstrap_ci, paired_comparison
@@ -385,37 +390,6 @@ def compare_methods(
 
 def _nan2(frac):
     return np.full(len(frac), np.nan), np.full(len(frac), np.nan)
-
-
-def _group_codes(epochs, groups):
-    """Integer group of each epoch (None: one group per epoch)."""
-    if groups is None:
-        return None
-    if isinstance(groups, str):
-        md = epochs.metadata
-        if md is None or groups not in md.columns:
-            raise ValueError(
-                f"groups={groups!r} is not a metadata column of the epochs; pass "
-                "one group label per epoch instead."
-            )
-        groups = md[groups].to_numpy()
-    groups = np.asarray(groups)
-    if groups.shape != (len(epochs),):
-        raise ValueError(
-            f"groups must have one label per epoch ({len(epochs)}), got shape "
-            f"{groups.shape}."
-        )
-    return np.unique(groups, return_inverse=True)[1]
-
-
-def _group_means(values, codes):
-    """Per-group means of per-epoch ``values`` (first axis), groups in order."""
-    if codes is None:
-        return values
-    counts = np.bincount(codes)
-    sums = np.zeros((len(counts),) + values.shape[1:])
-    np.add.at(sums, codes, values)
-    return sums / counts.reshape((-1,) + (1,) * (values.ndim - 1))
 
 
 def _add_paired(scores, areas, baseline, n_boot, ci, seed):
