@@ -8,7 +8,7 @@ held in memory at once.
 
 import numpy as np
 import torch
-from mne.utils import _validate_type, check_random_state
+from mne.utils import _validate_type, check_random_state, warn
 
 from mne_freqmask._inputs import EpochsSource, _ready_epochs, epochs_labels
 from mne_freqmask._torch_utils import (
@@ -174,3 +174,21 @@ def _explain(epochs, model, method, explain_kw, random_state, device):
     kw = dict(explain_kw or {})
     kw.setdefault("random_state", random_state)
     return explain(epochs, model, method=method, device=device, verbose=False, **kw)
+
+
+def _check_chance(correct, labels, n_classes):
+    from scipy.stats import binomtest
+
+    counts = np.bincount(labels, minlength=n_classes)
+    chance = float(counts.max() / counts.sum())
+    k, n = int(correct.sum()), len(correct)
+    p = binomtest(k, n, chance, alternative="greater").pvalue
+    if p > 0.05:
+        warn(
+            f"The model is at chance on these epochs (accuracy {k / n:.2f}, "
+            f"chance {chance:.2f}, binomial p={p:.2f}, {n} epochs): a model "
+            "that has learned nothing proves nothing, whatever the verdict. Use "
+            "held-out epochs the model classifies.",
+            RuntimeWarning,
+        )
+    return chance

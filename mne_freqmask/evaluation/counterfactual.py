@@ -29,7 +29,13 @@ from mne.utils import (
 
 from mne_freqmask._inputs import _ready_epochs
 from mne_freqmask._torch_utils import model_context, predict, resolve_device
-from mne_freqmask.evaluation._common import _check_model, _chunks, _labels, _source
+from mne_freqmask.evaluation._common import (
+    _check_chance,
+    _check_model,
+    _chunks,
+    _labels,
+    _source,
+)
 from mne_freqmask.evaluation.removal import remove_cells
 from mne_freqmask.evaluation.stats import bootstrap_ci
 from mne_freqmask.spectral import FrequencyGrid
@@ -200,24 +206,6 @@ class CleverHansTest:
             f"({da['suspected']:+.2f} / {da['control']:+.2f}); "
             f"{self.n_epochs} epochs>"
         )
-
-
-def _check_chance(correct, labels, n_classes):
-    from scipy.stats import binomtest
-
-    counts = np.bincount(labels, minlength=n_classes)
-    chance = float(counts.max() / counts.sum())
-    k, n = int(correct.sum()), len(correct)
-    p = binomtest(k, n, chance, alternative="greater").pvalue
-    if p > 0.05:
-        warn(
-            f"The model is at chance on these epochs (accuracy {k / n:.2f}, "
-            f"chance {chance:.2f}, binomial p={p:.2f}, {n} epochs): a model "
-            "that has learned nothing relies on nothing, so the test proves "
-            "nothing. Use held-out epochs the model classifies.",
-            RuntimeWarning,
-        )
-    return chance
 
 
 @verbose
