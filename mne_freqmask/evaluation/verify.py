@@ -29,7 +29,7 @@ from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.utils._docs import fill_doc
 
 #: Default margin of :func:`verify_planted` (AUROC points).
-MIN_MARGIN = 0.1
+MIN_MARGIN = 0.05
 
 
 @dataclass
@@ -39,7 +39,9 @@ class PlantedVerification:
     Parameters
     ----------
     passed : bool
-        True when ``score - max(baseline_scores) >= min_margin``.
+        True when ``score - max(baseline_scores) >= min_margin`` (which
+        cannot happen when a baseline scores above ``1 - min_margin``: the
+        verdict then says "UNINFORMATIVE").
     verdict : str
         One line with the numbers.
     score : float
@@ -125,10 +127,15 @@ def verify_planted(
     n_baselines : int
         Untrained copies to score.
     min_margin : float
-        AUROC points above the best baseline needed to pass. The default, 0.1,
-        was measured with LRP on simulated alpha on C3/C4 (10 channels,
-        ShallowFBCSPNet, 5 seeds): trained models scored ... and their
-        untrained copies ... .
+        AUROC points above the best baseline needed to pass. The default,
+        0.05, was measured with LRP and ShallowFBCSPNet on simulated alpha on
+        C3/C4 with a stronger class-independent parietal-occipital alpha
+        (``make_epochs(distractor=...)``, 10 channels, 3 seeds): trained
+        models scored 1.00 against at most 0.92 for untrained copies (margin
+        +0.08); untrained models scored 0.81 to 0.90 (margins -0.10 to
+        -0.02). Without the distractor the untrained copies already score
+        1.00 (the planted cells hold the most power): the verdict is then
+        "UNINFORMATIVE" (not passed), whatever the model.
     explain_kw : dict | None
         Further arguments of :func:`mne_freqmask.explain`.
     %(y)s
@@ -185,8 +192,11 @@ def verify_planted(
     margin = score - max(base)
     passed = bool(margin >= min_margin)
     accuracy = float(np.mean(pred == labels))
+    state = "PASS" if passed else "FAIL"
+    if max(base) > 1 - min_margin:
+        state = "UNINFORMATIVE (untrained copies already find the planted cells)"
     verdict = (
-        f"{'PASS' if passed else 'FAIL'}: AUROC {score:.2f} against {max(base):.2f} "
+        f"{state}: AUROC {score:.2f} against {max(base):.2f} "
         f"for the best of {len(base)} untrained copies, margin {margin:+.2f} "
         f"(needed {min_margin:g}); accuracy {accuracy:.2f} (chance {chance:.2f})"
     )
