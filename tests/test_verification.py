@@ -29,6 +29,15 @@ SEEDS = range(5)
 ARTIFACT = dict(channels=("Fp1", "Fp2"), band=(1.0, 3.0), amplitude=3.0)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # tiny models train much faster on one thread than on two busy ones
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _data(kind, seed):
     kw = (
         dict(effect=1.5)
@@ -47,7 +56,7 @@ def _data(kind, seed):
 
 
 @pytest.fixture(scope="module")
-def models(torch_threads):
+def models(torch_threads, _one_thread):
     out = {}
     for kind in ("clean", "artifact"):
         for seed in SEEDS:
@@ -163,7 +172,7 @@ def test_near_empty_map_warns(models):
 
 
 @pytest.fixture(scope="module")
-def distractor_models(torch_threads):
+def distractor_models(torch_threads, _one_thread):
     """Alpha on C3/C4 under a stronger class-independent posterior alpha."""
     out = []
     for seed in (0, 1):
