@@ -31,8 +31,6 @@ in a few minutes, offline.
 # EEG foundation model architecture, here trained from scratch;
 # :func:`~mne_freqmask.models.make_labram` wraps it so that it is called as
 # ``model(x)``).
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import mne
 import numpy as np
@@ -158,18 +156,12 @@ sal_hans.pick(["Fp1", "Fp2", "F7", "F8", "C3", "Cz", "C4", "O1", "O2"]).plot_ban
 # PhysioNet EEGBCI subject 1 imagines moving the left or the right fist (runs
 # 4, 8 and 12). CSP on the mu and beta bands finds sensorimotor patterns; we
 # compare the topography of a small EEGConformer's LRP relevance with them.
-# (The data are read from ``shared/data`` beside the repository when present,
-# else downloaded once by MNE.)
-from mne_freqmask.datasets import eegbci  # noqa: E402
+# (The data are read from ``$MNE_FREQMASK_SHARED_DATA/eegbci_S001`` or
+# ``shared/data`` beside the repository when present, as in examples 01 and
+# 02, else downloaded once by MNE.)
+from mne_freqmask.datasets import eegbci, shared_data  # noqa: E402
 
-try:
-    here = Path(__file__).resolve().parent
-except NameError:  # run interactively
-    here = Path.cwd()
-local = here.parents[1] / "shared" / "data" / "eegbci_S001"
-mi = eegbci.load_epochs(
-    local if local.is_dir() else None, runs=(4, 8, 12), resample=80.0
-)
+mi = eegbci.load_epochs(shared_data("eegbci_S001"), runs=(4, 8, 12), resample=80.0)
 mi_model, _ = fit(
     mi,
     "eegconformer",

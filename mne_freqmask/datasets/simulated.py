@@ -256,3 +256,91 @@ def make_epochs(
         f"{band[0]}-{band[1]} Hz on {', '.join(channels)}."
     )
     return epochs, PlantedTruth(tuple(channels), (float(band[0]), float(band[1])))
+
+
+@verbose
+@fill_doc
+def plant_artifact(
+    epochs,
+    *,
+    channels=("Fp1", "Fp2"),
+    band=(1.0, 3.0),
+    amplitude=2.0,
+    probability=0.9,
+    target=1,
+    y=None,
+    random_state=0,
+    verbose=None,
+):
+    """Add a class-correlated ocular artefact to (real) epochs, on a copy.
+
+    A slow deflection, Gaussian noise band-limited to ``band``, common to
+    ``channels``, is added to a fraction ``probability`` of the epochs of
+    class ``target`` and to a fraction ``1 - probability`` of the others, so
+    that a model can learn the class from it: a "Clever Hans" made to order,
+    on real data (the same artefact as ``make_epochs(artifact=...)``).
+
+    Parameters
+    ----------
+    epochs : mne.Epochs
+        The epochs; never modified.
+    channels : list of str
+        Channels that get the artefact (same waveform on all of them).
+    band : tuple of float
+        ``(fmin, fmax)`` of the artefact in Hz.
+    amplitude : float
+        Standard deviation of the artefact relative to the median standard
+        deviation of ``channels`` over the epochs.
+    probability : float
+        Share of the epochs of class ``target`` that carry it (the others
+        carry it with probability ``1 - probability``).
+    target : int
+        Class index (see :func:`mne_freqmask.explain`) the artefact marks.
+    y : array-like of int | None
+        Class of each epoch; ``None`` reads the events.
+    %(random_state)s
+    %(verbose)s
+
+    Returns
+    -------
+    epochs : mne.EpochsArray
+        A copy with the artefact; ``metadata["artifact"]`` says which epochs
+        carry it.
+    """
+    import pandas as pd
+
+    from mne_freqmask._inputs import epochs_labels
+
+    if not 0 <= probability <= 1:
+        raise ValueError(f"probability must be in [0, 1], got {probability}.")
+    labels = epochs_labels(epochs, y)
+    missing = sorted(set(channels) - set(epochs.ch_names))
+    if missing:
+        raise ValueError(f"Artefact channels {missing} are not in the epochs.")
+    rng = check_random_state(random_state)
+    x = epochs.get_data(copy=True)
+    idx = [epochs.ch_names.index(ch) for ch in channels]
+    scale = float(np.median(x[:, idx].std(-1)))
+    p = np.where(labels == target, probability, 1 - probability)
+    flag = rng.uniform(size=len(x)) < p
+    blink = _band_noise(rng, (len(x), 1, x.shape[-1]), epochs.info["sfreq"], *band)
+    x[np.ix_(flag, idx)] += amplitude * scale * blink[flag]
+    metadata = (
+        epochs.metadata.copy().reset_index(drop=True)
+        if epochs.metadata is not None
+        else pd.DataFrame(index=range(len(x)))
+    )
+    metadata["artifact"] = flag
+    logger.info(
+        f"Planted a {band[0]:g}-{band[1]:g} Hz artefact on {', '.join(channels)} "
+        f"in {flag.sum()} of {len(x)} epochs."
+    )
+    return EpochsArray(
+        x,
+        epochs.info,
+        events=epochs.events,
+        tmin=epochs.tmin,
+        event_id=epochs.event_id,
+        metadata=metadata,
+        verbose=False,
+    )

@@ -21,8 +21,11 @@
   weights are re-initialised layer by layer from the output
   (:func:`cascading_randomization`) or when the model is retrained on shuffled
   labels (:func:`label_randomization`).
-- Ground truth (:func:`ground_truth_scores`, :func:`score_planted`), the
-  Clever-Hans report (:func:`clever_hans_report`) and the comparison with
+- Ground truth (:func:`ground_truth_scores`, :func:`score_planted`) and
+  the verdict against untrained copies of the model (:func:`verify_planted`);
+  the counterfactual Clever-Hans test (:func:`clever_hans_test`: remove
+  frontal slow cells and matched controls, compare the model's drops), the
+  Clever-Hans screen (:func:`clever_hans_report`) and the comparison with
   CSP patterns (:func:`csp_comparison`).
 - One call that runs the checks a reader needs and gives a verdict per check
   (:func:`check_explanation`): accuracy against chance, deletion curves
@@ -39,8 +42,18 @@ held in memory at once.
 
 from mne_freqmask.evaluation._common import _cell_ranks  # noqa: F401
 from mne_freqmask.evaluation.check import ExplanationCheck, check_explanation
+from mne_freqmask.evaluation.clever_hans import (
+    ARTIFACT_CHANNELS,
+    CleverHansReport,
+    clever_hans_report,
+)
 from mne_freqmask.evaluation.compare import compare_methods
 from mne_freqmask.evaluation.complexity import quantus_scores
+from mne_freqmask.evaluation.counterfactual import (
+    CleverHansTest,
+    clever_hans_test,
+    frontal_channels,
+)
 from mne_freqmask.evaluation.ood import band_log_power, ood_score
 from mne_freqmask.evaluation.removal import (
     deletion_curves,
@@ -60,29 +73,31 @@ from mne_freqmask.evaluation.stats import (
     paired_comparison,
 )
 from mne_freqmask.evaluation.truth import (
-    ARTIFACT_CHANNELS,
-    CleverHansReport,
-    clever_hans_report,
     csp_comparison,
     ground_truth_scores,
     score_planted,
 )
+from mne_freqmask.evaluation.verify import PlantedVerification, verify_planted
 
 __all__ = [
     "ARTIFACT_CHANNELS",
     "CellTestResult",
+    "PlantedVerification",
     "CleverHansReport",
     "ExplanationCheck",
+    "CleverHansTest",
     "band_log_power",
     "bootstrap_ci",
     "cascading_randomization",
     "cell_permutation_test",
     "check_explanation",
     "clever_hans_report",
+    "clever_hans_test",
     "compare_methods",
     "csp_comparison",
     "deletion_curves",
     "evaluate_removal",
+    "frontal_channels",
     "ground_truth_scores",
     "label_randomization",
     "ood_score",
@@ -92,4 +107,5 @@ __all__ = [
     "salient_cells",
     "score_planted",
     "spearman",
+    "verify_planted",
 ]

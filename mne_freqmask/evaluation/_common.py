@@ -8,7 +8,7 @@ held in memory at once.
 
 import numpy as np
 import torch
-from mne.utils import _validate_type, check_random_state
+from mne.utils import _validate_type, check_random_state, warn
 
 from mne_freqmask._inputs import EpochsSource, _ready_epochs, epochs_labels
 from mne_freqmask._torch_utils import (
@@ -205,3 +205,21 @@ def _group_means(values, codes):
     sums = np.zeros((len(counts),) + values.shape[1:])
     np.add.at(sums, codes, values)
     return sums / counts.reshape((-1,) + (1,) * (values.ndim - 1))
+
+
+def _check_chance(correct, labels, n_classes):
+    from scipy.stats import binomtest
+
+    counts = np.bincount(labels, minlength=n_classes)
+    chance = float(counts.max() / counts.sum())
+    k, n = int(correct.sum()), len(correct)
+    p = binomtest(k, n, chance, alternative="greater").pvalue
+    if p > 0.05:
+        warn(
+            f"The model is at chance on these epochs (accuracy {k / n:.2f}, "
+            f"chance {chance:.2f}, binomial p={p:.2f}, {n} epochs): a model "
+            "that has learned nothing proves nothing, whatever the verdict. Use "
+            "held-out epochs the model classifies.",
+            RuntimeWarning,
+        )
+    return chance

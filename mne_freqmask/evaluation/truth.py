@@ -14,34 +14,21 @@ They work on any :class:`~mne_freqmask.SpectralSaliency` (every method of
 time-domain relevance of :func:`mne_freqmask.lrp.compute_relevance`.
 """
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pandas as pd
-from mne import BaseEpochs, Evoked
-from mne._fiff.pick import _picks_to_idx
+from mne import BaseEpochs
 from mne.utils import _check_option, _validate_type, logger, verbose
 from scipy.stats import rankdata
 
 from mne_freqmask._inputs import epochs_labels
 from mne_freqmask.evaluation._common import _cell_ranks
-from mne_freqmask.saliency import SpectralSaliency
-
-#: Channels most exposed to eye movements and blinks (10-05 names): the
-#: frontal-polar and anterior-frontal rows and the lateral frontal F7/F8
-#: (horizontal EOG). Those present in the data are used.
-ARTIFACT_CHANNELS = (
-    "Fp1",
-    "Fpz",
-    "Fp2",
-    "AF7",
-    "AF3",
-    "AFz",
-    "AF4",
-    "AF8",
-    "F7",
-    "F8",
+from mne_freqmask.evaluation._maps import _band_overlap, _channel_band_map
+from mne_freqmask.evaluation.clever_hans import (  # noqa: F401 (moved there)
+    ARTIFACT_CHANNELS,
+    CleverHansReport,
+    clever_hans_report,
 )
+from mne_freqmask.saliency import SpectralSaliency
 
 
 def _auroc(scores, positive):
@@ -71,7 +58,9 @@ def _truth_cells(saliency, truth):
     return cells
 
 
-def ground_truth_scores(saliency, truth, *, level="group", k=None, random_state=None):
+def ground_truth_scores(
+    saliency, truth, *, level="group", k=None, absolute=False, random_state=None
+):
     """How well a map finds the planted cells of simulated data.
 
     Next to the AUROC and the precision at ``k``, the two scores FLEXtime
@@ -96,6 +85,14 @@ def ground_truth_scores(saliency, truth, *, level="group", k=None, random_state=
     k : int | None
         Cells counted by the precision at ``k``; None: the number of planted
         cells (then precision at ``k`` equals recall at ``k``).
+    absolute : bool
+        ``False`` (default): rank the maps as they are, **signed** (a mask,
+        or relevance for the target class; evidence against the class ranks
+        low). ``True``: rank the **magnitude** of each epoch's map (taken
+        before the epochs are averaged for ``level="group"``); both signs of
+        LRP relevance show that the model uses a cell. With ``True``,
+        ``auroc`` equals the ``auc`` of :func:`score_planted`, and is the
+        score :func:`~mne_freqmask.evaluation.verify_planted` uses.
     random_state : None | int | instance of ~numpy.random.RandomState
         How ties between equal cells are broken for the precision at ``k``
         and the rank accuracy: by position (None, default) or at random
@@ -134,6 +131,8 @@ def ground_truth_scores(saliency, truth, *, level="group", k=None, random_state=
     if not 1 <= k <= cells.size:
         raise ValueError(f"k must be between 1 and {cells.size}, got {k}.")
     values = saliency.get_data()
+    if absolute:
+        values = np.abs(values)
     if values.ndim == 2:
         values = values[None]
     elif level == "group":
@@ -159,52 +158,17 @@ def ground_truth_scores(saliency, truth, *, level="group", k=None, random_state=
     )
 
 
-def _channel_band_map(obj, absolute):
-    """``(map, ch_names, band_edges or None)``: epoch-averaged relevance.
-
-    A SpectralSaliency gives a channel x band map; time-domain relevance
-    (Epochs / Evoked) a channel x 1 map, summed over time.
-    """
-    _validate_type(
-        obj,
-        (SpectralSaliency, BaseEpochs, Evoked),
-        "saliency",
-        "SpectralSaliency, Epochs or Evoked",
-    )
-    if isinstance(obj, SpectralSaliency):
-        data = np.asarray(obj.get_data(), float)
-        edges = np.asarray(obj.band_edges, float)
-        data = np.abs(data) if absolute else data
-        if data.ndim == 3:
-            data = data.mean(0)
-        return data, list(obj.ch_names), edges
-    data = obj.get_data(picks="data")
-    ch_names = [obj.ch_names[i] for i in _data_idx(obj)]
-    data = np.abs(data) if absolute else data
-    data = data.sum(-1)
-    if data.ndim == 2:  # epochs
-        data = data.mean(0)
-    return data[:, None], ch_names, None
-
-
-def _data_idx(inst):
-    return _picks_to_idx(inst.info, "data", exclude=())
-
-
-def _band_overlap(edges, lo, hi):
-    """Fraction of each band inside ``[lo, hi]``."""
-    overlap = np.clip(
-        np.minimum(edges[:, 1], hi) - np.maximum(edges[:, 0], lo), 0, None
-    )
-    return overlap / np.maximum(edges[:, 1] - edges[:, 0], np.finfo(float).tiny)
-
-
 def score_planted(saliency, truth, *, absolute=True):
-    """Score a frequency explanation against the planted answer.
+    """Score a frequency explanation against the planted answer (magnitudes).
 
     The known-signal check: on simulated data (or any data whose informative
     channels and band are known), the explanation should put its relevance on
-    the planted channel x band cells.
+    the planted channel x band cells. It scores the **absolute** value of
+    each epoch's map (by default), averaged over the epochs; its ``auc`` is
+    ``ground_truth_scores(saliency, truth, absolute=True)["auroc"]``, which
+    ranks signed values unless told otherwise (the two disagree on signed
+    maps such as LRP relevance; for a verdict with a baseline use
+    :func:`~mne_freqmask.evaluation.verify_planted`).
 
     Parameters
     ----------
@@ -245,161 +209,6 @@ def score_planted(saliency, truth, *, absolute=True):
         chance=float(cells.mean()),
         auc=auc,
     )
-
-
-@dataclass
-class CleverHansReport:
-    """Where an explanation puts its relevance: artefact-prone or not.
-
-    Parameters
-    ----------
-    fraction : float
-        The share of (absolute) relevance on artefact-prone cells: artefact
-        channels at low frequencies for a frequency explanation, artefact
-        channels for a time-domain one. This is what ``threshold`` tests.
-    fraction_channels : float
-        Share on the artefact channels (all frequencies).
-    fraction_low_freq : float | None
-        Share below ``fmax`` (all channels); ``None`` without frequencies.
-    fraction_joint : float | None
-        Share on the artefact channels below ``fmax``; ``None`` without
-        frequencies.
-    area : float
-        Share of the cells counted in ``fraction``: what a uniform map gives.
-    artifact_channels : list of str
-        The artefact channels found in the data.
-    low_bands : list of str
-        The bands counted as low frequencies.
-    threshold : float
-        The flagging threshold.
-    flagged : bool
-        ``fraction >= threshold``: the model may be a Clever Hans.
-    per_channel : dict
-        Share of each channel (all frequencies), channel name -> float.
-    """
-
-    fraction: float
-    fraction_channels: float
-    fraction_low_freq: float | None
-    fraction_joint: float | None
-    area: float
-    artifact_channels: list
-    low_bands: list
-    threshold: float
-    flagged: bool
-    per_channel: dict = field(repr=False, default_factory=dict)
-
-    def __repr__(self):
-        where = "artefact channels"
-        if self.fraction_joint is not None:
-            where += " at low frequencies"
-        state = "FLAGGED" if self.flagged else "ok"
-        return (
-            f"<CleverHansReport | {state}: {self.fraction:.1%} of relevance on "
-            f"{where} ({', '.join(self.artifact_channels)}; "
-            f"{', '.join(self.low_bands) or 'all frequencies'}), "
-            f"{self.area:.1%} of the cells, threshold {self.threshold:.0%}>"
-        )
-
-
-@verbose
-def clever_hans_report(
-    saliency,
-    artifact_channels=ARTIFACT_CHANNELS,
-    *,
-    fmax=4.0,
-    threshold=0.15,
-    absolute=True,
-    verbose=None,
-):
-    """Report how much relevance sits on artefact-prone channels and frequencies.
-
-    A "Clever Hans" model uses a confound that happens to correlate with the
-    classes, for instance eye movements in a motor-imagery task, instead of
-    the brain activity of interest (Meyer zu Bexten et al., 2026, found LaBraM
-    doing this on PhysioNet motor imagery). Ocular artefacts are large, slow
-    (below about 4 Hz) and frontal; an explanation whose relevance piles up
-    there flags the model.
-
-    Parameters
-    ----------
-    saliency : SpectralSaliency | mne.Epochs | mne.Evoked
-        A frequency explanation (from :func:`mne_freqmask.explain`, any
-        method) or the time-domain relevance of
-        :func:`mne_freqmask.lrp.compute_relevance` (then only the channel
-        criterion applies; use ``explain(..., method="lrp")`` for the
-        frequency one).
-    artifact_channels : list of str
-        Artefact-prone channels; those absent from the data are ignored
-        (case-insensitive). Default:
-        ``ARTIFACT_CHANNELS``.
-    fmax : float
-        Upper edge of the "low frequencies" in Hz: a band counts as low when at
-        least half of it lies below ``fmax``.
-    threshold : float
-        Flag when the share of relevance on the artefact cells reaches it. The
-        default, 0.15, is about 4 times the share of cells of the 4 artefact
-        channels of the 19-channel 10-20 montage at delta (0.04); clean models
-        of the simulated data give 0.03-0.06, models trained with
-        ``make_epochs(artifact={})`` 0.15-0.25. Compare with ``report.area``
-        for other montages and bands.
-    absolute : bool
-        Use absolute relevance (default): evidence for and against the class
-        both show that the model looks there.
-    %(verbose)s
-
-    Returns
-    -------
-    report : CleverHansReport
-        The shares, the flag and the per-channel breakdown.
-    """
-    _validate_type(threshold, "numeric", "threshold")
-    _validate_type(fmax, "numeric", "fmax")
-    data, ch_names, edges = _channel_band_map(saliency, absolute)
-    upper = {ch.upper(): ch for ch in ch_names}
-    found = [upper[ch.upper()] for ch in artifact_channels if ch.upper() in upper]
-    if not found:
-        raise ValueError(
-            f"None of the artefact channels {list(artifact_channels)} is in the "
-            f"data (channels: {ch_names[:10]}...); pass artifact_channels."
-        )
-    rows = np.isin(ch_names, found)
-    total = data.sum()
-    if total <= 0:
-        raise ValueError("The explanation is zero everywhere (or negative in sum).")
-    shares = data.sum(1) / total
-    per_channel = {ch: float(v) for ch, v in zip(ch_names, shares, strict=True)}
-    frac_ch = float(data[rows].sum() / total)
-    frac_low = frac_joint = None
-    low_bands = []
-    if edges is not None:
-        low = _band_overlap(edges, 0.0, float(fmax)) >= 0.5
-        if not low.any():
-            raise ValueError(
-                f"No band lies mostly below fmax={fmax} Hz (lowest band "
-                f"{edges[0, 0]:g}-{edges[0, 1]:g} Hz); raise fmax or use finer "
-                "bands."
-            )
-        low_bands = [saliency.band_names[i] for i in np.flatnonzero(low)]
-        frac_low = float(data[:, low].sum() / total)
-        frac_joint = float(data[np.ix_(rows, low)].sum() / total)
-        fraction, area = frac_joint, float(rows.mean() * low.mean())
-    else:
-        fraction, area = frac_ch, float(rows.mean())
-    report = CleverHansReport(
-        fraction=fraction,
-        fraction_channels=frac_ch,
-        fraction_low_freq=frac_low,
-        fraction_joint=frac_joint,
-        area=area,
-        artifact_channels=found,
-        low_bands=low_bands,
-        threshold=float(threshold),
-        flagged=bool(fraction >= threshold),
-        per_channel=per_channel,
-    )
-    logger.info(repr(report))
-    return report
 
 
 @verbose
