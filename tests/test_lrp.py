@@ -257,6 +257,7 @@ def test_conservation_trained_transformers(sim, name):
         "mha_batch_first",
         "mha_seq_first",
         "eegnet",
+        "shallowfbcspnet",
         "deep4net",
         "tsception",
     ],
@@ -723,6 +724,10 @@ def _act(name):
     # log and sqrt need positive inputs: square (a ruled activation) + 1 first
     if name in ("log", "log1p", "sqrt"):
         return lambda h: func(torch.square(h) + 1.0)
+    if name in ("clamp", "clip"):  # ShallowFBCSPNet's safe log
+        return lambda h: func(h, min=-0.5)
+    if name in ("clamp_min", "clamp_max"):
+        return lambda h: func(h, 0.2)
     return func
 
 

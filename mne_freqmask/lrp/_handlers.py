@@ -313,7 +313,8 @@ def _batch_norm_handler(mode, func, args, kwargs):
 
 _ACTIVATIONS = (
     "gelu elu selu celu relu6 silu mish hardswish hardtanh tanh "
-    "sigmoid softplus softsign log log1p sqrt abs square"
+    "sigmoid softplus softsign log log1p sqrt abs square clamp clip clamp_min "
+    "clamp_max"
 ).split()
 
 _CONV_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
