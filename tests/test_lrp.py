@@ -27,6 +27,8 @@ front its sums are 1e4-1e7 times the logit. [1] in-place residual addition;
 with an out-of-place one, 0.08 (median |ratio|) with random signs.
 """
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +45,8 @@ from mne_freqmask._explain import explain  # noqa: E402
 from mne_freqmask._torch_utils import model_context  # noqa: E402
 from mne_freqmask.datasets.simulated import make_epochs  # noqa: E402
 from mne_freqmask.lrp import (  # noqa: E402
+    LRPCoverageError,
+    LRPCoverageWarning,
     clever_hans_report,
     compute_relevance,
     csp_comparison,
@@ -58,6 +62,7 @@ from mne_freqmask.saliency import SpectralSaliency  # noqa: E402
 
 CPU = torch.device("cpu")
 EEGBCI = Path(__file__).resolve().parents[2] / "shared" / "data" / "eegbci_S001"
+LRP_DOC = Path(__file__).resolve().parents[1] / "doc" / "user_guide" / "lrp.rst"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -252,6 +257,7 @@ def test_conservation_trained_transformers(sim, name):
         "mha_batch_first",
         "mha_seq_first",
         "eegnet",
+        "shallowfbcspnet",
         "deep4net",
         "tsception",
     ],
@@ -587,3 +593,264 @@ def test_dft_lrp_on_conformer_names_the_fix(sim):
     epochs = sim["epochs"][sim["held"][:2]]
     with pytest.raises(ValueError, match='in place.*method="lrp"'):
         explain(epochs, sim["conformer"], method="dft_lrp", bands="canonical")
+
+
+# ---------------------------------------------------------------------------
+# loud where it is not LRP: operations without a rule, the table of rules
+
+
+class _Recurrent(nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.rnn = getattr(nn, kind)(19, 4, batch_first=True)
+        self.out = nn.Linear(4, 2)
+
+    def forward(self, x):
+        h, _ = self.rnn(x.transpose(1, 2) * 1e5)
+        return self.out(h[:, -1])
+
+
+class _Baddbmm(nn.Module):
+    """Attention scores written with torch.baddbmm (a fused product + add)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Conv1d(19, 8, 16, stride=16)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x):
+        h = self.emb(x * 1e5).transpose(1, 2)  # (N, L, 8)
+        bias = torch.zeros(1, h.shape[1], h.shape[1])
+        scores = torch.baddbmm(bias, h, h.transpose(1, 2), alpha=8**-0.5)
+        return self.out((scores.softmax(-1) @ h).mean(1))
+
+
+class _InplaceTanh(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Conv1d(19, 8, 16, stride=16)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x):
+        h = self.emb(x * 1e5)
+        h.tanh_()
+        return self.out(h.mean(-1))
+
+
+class _FunctionalMHA(nn.Module):
+    """F.multi_head_attention_forward called directly (returns a tuple)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Conv1d(19, 8, 16, stride=16)
+        self.mha = nn.MultiheadAttention(8, 2)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x):
+        h = self.emb(x * 1e5).permute(2, 0, 1)  # (L, N, E)
+        m = self.mha
+        a, _ = F.multi_head_attention_forward(
+            h, h, h, 8, 2, m.in_proj_weight, m.in_proj_bias, None, None, False,
+            0.0, m.out_proj.weight, m.out_proj.bias, training=False,
+        )  # fmt: skip
+        return self.out(a.mean(0))
+
+
+UNRULED = {
+    "lstm": lambda: _Recurrent("LSTM"),
+    "gru": lambda: _Recurrent("GRU"),
+    "baddbmm": _Baddbmm,
+    "tanh_": _InplaceTanh,
+    "multi_head_attention_forward": _FunctionalMHA,
+}
+
+
+@pytest.mark.filterwarnings("ignore::mne_freqmask.lrp.LRPConservationWarning")
+@pytest.mark.parametrize("op", list(UNRULED))
+def test_unruled_operation_warns_and_strict_raises(sim, op):
+    """Each operation without a rule is named in a warning, or an error."""
+    torch.manual_seed(0)
+    model = UNRULED[op]().eval()
+    x = _x(sim, 3).numpy()
+    with pytest.warns(LRPCoverageWarning, match=rf"{re.escape(op)} x1 \("):
+        relevance_time(model, x)
+    with pytest.raises(LRPCoverageError, match=rf"{re.escape(op)} x1.*strict=True"):
+        relevance_time(model, x, strict=True)
+    epochs = sim["epochs"][sim["held"][:3]]
+    with pytest.raises(LRPCoverageError, match=re.escape(op)):
+        explain(epochs, model, method="lrp", bands=1, strict=True, verbose=False)
+    with pytest.warns(LRPCoverageWarning, match=re.escape(op)):
+        sal = explain(epochs, model, method="lrp", bands=1, verbose=False)
+    assert (sal.diagnostics["n_plain_ops"] >= 1).all()
+    with pytest.raises(LRPCoverageError, match=re.escape(op)):
+        compute_relevance(epochs, model, strict=True)
+    # the model is left as it was
+    assert all(p.requires_grad for p in model.parameters())
+    assert all("forward" not in m.__dict__ for m in model.modules())
+
+
+def test_conformer_fully_covered(sim):
+    """EEGConformer has a rule for every operation: no warning, no plain op."""
+    epochs = sim["epochs"][sim["held"][:8]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sal = explain(
+            epochs, sim["conformer"], method="lrp", bands=1, strict=True, verbose=False
+        )
+    diag = sal.diagnostics
+    assert (diag["n_plain_ops"] == 0).all()
+    np.testing.assert_allclose(
+        diag["input_share"], diag["relevance_total"] / diag["logit"]
+    )
+
+
+def test_low_share_warns():
+    """A model whose biases take nearly all of the logit warns."""
+    from mne_freqmask.lrp import LRPConservationWarning
+    from mne_freqmask.lrp._coverage import MIN_SHARE, check_share
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 2)).eval()
+    with torch.no_grad():
+        model[1].weight.mul_(1e-3)
+        model[1].bias.fill_(1.0)
+    with pytest.warns(LRPConservationWarning, match="below 0.02"):
+        relevance_time(model, np.ones((4, 2, 3)))
+    assert check_share(np.array([0.4, -0.6, 0.02])) > MIN_SHARE  # magnitude
+
+
+def _act(name):
+    func = getattr(torch, name, None) or getattr(F, name)
+    # log and sqrt need positive inputs: square (a ruled activation) + 1 first
+    if name in ("log", "log1p", "sqrt"):
+        return lambda h: func(torch.square(h) + 1.0)
+    if name in ("clamp", "clip"):  # ShallowFBCSPNet's safe log
+        return lambda h: func(h, min=-0.5)
+    if name in ("clamp_min", "clamp_max"):
+        return lambda h: func(h, 0.2)
+    return func
+
+
+class _Op(nn.Module):
+    """x -> Linear -> op -> Linear: a tiny model around one operation."""
+
+    def __init__(self, op, width=6):
+        super().__init__()
+        self.a = nn.Linear(12, width)
+        self.b = nn.Linear(12, width)
+        self.op = op
+        self.out = nn.Linear(width, 2)
+
+    def forward(self, x):
+        x = x.flatten(1)
+        return self.out(self.op(self.a(x), self.b(x), x))
+
+
+def _attn(h, g, scores_fn):
+    q, k = h.reshape(-1, 2, 3), g.reshape(-1, 2, 3)
+    return scores_fn(q, k).reshape(-1, 6)
+
+
+def _plain(h, g, x):
+    t = h.reshape(-1, 1, 6).transpose(1, 2).contiguous().view(-1, 6, 1)
+    t = F.avg_pool1d(t.transpose(1, 2), 2) + F.max_pool1d(t.transpose(1, 2), 2)
+    t = torch.relu(F.pad(t.flatten(1), (0, 3)))
+    t = t[:, :6] - t.mean(1, keepdim=True) + torch.cat([-t[:, :3], t[:, 3:]], 1)
+    return torch.where(t > 0, t, 0.5 * t) + t.max(1, keepdim=True).values
+
+
+def _inplace_scale(h, g, x):
+    h = h.clone()
+    h.mul_(0.5)
+    h /= 2.0
+    return h
+
+
+def _add(h, g, x):
+    h = h + 1.0
+    h.add_(0.5)
+    h -= 0.25
+    return 2.0 - h
+
+
+def _c(h, value):
+    return torch.full((6,), value, dtype=h.dtype)
+
+
+#: One tiny model per row of the rule table (``supported_operations``): the
+#: rows of doc/user_guide/lrp.rst; a new row fails the test until it is here.
+ROW_OPS = {
+    "linear": lambda h, g, x: h,
+    "conv": lambda h, g, x: F.conv1d(
+        h[:, None], torch.ones(2, 1, 3, dtype=h.dtype)
+    ).flatten(1)[:, :6],
+    "pow": lambda h, g, x: h**2,
+    "mul": lambda h, g, x: h * g,
+    "matmul": lambda h, g, x: _attn(h, g, lambda q, k: q @ k.transpose(1, 2) @ q)[
+        :, :6
+    ],
+    "einsum": lambda h, g, x: torch.einsum("ni,ni->ni", h, g),
+    "softmax": lambda h, g, x: _attn(h, g, lambda q, k: (q @ k.mT).softmax(-1) @ k)[
+        :, :4
+    ].repeat(1, 2)[:, :6],
+    "layer_norm": lambda h, g, x: F.layer_norm(h, (6,), _c(h, 1.0), _c(h, 1.0)),
+    "group_norm": lambda h, g, x: F.group_norm(h[..., None], 2).flatten(1),
+    "rms_norm": lambda h, g, x: F.rms_norm(h, (6,)),
+    "sdpa": lambda h, g, x: F.scaled_dot_product_attention(
+        h.reshape(-1, 1, 2, 3), g.reshape(-1, 1, 2, 3), g.reshape(-1, 1, 2, 3)
+    ).reshape(-1, 6),
+    "batch_norm": lambda h, g, x: F.batch_norm(
+        h, _c(h, 0.3), _c(h, 2.0), _c(h, 1.0), _c(h, 1.0)
+    ),
+    "add": _add,
+    "cat": lambda h, g, x: torch.cat(
+        [h[:, :3], torch.ones(len(h), 3, dtype=h.dtype)], 1
+    ),
+    "inplace_scale": _inplace_scale,
+    "plain_lrp0": _plain,
+    "div": lambda h, g, x: h / 3.0,
+}
+
+
+def _row_cases():
+    from mne_freqmask.lrp._handlers import supported_operations
+
+    rows = supported_operations()
+    cases = [(row, None) for row in rows if row != "activation"]
+    return cases + [("activation", name) for name in rows["activation"]]
+
+
+@pytest.mark.parametrize(("row", "name"), _row_cases())
+def test_each_ruled_operation_conserves(row, name):
+    """input + absorbed relevance = logit through every row of the rule table."""
+    op = (lambda h, g, x: _act(name)(h)) if row == "activation" else ROW_OPS[row]
+    torch.manual_seed(0)
+    model = _Op(op).double().eval()
+    x = torch.randn(5, 3, 4, dtype=torch.float64)
+    cfg = make_config("epsilon", "cplrp", eps=1e-12)
+    with model_context(model, CPU):
+        res = lrp_batch(model, x, None, cfg, track_constants=True)
+    assert not res.plain_ops, res.plain_ops
+    total = float(res.relevance.sum()) + res.absorbed
+    np.testing.assert_allclose(total, float(res.logit.sum()), rtol=1e-6)
+    # no warning either way (filterwarnings = error)
+    relevance_time(model, x.numpy(), attention="cplrp", strict=True)
+
+
+def test_rule_table_documented():
+    """doc/user_guide/lrp.rst lists every operation of the rule table, by row."""
+    from mne_freqmask.lrp._coverage import _ADD_PRODUCTS, _FUSED, _RECURRENT
+    from mne_freqmask.lrp._handlers import supported_operations
+
+    assert set(ROW_OPS) | {"activation"} == set(supported_operations())
+    text = LRP_DOC.read_text(encoding="utf-8")
+    supported, flagged = text.split(".. _lrp_flagged:")
+    rows = re.split(r"^   \* - ", supported, flags=re.M)[1:]
+    documented = {}
+    for body in rows:
+        first = body.split("\n     - ")[0]
+        documented[frozenset(re.findall(r"``([\w.]+)``", first))] = body
+    expected = {frozenset(v) for v in supported_operations().values()}
+    assert expected <= set(documented), expected - set(documented)
+    for names in _RECURRENT | _FUSED | _ADD_PRODUCTS:
+        assert f"``{names}``" in flagged, names

@@ -40,6 +40,15 @@ instance-level forward for the duration (its fused kernels hide their
 operations), removed again in a ``finally`` clause. Each rule returns the
 operation's native output with the rule's gradient grafted on, so the forward
 pass is unchanged (bit for bit, except ``nn.MultiheadAttention``: to rounding).
+
+**Loud where it is not LRP.** An operation on the relevance path without a
+rule (an LSTM or GRU, ``torch.baddbmm``, an in-place non-linearity such as
+``tanh_``) is crossed by its plain gradient, which is not LRP: a
+:class:`LRPCoverageWarning` names each such operation with its count, and
+``strict=True`` raises :class:`LRPCoverageError` instead. A median share of
+the explained logit reaching the input below ``MIN_SHARE`` gives an
+:class:`LRPConservationWarning`. The table of supported layers and operations
+is in the user guide (``doc/user_guide/lrp.rst``).
 """
 
 from mne_freqmask.evaluation.truth import (
@@ -50,6 +59,12 @@ from mne_freqmask.evaluation.truth import (
     score_planted,
 )
 from mne_freqmask.lrp._context import lrp_rules
+from mne_freqmask.lrp._coverage import (
+    MIN_SHARE,
+    LRPConservationWarning,
+    LRPCoverageError,
+    LRPCoverageWarning,
+)
 from mne_freqmask.lrp.relevance import (
     compute_relevance,
     iter_relevance,
@@ -62,7 +77,11 @@ from mne_freqmask.models import LabramWrapper, make_labram
 __all__ = [
     "ARTIFACT_CHANNELS",
     "CleverHansReport",
+    "LRPConservationWarning",
+    "LRPCoverageError",
+    "LRPCoverageWarning",
     "LabramWrapper",
+    "MIN_SHARE",
     "RuleConfig",
     "clever_hans_report",
     "compute_relevance",

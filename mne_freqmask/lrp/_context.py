@@ -70,7 +70,7 @@ class _LRPMode(TorchFunctionMode):
         if handler is not None:
             return handler(self, func, args, kwargs)
         out = func(*args, **kwargs)
-        if isinstance(out, torch.Tensor) and out.requires_grad:
+        if _on_path(out):
             name = getattr(func, "__name__", repr(func))
             if name in DIV_NAMES:
                 divisor = args[1] if len(args) > 1 else kwargs.get("other")
@@ -79,6 +79,15 @@ class _LRPMode(TorchFunctionMode):
             elif name not in LINEAR_NAMES:
                 self.plain_ops[name] += 1
         return out
+
+
+def _on_path(out):
+    """Whether ``out`` (a tensor, or a tuple of them: ``lstm``) needs a rule."""
+    if isinstance(out, torch.Tensor):
+        return out.requires_grad
+    if isinstance(out, tuple | list):
+        return any(isinstance(t, torch.Tensor) and t.requires_grad for t in out)
+    return False
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ import inspect
 
 import torch
 import torch.nn.functional as F
-from mne.utils import logger, warn
+from mne.utils import logger
 
 from mne_freqmask.lrp.rules import (
     graft,
@@ -222,13 +222,27 @@ def _sdpa_handler(mode, func, args, kwargs):
 
 
 def _unsupported_handler(mode, func, args, kwargs):
-    warn(
-        f"LRP: {getattr(func, '__name__', func)} is a fused attention kernel whose "
-        "matmuls and softmax the LRP rules cannot see; relevance through it uses "
-        "the plain gradient. Call the model through its nn.Module forward (which "
-        "the rules replace for nn.MultiheadAttention)."
-    )
-    return func(*args, **kwargs)
+    """A fused attention kernel: counted (it hides its products and softmax)."""
+    out = func(*args, **kwargs)
+    if any(needs_rule(t) for t in (*args, *kwargs.values())):
+        mode.plain_ops[getattr(func, "__name__", repr(func))] += 1
+    return out
+
+
+def _inplace_scale_handler(mode, func, args, kwargs):
+    """In-place ``*=`` / ``/=``: linear unless both factors depend on the input.
+
+    A product of two input-dependent tensors, or a division by one, has no
+    rule in place (the out-of-place ``*`` has the product rule).
+    """
+    bound = _bind(("input", "other"), args, kwargs)
+    a, b = bound.get("input", bound.get("self")), bound.get("other")
+    name = getattr(func, "__name__", repr(func))
+    ruled = needs_rule(b) and (needs_rule(a) or "mul" not in name)
+    out = func(*args, **kwargs)
+    if ruled:
+        mode.plain_ops[name] += 1
+    return out
 
 
 def _add_handler(mode, func, args, kwargs):
@@ -299,49 +313,83 @@ def _batch_norm_handler(mode, func, args, kwargs):
 
 _ACTIVATIONS = (
     "gelu elu selu celu relu6 silu mish hardswish hardtanh tanh "
-    "sigmoid softplus softsign log log1p sqrt abs square"
+    "sigmoid softplus softsign log log1p sqrt abs square clamp clip clamp_min "
+    "clamp_max"
 ).split()
 
+_CONV_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+_TENSOR = (torch, torch.Tensor)
+
+#: The rule table, one row per rule: ``(row, handler, operation names,
+#: namespaces)``; :data:`HANDLERS` is built from it, and the table of supported
+#: operations in the user guide (``doc/user_guide/lrp.rst``) is checked
+#: against it (``tests/test_lrp.py``).
+RULE_ROWS = (
+    (
+        "linear",
+        _linear_handler("linear", ("input", "weight", "bias")),
+        ("linear",),
+        (F, torch._C._nn),
+    ),
+    (
+        "conv",
+        _linear_handler("conv", _CONV_ARGS),
+        ("conv1d", "conv2d", "conv3d"),
+        (torch, F),
+    ),
+    ("activation", _activation_handler, tuple(_ACTIVATIONS), None),
+    ("pow", _pow_handler, ("pow", "__pow__"), None),
+    ("mul", _mul_handler, ("mul", "__mul__", "__rmul__", "multiply"), None),
+    (
+        "matmul",
+        _matmul_handler,
+        ("matmul", "__matmul__", "__rmatmul__", "bmm", "mm"),
+        None,
+    ),
+    ("einsum", _einsum_handler, ("einsum",), (torch,)),
+    ("softmax", _softmax_handler, ("softmax",), None),
+    ("layer_norm", _layer_norm_handler, ("layer_norm",), (F,)),
+    ("group_norm", _group_norm_handler, ("group_norm",), (F,)),
+    ("rms_norm", _rms_norm_handler, ("rms_norm",), (F,)),
+    ("sdpa", _sdpa_handler, ("scaled_dot_product_attention",), (F,)),
+    ("batch_norm", _batch_norm_handler, ("batch_norm",), (F,)),
+    (
+        "add",
+        _add_handler,
+        tuple("add __add__ __radd__ __iadd__ add_ sub __sub__ __rsub__".split())
+        + ("__isub__", "sub_"),
+        _TENSOR,
+    ),
+    ("cat", _cat_handler, ("cat", "concat", "concatenate", "stack"), (torch,)),
+    (
+        "inplace_scale",
+        _inplace_scale_handler,
+        ("mul_", "__imul__", "div_", "__itruediv__", "true_divide_", "divide_"),
+        (torch.Tensor,),
+    ),
+    (
+        "fused_attention",
+        _unsupported_handler,
+        (
+            "_native_multi_head_attention",
+            "_transformer_encoder_layer_fwd",
+            "multi_head_attention_forward",
+        ),
+        (torch, F),
+    ),
+)
+
 HANDLERS = {}
-for _f in _functions(["linear"], (F, torch._C._nn)):
-    HANDLERS[_f] = _linear_handler("linear", ("input", "weight", "bias"))
-for _f in _functions(["conv1d", "conv2d", "conv3d"], (torch, F)):
-    HANDLERS[_f] = _linear_handler(
-        "conv", ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
-    )
-for _f in _functions(_ACTIVATIONS):
-    HANDLERS[_f] = _activation_handler
-for _f in _functions(["pow", "__pow__"]):
-    HANDLERS[_f] = _pow_handler
-for _f in _functions(["mul", "__mul__", "__rmul__", "multiply"]):
-    HANDLERS[_f] = _mul_handler
-for _f in _functions(["matmul", "__matmul__", "__rmatmul__", "bmm", "mm"]):
-    HANDLERS[_f] = _matmul_handler
-HANDLERS[torch.einsum] = _einsum_handler
-for _f in _functions(["softmax"]):
-    HANDLERS[_f] = _softmax_handler
-HANDLERS[F.layer_norm] = _layer_norm_handler
-HANDLERS[F.group_norm] = _group_norm_handler
-if hasattr(F, "rms_norm"):
-    HANDLERS[F.rms_norm] = _rms_norm_handler
-HANDLERS[F.scaled_dot_product_attention] = _sdpa_handler
-HANDLERS[F.batch_norm] = _batch_norm_handler
-for _f in _functions(
-    "add __add__ __radd__ __iadd__ add_ sub __sub__ __rsub__ __isub__ sub_".split(),
-    (torch, torch.Tensor),
-):
-    HANDLERS[_f] = _add_handler
-for _f in _functions(["cat", "concat", "concatenate", "stack"], (torch,)):
-    HANDLERS[_f] = _cat_handler
-for _f in _functions(
-    ["_native_multi_head_attention", "_transformer_encoder_layer_fwd"], (torch,)
-) | {F.multi_head_attention_forward}:
-    HANDLERS[_f] = _unsupported_handler
-del _f
+for _row, _handler, _names, _spaces in RULE_ROWS:
+    _found = _functions(_names, *(() if _spaces is None else (_spaces,)))
+    for _f in _found:
+        HANDLERS[_f] = _handler
+del _row, _handler, _names, _spaces, _found, _f
 
 #: Names of operations that are linear in a tensor argument (or select from
 #: it); their plain gradient is LRP-0. Anything else that returns an
-#: input-dependent tensor without a rule is reported in ``plain_ops``.
+#: input-dependent tensor (or a tuple of them) without a rule is reported in
+#: ``plain_ops``.
 LINEAR_NAMES = frozenset(
     """
     __get__ __getitem__ __setitem__ add add_ __add__ __radd__ __iadd__ sub sub_
@@ -359,7 +407,30 @@ LINEAR_NAMES = frozenset(
     moveaxis swapaxes swapdims tile tril triu diff cumsum unfold as_strided
     renorm detach requires_grad_ zero_ copy_ fill_ new_zeros zeros_like
     ones_like full_like empty_like where relu relu_ leaky_relu leaky_relu_
-    threshold prelu
+    threshold prelu max min amax amin sort topk kthvalue msort median
     """.split()
 )
 DIV_NAMES = frozenset("div __truediv__ __itruediv__ true_divide divide".split())
+
+
+def supported_operations():
+    """The operations with a rule, by row of the rule table.
+
+    Returns
+    -------
+    table : dict
+        Row name -> sorted tuple of operation names: the rows of
+        :data:`RULE_ROWS` (except the fused attention kernels, which are
+        counted as operations without a rule), plus ``"plain_lrp0"``
+        (:data:`LINEAR_NAMES`, whose plain gradient is LRP-0) and ``"div"``
+        (:data:`DIV_NAMES`, linear when the divisor is constant).
+    """
+    table = {
+        row: tuple(sorted(names))
+        for row, handler, names, _ in RULE_ROWS
+        if handler is not _unsupported_handler
+    }
+    ruled = {name for _, _, names, _ in RULE_ROWS for name in names}
+    table["plain_lrp0"] = tuple(sorted(LINEAR_NAMES - ruled))
+    table["div"] = tuple(sorted(DIV_NAMES - ruled))
+    return table

@@ -11,6 +11,7 @@ from mne.utils import _validate_type, logger, verbose
 from mne_freqmask._inputs import epochs_data, epochs_labels
 from mne_freqmask._torch_utils import model_context, model_dtype, resolve_device
 from mne_freqmask.lrp._context import lrp_rules
+from mne_freqmask.lrp._coverage import check_coverage, check_share, input_share
 from mne_freqmask.lrp.rules import make_config
 from mne_freqmask.utils._checks import _check_positive, _pick_indices
 from mne_freqmask.utils._docs import fill_doc
@@ -33,7 +34,9 @@ class BatchRelevance:
         embeddings, class tokens), summed over the batch; ``None`` when not
         tracked.
     plain_ops : collections.Counter
-        Operations without a rule that were not linear.
+        Operations without a rule that were not linear (name -> calls), on
+        the relevance path: tensors or tuples of them (``lstm``, ``gru``)
+        that depend on the input, in-place variants (``tanh_``) included.
     """
 
     relevance: torch.Tensor
@@ -43,7 +46,7 @@ class BatchRelevance:
     plain_ops: Counter
 
 
-def lrp_batch(model, x, target, cfg, *, track_constants=False):
+def lrp_batch(model, x, target, cfg, *, track_constants=False, strict=False):
     """LRP relevance of one batch (the model is in eval mode and frozen).
 
     Parameters
@@ -58,6 +61,10 @@ def lrp_batch(model, x, target, cfg, *, track_constants=False):
         The rules (``mne_freqmask.lrp.make_config``).
     track_constants : bool
         Also measure the relevance absorbed by additive constants.
+    strict : bool
+        Raise :class:`~mne_freqmask.lrp.LRPCoverageError` after the forward
+        pass when an operation without an LRP rule was met (otherwise they are
+        only counted in ``plain_ops``; the callers warn).
 
     Returns
     -------
@@ -77,6 +84,8 @@ def lrp_batch(model, x, target, cfg, *, track_constants=False):
         ) as mode,
     ):
         out = model(x)
+    if strict:
+        check_coverage(mode.plain_ops, strict=True)
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         raise ValueError(
             "The model must return class scores of shape (n_epochs, n_classes), "
@@ -120,6 +129,7 @@ def relevance_time(
     gamma=0.25,
     batch_size=64,
     device="auto",
+    strict=False,
     verbose=None,
 ):
     """Layer-wise relevance of every input sample (channel x time).
@@ -127,8 +137,12 @@ def relevance_time(
     Attention-aware LRP (AttnLRP or CP-LRP) for transformers and the usual
     epsilon / gamma / z+ rules for linear and convolution layers, computed as
     gradient x input with modified gradients (see
-    :mod:`mne_freqmask.lrp.rules`). The relevance of an epoch sums to the
-    explained logit, up to what biases, embeddings and constant tokens absorb.
+    :mod:`mne_freqmask.lrp.rules`). The relevance of an epoch sums to a share
+    of the explained logit: what biases, embeddings, constant tokens, the
+    rules' stabilisers and AttnLRP's softmax rule do not absorb. That share is
+    about 1 on ShallowFBCSPNet and EEGNet, but a median 0.26-0.76 on trained
+    EEGConformers (0.59-0.64 on EEGBCI data); see the user guide's page on
+    the LRP rules.
 
     Parameters
     ----------
@@ -154,6 +168,7 @@ def relevance_time(
     batch_size : int
         Epochs per forward/backward pass.
     %(device)s
+    %(lrp_strict)s
     %(verbose)s
 
     Returns
@@ -161,8 +176,16 @@ def relevance_time(
     relevance : ndarray, shape (n_epochs, n_channels, n_times)
         Relevance of each sample (float64).
     logit : ndarray, shape (n_epochs,)
-        The explained logit of each epoch; ``relevance[i].sum()`` is close
-        to ``logit[i]``.
+        The explained logit of each epoch; ``relevance[i].sum() / logit[i]``
+        is the share of the logit that reached the input.
+
+    Warns
+    -----
+    mne_freqmask.lrp.LRPCoverageWarning
+        When operations without an LRP rule were met (see ``strict``).
+    mne_freqmask.lrp.LRPConservationWarning
+        When the median share of the logit that reached the input is below
+        ``mne_freqmask.lrp.MIN_SHARE`` in magnitude.
 
     See Also
     --------
@@ -170,11 +193,11 @@ def relevance_time(
     mne_freqmask.explain
     """
     cfg = make_config(rule, attention, eps, gamma)
-    rel, logits, _ = _relevance(model, x, target, cfg, batch_size, device)
+    rel, logits, _ = _relevance(model, x, target, cfg, batch_size, device, strict)
     return rel, logits
 
 
-def _relevance(model, x, target, cfg, batch_size, device):
+def _relevance(model, x, target, cfg, batch_size, device, strict=False):
     """Relevance, logits and explained classes of all epochs of ``x``."""
     batch_size = _check_positive(batch_size, "batch_size", integer=True)
     _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
@@ -198,15 +221,20 @@ def _relevance(model, x, target, cfg, batch_size, device):
     targets = np.empty(len(x), np.int64)
     plain = {}
     with model_context(model, dev):
-        for sl, _, res in iter_relevance(model, x, target, cfg, batch_size, dev, plain):
+        batches = iter_relevance(
+            model, x, target, cfg, batch_size, dev, plain, strict=strict
+        )
+        for sl, _, res in batches:
             rel[sl] = res.relevance.double().cpu().numpy()
             logits[sl] = res.logit.double().cpu().numpy()
             targets[sl] = res.target.cpu().numpy()
-    _log_conservation(rel, logits, plain)
+    check_lrp(rel.reshape(len(rel), -1).sum(1), logits, plain)
     return rel, logits, targets
 
 
-def iter_relevance(model, x, target, cfg, batch_size, device, plain_ops=None):
+def iter_relevance(
+    model, x, target, cfg, batch_size, device, plain_ops=None, *, strict=False
+):
     """Run LRP over batches of epochs: the one batch loop of LRP.
 
     :func:`relevance_time`, :func:`compute_relevance` and
@@ -229,7 +257,9 @@ def iter_relevance(model, x, target, cfg, batch_size, device, plain_ops=None):
         Where to compute.
     plain_ops : dict | None
         If a dict, the counts of operations without a rule are added to it
-        (see ``log_plain_ops``).
+        (see :func:`~mne_freqmask.lrp.relevance.check_lrp`).
+    strict : bool
+        Raise at the first batch that met an operation without a rule.
 
     Yields
     ------
@@ -245,7 +275,7 @@ def iter_relevance(model, x, target, cfg, batch_size, device, plain_ops=None):
         sl = slice(start, min(start + batch_size, len(x)))
         xb = torch.as_tensor(x[sl], dtype=dtype, device=device)
         tb = None if target is None else torch.as_tensor(target[sl], device=device)
-        res = lrp_batch(model, xb, tb, cfg)
+        res = lrp_batch(model, xb, tb, cfg, strict=strict)
         if plain_ops is not None:
             for key, val in res.plain_ops.items():
                 plain_ops[key] = plain_ops.get(key, 0) + val
@@ -261,14 +291,37 @@ def log_plain_ops(plain_ops):
         )
 
 
-def _log_conservation(rel, logits, plain):
-    sums = rel.reshape(len(rel), -1).sum(1)
-    err = np.abs(sums - logits) / np.maximum(np.abs(logits), 1e-12)
-    logger.info(
-        f"LRP: relevance sum / logit, median {np.median(sums / logits):.3f} "
-        f"(median relative deviation {np.median(err):.2%})."
-    )
-    log_plain_ops(plain)
+def check_lrp(total, logit, plain_ops):
+    """Log the conservation share, and warn where LRP was not LRP.
+
+    Parameters
+    ----------
+    total : ndarray, shape (n_epochs,)
+        Input relevance summed per epoch.
+    logit : ndarray, shape (n_epochs,)
+        The explained logits.
+    plain_ops : dict
+        Operations without a rule (name -> calls); a
+        :class:`~mne_freqmask.lrp.LRPCoverageWarning` names them.
+
+    Returns
+    -------
+    share : ndarray, shape (n_epochs,)
+        ``total / logit`` per epoch; a
+        :class:`~mne_freqmask.lrp.LRPConservationWarning` is given when its
+        median is below ``MIN_SHARE`` in magnitude.
+    """
+    share = input_share(total, logit)
+    if len(share):
+        err = np.abs(total - logit) / np.maximum(np.abs(logit), 1e-12)
+        logger.info(
+            f"LRP: relevance sum / logit, median {np.median(share):.3f} "
+            f"(median relative deviation {np.median(err):.2%})."
+        )
+    log_plain_ops(plain_ops)
+    check_coverage(plain_ops)
+    check_share(share)
+    return share
 
 
 @verbose
@@ -286,6 +339,7 @@ def compute_relevance(
     gamma=0.25,
     batch_size=64,
     device="auto",
+    strict=False,
     verbose=None,
 ):
     """LRP relevance of each channel x time sample, as :class:`mne.EpochsArray`.
@@ -316,6 +370,7 @@ def compute_relevance(
     batch_size : int
         Epochs per forward/backward pass.
     %(device)s
+    %(lrp_strict)s
     %(verbose)s
 
     Returns
@@ -327,6 +382,14 @@ def compute_relevance(
         ``tmin`` are those of ``epochs``; the metadata gain the columns
         ``lrp_target`` (explained class), ``lrp_logit`` and ``lrp_sum``
         (relevance summed over all channels and times).
+
+    Warns
+    -----
+    mne_freqmask.lrp.LRPCoverageWarning
+        When operations without an LRP rule were met (see ``strict``).
+    mne_freqmask.lrp.LRPConservationWarning
+        When the median ``lrp_sum / lrp_logit`` is below
+        ``mne_freqmask.lrp.MIN_SHARE`` in magnitude.
 
     See Also
     --------
@@ -343,7 +406,7 @@ def compute_relevance(
             )
         target = epochs_labels(epochs, y)
     cfg = make_config(rule, attention, eps, gamma)
-    rel, logits, target = _relevance(model, x, target, cfg, batch_size, device)
+    rel, logits, target = _relevance(model, x, target, cfg, batch_size, device, strict)
     import pandas as pd
 
     md = epochs.metadata

@@ -8,13 +8,19 @@ then carries it through a virtual inverse-rfft layer onto the rfft bins, and
 the bins are summed into the channel x band cells. Relevance is signed (positive:
 evidence for the explained class); its sum over all cells and bins in a band
 equals the time-domain sum, which is the explained logit up to what biases,
-embeddings and the softmax absorb (``diagnostics["input_share"]``).
+embeddings and the softmax absorb (``diagnostics["input_share"]``, per epoch).
+
+Operations without an LRP rule (recurrent layers, ``torch.baddbmm``, in-place
+non-linearities...) give a :class:`~mne_freqmask.lrp.LRPCoverageWarning`
+naming them (an error with ``strict=True``), and a median input share below
+``mne_freqmask.lrp.MIN_SHARE`` an
+:class:`~mne_freqmask.lrp.LRPConservationWarning`.
 """
 
 import numpy as np
-from mne.utils import deprecated, logger
+from mne.utils import _validate_type, deprecated, logger
 
-from mne_freqmask.lrp.relevance import iter_relevance, log_plain_ops
+from mne_freqmask.lrp.relevance import check_lrp, iter_relevance
 from mne_freqmask.lrp.rules import make_config
 from mne_freqmask.methods._base import MethodResult, chunking
 from mne_freqmask.methods._dft import dft_relevance
@@ -34,6 +40,7 @@ def lrp(
     attention="attnlrp",
     eps=1e-6,
     gamma=0.25,
+    strict=False,
 ):
     """Frequency-domain LRP relevance of every channel x band cell.
 
@@ -43,8 +50,19 @@ def lrp(
     :func:`mne_freqmask.lrp.relevance_time`. The explained class is
     ``target`` when given, else the model's prediction. Epochs go through the
     model in batches of ``chunk_size`` (at most 128). Deterministic
-    (``random_state`` is ignored).
+    (``random_state`` is ignored). ``strict=True`` raises
+    :class:`~mne_freqmask.lrp.LRPCoverageError` at an operation without an
+    LRP rule instead of warning.
+
+    ``diagnostics`` hold, per epoch, ``target``, ``logit``,
+    ``relevance_total`` (time-domain input relevance), ``input_share``
+    (``relevance_total / logit``: the share of the explained logit that
+    reached the input; its median is logged and checked against
+    ``mne_freqmask.lrp.MIN_SHARE``) and ``n_plain_ops`` (calls of
+    operations without a rule in the epoch's forward pass; 0 when the model is
+    fully covered).
     """
+    _validate_type(strict, bool, "strict")
     cfg = make_config(rule, attention, eps, gamma)
     params = dict(
         rule=rule if isinstance(rule, str) else dict(rule),
@@ -58,22 +76,26 @@ def lrp(
     logit = np.empty(n_epochs)
     total = np.empty(n_epochs)
     target = np.empty(n_epochs, np.int64)
+    n_plain = np.zeros(n_epochs, np.int64)
     plain = {}
-    batches = iter_relevance(model, inp.x, inp.target, cfg, chunk_size, device, plain)
+    batches = iter_relevance(
+        model, inp.x, inp.target, cfg, chunk_size, device, plain, strict=strict
+    )
     for sl, xb, res in batches:
+        n_plain[sl] = sum(res.plain_ops.values())
         rel_f = dft_relevance(xb[:, picks], res.relevance[:, picks])
         out[sl] = grid.collapse(rel_f.cpu().numpy())
         logit[sl] = res.logit.double().cpu().numpy()
         total[sl] = res.relevance.double().sum((1, 2)).cpu().numpy()
         target[sl] = res.target.cpu().numpy()
-    share = total / np.where(logit == 0, np.finfo(float).tiny, logit)
-    logger.info(
-        f"LRP ({params['attention']}, rule={params['rule']}): input relevance / "
-        f"logit, median {np.median(share):.3f}."
-    )
-    log_plain_ops(plain)
+    logger.info(f"LRP ({params['attention']}, rule={params['rule']}):")
+    share = check_lrp(total, logit, plain)
     diagnostics = dict(
-        target=target, logit=logit, relevance_total=total, input_share=share
+        target=target,
+        logit=logit,
+        relevance_total=total,
+        input_share=share,
+        n_plain_ops=n_plain,
     )
     return MethodResult(out, params, diagnostics)
 

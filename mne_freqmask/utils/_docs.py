@@ -103,6 +103,15 @@ eps : float
 gamma : float
     Parameter of the gamma rule."""
 
+docdict["lrp_strict"] = """
+strict : bool
+    If True, raise :class:`~mne_freqmask.lrp.LRPCoverageError`, naming the
+    operations, when the model uses an operation without an LRP rule (an LSTM
+    or GRU, ``torch.baddbmm``, an in-place non-linearity such as ``tanh_``;
+    see the table of supported operations in the user guide). If False
+    (default), an :class:`~mne_freqmask.lrp.LRPCoverageWarning` names them and
+    the relevance crosses them as a plain gradient."""
+
 docdict["chunk_size"] = """
 chunk_size : int | "auto"
     Number of epochs fitted together in one batched optimisation (each with
