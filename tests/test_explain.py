@@ -421,12 +421,43 @@ def test_min_steps_warm_up(simulated):
     epochs, _, model, history = simulated
     sub = epochs[history["val_idx"][:3]]
     # tol=1: a step must halve the loss to count, so every epoch stalls
-    kw = dict(patience=1, tol=1.0, n_steps=40)
+    kw = dict(patience=1, tol=1.0, n_steps=40, stopping="loss")
     fast = mfm.explain(sub, model, min_steps=0, **kw)
     warm = mfm.explain(sub, model, min_steps=20, **kw)
     np.testing.assert_array_equal(fast.diagnostics["n_steps"], 2)
     np.testing.assert_array_equal(warm.diagnostics["n_steps"], 20)
     assert np.abs(warm.get_data() - 0.5).max() > np.abs(fast.get_data() - 0.5).max()
+
+
+def test_stopping_on_the_ranking(simulated):
+    """stopping="rank" stops once the ranking settles: far fewer steps than
+    the loss rule, the same ranking as 300 steps (per-epoch Spearman)."""
+    from mne_freqmask.evaluation import spearman
+
+    epochs, truth, model, history = simulated
+    sub = epochs[history["val_idx"][:12]]
+    rank = mfm.explain(sub, model, verbose=False)
+    assert rank.method_params["stopping"] == "rank"
+    assert rank.method_params["rank_tol"] == 0.02
+    full = mfm.explain(sub, model, min_steps=300, stopping="loss", verbose=False)
+    loss = mfm.explain(sub, model, stopping="loss", verbose=False)
+    steps = rank.diagnostics["n_steps"]
+    # checks every patience=10 steps, from min_steps=50 on
+    assert steps.min() >= 50 and (steps % 10 == 0).all()
+    # measured: median 80 against 117 for the loss rule (12 epochs)
+    assert np.median(steps) < np.median(loss.diagnostics["n_steps"])
+    assert (full.diagnostics["n_steps"] == 300).all()
+    rho = [
+        spearman(a, b) for a, b in zip(rank.get_data(), full.get_data(), strict=True)
+    ]
+    assert np.min(rho) > 0.97, rho  # measured min 0.99
+    # a tighter tolerance takes more steps
+    tight = mfm.explain(sub, model, rank_tol=0.002, verbose=False)
+    assert tight.diagnostics["n_steps"].sum() > steps.sum()
+    with pytest.raises(ValueError, match="rank_tol must be below 1"):
+        mfm.explain(sub, model, rank_tol=1.0)
+    with pytest.raises(ValueError, match="Invalid value for the 'stopping'"):
+        mfm.explain(sub, model, stopping="never")
 
 
 def test_register_method_and_chunking(tiny):

@@ -50,6 +50,8 @@ def test_paper_preset_is_the_paper_configuration(held):
     np.testing.assert_array_equal(by_preset.data, explicit.data)
     assert by_preset.method_params["min_steps"] == 1
     assert by_preset.method_params["cell_score"] == "mask"
+    assert by_preset.method_params["stopping"] == "loss"
+    assert "rank_tol" not in by_preset.method_params
     # a value equal to the paper's is fine; one that contradicts it is refused
     mfm.explain(sub[:2], model, preset="paper", lr=0.01, verbose=False)
     with pytest.raises(ValueError, match=r'preset="paper" fixes lr.*lr=0.01'):

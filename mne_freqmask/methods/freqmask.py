@@ -17,9 +17,12 @@ mean spectrum is needed.
 All epochs of a chunk are fitted in one optimisation. Each epoch has its own
 mask and its own generator, the loss is a sum of per-epoch terms and Adam acts
 element-wise, so the result equals fitting the epochs one at a time. Early
-stopping is per epoch: after ``min_steps`` steps, an epoch whose loss has not
-improved by ``tol`` (relative) for ``patience`` steps is frozen and removed
-from the active batch, so later steps only pay for the epochs still moving.
+stopping is per epoch: after ``min_steps`` steps, an epoch whose ranking of
+the cells has settled (``stopping="rank"``, see
+``ranking_settled`` in ``methods/_stopping.py``) or whose loss has
+not improved by ``tol`` (relative) for ``patience`` steps (``"loss"``, the
+paper's) is frozen and removed from the active batch, so later steps only
+pay for the epochs still moving.
 
 Two options beyond the paper, both on by default since the faithfulness
 benchmark of issue #18 (BENCHMARKS.md, "Faithfulness with power"); ``preset=
@@ -67,7 +70,7 @@ from mne_freqmask._torch_utils import (  # noqa: F401 (adam_update: benchmarks)
     spectrum,
 )
 from mne_freqmask.methods._base import MethodResult, chunk_slices, chunking
-from mne_freqmask.methods._stopping import stop_reasons, warn_stops
+from mne_freqmask.methods._stopping import ranking_settled, stop_reasons, warn_stops
 from mne_freqmask.utils._checks import _check_positive, _make_rng
 
 #: Wang et al.'s configuration (``preset="paper"``): up to 300 Adam steps at
@@ -87,6 +90,7 @@ PAPER = dict(
     min_steps=1,
     cell_score="mask",
     perturbation="generator",
+    stopping="loss",
 )
 
 
@@ -119,6 +123,8 @@ def freqmask(
     cell_score="path",
     perturbation="reference",
     n_donors=256,
+    stopping="rank",
+    rank_tol=0.02,
     preset=None,
     return_perturbed=False,
 ):
@@ -155,6 +161,7 @@ def freqmask(
             chunk_size=chunk_size,
             random_state=random_state,
             n_donors=n_donors,
+            rank_tol=rank_tol,
             return_perturbed=return_perturbed,
             **PAPER,
         )
@@ -171,6 +178,10 @@ def freqmask(
     _check_option("cell_score", cell_score, ("mask", "path"))
     _check_option("perturbation", perturbation, ("generator", "reference"))
     n_donors = _check_positive(n_donors, "n_donors", integer=True)
+    _check_option("stopping", stopping, ("rank", "loss"))
+    rank_tol = _check_positive(rank_tol, "rank_tol")
+    if rank_tol >= 1:
+        raise ValueError(f"rank_tol must be below 1, got {rank_tol}.")
     params = dict(
         n_steps=n_steps,
         lr=lr,
@@ -184,9 +195,12 @@ def freqmask(
         min_steps=min_steps,
         cell_score=cell_score,
         perturbation=perturbation,
+        stopping=stopping,
     )
     if perturbation == "reference":
         params["n_donors"] = n_donors
+    if stopping == "rank":
+        params["rank_tol"] = rank_tol
     # masks, generators and spectra in float32 at least; the model gets its
     # own dtype (half-precision models: rfft has no float16 kernel on CPU)
     net_dtype = model_dtype(model)
@@ -208,7 +222,7 @@ def freqmask(
         out_x = None if perturbed is None else perturbed[sl]
         mask, n_done, loss, ce = fitter.fit(sl, centres[cluster[sl]], out_x)
         out[sl], steps[sl], loss_out[sl], ce_out[sl] = mask, n_done, loss, ce
-    stop = stop_reasons(steps, n_steps, min_steps, patience)
+    stop = stop_reasons(steps, n_steps, min_steps, patience, stopping)
     logger.info(
         f"FreqMask: median {np.median(steps):.0f} steps (max {steps.max()}); "
         f"{int((stop == 0).sum())} of {n_epochs} epochs converged, "
@@ -216,7 +230,7 @@ def freqmask(
         f"{int((stop == 2).sum())} stopped at the first step allowed; median "
         f"final loss {np.median(loss_out):.3f}."
     )
-    warn_stops(stop, steps, n_steps, min_steps, patience)
+    warn_stops(stop, steps, n_steps, min_steps, patience)  # stop 2: loss only
     diagnostics = dict(
         n_steps=steps,
         stop=stop,
@@ -406,6 +420,8 @@ class _ChunkFitter:
             wait=torch.zeros(n_b, dtype=torch.long, device=dev),
             # sum of the mask over the steps taken (cell_score="path")
             path=torch.zeros_like(mask),
+            # cell scores every ``patience`` steps (stopping="rank")
+            snaps={},
             # index of each epoch in the whole run (its donor stream; a donor
             # is never the epoch itself)
             epoch=np.arange(sl.start, sl.start + n_b) + getattr(self, "offset", 0),
@@ -447,15 +463,11 @@ class _ChunkFitter:
         for step in range(p["n_steps"]):
             ld, ce = self._step(state)
             params = state["params"]
-            # per-epoch early stopping on the loss before this update
-            best = state["best"]
-            improved = torch.isinf(best) | (ld < best - p["tol"] * best.abs())
-            state["best"] = torch.where(improved, ld, best)
-            state["wait"] = torch.where(improved, 0, state["wait"] + 1)
             last = step == p["n_steps"] - 1
-            if step + 1 < p["min_steps"] and not last:
-                continue  # warm-up: no epoch stops before min_steps
-            done = (state["wait"] >= p["patience"]).cpu().numpy()
+            if p["stopping"] == "rank":
+                done = self._ranking_settled(state, step + 1, params[0])
+            else:
+                done = self._loss_settled(state, ld, step + 1)
             if not (done.any() or last):
                 continue
             fin = np.ones_like(done) if last else done
@@ -487,10 +499,31 @@ class _ChunkFitter:
             self._shrink(state, torch.as_tensor(keep, device=dev))
         return mask_out, steps_out, loss_out, ce_out
 
+    def _loss_settled(self, state, ld, t):
+        """Per-epoch early stopping on the loss before this update (paper)."""
+        p = self.p
+        best = state["best"]
+        improved = torch.isinf(best) | (ld < best - p["tol"] * best.abs())
+        state["best"] = torch.where(improved, ld, best)
+        state["wait"] = torch.where(improved, 0, state["wait"] + 1)
+        if t < p["min_steps"]:  # warm-up: no epoch stops before min_steps
+            return np.zeros(len(ld), bool)
+        return (state["wait"] >= p["patience"]).cpu().numpy()
+
+    def _ranking_settled(self, state, t, mask):
+        """``stopping="rank"``: see :func:`~._stopping.ranking_settled`."""
+        p = self.p
+        score = state["path"] / t if p["cell_score"] == "path" else mask
+        return ranking_settled(
+            state["snaps"], score, t, p["patience"], p["min_steps"], p["rank_tol"]
+        )
+
     @staticmethod
     def _shrink(state, keep):
         for key in ("x", "x2", "target", "centres", "best", "wait", "path"):
             state[key] = state[key][keep]
+        for key in state["snaps"]:
+            state["snaps"][key] = state["snaps"][key][keep]
         keep = keep.cpu().numpy()
         state["epoch"] = state["epoch"][keep]
         if "orders" in state:
