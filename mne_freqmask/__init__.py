@@ -8,6 +8,7 @@ _LAZY = {
     "explain": "mne_freqmask._explain",
     "evaluate_removal": "mne_freqmask.evaluation",
     "check_explanation": "mne_freqmask.evaluation",
+    "explain_files": "mne_freqmask.parallel",
 }
 
 from mne_freqmask._combine import combine_saliency  # noqa: E402
@@ -18,7 +19,16 @@ from mne_freqmask.saliency import (  # noqa: E402
 )
 from mne_freqmask.spectral import FrequencyGrid  # noqa: E402
 
-_SUBMODULES = ("datasets", "evaluation", "lrp", "methods", "models", "viz", "workflows")
+_SUBMODULES = (
+    "datasets",
+    "evaluation",
+    "lrp",
+    "methods",
+    "models",
+    "parallel",
+    "viz",
+    "workflows",
+)
 
 __all__ = [
     "FrequencyGrid",
@@ -28,6 +38,7 @@ __all__ = [
     "concatenate_saliencies",
     "evaluate_removal",
     "explain",
+    "explain_files",
     "read_saliency",
 ]
 

@@ -1,0 +1,183 @@
+"""Many recordings: one saliency file per epochs file, in parallel.
+
+:func:`explain_files` explains each ``-epo.fif`` file and writes its
+:class:`~mne_freqmask.SpectralSaliency` next to the others, skipping files
+already done, so an interrupted run resumes where it stopped. The files run
+in parallel through joblib, the convention of the MNE ecosystem (as
+:func:`mne.parallel.parallel_func` and mne-bids-pipeline): inside
+``joblib.parallel_config(backend="dask")`` with a ``dask.distributed``
+client, they are spread over the Dask cluster's workers, one machine or
+many.
+"""
+
+import os
+from pathlib import Path
+
+from mne.utils import _validate_type, logger, verbose
+
+from mne_freqmask.utils._docs import fill_doc
+
+
+def _out_name(fname, out_dir, suffix):
+    name = Path(fname).name
+    ends = ("-epo.fif.gz", "-epo.fif", "_epo.fif.gz", "_epo.fif", ".fif.gz", ".fif")
+    for end in ends:
+        if name.endswith(end):
+            name = name[: -len(end)]
+            break
+    return Path(out_dir) / f"{name}{suffix}"
+
+
+def _explain_one(fname, out, model, method, device, threads, explain_kw):
+    """Read, explain and write one file (runs in a joblib / Dask worker)."""
+    import mne
+    import torch
+
+    from mne_freqmask._explain import explain
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        epochs = mne.read_epochs(fname, preload=False, verbose=False)
+        sal = explain(
+            epochs, model, method=method, device=device, verbose=False, **explain_kw
+        )
+        sal.save(out, overwrite=True, verbose=False)  # atomic: a temp file, renamed
+    finally:
+        torch.set_num_threads(before)
+    return str(out)
+
+
+@verbose
+@fill_doc
+def explain_files(
+    fnames,
+    model,
+    out_dir,
+    *,
+    method="freqmask",
+    suffix="-sal.h5",
+    overwrite=False,
+    n_jobs=1,
+    device="auto",
+    threads=None,
+    verbose=None,
+    **explain_kw,
+):
+    """Explain many epochs files, writing one saliency file each.
+
+    Parameters
+    ----------
+    fnames : list of path-like
+        Epochs files (``-epo.fif``), read with ``preload=False``, so that one
+        file's epochs need not fit in memory.
+    %(model)s
+        It is sent to every worker (pickled), never modified.
+    out_dir : path-like
+        Existing folder for the saliency files: ``<name><suffix>``, where
+        ``<name>`` is the epochs file's name without ``-epo.fif``.
+    method : str
+        The method of :func:`mne_freqmask.explain`.
+    suffix : str
+        End of the saliency files' names (``.h5`` or ``.hdf5``).
+    overwrite : bool
+        Explain again files whose saliency file exists. ``False`` (default)
+        skips them: a run that was interrupted resumes where it stopped (a
+        file is written under a temporary name and renamed when complete,
+        so an existing one is whole).
+    n_jobs : int
+        Files explained at once (joblib's ``n_jobs``: ``-1`` for all cores,
+        or all Dask workers under ``joblib.parallel_config(backend="dask")``).
+    device : str | list of str
+        Device of the explanations (see :func:`mne_freqmask.explain`); a list
+        assigns its devices to the files in turn, e.g.
+        ``["cuda:0", "cuda:1"]`` for two GPUs of one machine. ``"auto"``
+        (default) picks each worker's own GPU when it has one.
+    threads : int | None
+        Torch threads per file, restored afterwards. None (default): 1 when
+        files run in parallel (``n_jobs != 1``: the workers share the cores),
+        otherwise torch's current setting. FreqMask's map depends slightly on
+        the thread count (see :ref:`performance`); fix it to compare runs.
+    %(verbose)s
+    **explain_kw
+        Further parameters of :func:`mne_freqmask.explain` (``bands``,
+        ``picks``, ``reference``, method parameters ...), the same for every
+        file.
+
+    Returns
+    -------
+    out_fnames : list of pathlib.Path
+        The saliency file of each epochs file, in the order of ``fnames``
+        (including those skipped because they existed).
+
+    Notes
+    -----
+    On a Dask cluster (e.g. ``dask.distributed.LocalCluster``, or a
+    ``dask-jobqueue`` cluster on an HPC system)::
+
+        from dask.distributed import Client
+        import joblib
+
+        client = Client(cluster)
+        with joblib.parallel_config(backend="dask"):
+            mfm.explain_files(fnames, model, "derivatives/", n_jobs=-1)
+
+    Every worker must see ``fnames`` and ``out_dir`` (a shared file
+    system).
+    """
+    from joblib import Parallel, delayed
+
+    _validate_type(fnames, (list, tuple), "fnames", "list of path-like")
+    for k, f in enumerate(fnames):
+        _validate_type(f, "path-like", f"fnames[{k}]")
+    if len(fnames) == 0:
+        raise ValueError("fnames is empty; give at least one epochs file.")
+    missing = [str(f) for f in fnames if not Path(f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"No such epochs file(s): {missing}")
+    _validate_type(out_dir, "path-like", "out_dir")
+    out_dir = Path(out_dir).expanduser().absolute()
+    if not out_dir.is_dir():
+        raise FileNotFoundError(
+            f"The output folder {out_dir} does not exist; create it first."
+        )
+    _validate_type(suffix, str, "suffix")
+    if not suffix.lower().endswith((".h5", ".hdf5")):
+        raise ValueError(f"suffix must end with .h5 or .hdf5, got {suffix!r}.")
+    _validate_type(overwrite, bool, "overwrite")
+    _validate_type(n_jobs, "int-like", "n_jobs")
+    _validate_type(threads, ("int-like", None), "threads")
+    devices = [device] if isinstance(device, str) else list(device)
+    for k, d in enumerate(devices):
+        _validate_type(d, str, f"device[{k}]")
+    outs = [_out_name(f, out_dir, suffix) for f in fnames]
+    seen = {}
+    for f, out in zip(fnames, outs, strict=True):
+        if out in seen:
+            raise ValueError(
+                f"{seen[out]} and {f} would both be written to {out.name}; rename "
+                "one of the epochs files."
+            )
+        seen[out] = f
+    if threads is None and n_jobs != 1:
+        threads = 1
+    todo = [k for k, out in enumerate(outs) if overwrite or not out.exists()]
+    logger.info(
+        f"explain_files: {len(todo)} of {len(fnames)} files to explain "
+        f"({len(fnames) - len(todo)} already done), n_jobs={n_jobs}"
+    )
+    jobs = (
+        delayed(_explain_one)(
+            os.fspath(fnames[k]),
+            outs[k],
+            model,
+            method,
+            devices[k % len(devices)],
+            threads,
+            explain_kw,
+        )
+        for k in todo
+    )
+    Parallel(n_jobs=n_jobs)(jobs)
+    return outs
