@@ -162,11 +162,12 @@ def _load_state_dict(fname):
     except Exception as exp:  # pickled objects, truncated files, not torch
         first = (str(exp).strip().splitlines() or [""])[0][:160]
         raise ValueError(
-            f"{fname} cannot be read as tensors with torch.load(weights_only=True)"
-            f" ({type(exp).__name__}: {first}); save the model with "
-            "torch.save(model.state_dict(), fname) or "
-            "torch.jit.save(torch.jit.script(model), fname) (whole pickled models "
-            "are not loaded: unpickling runs arbitrary code)."
+            f"{fname} is not a model file written by "
+            "mne_freqmask.models.save_model, torch.jit.save or "
+            "torch.save(model.state_dict()) (torch.load(weights_only=True): "
+            f"{type(exp).__name__}: {first}); a whole pickled model is not "
+            "loaded (unpickling runs arbitrary code): save model.state_dict() "
+            "or torch.jit.save(torch.jit.script(model), fname)."
         ) from None
     return state
 

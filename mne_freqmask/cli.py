@@ -569,7 +569,7 @@ def run_explain(
     )
     written = []
     if out is not None:
-        sal.save(out, overwrite=overwrite)
+        sal.save(out, overwrite=overwrite, verbose=False)
         written.append(out)
     if report is not None:
         from mne_freqmask import evaluate_removal
