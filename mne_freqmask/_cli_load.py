@@ -282,3 +282,17 @@ def load_any_model(fname, *, model_class_name=None, model_kwargs=None, scale=Non
     if scale is not None:
         net = torch.nn.Sequential(InputScaler(float(scale)), net)
     return net.eval(), kind
+
+
+def check_out(path, suffixes, overwrite, flag):
+    """An output path: suffix checked, not overwritten unless asked, folder there."""
+    path = Path(path).expanduser().resolve()
+    if path.suffix not in suffixes:
+        raise ValueError(
+            f"{flag} must end in {' or '.join(suffixes)}, got {path.name}."
+        )
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it.")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"Folder {path.parent} does not exist.")
+    return path

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from mne_freqmask._cli_load import check_out
 from mne_freqmask._cli_report import (
     format_lines,
     lines_html,
@@ -82,6 +83,9 @@ def _build_parser():
         help="Smaller data, shorter training and at most 100 FreqMask steps.",
     )
     demo.add_argument("--seed", type=int, default=0, help="Random seed.")
+    demo.add_argument(
+        "--n-jobs", type=int, default=None, help="Torch threads (as for explain)."
+    )
     demo.add_argument(
         "--quiet",
         action="store_true",
@@ -199,6 +203,7 @@ def main(argv=None):
                 model=args.model,
                 method=args.method,
                 quiet=args.quiet,
+                n_jobs=args.n_jobs,
             )
             print(out if args.quiet else f"Report written to {out}")
         else:
@@ -235,19 +240,6 @@ def main(argv=None):
         print(f"mne-freqmask: error: {' '.join(str(exp).split())}", file=sys.stderr)
         return 2
     return 0
-
-
-def _check_out(path, suffixes, overwrite, flag):
-    path = Path(path).expanduser().resolve()
-    if path.suffix not in suffixes:
-        raise ValueError(
-            f"{flag} must end in {' or '.join(suffixes)}, got {path.name}."
-        )
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite to replace it.")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"Folder {path.parent} does not exist.")
-    return path
 
 
 def _load_demo_data(data, data_path, quick, seed):
@@ -300,6 +292,7 @@ def run_demo(
     model="eegnet",
     method="freqmask",
     quiet=False,
+    n_jobs=None,
 ):
     """Run the demo and write the report to ``out``; return its path.
 
@@ -309,12 +302,15 @@ def run_demo(
     """
     from mne.utils import use_log_level
 
-    out = _check_out(out, (".html", ".htm"), overwrite, "--out")
+    out = check_out(out, (".html", ".htm"), overwrite, "--out")
     if data not in DATASETS:
         raise ValueError(f"--data must be one of {DATASETS}, got {data!r}.")
     # MNE's logger and ProgressBar follow the log level; the package's own
     # functions are called with verbose=None so that they inherit it.
-    with use_log_level("warning" if quiet else "info"):
+    from mne_freqmask._torch_utils import torch_threads
+
+    # training, explaining and scoring all at n_jobs threads (then restored)
+    with use_log_level("warning" if quiet else "info"), torch_threads(n_jobs):
         summary = _demo(out, quick, seed, data, data_path, model, method)
     if not quiet:
         print(_format_summary(summary))
@@ -505,11 +501,11 @@ def run_explain(
         raise ValueError(
             "Nothing to write: give --out sal.h5 and/or --report report.html."
         )
-    out = None if out is None else _check_out(out, (".h5", ".hdf5"), overwrite, "--out")
+    out = None if out is None else check_out(out, (".h5", ".hdf5"), overwrite, "--out")
     report = (
         None
         if report is None
-        else _check_out(report, (".html", ".htm"), overwrite, "--report")
+        else check_out(report, (".html", ".htm"), overwrite, "--report")
     )
     if not Path(epochs_fname).is_file():
         raise FileNotFoundError(f"{epochs_fname} does not exist.")
