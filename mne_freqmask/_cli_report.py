@@ -10,7 +10,8 @@ def model_name(net):
     import torch
 
     inner = net[-1] if isinstance(net, torch.nn.Sequential) else net
-    return type(inner).__name__
+    # a TorchScript module keeps the name of the class it was made from
+    return getattr(inner, "original_name", None) or type(inner).__name__
 
 
 def top_cells(group, truth, n=5):
