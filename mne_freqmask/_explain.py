@@ -13,6 +13,8 @@ from mne_freqmask._torch_utils import (
     model_context,
     predict,
     resolve_device,
+    resolve_n_jobs,
+    torch_threads,
 )
 from mne_freqmask.methods import METHODS, get_method
 from mne_freqmask.methods._base import chunk_size_for
@@ -37,6 +39,7 @@ def explain(
     groups=None,
     chunk_size="auto",
     device="auto",
+    n_jobs=None,
     random_state=None,
     checkpoint=None,
     verbose=None,
@@ -82,6 +85,7 @@ def explain(
     %(groups)s
     %(chunk_size)s
     %(device)s
+    %(n_jobs)s
     %(random_state)s
     checkpoint : path-like | None
         An HDF5 file (``.h5``) that makes a long run resumable. The epochs are
@@ -194,6 +198,7 @@ def explain(
     func = get_method(method)
     _check_method_kw(method, func, method_kw)
     dev = resolve_device(device, model)
+    resolve_n_jobs(n_jobs)
     _check_random_state(random_state)
     ckpt = check_checkpoint_args(checkpoint, method, method_kw, random_state)
     epochs = _ready_epochs(epochs)
@@ -209,7 +214,7 @@ def explain(
     elif int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size}.")
     # everything is validated; only now is the model touched
-    with model_context(model, dev):
+    with torch_threads(n_jobs), model_context(model, dev):
         n_classes = check_model(model, inp.x, dev)
         inp.check_classes(n_classes)
         if ckpt is not None:

@@ -272,7 +272,43 @@ def saliency_repr(sal):
     else:
         head = sal.method
     frange = f"{sal.band_edges.min():0.1f}-{sal.band_edges.max():0.1f} Hz"
-    return f"<SpectralSaliency ({head}) | {' × '.join(sizes)}, {frange}>"
+    steps = steps_summary(sal.diagnostics)
+    steps = "" if steps is None else f"; {steps}"
+    return f"<SpectralSaliency ({head}) | {' × '.join(sizes)}, {frange}{steps}>"
+
+
+#: short names of the ``diagnostics["stop"]`` codes 0, 1, 2, in the order of
+#: ``mne_freqmask.methods._stopping.STOP_REASONS`` (converged, n_steps
+#: reached, stopped at the first step early stopping allows)
+STOP_LABELS = ("converged", "cap", "first allowed step")
+
+
+def steps_summary(diagnostics):
+    """One line on the fit's step counts and stop reasons, or None.
+
+    Parameters
+    ----------
+    diagnostics : dict
+        ``SpectralSaliency.diagnostics``; read are ``"n_steps"`` (steps per
+        epoch) and, when present, ``"stop"`` (codes of :data:`STOP_LABELS`).
+
+    Returns
+    -------
+    line : str | None
+        E.g. ``"steps: median 58 (max 300); stopped: converged 40, cap 3,
+        first allowed step 2"``; None without per-epoch step counts.
+    """
+    steps = np.asarray((diagnostics or {}).get("n_steps", []))
+    if steps.ndim != 1 or not len(steps):
+        return None
+    line = f"steps: median {np.median(steps):g} (max {int(steps.max())})"
+    stop = (diagnostics or {}).get("stop")
+    if stop is not None and np.shape(stop) == steps.shape:
+        counts = np.bincount(np.asarray(stop, int), minlength=len(STOP_LABELS))
+        line += "; stopped: " + ", ".join(
+            f"{label} {int(n)}" for label, n in zip(STOP_LABELS, counts, strict=False)
+        )
+    return line
 
 
 def average_epochs(data, method):

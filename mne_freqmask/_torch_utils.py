@@ -1,6 +1,7 @@
 """Torch helpers shared by the methods: device, model guard, batched predict."""
 
 import contextlib
+import os
 
 import numpy as np
 import torch
@@ -30,6 +31,48 @@ def resolve_device(device, model=None):
         )
     _check_device_holds_data(device)
     return device
+
+
+def available_cores():
+    """CPU cores this process may run on (its affinity mask, else os.cpu_count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_n_jobs(n_jobs):
+    """Torch intra-op threads for ``n_jobs`` (see ``docdict["n_jobs_torch"]``)."""
+    _validate_type(n_jobs, ("int-like", None), "n_jobs", "int or None")
+    cores = available_cores()
+    if n_jobs is None:
+        return min(torch.get_num_threads(), cores)
+    n_jobs = int(n_jobs)
+    if n_jobs == 0 or n_jobs < -cores:
+        raise ValueError(
+            f"n_jobs must be a positive int, -1 (all {cores} available cores), "
+            f"-k (all but k-1) or None, got {n_jobs}."
+        )
+    return n_jobs if n_jobs > 0 else cores + 1 + n_jobs
+
+
+@contextlib.contextmanager
+def torch_threads(n_jobs):
+    """Set torch's intra-op threads for the block, then restore the previous value.
+
+    ``n_jobs`` as :func:`resolve_n_jobs`; an invalid value raises before
+    anything changes.
+    """
+    n_threads = resolve_n_jobs(n_jobs)
+    before = torch.get_num_threads()
+    if n_threads != before:
+        logger.info(f"Torch threads: {n_threads} (was {before}).")
+        torch.set_num_threads(n_threads)
+    try:
+        yield n_threads
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def _check_device_holds_data(device):

@@ -5,30 +5,47 @@
 explains the held-out epochs, plays the removal game and writes an HTML report.
 ``--data`` switches to a public set (EEGBCI, mental arithmetic) or SEED.
 
-``explain`` explains saved epochs (``-epo.fif``) with a saved model (written by
-:func:`mne_freqmask.models.save_model`) and writes the saliency (HDF5) and/or
-a report.
+``explain`` explains saved epochs (``-epo.fif``) with a saved model (a file of
+:func:`mne_freqmask.models.save_model`, a TorchScript archive, or a state dict
+with ``--model-class``) and writes the saliency (HDF5) and/or a report.
 
 User mistakes (missing file, wrong shapes, bad option) end with one line on
 stderr and exit code 2, not a traceback.
 """
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from mne_freqmask._cli_load import check_out
+from mne_freqmask._cli_report import (
+    format_lines,
+    lines_html,
+    model_name,
+    top_cells,
+    write_report,
+)
+from mne_freqmask._saliency_utils import steps_summary
 
 DATASETS = ("simulated", "eegbci", "eegmat", "seed")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (no usage block) and exit 2."""
+
+    def error(self, message):
+        self.exit(
+            2,
+            f"mne-freqmask: error: {message} (see {self.prog} --help)\n",
+        )
 
 
 def _build_parser():
     from mne_freqmask.methods import METHODS
     from mne_freqmask.models import MODEL_NAMES
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mne-freqmask",
         description="Explain EEG deep-learning models in the frequency domain.",
     )
@@ -67,6 +84,9 @@ def _build_parser():
     )
     demo.add_argument("--seed", type=int, default=0, help="Random seed.")
     demo.add_argument(
+        "--n-jobs", type=int, default=None, help="Torch threads (as for explain)."
+    )
+    demo.add_argument(
         "--quiet",
         action="store_true",
         help="Print only the report path (no progress, no summary).",
@@ -75,16 +95,78 @@ def _build_parser():
     exp = sub.add_parser(
         "explain",
         help="Explain saved epochs with a saved model.",
-        description="Explain EPOCHS (an MNE -epo.fif file) with MODEL (a .pt "
-        "file written by mne_freqmask.models.save_model).",
+        description="Explain EPOCHS (an MNE -epo.fif file) with MODEL: a .pt "
+        "file written by mne_freqmask.models.save_model, a TorchScript file "
+        "(torch.jit.save), or a state dict (torch.save(model.state_dict())) "
+        "with --model-class and --model-kwargs. Prints a summary (steps and "
+        "stop reasons of the fit included) and writes the saliency and/or "
+        "an HTML report.",
     )
     exp.add_argument("epochs", help="Epochs file (-epo.fif).")
-    exp.add_argument("model", help="Model file (.pt from models.save_model).")
+    exp.add_argument(
+        "model", help="Model file (save_model .pt, TorchScript or state dict)."
+    )
     exp.add_argument("--method", default="freqmask", choices=sorted(METHODS))
     exp.add_argument(
         "--bands",
         default="10",
-        help='Number of equal bands (e.g. 10) or "canonical". Default: 10.',
+        help='Number of equal bands (e.g. 10), "canonical", or named bands in '
+        "Hz: mu:8-13,beta:13-30 (a bin f is in a band when fmin <= f < fmax). "
+        "Default: 10.",
+    )
+    exp.add_argument(
+        "--picks",
+        default=None,
+        help="Channels to explain: a type (eeg), names (C3,Cz,C4) or indices "
+        "(0,1,2). The model always sees every channel. Default: the data "
+        "channels not marked bad.",
+    )
+    exp.add_argument(
+        "--device", default="auto", help="auto (default), cpu, cuda or cuda:N."
+    )
+    exp.add_argument(
+        "--n-jobs",
+        type=int,
+        default=None,
+        help="Torch threads during the run (restored afterwards); -1: all "
+        "cores. Default: torch's setting, capped at the cores this process "
+        "may use. On cores shared with other jobs, 1 is often fastest.",
+    )
+    exp.add_argument(
+        "--n-steps",
+        type=int,
+        default=None,
+        help="Most optimisation steps per epoch (freqmask, flextime; "
+        "integrated_gradients: integration steps). Same as --param n_steps=N.",
+    )
+    exp.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="A method parameter (repeatable), e.g. --param lr=0.02 --param "
+        "preset=paper; values are read as int, float, true/false, none or text.",
+    )
+    exp.add_argument(
+        "--model-class",
+        default=None,
+        help="braindecode class (e.g. EEGNet, ShallowFBCSPNet) whose state "
+        "dict MODEL holds.",
+    )
+    exp.add_argument(
+        "--model-kwargs",
+        default=None,
+        help="Its settings: key=value pairs separated by commas, e.g. "
+        "n_chans=64,n_outputs=2,n_times=481 (or a JSON object).",
+    )
+    exp.add_argument(
+        "--input-scale",
+        type=float,
+        default=None,
+        help="The factor the model's training data were multiplied by, e.g. "
+        "1e6 when it was trained on epochs.get_data() * 1e6 (microvolts): the "
+        "epochs (in volts) are multiplied by it before the model. For "
+        "TorchScript and state-dict models; save_model files store their own.",
     )
     exp.add_argument("--out", default=None, help="Saliency file to write (.h5).")
     exp.add_argument("--report", default=None, help="HTML report to write.")
@@ -97,6 +179,11 @@ def _build_parser():
         default=None,
         help="Checkpoint file (.h5): finished chunks are saved there and a run "
         "started again with the same arguments resumes where it stopped.",
+    )
+    exp.add_argument(
+        "--quiet",
+        action="store_true",
+        help="Print only the files written (no progress, no summary).",
     )
     return parser
 
@@ -116,6 +203,7 @@ def main(argv=None):
                 model=args.model,
                 method=args.method,
                 quiet=args.quiet,
+                n_jobs=args.n_jobs,
             )
             print(out if args.quiet else f"Report written to {out}")
         else:
@@ -129,26 +217,29 @@ def main(argv=None):
                 overwrite=args.overwrite,
                 seed=args.seed,
                 checkpoint=args.checkpoint,
+                picks=args.picks,
+                device=args.device,
+                n_jobs=args.n_jobs,
+                n_steps=args.n_steps,
+                params=args.param,
+                model_class=args.model_class,
+                model_kwargs=args.model_kwargs,
+                input_scale=args.input_scale,
+                quiet=args.quiet,
             )
             for path in written:
                 print(f"Written {path}")
-    except (FileExistsError, FileNotFoundError, ValueError, TypeError) as exp:
-        print(f"mne-freqmask: error: {exp}", file=sys.stderr)
+    except (
+        FileExistsError,
+        FileNotFoundError,
+        ValueError,
+        TypeError,
+        ImportError,
+    ) as exp:
+        # one line, whatever the message
+        print(f"mne-freqmask: error: {' '.join(str(exp).split())}", file=sys.stderr)
         return 2
     return 0
-
-
-def _check_out(path, suffixes, overwrite, flag):
-    path = Path(path).expanduser().resolve()
-    if path.suffix not in suffixes:
-        raise ValueError(
-            f"{flag} must end in {' or '.join(suffixes)}, got {path.name}."
-        )
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite to replace it.")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"Folder {path.parent} does not exist.")
-    return path
 
 
 def _load_demo_data(data, data_path, quick, seed):
@@ -201,6 +292,7 @@ def run_demo(
     model="eegnet",
     method="freqmask",
     quiet=False,
+    n_jobs=None,
 ):
     """Run the demo and write the report to ``out``; return its path.
 
@@ -210,12 +302,15 @@ def run_demo(
     """
     from mne.utils import use_log_level
 
-    out = _check_out(out, (".html", ".htm"), overwrite, "--out")
+    out = check_out(out, (".html", ".htm"), overwrite, "--out")
     if data not in DATASETS:
         raise ValueError(f"--data must be one of {DATASETS}, got {data!r}.")
     # MNE's logger and ProgressBar follow the log level; the package's own
     # functions are called with verbose=None so that they inherit it.
-    with use_log_level("warning" if quiet else "info"):
+    from mne_freqmask._torch_utils import torch_threads
+
+    # training, explaining and scoring all at n_jobs threads (then restored)
+    with use_log_level("warning" if quiet else "info"), torch_threads(n_jobs):
         summary = _demo(out, quick, seed, data, data_path, model, method)
     if not quiet:
         print(_format_summary(summary))
@@ -263,25 +358,25 @@ def _demo(out, quick, seed, data, data_path, model, method):
         n_channels=len(epochs.ch_names),
         sfreq=epochs.info["sfreq"],
         classes=list(epochs.event_id),
-        model=_model_name(net),
+        model=model_name(net),
         accuracy=history["val_accuracy"][-1],
         n_held=len(held),
         method=method,
         removal=removal,
         truth=truth,
-        top=_top_cells(sal.average(), truth),
+        top=top_cells(sal.average(), truth),
         out=out,
     )
-    if "n_steps" in sal.diagnostics:
-        steps = np.asarray(sal.diagnostics["n_steps"])
-        summary["steps"] = (float(np.median(steps)), int(steps.max()))
+    steps = steps_summary(sal.diagnostics)
+    if steps is not None:
+        summary["steps"] = steps
     if truth is not None:
         from mne_freqmask.evaluation import ground_truth_scores
 
         summary["auroc"] = float(ground_truth_scores(sal, truth)["auroc"])
     _step("Writing the report ...")
     summary["time"] = time.perf_counter() - t0
-    _write_report(out, sal, _summary_html(summary), removal)
+    write_report(out, sal, _summary_html(summary), removal)
     summary["time"] = time.perf_counter() - t0
     return summary
 
@@ -291,32 +386,6 @@ def _n_subjects(epochs):
     if meta is not None and "subject" in meta:
         return int(meta["subject"].nunique())
     return None
-
-
-def _model_name(net):
-    import torch
-
-    inner = net[-1] if isinstance(net, torch.nn.Sequential) else net
-    return type(inner).__name__
-
-
-def _top_cells(group, truth, n=5):
-    """The ``n`` highest channel x band cells of a group map (and if planted)."""
-    values = group.get_data()
-    planted = None if truth is None else truth.cells(group.ch_names, group.band_edges)
-    order = np.argsort(values, axis=None, kind="stable")[::-1][:n]
-    cells = []
-    for flat in order:
-        ch, band = np.unravel_index(flat, values.shape)
-        cells.append(
-            dict(
-                channel=group.ch_names[ch],
-                band=group.band_names[band],
-                value=float(values[ch, band]),
-                planted=None if planted is None else bool(planted[ch, band]),
-            )
-        )
-    return cells
 
 
 def _summary_lines(s):
@@ -346,10 +415,9 @@ def _summary_lines(s):
             f"{s['n_held']} epochs",
         )
     )
-    how = f"{s['method']} on the {s['n_held']} held-out epochs"
+    lines.append(("Method", f"{s['method']} on the {s['n_held']} held-out epochs"))
     if "steps" in s:
-        how += f" (median {s['steps'][0]:.0f} steps, max {s['steps'][1]})"
-    lines.append(("Method", how))
+        lines.append(("Fit", s["steps"]))
     top = ", ".join(
         f"{c['channel']} {c['band']} {c['value']:.2f}"
         + ("" if c["planted"] is None else (" (planted)" if c["planted"] else ""))
@@ -379,23 +447,14 @@ def _summary_lines(s):
 
 
 def _format_summary(s):
-    lines = _summary_lines(s)  # main() prints the report path last
-    width = max(len(label) for label, _ in lines)
-    body = "\n".join(f"  {label:<{width}}  {text}" for label, text in lines)
-    return f"\nmne-freqmask demo: what does the model rely on?\n{body}"
+    # main() prints the report path last
+    return format_lines(
+        "mne-freqmask demo: what does the model rely on?", _summary_lines(s)
+    )
 
 
 def _summary_html(s):
-    import re
-    from html import escape
-
-    rows = []
-    for label, text in _summary_lines(s):
-        text = escape(text)
-        if label == "Truth":  # the score in bold (read by users and tests)
-            text = re.sub(r"= ([0-9.]+)", r"= <b>\1</b>", text, count=1)
-        rows.append(f"<tr><th>{escape(label)}</th><td>{text}</td></tr>")
-    return f'<table class="table">{"".join(rows)}</table>'
+    return lines_html(_summary_lines(s))
 
 
 def run_explain(
@@ -409,43 +468,104 @@ def run_explain(
     overwrite=False,
     seed=0,
     checkpoint=None,
+    picks=None,
+    device="auto",
+    n_jobs=None,
+    n_steps=None,
+    params=(),
+    model_class=None,
+    model_kwargs=None,
+    input_scale=None,
+    quiet=True,
 ):
-    """Explain saved epochs with a saved model; return the files written."""
+    """Explain saved epochs with a saved model; return the files written.
+
+    The options are the command line's, as text (``bands="mu:8-13"``,
+    ``params=["lr=0.02"]``, ``model_kwargs="n_chans=64,..."``); unless
+    ``quiet``, progress and a summary (with the fit's step counts) are
+    printed.
+    """
     import mne
+    from mne.utils import use_log_level
 
     from mne_freqmask import explain
-    from mne_freqmask.models import load_model
+    from mne_freqmask._cli_load import (
+        load_any_model,
+        parse_bands,
+        parse_model_kwargs,
+        parse_pairs,
+        parse_picks,
+    )
 
     if out is None and report is None:
         raise ValueError(
             "Nothing to write: give --out sal.h5 and/or --report report.html."
         )
-    out = None if out is None else _check_out(out, (".h5", ".hdf5"), overwrite, "--out")
+    out = None if out is None else check_out(out, (".h5", ".hdf5"), overwrite, "--out")
     report = (
         None
         if report is None
-        else _check_out(report, (".html", ".htm"), overwrite, "--report")
+        else check_out(report, (".html", ".htm"), overwrite, "--report")
     )
-    for fname in (epochs_fname, model_fname):
-        if not Path(fname).is_file():
-            raise FileNotFoundError(f"{fname} does not exist.")
-    bands = int(bands) if str(bands).isdigit() else bands
+    if not Path(epochs_fname).is_file():
+        raise FileNotFoundError(f"{epochs_fname} does not exist.")
+    bands = parse_bands(bands)
+    method_kw = parse_pairs(params, "--param")
+    if n_steps is not None:
+        if method_kw.get("n_steps", n_steps) != n_steps:
+            raise ValueError("--n-steps and --param n_steps= differ; give one.")
+        method_kw["n_steps"] = n_steps
     t0 = time.perf_counter()
+    net, kind = load_any_model(
+        model_fname,
+        model_class_name=model_class,
+        model_kwargs=parse_model_kwargs(model_kwargs),
+        scale=input_scale,
+    )
     # not preloaded: explain() reads the file chunk by chunk (bounded memory)
     epochs = mne.read_epochs(epochs_fname, preload=False, verbose=False)
-    net = load_model(model_fname)
-    sal = explain(
-        epochs,
-        net,
-        method=method,
-        bands=bands,
-        random_state=seed,
-        checkpoint=checkpoint,
-        verbose=False,
+    with use_log_level("warning" if quiet else "info"):
+        sal = explain(
+            epochs,
+            net,
+            method=method,
+            bands=bands,
+            picks=parse_picks(picks),
+            device=device,
+            n_jobs=n_jobs,
+            random_state=seed,
+            checkpoint=checkpoint,
+            verbose=None,
+            **method_kw,
+        )
+    lines = [
+        (
+            "Data",
+            f"{epochs_fname}: {len(epochs)} epochs, {len(epochs.ch_names)} "
+            f"channels at {epochs.info['sfreq']:g} Hz, classes "
+            f"{', '.join(epochs.event_id)}",
+        ),
+        ("Model", f"{model_fname} ({kind}: {model_name(net)})"),
+        (
+            "Method",
+            f"{method} on {len(sal.ch_names)} channels x {sal.shape[-1]} "
+            f"bands ({', '.join(sal.band_names)})",
+        ),
+    ]
+    steps = steps_summary(sal.diagnostics)
+    if steps is not None:
+        lines.append(("Fit", steps))
+    top = top_cells(sal.average(), None, n=3)
+    lines.append(
+        (
+            "Top cells",
+            ", ".join(f"{c['channel']} {c['band']} {c['value']:.3g}" for c in top)
+            + " (group map)",
+        )
     )
     written = []
     if out is not None:
-        sal.save(out, overwrite=overwrite)
+        sal.save(out, overwrite=overwrite, verbose=False)
         written.append(out)
     if report is not None:
         from mne_freqmask import evaluate_removal
@@ -454,67 +574,13 @@ def run_explain(
             level: evaluate_removal(epochs, net, sal, level=level, verbose=False)
             for level in ("group", "instance")
         }
-        html = (
-            f"<p>Epochs: {epochs_fname} ({len(epochs)} epochs, "
-            f"{len(epochs.ch_names)} channels at {epochs.info['sfreq']:g} Hz)."
-            f" Model: {model_fname}. Method: <b>{method}</b>.</p>"
-            f"<p>Total time {time.perf_counter() - t0:.1f} s.</p>"
-        )
-        _write_report(report, sal, html, removal)
+        html_lines = lines + [("Time", f"{time.perf_counter() - t0:.1f} s")]
+        write_report(report, sal, lines_html(html_lines), removal)
         written.append(report)
+    if not quiet:
+        lines.append(("Time", f"{time.perf_counter() - t0:.1f} s"))
+        print(format_lines("mne-freqmask explain: what does the model rely on?", lines))
     return written
-
-
-def _write_report(out, sal, summary_html, removal):
-    """Summary, topomaps, band image, frequency plot, removal game, parameters."""
-    import matplotlib.pyplot as plt
-    import mne
-    import pandas as pd
-
-    group = sal.average()
-    # verbose=False: no "Embedding : jquery..." lines from MNE's renderer
-    report = mne.Report(
-        title=f"mne-freqmask: what does the model rely on? ({sal.method})",
-        verbose=False,
-    )
-    report.add_html(summary_html, "Summary")
-    if _has_positions(group.info):
-        report.add_figure(
-            group.plot_topomap(show=False),
-            "Group saliency per band (topomaps)",
-            caption="Saliency averaged over the explained epochs, one map per band.",
-        )
-    report.add_figure(
-        group.plot_bands(show=False),
-        "Channel x band saliency",
-        caption="Rows: channels; columns: bands.",
-    )
-    report.add_figure(
-        group.plot(show=False),
-        "Saliency over frequency",
-        caption="Group saliency per channel over frequency.",
-    )
-    table = pd.concat(removal, names=["level"]).round(3)
-    report.add_html(
-        table.to_html() + "<p>RN: non-salient half of the channel x band cells "
-        "zeroed in the spectrum; RS: salient half zeroed.</p>",
-        "Removal game",
-    )
-    params = pd.Series({k: str(v) for k, v in sal.method_params.items()})
-    report.add_html(params.to_frame("value").to_html(), "Parameters")
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.part.html")
-    try:
-        report.save(tmp, open_browser=False, overwrite=True, verbose=False)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-        plt.close("all")
-
-
-def _has_positions(info):
-    from mne_freqmask.utils._checks import _channels_without_positions
-
-    return not _channels_without_positions(info).any()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,7 +34,7 @@ def test_check_trained_and_random_models(held_out):
     # the strongest reliable cells are the planted alpha on C3 / C4
     assert "C3 " in good.checks.loc["cells", "line"]
     assert set(good.timings) == {"accuracy", "deletion", "randomization", "cells"}
-    assert good.steps.startswith("median ")
+    assert good.steps.startswith("steps: median ")
     text = str(good)
     assert len(text.splitlines()) == 2 + len(good.checks)
     assert "5 pass, 0 fail, 0 tie" in repr(good)

@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from mne_freqmask.cli import main
@@ -15,7 +16,7 @@ def test_demo_writes_report(tmp_path, torch_threads, capsys):
     said = capsys.readouterr()
     text = said.out + said.err
     # progress for each long step, then a summary of what was found
-    for step in ("Training eegnet", "Explaining the", "Scoring", "FreqMask chunks"):
+    for step in ("Training eegnet", "Explaining the", "Scoring", "FreqMask epochs"):
         assert step in text, step
     summary = said.out[said.out.index("mne-freqmask demo: what does") :]
     for label in ("Data", "Planted", "Model", "Top cells", "Truth", "Time"):
@@ -182,3 +183,236 @@ def test_model_save_load_round_trip(saved_inputs, tmp_path):
     with pytest.raises(ValueError, match="init_args"):
         save_model(tmp_path / "m.pt", torch.nn.Linear(2, 2))
     assert not (tmp_path / "m.pt").exists()
+
+
+# ---------------------------------------------------------------------------
+# explain for real models: the three model files, typed options, one-line errors
+
+
+def _explain_argv(epo, model_file, out, *extra):
+    return ["explain", str(epo), str(model_file), "--out", str(out), *extra]
+
+
+_GRADIENTS = ["--method", "amplitude_gradients", "--bands", "mu:8-13,beta:13-30"]
+
+
+def test_explain_torchscript(saved_inputs, tmp_path, capsys):
+    """A TorchScript file (torch.jit.save) gives the map of the scripted model."""
+    import warnings
+
+    import torch
+
+    from mne_freqmask import explain, read_saliency
+    from mne_freqmask.models import InputScaler, fit
+
+    epochs, epo, _, _ = saved_inputs
+    n_chans = len(epochs.ch_names)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        InputScaler(1e6),
+        torch.nn.Conv1d(n_chans, 4, 9),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool1d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4, 2),
+    )
+    net, history = fit(epochs, net, max_epochs=30, lr=1e-2, random_state=0)
+    assert history["val_accuracy"][-1] > 0.8  # it learned the planted alpha
+    x = torch.as_tensor(epochs.get_data()[:2], dtype=torch.float32)
+    ts_file = tmp_path / "net.ts.pt"
+    with warnings.catch_warnings():  # torch 2.14 deprecates TorchScript
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.trace(net.eval(), x), ts_file)
+    h5 = tmp_path / "sal.h5"
+    argv = _explain_argv(epo, ts_file, h5, *_GRADIENTS, "--picks", "C3,C4")
+    capsys.readouterr()
+    assert main([*argv, "--quiet"]) == 0
+    said = capsys.readouterr()
+    assert said.out == f"Written {h5.resolve()}\n"
+    sal = read_saliency(h5)
+    assert sal.ch_names == ["C3", "C4"] and sal.band_names == ["mu", "beta"]
+    expected = explain(
+        epochs,
+        net,
+        method="amplitude_gradients",
+        bands=dict(mu=(8, 13), beta=(13, 30)),
+        picks=["C3", "C4"],
+        verbose=False,
+    )
+    np.testing.assert_allclose(sal.get_data(), expected.get_data(), rtol=1e-4)
+    assert np.ptp(sal.get_data()) > 0
+
+
+def test_explain_state_dict_with_model_class(saved_inputs, tmp_path, capsys):
+    """A plain state dict + --model-class/--model-kwargs/--input-scale."""
+    import torch
+
+    from mne_freqmask import explain, read_saliency
+    from mne_freqmask.models import load_model
+
+    epochs, epo, pt, _ = saved_inputs
+    model = load_model(pt)  # Sequential(InputScaler(1e6), EEGNet)
+    sd = tmp_path / "eegnet_state.pt"
+    torch.save(model[1].state_dict(), sd)
+    h5 = tmp_path / "sal.h5"
+    kwargs = (
+        f"n_chans={len(epochs.ch_names)},n_outputs=2,n_times={len(epochs.times)},"
+        "final_layer_with_constraint=true"
+    )
+    argv = _explain_argv(epo, sd, h5, *_GRADIENTS, "--model-class", "EEGNet")
+    argv += ["--model-kwargs", kwargs, "--input-scale", "1e6", "--n-jobs", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^  Model +.*eegnet_state\.pt \(state dict: EEGNet\)", out, re.M)
+    expected = explain(
+        epochs,
+        model,
+        method="amplitude_gradients",
+        bands=dict(mu=(8, 13), beta=(13, 30)),
+        verbose=False,
+    )
+    np.testing.assert_allclose(
+        read_saliency(h5).get_data(), expected.get_data(), rtol=1e-4
+    )
+    # without --input-scale the model sees volts: another (wrong) map
+    argv = _explain_argv(epo, sd, tmp_path / "volts.h5", *_GRADIENTS)
+    argv += ["--model-class", "EEGNet", "--model-kwargs", kwargs, "--quiet"]
+    assert main(argv) == 0
+    volts = read_saliency(tmp_path / "volts.h5").get_data()
+    assert not np.allclose(volts, expected.get_data(), rtol=1e-2)
+
+
+def test_explain_package_file_freqmask_steps(saved_inputs, tmp_path, capsys):
+    """save_model file, FreqMask with method options: steps shown and saved."""
+    from mne_freqmask import read_saliency
+
+    epochs, epo, pt, _ = saved_inputs
+    h5, html = tmp_path / "sal.h5", tmp_path / "rep.html"
+    argv = _explain_argv(epo, pt, h5, "--report", str(html), "--bands", "4")
+    argv += ["--n-steps", "12", "--param", "min_steps=2", "--param", "patience=2"]
+    argv += ["--param", "tol=0.5", "--picks", "eeg", "--device", "cpu"]
+    assert main(argv) == 0
+    said = capsys.readouterr()
+    sal = read_saliency(h5)
+    steps, stop = sal.diagnostics["n_steps"], sal.diagnostics["stop"]
+    assert len(steps) == len(epochs) and steps.max() <= 12
+    assert sal.method_params["n_steps"] == 12 and sal.method_params["tol"] == 0.5
+    counts = np.bincount(stop, minlength=3)
+    line = (
+        f"steps: median {np.median(steps):g} (max {steps.max()}); stopped: "
+        f"converged {counts[0]}, cap {counts[1]}, first allowed step {counts[2]}"
+    )
+    assert repr(sal).endswith(f"; {line}>")
+    assert re.search(rf"^  Fit +{re.escape(line)}$", said.out, re.M)
+    assert f"<th>Fit</th><td>{line}</td>" in html.read_text()
+    # progress counts epochs, not chunks
+    n = len(epochs)
+    assert f"FreqMask epochs : {n}/{n}" in said.err
+
+
+@pytest.mark.parametrize(
+    "extra, fix",
+    [
+        (["--bands", "mu:8-x"], "name:fmin-fmax pairs separated by commas"),
+        (["--bands", "mu:13-8"], "must have fmin < fmax"),
+        (["--param", "lr"], "write key=value"),
+        (["--param", "lamda=0.1"], "Unknown parameter(s) ['lamda']"),
+        (["--n-steps", "5", "--param", "n_steps=6"], "give one"),
+        (["--n-jobs", "0"], "n_jobs must be a positive int"),
+        (["--n-jobs", "two"], "invalid int value: 'two'"),
+        (["--device", "gpu"], 'device must be "auto", "cpu"'),
+        (["--picks", "Xyz"], "Xyz"),
+        (["--model-class", "EEGNet"], "drop --model-class"),
+        (["--input-scale", "1e6"], "drop --model-class, --model-kwargs and --input"),
+        (["--model-kwargs", "n_chans=2"], "--model-kwargs needs --model-class"),
+    ],
+)
+def test_explain_user_errors_one_line(saved_inputs, tmp_path, capsys, extra, fix):
+    _, epo, pt, _ = saved_inputs
+    h5 = tmp_path / "sal.h5"
+    try:
+        code = main(_explain_argv(epo, pt, h5, *extra))
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("mne-freqmask: error: ") and err.count("\n") == 1, err
+    assert fix in err
+    assert not h5.exists()
+
+
+def test_explain_model_file_errors(saved_inputs, tmp_path, capsys):
+    import torch
+
+    epochs, epo, pt, _ = saved_inputs
+    h5 = tmp_path / "sal.h5"
+    sd = tmp_path / "state.pt"
+    torch.save({"w": torch.zeros(2)}, sd)
+    cases = [
+        (
+            [],
+            "holds a state dict (weights without the model's class); pass "
+            "--model-class NAME --model-kwargs",
+        ),
+        (["--model-class", "EEGNett"], "did you mean EEGNet"),
+        (
+            ["--model-class", "EEGNet", "--model-kwargs", "n_chans=3"],
+            "give its settings",
+        ),
+        (
+            [
+                "--model-class",
+                "EEGNet",
+                "--model-kwargs",
+                "n_chans=19,n_outputs=2,n_times=256,final_layer_with_constraint=1",
+            ],
+            "the weights do not fit EEGNet(n_chans=19",
+        ),
+    ]
+    for extra, fix in cases:
+        assert main(_explain_argv(epo, sd, h5, *extra)) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and fix in err, err
+    whole = tmp_path / "whole.pt"
+    torch.save(torch.nn.Linear(2, 2), whole)  # a pickled module: not unpickled
+    assert main(_explain_argv(epo, whole, h5)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "torch.jit.save(torch.jit.script(model)" in err
+    assert not h5.exists()
+
+
+def test_parse_bands_and_values():
+    from mne_freqmask._cli_load import (
+        parse_bands,
+        parse_model_kwargs,
+        parse_pairs,
+        parse_picks,
+    )
+
+    assert parse_bands("10") == 10 and parse_bands(" canonical ") == "canonical"
+    assert parse_bands("mu:8-13,beta:13-30") == {
+        "mu": (8.0, 13.0),
+        "beta": (13.0, 30.0),
+    }
+    assert parse_bands("8-12.5, gamma:30-45") == {
+        "8-12.5 Hz": (8.0, 12.5),
+        "gamma": (30.0, 45.0),
+    }
+    for bad, match in [
+        ("0", ">= 1"),
+        ("mu", "cannot read 'mu'"),
+        ("mu:8-13,mu:13-30", "given twice"),
+        ("alpha:12-8", "fmin < fmax"),
+        ("", "cannot read ''"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(match)):
+            parse_bands(bad)
+    assert parse_pairs(
+        ["a=1", "b=0.5", "c=True", "d=none", "e=paper", "f=1e-3", "g="], "--param"
+    ) == dict(a=1, b=0.5, c=True, d=None, e="paper", f=1e-3, g="")
+    assert parse_model_kwargs("n_chans=64,n_outputs=2, n_times=481") == dict(
+        n_chans=64, n_outputs=2, n_times=481
+    )
+    assert parse_model_kwargs('{"kernel": [3, 3]}') == {"kernel": [3, 3]}
+    assert parse_picks("eeg") == "eeg" and parse_picks("C3,C4") == ["C3", "C4"]
+    assert parse_picks("0,2") == [0, 2] and parse_picks(None) is None

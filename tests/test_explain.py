@@ -499,3 +499,52 @@ def test_register_method_and_chunking(tiny):
     with pytest.warns(FutureWarning, match="amplitude_gradients"):
         with pytest.raises(TypeError, match="missing"):
             gradients.fit_amplitude_gradients()
+
+
+class _ThreadProbe(torch.nn.Module):
+    """A linear classifier that records torch's thread count at each forward."""
+
+    def __init__(self, n_chans, n_times, fail=False):
+        super().__init__()
+        self.lin = torch.nn.Linear(n_chans * n_times, 2)
+        self.seen, self.fail = [], fail
+
+    def forward(self, x):
+        self.seen.append(torch.get_num_threads())
+        if self.fail:
+            raise RuntimeError("boom")
+        return self.lin(x.flatten(1) * 1e5)
+
+
+def test_n_jobs_sets_and_restores_threads(tiny, monkeypatch):
+    """n_jobs holds for the call only: torch's setting is restored, also on error."""
+    from mne_freqmask import _torch_utils
+
+    epochs, _ = tiny
+    n_chans, n_times = len(epochs.ch_names), len(epochs.times)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        probe = _ThreadProbe(n_chans, n_times)
+        mfm.explain(epochs, probe, method="amplitude_gradients", n_jobs=1)
+        assert set(probe.seen) == {1} and torch.get_num_threads() == 2
+        # an exception inside the model: restored all the same
+        bad = _ThreadProbe(n_chans, n_times, fail=True)
+        with pytest.raises(ValueError, match="boom"):
+            mfm.explain(epochs, bad, method="amplitude_gradients", n_jobs=1)
+        assert bad.seen == [1] and torch.get_num_threads() == 2
+        # None keeps torch's setting unless the process has fewer cores
+        probe = _ThreadProbe(n_chans, n_times)
+        mfm.explain(epochs, probe, method="amplitude_gradients")
+        assert set(probe.seen) == {2}
+        monkeypatch.setattr(_torch_utils, "available_cores", lambda: 1)
+        probe = _ThreadProbe(n_chans, n_times)
+        mfm.explain(epochs, probe, method="amplitude_gradients")
+        assert set(probe.seen) == {1} and torch.get_num_threads() == 2
+        assert _torch_utils.resolve_n_jobs(-1) == 1
+        for bad_n_jobs, match in ((0, "n_jobs must be a positive int"), ("2", "int")):
+            with pytest.raises((ValueError, TypeError), match=match):
+                mfm.explain(epochs, probe, n_jobs=bad_n_jobs)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -29,6 +29,7 @@ import torch
 from mne.utils import _validate_type, logger, verbose
 
 from mne_freqmask._inputs import _ready_epochs
+from mne_freqmask._saliency_utils import steps_summary
 from mne_freqmask.evaluation._common import (
     _explain,
     _group_codes,
@@ -73,7 +74,9 @@ class ExplanationCheck:
     timings : dict
         Seconds spent per stage.
     steps : str
-        The optimiser's step counts and stop reasons (FreqMask), or ``""``.
+        The optimiser's step counts and stop reasons (FreqMask), e.g.
+        ``"steps: median 60 (max 100); stopped: converged 40, cap 0, first
+        allowed step 0"``, or ``""``.
     details : dict
         What each check returned (``"deletion"``: the table of
         :func:`compare_methods`; ``"randomization"``: per-epoch rank
@@ -111,7 +114,7 @@ class ExplanationCheck:
         )
         out = [head]
         if self.steps:
-            out.append(f"  steps: {self.steps}")
+            out.append(f"  {self.steps}")
         for name, row in self.checks.iterrows():
             out.append(f"  {name:<13} {row['verdict'].upper():<7} {row['line']}")
         return out
@@ -140,31 +143,13 @@ class ExplanationCheck:
             f"</td><td>{escape(row['line'])}</td></tr>"
             for name, row in self.checks.iterrows()
         )
-        steps = f"<p>Steps: {escape(self.steps)}</p>" if self.steps else ""
+        steps = f"<p>{escape(self.steps)}</p>" if self.steps else ""
         times = ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items())
         return (
             f"<p>{escape(lines[0])}</p>{steps}<table><tr><th>check</th>"
             f"<th>verdict</th><th>result</th></tr>{rows}</table>"
             f"<p>Time: {escape(times)}</p>"
         )
-
-
-def _steps_line(diagnostics):
-    """Median / max steps and stop-reason counts, from FreqMask diagnostics."""
-    from mne_freqmask.methods._stopping import STOP_REASONS
-
-    steps = diagnostics.get("n_steps")
-    if steps is None or len(steps) == 0:
-        return ""
-    steps = np.asarray(steps)
-    line = f"median {np.median(steps):g} (max {steps.max():g})"
-    stop = diagnostics.get("stop")
-    if stop is not None and len(stop) == len(steps):
-        counts = np.bincount(np.asarray(stop, int), minlength=len(STOP_REASONS))
-        line += "; stopped: " + ", ".join(
-            f"{name} {int(c)}" for name, c in zip(STOP_REASONS, counts, strict=True)
-        )
-    return line
 
 
 def _interval_verdict(low, high, better):
@@ -493,7 +478,7 @@ def check_explanation(
         chance=chance,
         method=saliency.method,
         timings=timings,
-        steps=_steps_line(saliency.diagnostics),
+        steps=steps_summary(saliency.diagnostics) or "",
         details=details,
     )
     for line in result.lines():

@@ -118,10 +118,30 @@ def _available_memory(device):
         return 4e9
 
 
+def chunk_progress(n_epochs, chunk_size, mesg="Chunks"):
+    """Yield ``(sl, done)`` per chunk, with a progress bar counting epochs.
+
+    ``done(k)`` reports that ``k`` epochs of the current chunk are finished
+    (a method with per-epoch early stopping calls it as epochs stop); the bar
+    reaches the chunk's end when the next chunk is asked for. The bar is MNE's
+    :class:`~mne.utils.ProgressBar` (shown at log level info, hidden by
+    ``verbose=False``).
+    """
+    bar = ProgressBar(range(n_epochs), mesg=mesg, max_value=n_epochs)
+    for start in range(0, n_epochs, chunk_size):
+        sl = slice(start, min(start + chunk_size, n_epochs))
+        yield sl, lambda k, start=start: bar.update(start + int(k))
+        bar.update(sl.stop)
+    # tqdm closes the bar (its final line) when the generator is freed
+
+
 def chunk_slices(n_epochs, chunk_size, mesg="Chunks"):
-    """Yield the slices of consecutive chunks of epochs, with a progress bar."""
-    for start in ProgressBar(range(0, n_epochs, chunk_size), mesg=mesg):
-        yield slice(start, min(start + chunk_size, n_epochs))
+    """Yield the slices of consecutive chunks of epochs, with a progress bar.
+
+    The bar counts epochs (``n_epochs`` in all), not chunks.
+    """
+    for sl, _ in chunk_progress(n_epochs, chunk_size, mesg):
+        yield sl
 
 
 def iter_chunks(inp, chunk_size, model, device, mesg="Chunks"):

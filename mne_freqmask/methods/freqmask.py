@@ -69,7 +69,7 @@ from mne_freqmask._torch_utils import (  # noqa: F401 (adam_update: benchmarks)
     spectral_dtype,
     spectrum,
 )
-from mne_freqmask.methods._base import MethodResult, chunk_slices, chunking
+from mne_freqmask.methods._base import MethodResult, chunk_progress, chunking
 from mne_freqmask.methods._stopping import ranking_settled, stop_reasons, warn_stops
 from mne_freqmask.utils._checks import _check_positive, _make_rng
 
@@ -218,9 +218,9 @@ def freqmask(
         # FreqMask was before the donors (an int or a RandomState varies them)
         random_state = 0 if random_state is None else random_state
         fitter.donor_pool(n_donors, _make_rng(random_state))
-    for sl in chunk_slices(n_epochs, chunk_size, "FreqMask chunks"):
+    for sl, progress in chunk_progress(n_epochs, chunk_size, "FreqMask epochs"):
         out_x = None if perturbed is None else perturbed[sl]
-        mask, n_done, loss, ce = fitter.fit(sl, centres[cluster[sl]], out_x)
+        mask, n_done, loss, ce = fitter.fit(sl, centres[cluster[sl]], out_x, progress)
         out[sl], steps[sl], loss_out[sl], ce_out[sl] = mask, n_done, loss, ce
     stop = stop_reasons(steps, n_steps, min_steps, patience, stopping)
     logger.info(
@@ -449,7 +449,7 @@ class _ChunkFitter:
             state["params"] = params
         return loss.detach(), ce.detach()
 
-    def fit(self, sl, centres, out_perturbed=None):
+    def fit(self, sl, centres, out_perturbed=None, progress=None):
         p, dev = self.p, self.device
         state = self._init_state(sl, centres)
         if self.reference:
@@ -493,6 +493,8 @@ class _ChunkFitter:
                     )[0]
                 out_perturbed[pos] = xhat.float().cpu().numpy()
             keep = ~fin
+            if progress is not None:  # epochs of the chunk finished so far
+                progress(n_b - int(keep.sum()))
             if not keep.any():
                 break
             active = active[keep]

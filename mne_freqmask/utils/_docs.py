@@ -97,6 +97,21 @@ device : str | torch.device
     hold data (``"meta"`` is refused); it is checked before the model is
     touched."""
 
+docdict["n_jobs"] = """
+n_jobs : int | None
+    Torch intra-op threads (:func:`torch.set_num_threads`) used during the
+    call; the previous setting is restored afterwards, also on error, so
+    torch's global state is left as it was. ``None`` (default) keeps torch's
+    current setting, capped at the number of cores this process may use
+    (``len(os.sched_getaffinity(0))``): torch's own default can be the
+    machine's core count where a container or ``taskset`` allows fewer, and
+    more threads than cores make every step wait for the others. ``-1`` uses
+    all available cores, ``-k`` all but ``k - 1``. On a machine whose cores
+    are shared with other jobs, fewer threads are often faster (see the
+    user guide's performance page). Results are reproducible at a fixed
+    thread count; another count changes the floating-point summation order,
+    and so the per-epoch maps slightly."""
+
 docdict["lrp_eps_gamma"] = """
 eps : float
     Stabiliser of the epsilon rule.

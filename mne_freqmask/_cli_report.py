@@ -1,0 +1,106 @@
+"""The command line's summary lines and HTML report (demo and explain)."""
+
+import os
+
+import numpy as np
+
+
+def model_name(net):
+    """Class name of the model (the network behind an input scaler)."""
+    import torch
+
+    inner = net[-1] if isinstance(net, torch.nn.Sequential) else net
+    # a TorchScript module keeps the name of the class it was made from
+    return getattr(inner, "original_name", None) or type(inner).__name__
+
+
+def top_cells(group, truth, n=5):
+    """The ``n`` highest channel x band cells of a group map (and if planted)."""
+    values = group.get_data()
+    planted = None if truth is None else truth.cells(group.ch_names, group.band_edges)
+    order = np.argsort(values, axis=None, kind="stable")[::-1][:n]
+    cells = []
+    for flat in order:
+        ch, band = np.unravel_index(flat, values.shape)
+        cells.append(
+            dict(
+                channel=group.ch_names[ch],
+                band=group.band_names[band],
+                value=float(values[ch, band]),
+                planted=None if planted is None else bool(planted[ch, band]),
+            )
+        )
+    return cells
+
+
+def format_lines(title, lines):
+    """Terminal summary: a title, then one aligned ``label  text`` row each."""
+    width = max(len(label) for label, _ in lines)
+    body = "\n".join(f"  {label:<{width}}  {text}" for label, text in lines)
+    return f"\n{title}\n{body}"
+
+
+def lines_html(lines):
+    """The same ``(label, text)`` rows as an HTML table."""
+    import re
+    from html import escape
+
+    rows = []
+    for label, text in lines:
+        text = escape(text)
+        if label == "Truth":  # the score in bold (read by users and tests)
+            text = re.sub(r"= ([0-9.]+)", r"= <b>\1</b>", text, count=1)
+        rows.append(f"<tr><th>{escape(label)}</th><td>{text}</td></tr>")
+    return f'<table class="table">{"".join(rows)}</table>'
+
+
+def write_report(out, sal, summary_html, removal):
+    """Summary, topomaps, band image, frequency plot, removal game, parameters."""
+    import matplotlib.pyplot as plt
+    import mne
+    import pandas as pd
+
+    group = sal.average()
+    # verbose=False: no "Embedding : jquery..." lines from MNE's renderer
+    report = mne.Report(
+        title=f"mne-freqmask: what does the model rely on? ({sal.method})",
+        verbose=False,
+    )
+    report.add_html(summary_html, "Summary")
+    if has_positions(group.info):
+        report.add_figure(
+            group.plot_topomap(show=False),
+            "Group saliency per band (topomaps)",
+            caption="Saliency averaged over the explained epochs, one map per band.",
+        )
+    report.add_figure(
+        group.plot_bands(show=False),
+        "Channel x band saliency",
+        caption="Rows: channels; columns: bands.",
+    )
+    report.add_figure(
+        group.plot(show=False),
+        "Saliency over frequency",
+        caption="Group saliency per channel over frequency.",
+    )
+    table = pd.concat(removal, names=["level"]).round(3)
+    report.add_html(
+        table.to_html() + "<p>RN: non-salient half of the channel x band cells "
+        "zeroed in the spectrum; RS: salient half zeroed.</p>",
+        "Removal game",
+    )
+    params = pd.Series({k: str(v) for k, v in sal.method_params.items()})
+    report.add_html(params.to_frame("value").to_html(), "Parameters")
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.part.html")
+    try:
+        report.save(tmp, open_browser=False, overwrite=True, verbose=False)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+        plt.close("all")
+
+
+def has_positions(info):
+    from mne_freqmask.utils._checks import _channels_without_positions
+
+    return not _channels_without_positions(info).any()
