@@ -54,7 +54,35 @@ def lines_html(lines):
     return f'<table class="table">{"".join(rows)}</table>'
 
 
-def write_report(out, sal, summary_html, removal):
+#: the checks of check_explanation that the demo and the CLI's report run
+#: (the randomisation check explains every epoch a second time)
+REPORT_CHECKS = ("accuracy", "deletion", "cells")
+
+
+def run_check(epochs, model, sal, seed):
+    """:func:`~mne_freqmask.evaluation.check_explanation` for the summaries."""
+    from mne_freqmask.evaluation import check_explanation
+
+    return check_explanation(
+        epochs,
+        model,
+        sal,
+        checks=REPORT_CHECKS,
+        n_boot=500,
+        random_state=seed,
+        verbose=False,
+    )
+
+
+def check_lines(check):
+    """(label, text) pairs of a check's verdicts, for the summaries."""
+    return [
+        (f"Check {name}", f"{row['verdict'].upper()}: {row['line']}")
+        for name, row in check.checks.iterrows()
+    ]
+
+
+def write_report(out, sal, summary_html, removal, check=None):
     """Summary, topomaps, band image, frequency plot, removal game, parameters."""
     import matplotlib.pyplot as plt
     import mne
@@ -67,6 +95,14 @@ def write_report(out, sal, summary_html, removal):
         verbose=False,
     )
     report.add_html(summary_html, "Summary")
+    if check is not None:
+        report.add_html(
+            check.to_html()
+            + "<p>Verdicts of mne_freqmask.check_explanation: pass, fail, or tie "
+            "(the interval includes the reference). Not run here: the model "
+            "randomisation check (it explains every epoch again).</p>",
+            "Is the map true? (check_explanation)",
+        )
     if has_positions(group.info):
         report.add_figure(
             group.plot_topomap(show=False),

@@ -20,9 +20,11 @@ from pathlib import Path
 
 from mne_freqmask._cli_load import check_out
 from mne_freqmask._cli_report import (
+    check_lines,
     format_lines,
     lines_html,
     model_name,
+    run_check,
     top_cells,
     write_report,
 )
@@ -346,11 +348,12 @@ def _demo(out, quick, seed, data, data_path, model, method):
         # depend on the chunking: every epoch has its own mask and optimiser)
         chunk_size=16,
     )
-    _step("Scoring: removal game (group and per-epoch maps) ...")
+    _step("Scoring: removal game, deletion curves against a random map ...")
     removal = {
         level: evaluate_removal(epochs[held], net, sal, level=level)
         for level in ("group", "instance")
     }
+    check = run_check(epochs[held], net, sal, seed)
     summary = dict(
         data=data,
         n_epochs=len(epochs),
@@ -363,6 +366,7 @@ def _demo(out, quick, seed, data, data_path, model, method):
         n_held=len(held),
         method=method,
         removal=removal,
+        check=check,
         truth=truth,
         top=top_cells(sal.average(), truth),
         out=out,
@@ -376,7 +380,7 @@ def _demo(out, quick, seed, data, data_path, model, method):
         summary["auroc"] = float(ground_truth_scores(sal, truth)["auroc"])
     _step("Writing the report ...")
     summary["time"] = time.perf_counter() - t0
-    write_report(out, sal, _summary_html(summary), removal)
+    write_report(out, sal, _summary_html(summary), removal, check)
     summary["time"] = time.perf_counter() - t0
     return summary
 
@@ -442,6 +446,7 @@ def _summary_lines(s):
                 "should stay; RS: salient half zeroed, should fall)",
             )
         )
+    lines += check_lines(s["check"])
     lines.append(("Time", f"{s['time']:.0f} s"))
     return lines
 
@@ -574,8 +579,10 @@ def run_explain(
             level: evaluate_removal(epochs, net, sal, level=level, verbose=False)
             for level in ("group", "instance")
         }
+        check = run_check(epochs, net, sal, seed)
+        lines += check_lines(check)
         html_lines = lines + [("Time", f"{time.perf_counter() - t0:.1f} s")]
-        write_report(report, sal, lines_html(html_lines), removal)
+        write_report(report, sal, lines_html(html_lines), removal, check)
         written.append(report)
     if not quiet:
         lines.append(("Time", f"{time.perf_counter() - t0:.1f} s"))
