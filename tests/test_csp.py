@@ -98,6 +98,12 @@ def test_bands_given(sim):
         assert np.isnan(s.loc["mu-beta", "model_accuracy"])  # no model given
         res = csp_comparison(held, sal, bands=["theta", "alpha"], cv=3)
         assert list(res.scores.index) == ["theta", "alpha"]
+        # one subject per fold: trained on one, tested on the other
+        by_subject = csp_comparison(held, sal, bands="alpha", groups="subject", cv=2)
+        assert len(by_subject.fold_scores["alpha"]) == 2
+        assert by_subject.scores.loc["alpha", "csp_lda_accuracy"] >= 0.8
+        with pytest.raises(ValueError, match="metadata column"):
+            csp_comparison(held, sal, bands="alpha", groups="trial")
         assert list(csp_comparison(held, sal, bands=(8, 12), cv=3).scores.index) == [
             "8-12 Hz"
         ]

@@ -17,7 +17,12 @@ from mne import BaseEpochs, pick_info
 from mne.utils import _validate_type, logger, verbose, warn
 
 from mne_freqmask._inputs import epochs_labels
-from mne_freqmask.evaluation._common import _accuracy, _check_model, _labels
+from mne_freqmask.evaluation._common import (
+    _accuracy,
+    _check_model,
+    _group_codes,
+    _labels,
+)
 from mne_freqmask.evaluation._maps import _band_overlap, _channel_band_map
 from mne_freqmask.utils._docs import fill_doc
 
@@ -311,6 +316,7 @@ def csp_comparison(
     bands=None,
     model=None,
     y=None,
+    groups=None,
     reg="ledoit_wolf",
     n_components=4,
     n_patterns=2,
@@ -362,6 +368,13 @@ def csp_comparison(
         The explained model; when given, its accuracy on ``epochs`` fills
         ``model_accuracy`` (else NaN). It is not changed.
     %(y)s
+    groups : str | array-like | None
+        Group of each epoch (a metadata column such as ``"trial"`` or
+        ``"subject"``, or one label per epoch): the cross-validation keeps
+        each group in one fold (:class:`~sklearn.model_selection.StratifiedGroupKFold`),
+        so that crops of one trial are never in both the training and the
+        test fold. ``None`` (default): epochs are independent
+        (:class:`~sklearn.model_selection.StratifiedKFold`).
     reg : float | str | None
         Regularisation of the CSP covariances, passed to
         :class:`mne.decoding.CSP`: a shrinkage in [0, 1], a method such as
@@ -421,7 +434,11 @@ def csp_comparison(
     from mne.decoding import CSP
     from scipy.stats import spearmanr
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import (
+        StratifiedGroupKFold,
+        StratifiedKFold,
+        cross_val_score,
+    )
     from sklearn.pipeline import make_pipeline
 
     _validate_type(epochs, BaseEpochs, "epochs", "mne.Epochs")
@@ -453,7 +470,11 @@ def csp_comparison(
     sfreq = epochs.info["sfreq"]
     total = data.sum()
     rows, csps, csp_prof, sal_prof, folds_out = [], {}, {}, {}, {}
-    folds = StratifiedKFold(cv, shuffle=True, random_state=random_state)
+    codes = _group_codes(epochs, groups)
+    if codes is None:
+        folds = StratifiedKFold(cv, shuffle=True, random_state=random_state)
+    else:
+        folds = StratifiedGroupKFold(cv, shuffle=True, random_state=random_state)
     for name, (lo, hi) in bands.items():
         xb, n_bins = _band_limited(x, sfreq, lo, hi)
         xb /= max(float(xb.std()), np.finfo(float).tiny)  # CSP is scale-free
@@ -471,6 +492,7 @@ def csp_comparison(
             make_pipeline(CSP(**kw), LinearDiscriminantAnalysis()),
             xb,
             labels,
+            groups=codes,
             cv=folds,
         )
         csp = CSP(**kw).fit(xb, labels)
