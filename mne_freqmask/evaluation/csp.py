@@ -371,10 +371,10 @@ def csp_comparison(
     groups : str | array-like | None
         Group of each epoch (a metadata column such as ``"trial"`` or
         ``"subject"``, or one label per epoch): the cross-validation keeps
-        each group in one fold (:class:`~sklearn.model_selection.StratifiedGroupKFold`),
+        each group in one fold (scikit-learn's ``StratifiedGroupKFold``),
         so that crops of one trial are never in both the training and the
         test fold. ``None`` (default): epochs are independent
-        (:class:`~sklearn.model_selection.StratifiedKFold`).
+        (``StratifiedKFold``).
     reg : float | str | None
         Regularisation of the CSP covariances, passed to
         :class:`mne.decoding.CSP`: a shrinkage in [0, 1], a method such as
