@@ -62,9 +62,10 @@ def _summary(saliency, picks=None, bands=None):
 
 
 def _check_vlim(vlim, allow_joint):
-    msg = "(vmin, vmax) with floats or None" + (' or "joint"' if allow_joint else "")
+    msg = "(vmin, vmax) with floats or None" + (', "joint"' if allow_joint else "")
+    msg += ' or "symmetric"'
     if isinstance(vlim, str):
-        if allow_joint and vlim == "joint":
+        if vlim == "symmetric" or (allow_joint and vlim == "joint"):
             return vlim
         raise ValueError(f"vlim must be {msg}, got {vlim!r}.")
     try:
@@ -80,7 +81,15 @@ def _check_vlim(vlim, allow_joint):
 
 
 def _resolve_vlim(vlim, values):
-    """Fill the None entries of a (vmin, vmax) pair from ``values``."""
+    """Fill the None entries of a (vmin, vmax) pair from ``values``.
+
+    ``"symmetric"``: ``(-m, m)`` with ``m`` the largest absolute value, so
+    that 0 sits at the centre of a diverging colormap.
+    """
+    if vlim == "symmetric":
+        m = float(np.max(np.abs(values)))
+        m = m if m > 0 else 1e-12
+        return -m, m
     vmin, vmax = vlim
     vmin = float(np.min(values)) if vmin is None else float(vmin)
     vmax = float(np.max(values)) if vmax is None else float(vmax)
@@ -166,11 +175,16 @@ def plot_saliency_topomap(
     ----------
     %(sal_saliency_plot)s
     %(sal_bands_select)s
-    vlim : "joint" | tuple of (float | None, float | None)
+    vlim : "joint" | "symmetric" | tuple of (float | None, float | None)
         Color limits. ``"joint"`` (default) shares one color scale, from the
-        smallest to the largest plotted value, across all bands. A
-        ``(vmin, vmax)`` pair of floats is also shared; a ``None`` entry is
-        computed for each band from its own values (one colorbar per band).
+        smallest to the largest plotted value, across all bands.
+        ``"symmetric"`` shares one scale centred on 0, from ``-m`` to ``m``
+        with ``m`` the largest absolute plotted value: the scale for signed
+        relevance (LRP, gradients) with a diverging ``cmap`` such as
+        ``"RdBu_r"``, where white is 0 and red and blue are evidence for and
+        against the class. A ``(vmin, vmax)`` pair of floats is also shared;
+        a ``None`` entry is computed for each band from its own values (one
+        colorbar per band).
     %(sal_cmap)s
     sensors : bool | str
         Whether to mark the sensor positions; a str is a matplotlib format
@@ -213,7 +227,7 @@ def plot_saliency_topomap(
     _check_positions(info)
     data, _, band_idx, title = _summary(saliency, bands=bands)
     n_bands = len(band_idx)
-    shared = vlim == "joint" or None not in vlim
+    shared = vlim in ("joint", "symmetric") or None not in vlim
     if vlim == "joint":
         vlim = (None, None)
     if shared:
@@ -272,9 +286,11 @@ def plot_saliency_bands(
     %(sal_picks)s
     %(sal_bands_select)s
     %(sal_cmap)s
-    vlim : tuple of (float | None, float | None)
+    vlim : "symmetric" | tuple of (float | None, float | None)
         Color limits; ``None`` entries (default) are the smallest and largest
-        plotted values.
+        plotted values. ``"symmetric"``: from ``-m`` to ``m``, ``m`` the
+        largest absolute plotted value (0 at the centre of a diverging
+        ``cmap`` such as ``"RdBu_r"``, for signed relevance).
     %(sal_axes_single)s
     colorbar : bool
         Add a colorbar labelled with what the values are ("saliency", or the

@@ -566,25 +566,29 @@ def test_csp_comparison():
     )
     sal = explain(epochs[:10], model, method="lrp", bands="canonical", verbose=False)
     res = csp_comparison(epochs, sal, n_components=2, cv=3)
-    assert -1 <= res["correlation"] <= 1
-    assert 0 <= res["csp_lda_accuracy"] <= 1
-    np.testing.assert_allclose(res["csp_topography"].sum(), 1)
-    assert res["ch_names"] == epochs.ch_names
-    # a saliency shaped like the CSP topography correlates perfectly
+    s = res.scores
+    assert list(s.index) == sal.band_names  # 0-40 Hz at 80 Hz: all of them
+    assert s["correlation"].between(-1, 1).all()
+    assert s["csp_lda_accuracy"].between(0, 1).all()
+    np.testing.assert_allclose(res.csp_profiles.sum(), 1)
+    assert list(res.csp_profiles.index) == epochs.ch_names
+    # a saliency shaped like the CSP profile correlates perfectly
     twin = SpectralSaliency(
-        res["csp_topography"][:, None],
+        res.csp_profiles[["beta"]].to_numpy(),
         sal.info,
         sal.freqs,
-        ["mu-beta"],
-        [[8.0, 30.0]],
+        ["beta"],
+        [[12.0, 30.0]],
         method="test",
         dims=("channel", "band"),
         nave=1,
     )
-    assert csp_comparison(epochs, twin, n_components=2, cv=3)["correlation"] > 0.999
-    # time-domain relevance works too
+    twin_res = csp_comparison(epochs, twin, n_components=2, cv=3)
+    assert twin_res.scores.loc["beta", "correlation"] > 0.999
+    # time-domain relevance works too, on the bands given
     rel = compute_relevance(epochs[:10], model)
-    assert -1 <= csp_comparison(epochs, rel, n_components=2, cv=3)["spearman"] <= 1
+    res = csp_comparison(epochs, rel, bands=(8.0, 30.0), n_components=2, cv=3)
+    assert -1 <= res.scores["spearman"].iloc[0] <= 1
 
 
 def test_dft_lrp_on_conformer_names_the_fix(sim):

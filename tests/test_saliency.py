@@ -416,6 +416,24 @@ def test_plot_topomap(sal):
     const.plot_topomap(show=False)
 
 
+def test_plot_symmetric_vlim():
+    """Signed relevance on a diverging scale centred on 0."""
+    signed = _make()
+    signed._data -= 0.7  # mostly negative, a few positive cells
+    m = np.abs(signed.get_data().mean(0)).max()
+    fig = signed.plot_topomap(cmap="RdBu_r", vlim="symmetric", show=False)
+    assert len(fig.axes) == N_BANDS + 1  # one shared colorbar
+    for ax in fig.axes[:N_BANDS]:
+        assert_allclose(ax.images[0].get_clim(), (-m, m), rtol=1e-6)
+    fig = signed.plot_bands(cmap="RdBu_r", vlim="symmetric", show=False)
+    assert_allclose(fig.axes[0].images[0].get_clim(), (-m, m), rtol=1e-6)
+    # the explicit pair does the same
+    fig = signed.plot_topomap(cmap="RdBu_r", vlim=(-m, m), show=False)
+    assert_allclose(fig.axes[0].images[0].get_clim(), (-m, m), rtol=1e-6)
+    with pytest.raises(ValueError, match="symmetric"):
+        signed.plot_bands(vlim="joint", show=False)
+
+
 def test_plot_topomap_no_montage():
     sal = _make(montage=False)
     with pytest.raises(RuntimeError, match=r"set_montage\(\.\.\.\)"):

@@ -26,7 +26,8 @@
   the counterfactual Clever-Hans test (:func:`clever_hans_test`: remove
   frontal slow cells and matched controls, compare the model's drops), the
   Clever-Hans screen (:func:`clever_hans_report`) and the comparison with
-  CSP patterns (:func:`csp_comparison`).
+  CSP-LDA, band by band (:func:`csp_comparison`: relevance share, CSP-LDA
+  accuracy next to the model's, pattern / relevance correlation).
 - One call that runs the checks a reader needs and gives a verdict per check
   (:func:`check_explanation`): accuracy against chance, deletion curves
   against a random map, model randomisation, the cell permutation test.
@@ -34,7 +35,7 @@
   epochs or subjects (:func:`cell_permutation_test`).
 
 One module each: :mod:`.check`, :mod:`.removal`, :mod:`.compare`, :mod:`.complexity`,
-:mod:`.ood`, :mod:`.sanity`, :mod:`.truth` and :mod:`.stats`; every name is
+:mod:`.ood`, :mod:`.sanity`, :mod:`.truth`, :mod:`.csp` and :mod:`.stats`; every name is
 importable from here. Every function reads its epochs chunk by chunk (as
 :func:`mne_freqmask.explain`), so epochs that are not preloaded are never
 held in memory at once.
@@ -54,6 +55,7 @@ from mne_freqmask.evaluation.counterfactual import (
     clever_hans_test,
     frontal_channels,
 )
+from mne_freqmask.evaluation.csp import CSPComparison, csp_comparison
 from mne_freqmask.evaluation.ood import band_log_power, ood_score
 from mne_freqmask.evaluation.removal import (
     deletion_curves,
@@ -73,7 +75,6 @@ from mne_freqmask.evaluation.stats import (
     paired_comparison,
 )
 from mne_freqmask.evaluation.truth import (
-    csp_comparison,
     ground_truth_scores,
     score_planted,
 )
@@ -82,6 +83,7 @@ from mne_freqmask.evaluation.verify import PlantedVerification, verify_planted
 __all__ = [
     "ARTIFACT_CHANNELS",
     "CellTestResult",
+    "CSPComparison",
     "PlantedVerification",
     "CleverHansReport",
     "ExplanationCheck",

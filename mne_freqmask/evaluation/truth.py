@@ -6,8 +6,9 @@
 - :func:`clever_hans_report`: whether the relevance piles up on
   artefact-prone (frontal, slow) cells, a model relying on eye movements
   rather than brain activity (Meyer zu Bexten et al., 2026).
-- :func:`csp_comparison`: the map's topography next to the patterns of a
-  classical, well-understood decoder (CSP + LDA for motor imagery).
+- :func:`csp_comparison` (in :mod:`.csp`, re-exported here): the map next to
+  a classical, well-understood decoder (CSP + LDA for motor imagery), band by
+  band.
 
 They work on any :class:`~mne_freqmask.SpectralSaliency` (every method of
 :func:`mne_freqmask.explain`) and, where no frequency is needed, on the
@@ -16,17 +17,19 @@ time-domain relevance of :func:`mne_freqmask.lrp.compute_relevance`.
 
 import numpy as np
 import pandas as pd
-from mne import BaseEpochs
-from mne.utils import _check_option, _validate_type, logger, verbose
+from mne.utils import _check_option, _validate_type
 from scipy.stats import rankdata
 
-from mne_freqmask._inputs import epochs_labels
 from mne_freqmask.evaluation._common import _cell_ranks
-from mne_freqmask.evaluation._maps import _band_overlap, _channel_band_map
+from mne_freqmask.evaluation._maps import _channel_band_map
 from mne_freqmask.evaluation.clever_hans import (  # noqa: F401 (moved there)
     ARTIFACT_CHANNELS,
     CleverHansReport,
     clever_hans_report,
+)
+from mne_freqmask.evaluation.csp import (  # noqa: F401 (moved there)
+    CSPComparison,
+    csp_comparison,
 )
 from mne_freqmask.saliency import SpectralSaliency
 
@@ -208,113 +211,4 @@ def score_planted(saliency, truth, *, absolute=True):
         planted_fraction=float(data[cells].sum() / total) if total else np.nan,
         chance=float(cells.mean()),
         auc=auc,
-    )
-
-
-@verbose
-def csp_comparison(
-    epochs,
-    saliency,
-    *,
-    y=None,
-    fmin=8.0,
-    fmax=30.0,
-    n_components=4,
-    cv=5,
-    random_state=0,
-    verbose=None,
-):
-    """Compare an explanation's topography with CSP patterns (and CSP-LDA).
-
-    Common spatial patterns on band-passed epochs are the classical,
-    physiologically understood decoder of motor imagery: their patterns peak
-    over the sensorimotor cortex (C3 / C4) in the mu and beta bands. A model
-    whose explanation correlates with them uses the same sources; one that
-    does not may use something else (an artefact, or a real but different
-    signal).
-
-    Parameters
-    ----------
-    epochs : mne.Epochs
-        The epochs the explanation was computed on (or the training epochs of
-        the model), with their class events.
-    saliency : SpectralSaliency | mne.Epochs | mne.Evoked
-        The explanation; a SpectralSaliency is summed over the bands that
-        overlap ``fmin``-``fmax``, time-domain relevance over time.
-    y : array-like of int | None
-        Class of each epoch; ``None`` reads the events (as
-        :func:`mne_freqmask.explain`).
-    fmin, fmax : float
-        The band-pass of CSP in Hz (mu and beta by default).
-    n_components : int
-        Number of CSP components whose patterns form the CSP topography.
-    cv : int
-        Folds of the stratified cross-validation of CSP-LDA.
-    random_state : int | None
-        Seed of the fold split.
-    %(verbose)s
-
-    Returns
-    -------
-    result : dict
-        ``correlation`` (Pearson) and ``spearman`` between the two channel
-        topographies, ``csp_topography`` and ``saliency_topography`` (each
-        normalised to sum 1), ``ch_names``, ``csp_lda_accuracy`` (mean
-        cross-validated accuracy), ``csp_lda_scores`` and the fitted ``csp``
-        (:class:`mne.decoding.CSP`; ``csp.plot_patterns(epochs.info)`` plots
-        its patterns).
-    """
-    from mne.decoding import CSP
-    from scipy.stats import spearmanr
-    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.pipeline import make_pipeline
-
-    _validate_type(epochs, BaseEpochs, "epochs", "mne.Epochs")
-    data, ch_names, edges = _channel_band_map(saliency, absolute=True)
-    if edges is not None:
-        inside = _band_overlap(edges, float(fmin), float(fmax)) > 0
-        if not inside.any():
-            raise ValueError(f"No band of the saliency overlaps {fmin}-{fmax} Hz.")
-        sal_topo = data[:, inside].sum(1)
-    else:
-        sal_topo = data[:, 0]
-    missing = sorted(set(ch_names) - set(epochs.ch_names))
-    if missing:
-        raise ValueError(f"Channels {missing} of the saliency are not in epochs.")
-    labels = epochs_labels(epochs, y)
-    filt = epochs.copy().pick(ch_names).load_data()
-    filt.filter(fmin, fmax, verbose=False)
-    x = filt.get_data(copy=False).astype(np.float64)
-    csp = CSP(n_components=n_components, reg=None, log=True, norm_trace=False)
-    folds = StratifiedKFold(cv, shuffle=True, random_state=random_state)
-    scores = cross_val_score(
-        make_pipeline(
-            CSP(n_components=n_components, log=True), LinearDiscriminantAnalysis()
-        ),
-        x,
-        labels,
-        cv=folds,
-    )
-    csp.fit(x, labels)
-    pats = np.abs(np.asarray(csp.patterns_)[:n_components])
-    pats /= np.maximum(pats.max(1, keepdims=True), np.finfo(float).tiny)
-    csp_topo = pats.sum(0)
-    csp_topo /= csp_topo.sum()
-    sal_topo = sal_topo / max(sal_topo.sum(), np.finfo(float).tiny)
-    corr = float(np.corrcoef(csp_topo, sal_topo)[0, 1])
-    rho = float(spearmanr(csp_topo, sal_topo).statistic)
-    logger.info(
-        f"CSP-LDA accuracy {scores.mean():.2f}; topography correlation with CSP "
-        f"patterns r={corr:.2f} (Spearman {rho:.2f})."
-    )
-    return dict(
-        correlation=corr,
-        spearman=rho,
-        csp_topography=csp_topo,
-        saliency_topography=sal_topo,
-        ch_names=ch_names,
-        csp_lda_accuracy=float(scores.mean()),
-        csp_lda_scores=scores,
-        csp=csp,
     )
