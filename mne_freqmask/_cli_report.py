@@ -140,3 +140,80 @@ def has_positions(info):
     from mne_freqmask.utils._checks import _channels_without_positions
 
     return not _channels_without_positions(info).any()
+
+
+def n_subjects(epochs):
+    meta = epochs.metadata
+    if meta is not None and "subject" in meta:
+        return int(meta["subject"].nunique())
+    return None
+
+
+def demo_summary_lines(s):
+    """(label, text) pairs shared by the terminal summary and the report."""
+    subj = f", {s['n_subjects']} subjects" if s["n_subjects"] else ""
+    lines = [
+        (
+            "Data",
+            f"{s['data']}: {s['n_epochs']} epochs{subj}, {s['n_channels']} channels "
+            f"at {s['sfreq']:g} Hz, classes {', '.join(s['classes'])}",
+        )
+    ]
+    truth = s["truth"]
+    if truth is not None:
+        lines.append(
+            (
+                "Planted",
+                f"class 'high' has more {truth.band[0]:g}-{truth.band[1]:g} Hz "
+                f"power than 'low' on {', '.join(truth.channels)}; nothing else "
+                "differs",
+            )
+        )
+    lines.append(
+        (
+            "Model",
+            f"{s['model']}, held-out accuracy {s['accuracy']:.3f} on "
+            f"{s['n_held']} epochs",
+        )
+    )
+    lines.append(("Method", f"{s['method']} on the {s['n_held']} held-out epochs"))
+    if "steps" in s:
+        lines.append(("Fit", s["steps"]))
+    top = ", ".join(
+        f"{c['channel']} {c['band']} {c['value']:.2f}"
+        + ("" if c["planted"] is None else (" (planted)" if c["planted"] else ""))
+        for c in s["top"]
+    )
+    lines.append(("Top cells", f"{top} (group map)"))
+    if "auroc" in s:
+        lines.append(
+            (
+                "Truth",
+                f"AUROC of the group map for the planted cells = {s['auroc']:.3f} "
+                "(1: every planted cell ranked above every other; 0.5: chance)",
+            )
+        )
+    for level, table in s["removal"].items():
+        acc = table["accuracy"]
+        lines.append(
+            (
+                f"Removal ({level})",
+                f"accuracy original {acc['original']:.2f} / RN {acc['RN']:.2f} / "
+                f"RS {acc['RS']:.2f} (RN: non-salient half of the cells zeroed, "
+                "should stay; RS: salient half zeroed, should fall)",
+            )
+        )
+    lines += check_lines(s["check"])
+    lines.append(("Time", f"{s['time']:.0f} s"))
+    return lines
+
+
+def format_demo_summary(s):
+    # main() prints the report path last
+    return format_lines(
+        "mne-freqmask demo: what does the model rely on?", demo_summary_lines(s)
+    )
+
+
+def demo_summary_html(s):
+    return lines_html(demo_summary_lines(s))

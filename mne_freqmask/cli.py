@@ -18,12 +18,15 @@ import sys
 import time
 from pathlib import Path
 
-from mne_freqmask._cli_load import check_out
+from mne_freqmask._cli_load import check_out, run_explain_files
 from mne_freqmask._cli_report import (
     check_lines,
+    demo_summary_html,
+    format_demo_summary,
     format_lines,
     lines_html,
     model_name,
+    n_subjects,
     run_check,
     top_cells,
     write_report,
@@ -104,7 +107,11 @@ def _build_parser():
         "stop reasons of the fit included) and writes the saliency and/or "
         "an HTML report.",
     )
-    exp.add_argument("epochs", help="Epochs file (-epo.fif).")
+    exp.add_argument(
+        "epochs",
+        nargs="+",
+        help="Epochs file(s) (-epo.fif); several need --out-dir.",
+    )
     exp.add_argument(
         "model", help="Model file (save_model .pt, TorchScript or state dict)."
     )
@@ -171,6 +178,19 @@ def _build_parser():
         "TorchScript and state-dict models; save_model files store their own.",
     )
     exp.add_argument("--out", default=None, help="Saliency file to write (.h5).")
+    exp.add_argument(
+        "--out-dir",
+        default=None,
+        help="Folder for one saliency file per epochs file (<name>-sal.h5); "
+        "files already there are skipped (a stopped run resumes).",
+    )
+    exp.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="With --out-dir: epochs files explained at once (joblib; -1: all "
+        "cores). --n-jobs is then the torch threads per file (default 1).",
+    )
     exp.add_argument("--report", default=None, help="HTML report to write.")
     exp.add_argument(
         "--overwrite", action="store_true", help="Replace existing output files."
@@ -208,9 +228,13 @@ def main(argv=None):
                 n_jobs=args.n_jobs,
             )
             print(out if args.quiet else f"Report written to {out}")
+        elif args.out_dir is not None or len(args.epochs) > 1:
+            written = run_explain_files(args)
+            for path in written:
+                print(path)
         else:
             written = run_explain(
-                args.epochs,
+                args.epochs[0],
                 args.model,
                 method=args.method,
                 bands=args.bands,
@@ -315,7 +339,7 @@ def run_demo(
     with use_log_level("warning" if quiet else "info"), torch_threads(n_jobs):
         summary = _demo(out, quick, seed, data, data_path, model, method)
     if not quiet:
-        print(_format_summary(summary))
+        print(format_demo_summary(summary))
     return out
 
 
@@ -357,7 +381,7 @@ def _demo(out, quick, seed, data, data_path, model, method):
     summary = dict(
         data=data,
         n_epochs=len(epochs),
-        n_subjects=_n_subjects(epochs),
+        n_subjects=n_subjects(epochs),
         n_channels=len(epochs.ch_names),
         sfreq=epochs.info["sfreq"],
         classes=list(epochs.event_id),
@@ -380,86 +404,9 @@ def _demo(out, quick, seed, data, data_path, model, method):
         summary["auroc"] = float(ground_truth_scores(sal, truth)["auroc"])
     _step("Writing the report ...")
     summary["time"] = time.perf_counter() - t0
-    write_report(out, sal, _summary_html(summary), removal, check)
+    write_report(out, sal, demo_summary_html(summary), removal, check)
     summary["time"] = time.perf_counter() - t0
     return summary
-
-
-def _n_subjects(epochs):
-    meta = epochs.metadata
-    if meta is not None and "subject" in meta:
-        return int(meta["subject"].nunique())
-    return None
-
-
-def _summary_lines(s):
-    """(label, text) pairs shared by the terminal summary and the report."""
-    subj = f", {s['n_subjects']} subjects" if s["n_subjects"] else ""
-    lines = [
-        (
-            "Data",
-            f"{s['data']}: {s['n_epochs']} epochs{subj}, {s['n_channels']} channels "
-            f"at {s['sfreq']:g} Hz, classes {', '.join(s['classes'])}",
-        )
-    ]
-    truth = s["truth"]
-    if truth is not None:
-        lines.append(
-            (
-                "Planted",
-                f"class 'high' has more {truth.band[0]:g}-{truth.band[1]:g} Hz "
-                f"power than 'low' on {', '.join(truth.channels)}; nothing else "
-                "differs",
-            )
-        )
-    lines.append(
-        (
-            "Model",
-            f"{s['model']}, held-out accuracy {s['accuracy']:.3f} on "
-            f"{s['n_held']} epochs",
-        )
-    )
-    lines.append(("Method", f"{s['method']} on the {s['n_held']} held-out epochs"))
-    if "steps" in s:
-        lines.append(("Fit", s["steps"]))
-    top = ", ".join(
-        f"{c['channel']} {c['band']} {c['value']:.2f}"
-        + ("" if c["planted"] is None else (" (planted)" if c["planted"] else ""))
-        for c in s["top"]
-    )
-    lines.append(("Top cells", f"{top} (group map)"))
-    if "auroc" in s:
-        lines.append(
-            (
-                "Truth",
-                f"AUROC of the group map for the planted cells = {s['auroc']:.3f} "
-                "(1: every planted cell ranked above every other; 0.5: chance)",
-            )
-        )
-    for level, table in s["removal"].items():
-        acc = table["accuracy"]
-        lines.append(
-            (
-                f"Removal ({level})",
-                f"accuracy original {acc['original']:.2f} / RN {acc['RN']:.2f} / "
-                f"RS {acc['RS']:.2f} (RN: non-salient half of the cells zeroed, "
-                "should stay; RS: salient half zeroed, should fall)",
-            )
-        )
-    lines += check_lines(s["check"])
-    lines.append(("Time", f"{s['time']:.0f} s"))
-    return lines
-
-
-def _format_summary(s):
-    # main() prints the report path last
-    return format_lines(
-        "mne-freqmask demo: what does the model rely on?", _summary_lines(s)
-    )
-
-
-def _summary_html(s):
-    return lines_html(_summary_lines(s))
 
 
 def run_explain(

@@ -35,6 +35,10 @@ def _explain_one(fname, out, model, method, device, threads, explain_kw):
 
     from mne_freqmask._explain import explain
 
+    if not isinstance(model, torch.nn.Module):  # a model file, loaded here
+        from mne_freqmask._cli_load import load_any_model
+
+        model, _ = load_any_model(model)
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -72,8 +76,13 @@ def explain_files(
     fnames : list of path-like
         Epochs files (``-epo.fif``), read with ``preload=False``, so that one
         file's epochs need not fit in memory.
-    %(model)s
-        It is sent to every worker (pickled), never modified.
+    model : torch.nn.Module | path-like
+        The trained classifier (see :func:`mne_freqmask.explain`; never
+        modified), or its file: one written by
+        :func:`mne_freqmask.models.save_model` or ``torch.jit.save``, which
+        each worker loads itself. Workers of other processes or machines
+        receive a module pickled, which braindecode's models with
+        weight constraints (EEGNet, ...) do not allow: pass their file then.
     out_dir : path-like
         Existing folder for the saliency files: ``<name><suffix>``, where
         ``<name>`` is the epochs file's name without ``-epo.fif``.
@@ -126,8 +135,26 @@ def explain_files(
     Every worker must see ``fnames`` and ``out_dir`` (a shared file
     system).
     """
+    import pickle
+
+    import torch
     from joblib import Parallel, delayed
 
+    _validate_type(model, (torch.nn.Module, "path-like"), "model")
+    if not isinstance(model, torch.nn.Module):
+        model = Path(model).expanduser().absolute()
+        if not model.is_file():
+            raise FileNotFoundError(f"No such model file: {model}")
+    elif n_jobs != 1:
+        try:
+            pickle.dumps(model)
+        except Exception as exp:
+            raise ValueError(
+                f"The model cannot be sent to other processes ({type(exp).__name__}"
+                f": {str(exp).splitlines()[0][:80]}); save it with "
+                "mne_freqmask.models.save_model (or torch.jit.save) and pass "
+                "the file name as model, or use n_jobs=1."
+            ) from None
     _validate_type(fnames, (list, tuple), "fnames", "list of path-like")
     for k, f in enumerate(fnames):
         _validate_type(f, "path-like", f"fnames[{k}]")

@@ -63,6 +63,11 @@ def test_explain_files_serial_resume_and_errors(files, tmp_path):
         mfm.explain_files([fnames[0], fnames[0]], model, tmp_path)
     with pytest.raises(ValueError, match="suffix must end with .h5"):
         mfm.explain_files(fnames, model, tmp_path, suffix=".fif")
+    # braindecode's constrained layers cannot be pickled for other processes
+    with pytest.raises(ValueError, match="save it with mne_freqmask.models.save"):
+        mfm.explain_files(fnames, model, tmp_path, n_jobs=2, overwrite=True)
+    with pytest.raises(FileNotFoundError, match="No such model file"):
+        mfm.explain_files(fnames, tmp_path / "model.pt", tmp_path)
 
 
 def test_explain_files_dask_equals_serial(files, tmp_path):
@@ -70,7 +75,12 @@ def test_explain_files_dask_equals_serial(files, tmp_path):
     distributed = pytest.importorskip("distributed")
     import joblib
 
+    from mne_freqmask.models import save_model
+
     fnames, model = files
+    # the workers load the model from its file (EEGNet cannot be pickled)
+    model_file = tmp_path / "eegnet.pt"
+    save_model(model_file, model)
     (tmp_path / "serial").mkdir()
     (tmp_path / "dask").mkdir()
     serial = mfm.explain_files(fnames, model, tmp_path / "serial", **KW)
@@ -81,7 +91,9 @@ def test_explain_files_dask_equals_serial(files, tmp_path):
         distributed.Client(cluster) as client,
     ):
         with joblib.parallel_config(backend="dask"):
-            par = mfm.explain_files(fnames, model, tmp_path / "dask", n_jobs=2, **KW)
+            par = mfm.explain_files(
+                fnames, model_file, tmp_path / "dask", n_jobs=2, **KW
+            )
         # both workers took part
         assert len(client.scheduler_info()["workers"]) == 2
     for a, b in zip(serial, par, strict=True):

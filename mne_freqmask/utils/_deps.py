@@ -8,6 +8,7 @@ that does not match the pins; the message says which package failed, why, and
 which pins of ``pyproject.toml`` to check, in one line.
 """
 
+import contextlib
 import importlib
 import warnings
 from importlib import metadata
@@ -80,9 +81,15 @@ def import_optional(module):
     mod : module
         The imported module.
     """
+    from mne.utils import use_log_level
+
+    quiet = module.split(".")[0] == "braindecode"
     try:
-        with warnings.catch_warnings():
-            if module.split(".")[0] == "braindecode":
+        # MNE's warn() also logs its message, whatever the warning filters say,
+        # so the import runs at MNE's ERROR log level too
+        level = use_log_level("error") if quiet else contextlib.nullcontext()
+        with warnings.catch_warnings(), level:
+            if quiet:
                 for category, message in _BRAINDECODE_IMPORT_WARNINGS:
                     warnings.filterwarnings("ignore", message, category)
             return importlib.import_module(module)
