@@ -8,6 +8,8 @@ _LAZY = {
     "explain": "mne_freqmask._explain",
     "evaluate_removal": "mne_freqmask.evaluation",
     "check_explanation": "mne_freqmask.evaluation",
+    "FreqMaskExplainer": "mne_freqmask.amortised",
+    "read_freqmask_explainer": "mne_freqmask.amortised",
 }
 
 from mne_freqmask._combine import combine_saliency  # noqa: E402
@@ -21,6 +23,7 @@ from mne_freqmask.spectral import FrequencyGrid  # noqa: E402
 _SUBMODULES = ("datasets", "evaluation", "lrp", "methods", "models", "viz", "workflows")
 
 __all__ = [
+    "FreqMaskExplainer",
     "FrequencyGrid",
     "SpectralSaliency",
     "check_explanation",
@@ -28,6 +31,7 @@ __all__ = [
     "concatenate_saliencies",
     "evaluate_removal",
     "explain",
+    "read_freqmask_explainer",
     "read_saliency",
 ]
 
