@@ -147,7 +147,8 @@ class Trainer:
         val_donors = draw(val_idx)
         opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"])
         history = dict(train_loss=[], val_loss=[], val_cross_entropy=[])
-        best, best_state, best_pass, wait = np.inf, None, 0, 0
+        best = ref = np.inf
+        best_state, best_pass, wait = None, 0, 0
         with ProgressBar(p["n_epochs"], mesg="Training the explainer") as pbar:
             for _ in range(p["n_epochs"]):
                 self.net.train()
@@ -170,11 +171,15 @@ class Trainer:
                 history["val_loss"].append(val)
                 history["val_cross_entropy"].append(val_ce)
                 pbar.update_with_increment_value(1)
-                if not np.isfinite(best) or val < best - p["tol"] * abs(best):
-                    best, best_pass, wait = val, len(history["val_loss"]) - 1, 0
+                # keep the best weights; stop after ``patience`` passes without
+                # a relative improvement of ``tol`` over the last one that had
+                if val < best:
+                    best, best_pass = val, len(history["val_loss"]) - 1
                     best_state = {
                         n: t.detach().clone() for n, t in self.net.state_dict().items()
                     }
+                if not np.isfinite(ref) or val < ref - p["tol"] * abs(ref):
+                    ref, wait = val, 0
                 else:
                     wait += 1
                     if wait >= p["patience"]:

@@ -210,7 +210,7 @@ class FreqMaskExplainer:
             lr=lr,
             val_size=float(val_size),
             patience=patience,
-            tol=1e-4,
+            tol=1e-3,
             l1_mask=self.l1_mask,
         )
         t0 = time.perf_counter()
@@ -229,7 +229,9 @@ class FreqMaskExplainer:
                 torch.manual_seed(seed)
                 net = MaskNet(len(inp.picks), grid.n_bands, self.hidden, self.n_layers)
             net.to(dev, dtype)
-            trainer = Trainer(net, model, inp.x, inp.picks, grid, inp.scale, dev, params)
+            trainer = Trainer(
+                net, model, inp.x, inp.picks, grid, inp.scale, dev, params
+            )
             pool, pool_idx = trainer.donor_pool(inp.ref_x, self.n_donors, rng, dtype)
             history = trainer.fit(
                 z,

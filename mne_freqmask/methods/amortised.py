@@ -38,8 +38,7 @@ def freqmask_amortised(
         )
     if explainer.net is None:
         raise RuntimeError(
-            "The explainer is not fitted yet; call explainer.fit(epochs, model) "
-            "first."
+            "The explainer is not fitted yet; call explainer.fit(epochs, model) first."
         )
     if inp.target is not None:
         raise ValueError(
