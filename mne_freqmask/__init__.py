@@ -9,6 +9,8 @@ _LAZY = {
     "evaluate_removal": "mne_freqmask.evaluation",
     "check_explanation": "mne_freqmask.evaluation",
     "explain_files": "mne_freqmask.parallel",
+    "FreqMaskExplainer": "mne_freqmask.amortised",
+    "read_freqmask_explainer": "mne_freqmask.amortised",
 }
 
 from mne_freqmask._combine import combine_saliency  # noqa: E402
@@ -31,6 +33,7 @@ _SUBMODULES = (
 )
 
 __all__ = [
+    "FreqMaskExplainer",
     "FrequencyGrid",
     "SpectralSaliency",
     "check_explanation",
@@ -39,6 +42,7 @@ __all__ = [
     "evaluate_removal",
     "explain",
     "explain_files",
+    "read_freqmask_explainer",
     "read_saliency",
 ]
 

@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from mne_freqmask._cli_load import check_out, run_explain_files
+from mne_freqmask._cli_files import run_explain_files
+from mne_freqmask._cli_load import check_out
 from mne_freqmask._cli_report import (
     check_lines,
     demo_summary_html,

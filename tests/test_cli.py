@@ -145,6 +145,38 @@ def test_explain_command(saved_inputs, tmp_path):
     assert main(argv) == 2  # outputs exist now, no --overwrite
 
 
+def test_explain_several_files(saved_inputs, tmp_path, capsys):
+    """Several epochs files: one saliency file each in --out-dir, resumable."""
+    import mne
+
+    from mne_freqmask import read_saliency
+
+    epochs, _, pt, _ = saved_inputs
+    files = []
+    for k in range(2):
+        fname = tmp_path / f"run{k}-epo.fif"
+        epochs[k * 4 : k * 4 + 4].save(fname, verbose=False)
+        files.append(str(fname))
+    out_dir = tmp_path / "sal"
+    out_dir.mkdir()
+    argv = ["explain", *files, str(pt), "--out-dir", str(out_dir)]
+    argv += ["--method", "amplitude_gradients", "--bands", "canonical", "--quiet"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(out_dir / f"run{k}-sal.h5") for k in range(2)]
+    for k, fname in enumerate(files):
+        sal = read_saliency(printed[k])
+        assert len(sal) == 4 and sal.band_names[2] == "alpha"
+        ref = mne.read_epochs(fname, verbose=False)
+        np.testing.assert_array_equal(sal.events, ref.events)
+    # several files need --out-dir; --report is for one file
+    assert main(["explain", *files, str(pt), "--out", str(tmp_path / "x.h5")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "need --out-dir" in err
+    assert main(argv + ["--report", str(tmp_path / "r.html")]) == 2
+    assert "are for one epochs file" in capsys.readouterr().err
+
+
 def test_explain_command_user_errors(saved_inputs, tmp_path, capsys):
     epochs, epo, pt, folder = saved_inputs
     h5 = str(tmp_path / "sal.h5")

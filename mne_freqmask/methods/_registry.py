@@ -30,6 +30,7 @@ METHODS = {
     "lrp": "mne_freqmask.methods.lrp:lrp",
     "flextime": "mne_freqmask.methods.flextime:flextime",
     "freqrise": "mne_freqmask.methods.freqrise:freqrise",
+    "freqmask_amortised": "mne_freqmask.methods.amortised:freqmask_amortised",
 }
 
 #: The arguments every method function takes (the rest are method parameters).

@@ -1,0 +1,210 @@
+"""The network and the training loop of :class:`~mne_freqmask.FreqMaskExplainer`.
+
+Kept apart from :mod:`mne_freqmask.amortised` so that the public class stays
+readable. The objective is FreqMask's with the default perturbation
+(``perturbation="reference"`` of :mod:`mne_freqmask.methods.freqmask`): for an
+epoch ``x`` with spectrum ``X``, the mask ``M = sigmoid(net(features(x)))``
+over its channel x band cells (expanded to the rfft bins) and the spectrum
+``R`` of the same channels of a random reference epoch, the perturbed epoch is
+``irfft(X * M + (1 - M) * R)`` and the loss is::
+
+    CE(f(x_hat), f(x)) + l1_mask * mean(M)
+
+averaged over a minibatch. Only the network's weights are trained; the
+model is frozen (see :func:`mne_freqmask._torch_utils.model_context`).
+"""
+
+import numpy as np
+import torch
+from mne.utils import ProgressBar, logger
+from torch.nn.functional import log_softmax, softmax
+
+from mne_freqmask._torch_utils import inverse_spectrum, spectrum
+
+#: epochs per forward pass where no gradient is needed
+EVAL_BATCH = 256
+#: added to the band power before the log
+POWER_EPS = 1e-10
+
+
+class MaskNet(torch.nn.Module):
+    """A small MLP from the ``(n_picks, n_bands)`` features to mask logits.
+
+    ``n_layers`` hidden layers of ``hidden`` units with GELU; the output layer
+    starts with small weights and zero bias, so every mask starts near 0.5,
+    as FreqMask's do.
+    """
+
+    def __init__(self, n_picks, n_bands, hidden=256, n_layers=2):
+        super().__init__()
+        n_in = n_picks * n_bands
+        layers, width = [], n_in
+        for _ in range(n_layers):
+            layers += [torch.nn.Linear(width, hidden), torch.nn.GELU()]
+            width = hidden
+        out = torch.nn.Linear(width, n_in)
+        with torch.no_grad():
+            out.weight.mul_(0.1)
+            out.bias.zero_()
+        self.body = torch.nn.Sequential(*layers, out)
+        self.shape = (n_picks, n_bands)
+
+    def forward(self, z):
+        """Mask logits ``(B, n_picks, n_bands)`` of features of that shape."""
+        return self.body(z.reshape(len(z), -1)).reshape((len(z),) + self.shape)
+
+
+def band_log_power(source, picks, grid, scale, device, dtype=torch.float32):
+    """Log mean power of each picked channel x band cell, ``(n, n_picks, n_bands)``.
+
+    ``source`` is an array or :class:`~mne_freqmask._inputs.EpochsSource`
+    read :data:`EVAL_BATCH` epochs at a time; the power of a band is the mean
+    of ``|X|^2`` over its bins (:meth:`FrequencyGrid.collapse`).
+    """
+    out = np.empty((len(source), len(picks), grid.n_bands), np.float32)
+    for start in range(0, len(source), EVAL_BATCH):
+        sl = slice(start, min(start + EVAL_BATCH, len(source)))
+        xb = torch.as_tensor(np.asarray(source[sl])[:, picks], device=device)
+        power = spectrum(xb.to(dtype), scale).abs().square().cpu().numpy()
+        out[sl] = np.log(grid.collapse(power, np.mean) + POWER_EPS)
+    return out
+
+
+def expand_index(grid, device):
+    """Index that expands ``(..., n_bands + 1)`` to bins (last column: no band)."""
+    return torch.as_tensor(
+        np.where(grid.bin_band < 0, grid.n_bands, grid.bin_band), device=device
+    )
+
+
+def expand_mask(mask, index):
+    """Band mask ``(..., n_bands)`` to bins; bins in no band are kept (1)."""
+    ones = mask.new_ones(mask.shape[:-1] + (1,))
+    return torch.cat([mask, ones], -1).index_select(-1, index)
+
+
+class Trainer:
+    """One fit of a :class:`MaskNet` against a frozen model (see module doc)."""
+
+    def __init__(self, net, model, source, picks, grid, scale, device, params):
+        self.net, self.model, self.src = net, model, source
+        self.picks = np.asarray(picks)
+        self.t_picks = torch.as_tensor(self.picks, device=device)
+        self.all_picked = np.array_equal(self.picks, np.arange(source.shape[1]))
+        self.grid, self.scale, self.device, self.p = grid, scale, device, params
+        self.index = expand_index(grid, device)
+        self.n_times = source.shape[2]
+
+    def targets(self, net_dtype):
+        """The model's soft prediction on every training epoch."""
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(self.src), EVAL_BATCH):
+                xb = torch.as_tensor(self.src[start : start + EVAL_BATCH])
+                logits = self.model(xb.to(self.device, net_dtype)).float()
+                out.append(softmax(logits, -1).cpu())
+        return torch.cat(out)
+
+    def donor_pool(self, ref, n_donors, rng, dtype):
+        """Spectra ``(K, n_picks, n_freqs)`` of K random reference epochs."""
+        idx = np.sort(rng.choice(len(ref), min(n_donors, len(ref)), replace=False))
+        parts = []
+        for i in range(0, len(idx), 32):
+            xb = torch.as_tensor(np.asarray(ref[idx[i : i + 32]])[:, self.picks])
+            parts.append(spectrum(xb.to(self.device, dtype), self.scale))
+        return torch.cat(parts), idx
+
+    def loss(self, idx, z, target, donors, net_dtype, dtype):
+        """Per-epoch loss and cross-entropy of the epochs ``idx`` (sorted)."""
+        x = torch.as_tensor(self.src[idx], device=self.device).to(dtype)
+        xf = spectrum(x.index_select(1, self.t_picks), self.scale)
+        mask = torch.sigmoid(self.net(z))
+        m = expand_mask(mask, self.index)
+        h = xf * m + (1 - m) * donors
+        xhat = inverse_spectrum(h, self.n_times, self.scale)
+        if not self.all_picked:
+            xhat = x.index_copy(1, self.t_picks, xhat.to(x.dtype))
+        logits = self.model(xhat.to(net_dtype)).float()
+        ce = -(target * log_softmax(logits, -1)).sum(-1)
+        return ce + self.p["l1_mask"] * mask.mean((1, 2)), ce
+
+    def fit(self, z, train_idx, val_idx, pool, pool_idx, same, rng, dtypes):
+        """Train; returns the history (the best weights are loaded)."""
+        p, dev = self.p, self.device
+        net_dtype, dtype = dtypes
+        targets = self.targets(net_dtype).to(dev)
+        zt = torch.as_tensor(z, device=dev)
+        k = len(pool_idx)
+
+        def draw(idx):
+            """A random pool entry per epoch, never the epoch itself."""
+            d = rng.integers(0, k, len(idx))
+            if same and k > 1:
+                own = pool_idx[d] == idx
+                d[own] = (d[own] + 1) % k
+            return d
+
+        val_donors = draw(val_idx)
+        opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"])
+        history = dict(train_loss=[], val_loss=[], val_cross_entropy=[])
+        best = ref = np.inf
+        best_state, best_pass, wait = None, 0, 0
+        with ProgressBar(p["n_epochs"], mesg="Training the explainer") as pbar:
+            for _ in range(p["n_epochs"]):
+                self.net.train()
+                order = train_idx[rng.permutation(len(train_idx))]
+                losses = []
+                for start in range(0, len(order), p["batch_size"]):
+                    idx = np.sort(order[start : start + p["batch_size"]])
+                    d = torch.as_tensor(draw(idx), device=dev)
+                    loss, _ = self.loss(
+                        idx, zt[idx], targets[idx], pool[d], net_dtype, dtype
+                    )
+                    opt.zero_grad()
+                    loss.mean().backward()
+                    opt.step()
+                    losses.append(float(loss.detach().sum()))
+                history["train_loss"].append(float(np.sum(losses) / len(order)))
+                val, val_ce = self._evaluate(
+                    zt, targets, val_idx, val_donors, pool, net_dtype, dtype
+                )
+                history["val_loss"].append(val)
+                history["val_cross_entropy"].append(val_ce)
+                pbar.update_with_increment_value(1)
+                # keep the best weights; stop after ``patience`` passes without
+                # a relative improvement of ``tol`` over the last one that had
+                if val < best:
+                    best, best_pass = val, len(history["val_loss"]) - 1
+                    best_state = {
+                        n: t.detach().clone() for n, t in self.net.state_dict().items()
+                    }
+                if not np.isfinite(ref) or val < ref - p["tol"] * abs(ref):
+                    ref, wait = val, 0
+                else:
+                    wait += 1
+                    if wait >= p["patience"]:
+                        break
+        self.net.load_state_dict(best_state)
+        self.net.eval()
+        history["best_epoch"] = best_pass
+        history["n_epochs"] = len(history["val_loss"])
+        logger.info(
+            f"Explainer trained for {history['n_epochs']} passes (best: pass "
+            f"{history['best_epoch'] + 1}, validation loss {best:.4f})."
+        )
+        return history
+
+    def _evaluate(self, zt, targets, idx, donors, pool, net_dtype, dtype):
+        """Mean loss and cross-entropy on ``idx`` with fixed donors."""
+        self.net.eval()
+        tot = tot_ce = 0.0
+        with torch.no_grad():
+            for start in range(0, len(idx), EVAL_BATCH):
+                sl = slice(start, start + EVAL_BATCH)
+                d = torch.as_tensor(donors[sl], device=self.device)
+                loss, ce = self.loss(
+                    idx[sl], zt[idx[sl]], targets[idx[sl]], pool[d], net_dtype, dtype
+                )
+                tot += float(loss.sum())
+                tot_ce += float(ce.sum())
+        return tot / len(idx), tot_ce / len(idx)

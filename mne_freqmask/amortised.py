@@ -1,0 +1,530 @@
+"""An amortised FreqMask: one network that explains any epoch in one pass.
+
+FreqMask (:mod:`mne_freqmask.methods.freqmask`) fits a mask per epoch, a
+median of 60-80 Adam steps each costing more than the model's own forward
+and backward pass. :class:`FreqMaskExplainer` instead trains one small
+network, once, over a training set, with FreqMask's objective and its default
+perturbation (the removed part filled with the same channels of random
+reference epochs): it maps an epoch's channel x band log power (relative to
+the reference's) to its channel x band mask in [0, 1]. Explaining new epochs
+then costs one forward pass of that network and none of the model, in the
+spirit of amortised explainers for images and time series (real-time
+saliency, FastSHAP, TimeX).
+"""
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import torch
+from mne.utils import _validate_type, logger, verbose
+
+from mne_freqmask._amortised_train import MaskNet, Trainer, band_log_power
+from mne_freqmask._checkpoint import _model_sha
+from mne_freqmask._inputs import _ready_epochs, make_input
+from mne_freqmask._torch_utils import (
+    check_model,
+    model_context,
+    model_dtype,
+    resolve_device,
+    spectral_dtype,
+)
+from mne_freqmask.saliency import SpectralSaliency
+from mne_freqmask.spectral import FrequencyGrid
+from mne_freqmask.utils._checks import (
+    _check_positive,
+    _check_random_state,
+    _make_rng,
+    _picked_info,
+)
+from mne_freqmask.utils._docs import fill_doc
+
+#: version of the files written by :meth:`FreqMaskExplainer.save`
+_FORMAT_VERSION = 1
+#: the method name of the saliencies it returns
+METHOD = "freqmask_amortised"
+
+
+class FreqMaskExplainer:
+    """An amortised FreqMask explainer: a network trained to predict masks.
+
+    Parameters
+    ----------
+    hidden : int
+        Units of each hidden layer of the network.
+    n_layers : int
+        Number of hidden layers.
+    l1_mask : float
+        Weight of the mean of the mask in the loss (FreqMask's ``l1_mask``).
+    n_donors : int
+        Reference epochs kept to fill the removed part of the spectrum
+        (FreqMask's ``n_donors``).
+
+    Attributes
+    ----------
+    ch_names : list of str
+        All channels of the training epochs (the model's input), in order.
+    picks : ndarray of int
+        Indices of the explained channels in ``ch_names``.
+    grid : FrequencyGrid
+        The frequency grid (bands) of the masks.
+    history : dict
+        ``train_loss``, ``val_loss`` and ``val_cross_entropy`` per pass over
+        the training epochs, ``best_epoch`` (whose weights are kept),
+        ``n_epochs`` (passes run) and ``train_time`` (seconds).
+
+    See Also
+    --------
+    read_freqmask_explainer
+    mne_freqmask.explain
+
+    Notes
+    -----
+    The network is a multilayer perceptron from the z-scored log band power
+    of every explained channel x band cell (its mean and standard deviation
+    over the reference epochs) to one mask logit per cell; the mask is the
+    sigmoid of the logit. It is trained by Adam on minibatches of the
+    training epochs with FreqMask's loss: the cross-entropy between the
+    model's prediction on ``irfft(X * M + (1 - M) * R)`` and its prediction
+    on the epoch (``X``: the epoch's spectrum, ``R``: the same channels of a
+    random reference epoch, drawn anew at each step) plus ``l1_mask`` times
+    the mean of the mask. A share ``val_size`` of the training epochs is held
+    out, with fixed donors, and the weights of the pass with the lowest
+    validation loss are kept (early stopping). The explanation preserves the
+    model's own (soft) prediction; ``target`` is not supported.
+
+    The explainer is tied to the model it was trained on: it never calls the
+    model when explaining, so a map is only as good as the match between the
+    model and the one used in :meth:`fit`. ``explain(epochs, model,
+    method="freqmask_amortised", explainer=...)`` warns when the model's
+    weights differ from those the explainer was trained against.
+    """
+
+    def __init__(self, *, hidden=256, n_layers=2, l1_mask=1.0, n_donors=256):
+        self.hidden = _check_positive(hidden, "hidden", integer=True)
+        self.n_layers = _check_positive(n_layers, "n_layers", integer=True)
+        self.l1_mask = _check_positive(l1_mask, "l1_mask", strict=False)
+        self.n_donors = _check_positive(n_donors, "n_donors", integer=True)
+        self.net = None
+
+    def __repr__(self):
+        if self.net is None:
+            return "<FreqMaskExplainer | not fitted>"
+        return (
+            f"<FreqMaskExplainer | {len(self.picks)} channels x "
+            f"{self.grid.n_bands} bands, {self.sfreq:g} Hz, {self.n_times} "
+            f"samples; trained for {self.history['n_epochs']} passes>"
+        )
+
+    @verbose
+    @fill_doc
+    def fit(
+        self,
+        epochs,
+        model,
+        *,
+        reference=None,
+        bands=10,
+        picks=None,
+        n_epochs=100,
+        batch_size=32,
+        lr=1e-3,
+        val_size=0.2,
+        patience=10,
+        random_state=None,
+        device="auto",
+        verbose=None,
+    ):
+        """Train the explainer on epochs and a model.
+
+        Parameters
+        ----------
+        epochs : instance of mne.Epochs
+            The training epochs (e.g. the model's own training set): the
+            explainer learns to predict FreqMask's masks for epochs like
+            these.
+        %(model)s
+        reference : instance of mne.Epochs | None
+            The epochs whose spectra fill the removed part of the spectrum,
+            and whose log band power standardises the features. ``None``
+            (default) uses ``epochs`` (an epoch is never its own donor).
+        %(bands)s
+        %(picks_explain)s
+        n_epochs : int
+            Passes over the training epochs at most.
+        batch_size : int
+            Epochs per minibatch (and per Adam step).
+        lr : float
+            Adam's learning rate.
+        val_size : float
+            Share of ``epochs`` held out for early stopping, in (0, 1).
+        patience : int
+            Passes without a lower validation loss before training stops.
+        random_state : None | int | instance of numpy.random.Generator
+            Seed of the network's initial weights, the split, the minibatch
+            order and the donors. The same seed gives the same explainer
+            (on the same device and number of threads).
+        %(device)s
+        %(verbose)s
+
+        Returns
+        -------
+        self : instance of FreqMaskExplainer
+            The fitted explainer.
+        """
+        import time
+
+        _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
+        n_epochs = _check_positive(n_epochs, "n_epochs", integer=True)
+        batch_size = _check_positive(batch_size, "batch_size", integer=True)
+        lr = _check_positive(lr, "lr")
+        patience = _check_positive(patience, "patience", integer=True)
+        _validate_type(val_size, "numeric", "val_size")
+        if not 0 < val_size < 1:
+            raise ValueError(f"val_size must be in (0, 1), got {val_size}.")
+        _check_random_state(random_state)
+        dev = resolve_device(device, model)
+        epochs = _ready_epochs(epochs)
+        if reference is not None:
+            reference = _ready_epochs(reference, "reference")
+        inp = make_input(
+            epochs, picks=picks, y=None, target=None, reference=reference, groups=None
+        )
+        grid = FrequencyGrid(inp.sfreq, inp.n_times, bands)
+        n_val = int(round(val_size * inp.n_epochs))
+        if n_val < 1 or inp.n_epochs - n_val < 2:
+            raise ValueError(
+                f"val_size={val_size} of {inp.n_epochs} epochs leaves "
+                f"{inp.n_epochs - n_val} for training and {n_val} for "
+                "validation; fit needs at least 2 and 1: give more epochs."
+            )
+        rng = _make_rng(random_state)
+        perm = rng.permutation(inp.n_epochs)
+        val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        seed = int(rng.integers(0, 2**31 - 1))
+        params = dict(
+            n_epochs=n_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            val_size=float(val_size),
+            patience=patience,
+            tol=1e-3,
+            l1_mask=self.l1_mask,
+        )
+        t0 = time.perf_counter()
+        with model_context(model, dev):
+            check_model(model, inp.x, dev)
+            net_dtype = model_dtype(model)
+            dtype = spectral_dtype(net_dtype)
+            ref_power = band_log_power(inp.ref_x, inp.picks, grid, inp.scale, dev)
+            mean, std = ref_power.mean(0), ref_power.std(0) + 1e-6
+            if inp.ref_x is inp.x:
+                power = ref_power
+            else:
+                power = band_log_power(inp.x, inp.picks, grid, inp.scale, dev)
+            z = ((power - mean) / std).astype(np.float32)
+            with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+                torch.manual_seed(seed)
+                net = MaskNet(len(inp.picks), grid.n_bands, self.hidden, self.n_layers)
+            net.to(dev, dtype)
+            trainer = Trainer(
+                net, model, inp.x, inp.picks, grid, inp.scale, dev, params
+            )
+            pool, pool_idx = trainer.donor_pool(inp.ref_x, self.n_donors, rng, dtype)
+            history = trainer.fit(
+                z,
+                train_idx,
+                val_idx,
+                pool,
+                pool_idx,
+                inp.ref_x is inp.x,
+                rng,
+                (net_dtype, dtype),
+            )
+            fp = _model_sha(model)
+        history["train_time"] = time.perf_counter() - t0
+        self.net = net.cpu().float()
+        self.ch_names = list(epochs.ch_names)
+        self.picks = np.asarray(inp.picks, int)
+        self.sfreq, self.n_times = float(inp.sfreq), int(inp.n_times)
+        self.grid = grid
+        self.feature_mean, self.feature_std = mean, std
+        self.scale = float(inp.scale)
+        self.model_fingerprint = fp
+        self.fit_params = dict(params, random_state=_seed_param(random_state))
+        self.history = history
+        return self
+
+    # ------------------------------------------------------------------
+    # explaining
+
+    def _check_fitted(self):
+        if self.net is None:
+            raise RuntimeError(
+                "This FreqMaskExplainer is not fitted yet; call "
+                "explainer.fit(epochs, model) first (or read a saved one with "
+                "mne_freqmask.read_freqmask_explainer)."
+            )
+
+    def check_epochs(self, epochs):
+        """Raise unless ``epochs`` have the channels, rate and length of the fit.
+
+        Parameters
+        ----------
+        epochs : instance of mne.Epochs
+            The epochs to explain.
+        """
+        self._check_fitted()
+        names = list(epochs.ch_names)
+        head = "The epochs do not match those the explainer was trained on: "
+        if names != self.ch_names:
+            if sorted(names) == sorted(self.ch_names):
+                raise ValueError(
+                    head + "same channels in another order; use "
+                    "epochs.reorder_channels(explainer.ch_names)."
+                )
+            missing = [ch for ch in self.ch_names if ch not in names]
+            extra = [ch for ch in names if ch not in self.ch_names]
+            raise ValueError(
+                head + f"they lack {missing} and have {extra} in addition; pick "
+                "the channels of the training epochs (explainer.ch_names), in "
+                "order."
+            )
+        if float(epochs.info["sfreq"]) != self.sfreq:
+            raise ValueError(
+                head + f"they are sampled at {epochs.info['sfreq']} Hz, the "
+                f"training epochs at {self.sfreq} Hz; resample them."
+            )
+        if len(epochs.times) != self.n_times:
+            raise ValueError(
+                head + f"they have {len(epochs.times)} samples, the training "
+                f"epochs {self.n_times}; crop them to the same length."
+            )
+
+    def predict_masks(self, data, *, device="cpu"):
+        """Masks of epochs given as an array (one forward pass of the network).
+
+        Parameters
+        ----------
+        data : array-like, shape (n_epochs, n_channels, n_times)
+            The epochs, all channels of ``ch_names`` in order, in the units
+            of the training epochs (e.g. ``epochs.get_data()``); an
+            :class:`~mne_freqmask._inputs.EpochsSource` is read in chunks.
+        device : str | torch.device
+            Where the network runs (default: the CPU).
+
+        Returns
+        -------
+        masks : ndarray, shape (n_epochs, n_picks, n_bands)
+            The mask of each explained channel x band cell, in [0, 1].
+        """
+        self._check_fitted()
+        shape = tuple(np.shape(data)[1:]) if np.ndim(data) == 3 else None
+        if shape != (len(self.ch_names), self.n_times):
+            raise ValueError(
+                "data must have shape (n_epochs, n_channels, n_times) = (n, "
+                f"{len(self.ch_names)}, {self.n_times}), got {np.shape(data)}."
+            )
+        dev = resolve_device(device)
+        power = band_log_power(data, self.picks, self.grid, self.scale, dev)
+        z = torch.as_tensor((power - self.feature_mean) / self.feature_std)
+        net = self.net if dev.type == "cpu" else _copy_to(self.net, dev)
+        with torch.no_grad():
+            mask = torch.sigmoid(net(z.to(dev, torch.float32)))
+        return mask.cpu().numpy()
+
+    @verbose
+    def explain(self, epochs, *, verbose=None):
+        """Explain epochs with one forward pass of the network (no model).
+
+        Parameters
+        ----------
+        epochs : instance of mne.Epochs
+            Epochs with the channels, sampling rate and length of the
+            training epochs.
+        %(verbose)s
+
+        Returns
+        -------
+        saliency : SpectralSaliency
+            One mask per epoch, ``method="freqmask_amortised"``.
+        """
+        self._check_fitted()
+        epochs = _ready_epochs(epochs)
+        self.check_epochs(epochs)
+        inp = make_input(
+            epochs, picks=self.picks, y=None, target=None, reference=None, groups=None
+        )
+        data = self.predict_masks(inp.x)
+        return SpectralSaliency(
+            data,
+            _picked_info(epochs.info, self.picks),
+            self.grid,
+            method=METHOD,
+            method_params=self.method_params(),
+            events=epochs.events.copy(),
+            event_id=dict(epochs.event_id),
+            metadata=None if epochs.metadata is None else epochs.metadata.copy(),
+        )
+
+    def method_params(self):
+        """The parameters stored with its saliencies (JSON-like)."""
+        self._check_fitted()
+        return dict(
+            hidden=self.hidden,
+            n_layers=self.n_layers,
+            l1_mask=self.l1_mask,
+            n_donors=self.n_donors,
+            bands=self.grid.bands,
+            **{f"fit_{k}": v for k, v in self.fit_params.items()},
+        )
+
+    # ------------------------------------------------------------------
+    # I/O
+
+    def _config(self):
+        return dict(
+            format_version=_FORMAT_VERSION,
+            hidden=self.hidden,
+            n_layers=self.n_layers,
+            l1_mask=self.l1_mask,
+            n_donors=self.n_donors,
+            ch_names=self.ch_names,
+            picks=self.picks.tolist(),
+            sfreq=self.sfreq,
+            n_times=self.n_times,
+            band_names=list(self.grid.band_names),
+            band_edges=np.asarray(self.grid.band_edges).tolist(),
+            scale=self.scale,
+            model_fingerprint=self.model_fingerprint,
+            fit_params=self.fit_params,
+            history={k: v for k, v in self.history.items()},
+        )
+
+    @verbose
+    def save(self, fname, *, overwrite=False, verbose=None):
+        """Save the explainer (weights and configuration) to a ``.pt`` file.
+
+        The file holds the network's state dict, the features' reference
+        statistics and a JSON configuration; it is written under a temporary
+        name in the same folder and renamed, so an interrupted save leaves no
+        partial file.
+
+        Parameters
+        ----------
+        fname : path-like
+            The file name; it must end with ``.pt``.
+        overwrite : bool
+            Replace ``fname`` if it exists. Default ``False``.
+        %(verbose)s
+
+        See Also
+        --------
+        read_freqmask_explainer
+        """
+        self._check_fitted()
+        fname = _check_pt_fname(fname)
+        _validate_type(overwrite, bool, "overwrite")
+        if fname.exists():
+            if fname.is_dir():
+                raise IsADirectoryError(f"{fname} is a folder, not a file name.")
+            if not overwrite:
+                raise FileExistsError(
+                    f"{fname} already exists; pass overwrite=True to replace it."
+                )
+            logger.info(f"Overwriting existing file {fname}")
+        if not fname.parent.is_dir():
+            raise FileNotFoundError(
+                f"The folder {fname.parent} does not exist; create it first."
+            )
+        state = dict(
+            config=json.dumps(self._config()),
+            state_dict=self.net.state_dict(),
+            feature_mean=torch.as_tensor(self.feature_mean),
+            feature_std=torch.as_tensor(self.feature_std),
+        )
+        tmp = fname.with_name(f".{fname.name}.{uuid.uuid4().hex[:12]}.tmp")
+        logger.info(f"Writing {fname}")
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, fname)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+@verbose
+def read_freqmask_explainer(fname, verbose=None):
+    """Read a :class:`FreqMaskExplainer` saved with :meth:`~FreqMaskExplainer.save`.
+
+    Parameters
+    ----------
+    fname : path-like
+        The ``.pt`` file.
+    %(verbose)s
+
+    Returns
+    -------
+    explainer : FreqMaskExplainer
+        The fitted explainer; its masks equal those of the saved one.
+    """
+    fname = _check_pt_fname(fname)
+    if not fname.is_file():
+        raise FileNotFoundError(f"{fname} does not exist.")
+    try:
+        state = torch.load(fname, map_location="cpu", weights_only=True)
+        cfg = json.loads(state["config"])
+    except Exception as exp:
+        raise ValueError(
+            f"{fname} is not a FreqMaskExplainer file ({type(exp).__name__}: "
+            f"{exp}); write one with FreqMaskExplainer.save."
+        ) from None
+    if cfg.get("format_version", 0) > _FORMAT_VERSION:
+        raise ValueError(
+            f"{fname} was written by a newer mne_freqmask (format "
+            f"{cfg['format_version']}); upgrade to read it."
+        )
+    exp = FreqMaskExplainer(
+        hidden=cfg["hidden"],
+        n_layers=cfg["n_layers"],
+        l1_mask=cfg["l1_mask"],
+        n_donors=cfg["n_donors"],
+    )
+    exp.ch_names = list(cfg["ch_names"])
+    exp.picks = np.asarray(cfg["picks"], int)
+    exp.sfreq, exp.n_times = float(cfg["sfreq"]), int(cfg["n_times"])
+    exp.grid = FrequencyGrid.from_edges(
+        exp.sfreq, exp.n_times, cfg["band_names"], cfg["band_edges"]
+    )
+    exp.scale = float(cfg["scale"])
+    exp.model_fingerprint = cfg["model_fingerprint"]
+    exp.fit_params = cfg["fit_params"]
+    exp.history = cfg["history"]
+    exp.feature_mean = state["feature_mean"].numpy()
+    exp.feature_std = state["feature_std"].numpy()
+    net = MaskNet(len(exp.picks), exp.grid.n_bands, exp.hidden, exp.n_layers)
+    net.load_state_dict(state["state_dict"])
+    exp.net = net.eval()
+    return exp
+
+
+def _check_pt_fname(fname):
+    _validate_type(fname, "path-like", "fname")
+    fname = Path(fname).expanduser().absolute()
+    if fname.suffix.lower() != ".pt":
+        raise ValueError(f"fname must end with .pt, got {fname.name!r}.")
+    return fname
+
+
+def _copy_to(net, device):
+    import copy
+
+    return copy.deepcopy(net).to(device)
+
+
+def _seed_param(random_state):
+    if random_state is None or isinstance(random_state, int | np.integer):
+        return None if random_state is None else int(random_state)
+    return type(random_state).__name__

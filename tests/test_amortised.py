@@ -1,0 +1,169 @@
+"""The amortised FreqMask explainer (issue #16): trained on some subjects, it
+finds the planted cells of a subject it has never seen, in one forward pass.
+
+conftest's simulated data plant alpha on C3/C4 (4 subjects x 50 epochs); the
+explainer is fitted on subjects 0-2 and explains subject 3.
+"""
+
+import mne
+import numpy as np
+import pytest
+
+import mne_freqmask as mfm
+from mne_freqmask.evaluation import ground_truth_scores
+
+#: few passes keep the fit short (the loss settles in ~10 passes here)
+FIT_KW = dict(n_epochs=12, patience=4, random_state=0, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def split(simulated):
+    epochs, truth, model, _ = simulated
+    subj = epochs.metadata["subject"].to_numpy()
+    return epochs[subj != 3], epochs[subj == 3], truth, model
+
+
+@pytest.fixture(scope="module")
+def fitted(split):
+    train, _, _, model = split
+    return mfm.FreqMaskExplainer().fit(train, model, **FIT_KW)
+
+
+def _state(model):
+    return (
+        {k: v.clone() for k, v in model.state_dict().items()},
+        [m.training for m in model.modules()],
+        [p.requires_grad for p in model.parameters()],
+    )
+
+
+def test_recovers_planted_cells_on_unseen_subject(split, fitted):
+    _, test, truth, _ = split
+    sal = fitted.explain(test, verbose=False)
+    assert sal.method == "freqmask_amortised"
+    assert sal.data.shape == (len(test), 19, 10)
+    assert sal.ch_names == test.ch_names
+    np.testing.assert_array_equal(sal.events, test.events)
+    assert sal.metadata["subject"].eq(3).all()
+    assert 0 <= sal.data.min() and sal.data.max() <= 1
+    scores = ground_truth_scores(sal, truth, level="instance")
+    assert scores["auroc"] >= 0.9, scores
+    hist = fitted.history
+    assert len(hist["val_loss"]) == hist["n_epochs"] <= FIT_KW["n_epochs"]
+    assert hist["val_loss"][hist["best_epoch"]] == min(hist["val_loss"])
+    assert "FreqMaskExplainer" in repr(fitted) and "not fitted" not in repr(fitted)
+
+
+def test_registry_equals_explain(split, fitted):
+    _, test, _, model = split
+    before = _state(model)
+    sal = mfm.explain(
+        test[:8], model, method="freqmask_amortised", explainer=fitted, verbose=False
+    )
+    np.testing.assert_allclose(
+        sal.data, fitted.explain(test[:8], verbose=False).data, atol=1e-6
+    )
+    assert sal.method == "freqmask_amortised"
+    after = _state(model)
+    assert before[1:] == after[1:]
+    for k, v in before[0].items():
+        assert (after[0][k] == v).all()
+    with pytest.raises(TypeError, match="needs explainer="):
+        mfm.explain(test[:2], model, method="freqmask_amortised", verbose=False)
+    with pytest.raises(ValueError, match="bands="):
+        mfm.explain(
+            test[:2],
+            model,
+            method="freqmask_amortised",
+            explainer=fitted,
+            bands=5,
+            verbose=False,
+        )
+    other = mfm.models.make_model("eegnet", 19, 2, len(test.times), 128.0)
+    with pytest.warns(RuntimeWarning, match="differ from those"):
+        mfm.explain(
+            test[:2],
+            other,
+            method="freqmask_amortised",
+            explainer=fitted,
+            verbose=False,
+        )
+
+
+def test_save_read_round_trip(split, fitted, tmp_path):
+    _, test, _, _ = split
+    fname = tmp_path / "explainer.pt"
+    fitted.save(fname)
+    back = mfm.read_freqmask_explainer(fname)
+    np.testing.assert_array_equal(
+        back.explain(test, verbose=False).data,
+        fitted.explain(test, verbose=False).data,
+    )
+    assert back.ch_names == fitted.ch_names and back.history == fitted.history
+    assert back.grid.band_names == fitted.grid.band_names
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        fitted.save(fname)
+    fitted.save(fname, overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["explainer.pt"]  # no tmp left
+    with pytest.raises(ValueError, match=r"end with \.pt"):
+        fitted.save(tmp_path / "x.h5")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a file")
+    with pytest.raises(ValueError, match="not a FreqMaskExplainer file"):
+        mfm.read_freqmask_explainer(bad)
+
+
+def test_seeded_and_model_untouched(split):
+    train, test, _, model = split
+    train = train[::2]  # short fits: reproducibility does not need quality
+    kw = dict(FIT_KW, n_epochs=2, random_state=1)
+    model.train()  # a flag to restore
+    first = next(model.parameters())
+    first.requires_grad_(False)  # and a mixed requires_grad
+    before = _state(model)
+    try:
+        one = mfm.FreqMaskExplainer(hidden=64).fit(train, model, **kw)
+        two = mfm.FreqMaskExplainer(hidden=64).fit(train, model, **kw)
+        after = _state(model)
+    finally:
+        model.eval()
+        first.requires_grad_(True)
+    assert before[1:] == after[1:]
+    for k, v in before[0].items():
+        assert (after[0][k] == v).all()
+    np.testing.assert_array_equal(
+        one.explain(test, verbose=False).data, two.explain(test, verbose=False).data
+    )
+    assert one.history["val_loss"] == two.history["val_loss"]
+    other = mfm.FreqMaskExplainer(hidden=64).fit(
+        train, model, **dict(kw, random_state=2)
+    )
+    assert other.history["val_loss"] != one.history["val_loss"]
+
+
+def test_bad_inputs(split, fitted):
+    train, test, _, model = split
+    with pytest.raises(RuntimeError, match="not fitted"):
+        mfm.FreqMaskExplainer().explain(test)
+    with pytest.raises(ValueError, match="lack"):
+        fitted.explain(test.copy().drop_channels(["Fz"]), verbose=False)
+    with pytest.raises(ValueError, match="reorder_channels"):
+        fitted.explain(test.copy().reorder_channels(test.ch_names[::-1]), verbose=False)
+    with pytest.raises(ValueError, match="samples"):
+        fitted.explain(test.copy().crop(0, 1.0), verbose=False)
+    with pytest.raises(ValueError, match="val_size"):
+        mfm.FreqMaskExplainer().fit(train, model, val_size=1.0)
+    with pytest.raises(ValueError, match="n_epochs"):
+        mfm.FreqMaskExplainer().fit(train, model, n_epochs=0)
+    with pytest.raises(TypeError, match="model"):
+        mfm.FreqMaskExplainer().fit(train, "eegnet")
+    with pytest.raises(ValueError, match="hidden"):
+        mfm.FreqMaskExplainer(hidden=0)
+    with pytest.raises(ValueError, match="shape"):
+        fitted.predict_masks(np.zeros((2, 3, 4)))
+    arr = mne.EpochsArray(test.get_data()[:2], test.info, verbose=False)
+    np.testing.assert_allclose(
+        fitted.explain(arr, verbose=False).data,
+        fitted.explain(test[:2], verbose=False).data,
+        atol=1e-6,
+    )
