@@ -91,10 +91,10 @@ print(
 # ``reference``, the epochs are each other's donors: a removed cell is filled
 # with the same cell of another epoch.
 #
-# On these 64-channel epochs a share of the fits reach ``n_steps=300``
-# before the early-stopping rule is met (the loss with random donors is
-# noisy), and ``explain`` warns; the warning is caught and printed here so
-# that it shows. ``sal.diagnostics["stop"]`` says which epochs (1: step cap).
+# Each epoch stops once its ranking of the cells has settled; when many
+# reach ``n_steps=300`` first, ``explain`` warns. Any warning is caught and
+# printed here so that it shows, and ``sal.diagnostics["stop"]`` says which
+# epochs (1: step cap); ``sal`` itself shows the step counts.
 bands = {"theta": (4, 8), "mu": (8, 13), "beta": (13, 30), "gamma": (30, 40)}
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
