@@ -92,8 +92,10 @@ def sal():
 
 
 def test_repr_and_properties(sal):
+    # the fixture's diagnostics hold step counts (no stop reasons): shown
     assert repr(sal) == (
-        "<SpectralSaliency (freqmask) | 6 epochs × 8 channels × 5 bands, 0.0-45.0 Hz>"
+        "<SpectralSaliency (freqmask) | 6 epochs × 8 channels × 5 bands, "
+        "0.0-45.0 Hz; steps: median 52.5 (max 55)>"
     )
     grp = sal.average()
     assert repr(grp) == (
