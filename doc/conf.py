@@ -180,7 +180,7 @@ numpydoc_validation_exclude = {
     r"\.(lrp|lrp\.verification|evaluation|evaluation\.truth)\.ARTIFACT_CHANNELS$",
     # result containers (dataclasses): their fields are documented as
     # Attributes, not as constructor Parameters (PR01)
-    r"\.(CellTestResult|LOSOResult)$",
+    r"\.(CellTestResult|LOSOResult|ExplanationCheck)$",
 }
 
 # -- intersphinx (see the module docstring for offline builds) -------------

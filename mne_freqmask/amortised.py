@@ -304,14 +304,14 @@ class FreqMaskExplainer:
             )
 
     def predict_masks(self, data, *, device="cpu"):
-        """Masks of epochs given as an array (one forward pass of the network).
+        """Compute the masks of epochs given as an array (one network pass).
 
         Parameters
         ----------
         data : array-like, shape (n_epochs, n_channels, n_times)
             The epochs, all channels of ``ch_names`` in order, in the units
             of the training epochs (e.g. ``epochs.get_data()``); an
-            :class:`~mne_freqmask._inputs.EpochsSource` is read in chunks.
+            ``EpochsSource`` is read in chunks.
         device : str | torch.device
             Where the network runs (default: the CPU).
 
@@ -370,7 +370,13 @@ class FreqMaskExplainer:
         )
 
     def method_params(self):
-        """The parameters stored with its saliencies (JSON-like)."""
+        """Return the parameters stored with its saliencies.
+
+        Returns
+        -------
+        params : dict
+            JSON-like settings of the explainer and of its training.
+        """
         self._check_fitted()
         return dict(
             hidden=self.hidden,

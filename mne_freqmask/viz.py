@@ -196,7 +196,7 @@ def plot_saliency_topomap(
         row of topomaps.
     colorbar : bool
         Add a colorbar labelled with what the values are ("saliency", or
-        the :meth:`~mne_freqmask.SpectralSaliency.normalize` applied; one
+        the ``SpectralSaliency.normalize`` applied; one
         for a shared scale, one per band otherwise). Default ``True``.
     %(sal_show)s
 
@@ -294,7 +294,7 @@ def plot_saliency_bands(
     %(sal_axes_single)s
     colorbar : bool
         Add a colorbar labelled with what the values are ("saliency", or the
-        :meth:`~mne_freqmask.SpectralSaliency.normalize` applied). Default
+        ``SpectralSaliency.normalize`` applied). Default
         ``True``.
     %(sal_show)s
 

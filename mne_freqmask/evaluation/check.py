@@ -106,7 +106,14 @@ class ExplanationCheck:
         return bool(((v == "pass") | (v == "skipped")).all())
 
     def lines(self):
-        """The verdicts, one line each (list of str)."""
+        """Return the verdicts, one line each.
+
+        Returns
+        -------
+        lines : list of str
+            The head line (epochs, accuracy, chance), the step counts when
+            known, and one line per check.
+        """
         head = (
             f"Check of a {self.method} explanation on {self.n_epochs} epochs"
             + (f" ({self.n_groups} groups)" if self.n_groups != self.n_epochs else "")
@@ -207,7 +214,7 @@ def check_explanation(
     device="auto",
     verbose=None,
 ):
-    """Check an explanation: is it above chance, faithful, and about the model?
+    """Check an explanation: above chance, faithful, and about the model.
 
     Runs, on the epochs that ``saliency`` explains, the checks a reader
     needs before trusting a map, and gives each a verdict: ``"pass"``,

@@ -67,7 +67,7 @@ def frontal_channels(ch_names):
     Returns
     -------
     frontal : list of str
-        The names matching :data:`FRONTAL_PATTERN` (``Fp*``, ``AF*``, ``F*``
+        The names matching ``FRONTAL_PATTERN`` (``Fp*``, ``AF*``, ``F*``
         but not ``FC*`` / ``FT*``), in the order given.
     """
     pattern = re.compile(FRONTAL_PATTERN, re.IGNORECASE)

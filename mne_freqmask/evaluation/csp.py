@@ -111,7 +111,18 @@ class CSPComparison:
         return f"<CSPComparison | {' | '.join(parts)}>"
 
     def __getitem__(self, key):
-        """Read the keys of the former dict result (deprecated)."""
+        """Read the keys of the former dict result (deprecated).
+
+        Parameters
+        ----------
+        key : str
+            A key of the former result.
+
+        Returns
+        -------
+        value : object
+            Its value, for a comparison of one band.
+        """
         if key not in _OLD_KEYS:
             raise KeyError(
                 f"{key!r}; the comparison is in .scores (one row per band), "
