@@ -13,13 +13,11 @@ saliency, FastSHAP, TimeX).
 """
 
 import json
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 import torch
-from mne.utils import _validate_type, logger, verbose
+from mne.utils import _validate_type, verbose
 
 from mne_freqmask._amortised_train import MaskNet, Trainer, band_log_power
 from mne_freqmask._checkpoint import _model_sha
@@ -38,6 +36,7 @@ from mne_freqmask.utils._checks import (
     _check_random_state,
     _make_rng,
     _picked_info,
+    _write_new_file,
 )
 from mne_freqmask.utils._docs import fill_doc
 
@@ -432,33 +431,13 @@ class FreqMaskExplainer:
         """
         self._check_fitted()
         fname = _check_pt_fname(fname)
-        _validate_type(overwrite, bool, "overwrite")
-        if fname.exists():
-            if fname.is_dir():
-                raise IsADirectoryError(f"{fname} is a folder, not a file name.")
-            if not overwrite:
-                raise FileExistsError(
-                    f"{fname} already exists; pass overwrite=True to replace it."
-                )
-            logger.info(f"Overwriting existing file {fname}")
-        if not fname.parent.is_dir():
-            raise FileNotFoundError(
-                f"The folder {fname.parent} does not exist; create it first."
-            )
         state = dict(
             config=json.dumps(self._config()),
             state_dict=self.net.state_dict(),
             feature_mean=torch.as_tensor(self.feature_mean),
             feature_std=torch.as_tensor(self.feature_std),
         )
-        tmp = fname.with_name(f".{fname.name}.{uuid.uuid4().hex[:12]}.tmp")
-        logger.info(f"Writing {fname}")
-        try:
-            torch.save(state, tmp)
-            os.replace(tmp, fname)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        _write_new_file(fname, lambda tmp: torch.save(state, tmp), overwrite)
 
 
 @verbose

@@ -8,8 +8,6 @@ tabulated without it.
 """
 
 import json
-import os
-import uuid
 from copy import deepcopy
 from pathlib import Path
 
@@ -43,6 +41,7 @@ from ._saliency_utils import (
     unpack_grid,
 )
 from .spectral import band_indices
+from .utils._checks import _write_new_file
 from .utils._docs import fill_doc
 from .viz import PlotSaliencyMixin
 
@@ -484,22 +483,8 @@ class SpectralSaliency(
         import h5io
 
         fname = _check_h5_fname(fname)
-        _validate_type(overwrite, bool, "overwrite")
-        if fname.exists():
-            if fname.is_dir():
-                raise IsADirectoryError(f"{fname} is a folder, not a file name.")
-            if not overwrite:
-                raise FileExistsError(
-                    f"{fname} already exists; pass overwrite=True to replace it."
-                )
-            logger.info(f"Overwriting existing file {fname}")
-        if not fname.parent.is_dir():
-            raise FileNotFoundError(
-                f"The folder {fname.parent} does not exist; create it first."
-            )
-        tmp = fname.with_name(f".{fname.name}.{uuid.uuid4().hex[:12]}.tmp")
-        logger.info(f"Writing {fname}")
-        try:
+
+        def write(tmp):
             h5io.write_hdf5(
                 str(tmp),
                 self.__getstate__(),
@@ -508,13 +493,8 @@ class SpectralSaliency(
                 overwrite=True,
             )
             write_checksum(tmp)
-            os.replace(tmp, fname)
-        except BaseException:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:  # pragma: no cover
-                pass
-            raise
+
+        _write_new_file(fname, write, overwrite)
 
 
 def _check_h5_fname(fname):

@@ -223,3 +223,27 @@ def _check_chance(correct, labels, n_classes):
             RuntimeWarning,
         )
     return chance
+
+
+def _untrained_explanations(epochs, model, method, explain_kw, rng, n, device):
+    """Explain ``epochs`` with ``n`` untrained copies of ``model`` (baselines).
+
+    Each copy is built under its own seed drawn from ``rng`` (the global torch
+    RNG is left as it was); the seed also drives its explanation. An untrained
+    model may predict one class for every epoch, so that warning of
+    :func:`mne_freqmask.explain` is silenced here. Yields the saliencies.
+    """
+    import warnings
+
+    from mne_freqmask.models import untrained_copy
+
+    for _ in range(int(n)):
+        seed = int(rng.randint(0, 2**31 - 1))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            fresh = untrained_copy(model).eval()
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", "The model predicts class", RuntimeWarning
+            )
+            yield _explain(epochs, fresh, method, explain_kw, seed, device)

@@ -19,7 +19,6 @@ the training epochs says little) and gives one verdict per check:
   groups), by the sign-flip permutation test?
 """
 
-import copy
 import time
 from dataclasses import dataclass, field
 
@@ -41,7 +40,7 @@ from mne_freqmask.evaluation._common import (
 from mne_freqmask.evaluation.compare import compare_methods
 from mne_freqmask.evaluation.sanity import spearman
 from mne_freqmask.evaluation.stats import bootstrap_ci, cell_permutation_test
-from mne_freqmask.models import parameter_layers, reinitialize
+from mne_freqmask.models import parameter_layers, untrained_copy
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.utils._docs import fill_doc
 
@@ -403,15 +402,12 @@ def check_explanation(
 
     if "randomization" in checks:
         start = time.perf_counter()
-        rand_model = copy.deepcopy(model)
-        layers = parameter_layers(rand_model)
-        if not layers:
+        if not parameter_layers(model):
             raise ValueError("The model has no parameters to randomise.")
         seed = 0 if random_state is None else int(random_state)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            for _, module in layers:
-                reinitialize(module)
+            rand_model = untrained_copy(model)  # every layer re-initialised
         rand = _explain(epochs, rand_model, saliency.method, kw, random_state, device)
         rho = np.array(
             [

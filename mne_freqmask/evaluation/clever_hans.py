@@ -10,17 +10,15 @@ copies of the model, per class. The test that decides is the counterfactual
 :func:`~mne_freqmask.evaluation.clever_hans_test`.
 """
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import torch
 from mne import BaseEpochs
 from mne.utils import _validate_type, check_random_state, logger, verbose, warn
 
 from mne_freqmask._inputs import epochs_labels
-from mne_freqmask.evaluation._common import _chunks, _explain, _source
+from mne_freqmask.evaluation._common import _chunks, _source, _untrained_explanations
 from mne_freqmask.evaluation._maps import _band_overlap, _channel_band_map
 from mne_freqmask.saliency import SpectralSaliency
 
@@ -186,23 +184,15 @@ def _power_map(epochs, saliency, labels):
 
 
 def _baseline_maps(epochs, model, saliency, labels, n_baselines, explain_kw, rng):
-    from mne_freqmask.models import untrained_copy
-
     kw = dict(explain_kw or {})
     kw.setdefault("bands", saliency.bands)
     kw.setdefault("picks", list(saliency.ch_names))
-    maps = []
-    for _ in range(n_baselines):
-        seed = int(rng.randint(0, 2**31 - 1))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            base = untrained_copy(model).eval()
-        with warnings.catch_warnings():  # an untrained model may be constant
-            warnings.filterwarnings(
-                "ignore", "The model predicts class", RuntimeWarning
-            )
-            sal = _explain(epochs, base, saliency.method, kw, seed, "auto")
-        maps.append(_class_maps(sal, labels, True))
+    maps = [
+        _class_maps(sal, labels, True)
+        for sal in _untrained_explanations(
+            epochs, model, saliency.method, kw, rng, n_baselines, "auto"
+        )
+    ]
     return maps
 
 

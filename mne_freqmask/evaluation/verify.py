@@ -8,11 +8,9 @@ the model's explanation and those of untrained copies of the model the same
 way, and passes the model when it beats them by a stated margin.
 """
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from mne import BaseEpochs
 from mne.utils import _validate_type, check_random_state, logger, verbose
 
@@ -23,6 +21,7 @@ from mne_freqmask.evaluation._common import (
     _labels,
     _predictions,
     _source,
+    _untrained_explanations,
 )
 from mne_freqmask.evaluation.truth import ground_truth_scores
 from mne_freqmask.saliency import SpectralSaliency
@@ -175,20 +174,12 @@ def verify_planted(
         kw.setdefault("picks", list(saliency.ch_names))
     scores = ground_truth_scores(saliency, truth, absolute=True)
     score = float(scores["auroc"])
-    from mne_freqmask.models import untrained_copy
-
-    base = []
-    for _ in range(int(n_baselines)):
-        seed = int(rng.randint(0, 2**31 - 1))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            fresh = untrained_copy(model).eval()
-        with warnings.catch_warnings():  # an untrained model may be constant
-            warnings.filterwarnings(
-                "ignore", "The model predicts class", RuntimeWarning
-            )
-            sal = _explain(epochs, fresh, method, kw, seed, device)
-        base.append(_score(sal, truth))
+    base = [
+        _score(sal, truth)
+        for sal in _untrained_explanations(
+            epochs, model, method, kw, rng, n_baselines, device
+        )
+    ]
     margin = score - max(base)
     passed = bool(margin >= min_margin)
     accuracy = float(np.mean(pred == labels))

@@ -132,3 +132,42 @@ def _make_rng(random_state):
     if isinstance(random_state, np.random.RandomState):
         random_state = int(random_state.randint(0, 2**31 - 1))
     return np.random.default_rng(random_state)
+
+
+def _write_new_file(fname, write, overwrite):
+    """Write ``fname`` with ``write(tmp_path)``, atomically.
+
+    Checks that ``fname`` may be written (``overwrite``, an existing folder),
+    writes under a temporary name in the same folder and renames it, so an
+    interrupted or failed write leaves no partial file (and an existing file
+    untouched). Used by every ``save`` of the package.
+    """
+    import os
+    import uuid
+
+    from mne.utils import logger
+
+    _validate_type(overwrite, bool, "overwrite")
+    if fname.exists():
+        if fname.is_dir():
+            raise IsADirectoryError(f"{fname} is a folder, not a file name.")
+        if not overwrite:
+            raise FileExistsError(
+                f"{fname} already exists; pass overwrite=True to replace it."
+            )
+        logger.info(f"Overwriting existing file {fname}")
+    if not fname.parent.is_dir():
+        raise FileNotFoundError(
+            f"The folder {fname.parent} does not exist; create it first."
+        )
+    tmp = fname.with_name(f".{fname.name}.{uuid.uuid4().hex[:12]}.tmp")
+    logger.info(f"Writing {fname}")
+    try:
+        write(tmp)
+        os.replace(tmp, fname)
+    except BaseException:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # pragma: no cover
+            pass
+        raise
