@@ -82,7 +82,7 @@ def make_recording(fname, n_epochs, hop, effect, seed=0):
         data[seed_ds.CH_NAMES.index(ch)] += beta[k] * gain * np.float32(3e-6)
     info = mne.create_info(list(seed_ds.CH_NAMES), SFREQ, "eeg")
     raw = mne.io.RawArray(data, info, verbose=False)
-    raw.set_montage("standard_1005", verbose=False)
+    raw.set_montage(seed_ds._seed_montage(), verbose=False)  # SEED's positions
     raw.save(fname, overwrite=True, verbose=False)
     block = np.repeat(np.arange(n_blocks), per_block)[:n_epochs]
     start = block * BLOCK + np.tile(np.arange(per_block) * hop, n_blocks)[:n_epochs]
@@ -152,7 +152,7 @@ def main(argv=None):
         first = np.flatnonzero(block < 40)
         rest = np.flatnonzero(block >= 40)
         rng = np.random.default_rng(0)
-        test_idx = np.sort(rng.choice(rest, 2000, replace=False))
+        test_idx = np.sort(rng.choice(rest, min(2000, len(rest)), replace=False))
 
         t0 = time.perf_counter()
         train_ep = _epochs(raw, events[first[::2]], preload=True)
