@@ -340,6 +340,8 @@ def test_explain_package_file_freqmask_steps(saved_inputs, tmp_path, capsys):
     # progress counts epochs, not chunks
     n = len(epochs)
     assert f"FreqMask epochs : {n}/{n}" in said.err
+    # and shows the step while the epochs of a chunk are being fitted
+    assert "step 10 (max 12)" in said.err
 
 
 @pytest.mark.parametrize(

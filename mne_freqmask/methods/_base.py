@@ -8,6 +8,7 @@ with :func:`iter_chunks`, the one chunk iterator of every method.
 
 import os
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from mne.utils import ProgressBar
@@ -121,18 +122,39 @@ def _available_memory(device):
 def chunk_progress(n_epochs, chunk_size, mesg="Chunks"):
     """Yield ``(sl, done)`` per chunk, with a progress bar counting epochs.
 
-    ``done(k)`` reports that ``k`` epochs of the current chunk are finished
-    (a method with per-epoch early stopping calls it as epochs stop); the bar
-    reaches the chunk's end when the next chunk is asked for. The bar is MNE's
-    :class:`~mne.utils.ProgressBar` (shown at log level info, hidden by
+    ``done(k, note=None)`` reports that ``k`` epochs of the current chunk are
+    finished (a method with per-epoch early stopping calls it as epochs
+    stop); ``note`` (e.g. ``"step 40 (max 300)"``) is shown at the end of the
+    bar, so that it moves while a chunk's epochs are still being fitted. The
+    bar reaches the chunk's end when the next chunk is asked for. The bar is
+    MNE's :class:`~mne.utils.ProgressBar` (shown at log level info, hidden by
     ``verbose=False``).
     """
     bar = ProgressBar(range(n_epochs), mesg=mesg, max_value=n_epochs)
+
+    def done(k, note=None, *, start):
+        if note is not None:
+            _bar_note(bar, note)
+        bar.update(start + int(k))
+
     for start in range(0, n_epochs, chunk_size):
         sl = slice(start, min(start + chunk_size, n_epochs))
-        yield sl, lambda k, start=start: bar.update(start + int(k))
+        yield sl, partial(done, start=start)
         bar.update(sl.stop)
     # tqdm closes the bar (its final line) when the generator is freed
+
+
+def _bar_note(bar, note):
+    """Show ``note`` in the postfix of an MNE ProgressBar's tqdm bar.
+
+    MNE's :class:`~mne.utils.ProgressBar` has no public way to change the
+    text it shows after it is created; its bar format ends with tqdm's
+    ``{postfix}``, and the tqdm bar is its ``_tqdm`` attribute (checked with
+    MNE 1.13). Without that attribute the note is not shown, nothing fails.
+    """
+    tq = getattr(bar, "_tqdm", None)
+    if tq is not None and hasattr(tq, "set_postfix_str"):
+        tq.set_postfix_str(note)  # refreshes the line (no-op when disabled)
 
 
 def chunk_slices(n_epochs, chunk_size, mesg="Chunks"):

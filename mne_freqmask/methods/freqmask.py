@@ -464,6 +464,8 @@ class _ChunkFitter:
             ld, ce = self._step(state)
             params = state["params"]
             last = step == p["n_steps"] - 1
+            if progress is not None and (step + 1) % 10 == 0:
+                progress(n_b - len(active), f"step {step + 1} (max {p['n_steps']})")
             if p["stopping"] == "rank":
                 done = self._ranking_settled(state, step + 1, params[0])
             else:
