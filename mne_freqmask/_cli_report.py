@@ -9,7 +9,17 @@ def model_name(net):
     """Class name of the model (the network behind an input scaler)."""
     import torch
 
-    inner = net[-1] if isinstance(net, torch.nn.Sequential) else net
+    from mne_freqmask.models import InputScaler
+
+    # braindecode models such as EEGNet are themselves Sequential: unwrap only
+    # the Sequential(InputScaler, model) that --input-scale builds
+    inner = net
+    while (
+        isinstance(inner, torch.nn.Sequential)
+        and len(inner) == 2
+        and isinstance(inner[0], InputScaler)
+    ):
+        inner = inner[-1]
     # a TorchScript module keeps the name of the class it was made from
     return getattr(inner, "original_name", None) or type(inner).__name__
 

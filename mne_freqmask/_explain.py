@@ -217,6 +217,9 @@ def explain(
     with torch_threads(n_jobs), model_context(model, dev):
         n_classes = check_model(model, inp.x, dev)
         inp.check_classes(n_classes)
+        # before the fit, which can take minutes: a model that cannot tell
+        # the epochs apart is reported now, not after it
+        units = _warn_model(inp, model, dev, n_classes, epochs.event_id)
         if ckpt is not None:
             fp = fingerprint(
                 method=method,
@@ -256,7 +259,7 @@ def explain(
                 **method_kw,
             )
         _check_result(res.data, inp, model, dev, method)
-        _warn_suspicious(res.data, inp, model, dev, n_classes, epochs.event_id)
+        _warn_map(res.data, units)
     return SpectralSaliency(
         res.data,
         _picked_info(epochs.info, inp.picks),
@@ -318,13 +321,14 @@ def _check_result(data, inp, model, device, method):
 _N_CHECK = 64
 
 
-def _warn_suspicious(data, inp, model, device, n_classes, event_id):
-    """Warn, naming the fix, when the result is valid but likely meaningless.
+def _warn_model(inp, model, device, n_classes, event_id):
+    """Warn, naming the fix, when a model is unlikely to explain anything.
 
-    Three situations seen in real use: a model that predicts one class for
-    every epoch (often one trained on microvolts and given volts), a map that
-    is constant (e.g. all zero), and a model whose number of outputs differs
-    from the number of event types of the epochs.
+    Two situations seen in real use: a model that predicts one class for
+    every epoch (often one trained on microvolts and given volts) and a model
+    whose number of outputs differs from the number of event types of the
+    epochs. Returns the units hint that :func:`_warn_map` repeats ("" when
+    the data are not in volts-like units).
     """
     scale = float(inp.scale) if np.ndim(inp.scale) == 0 else float(np.max(inp.scale))
     units = (
@@ -350,13 +354,6 @@ def _warn_suspicious(data, inp, model, device, n_classes, event_id):
                 "says little; check the model on these epochs (accuracy, input "
                 f"scale, channels, filtering) before reading the map.{units}"
             )
-    # constant up to float32 rounding (1e-6 of the largest value)
-    if data.size and np.ptp(data) <= 1e-6 * float(np.abs(data).max()):
-        warn(
-            f"The saliency is constant ({float(data.flat[0]):.3g} everywhere): "
-            "it ranks no cell. The model may ignore the perturbed cells or "
-            f"predict one class whatever the input.{units}"
-        )
     n_types = len(set(int(c) for c in (event_id or {}).values()))
     if n_types >= 2 and n_types != n_classes:
         warn(
@@ -364,4 +361,16 @@ def _warn_suspicious(data, inp, model, device, n_classes, event_id):
             "event types; check that this is the model trained on these "
             "classes (the k-th event code in ascending order is output k) or "
             "pass y with each epoch's output unit."
+        )
+    return units
+
+
+def _warn_map(data, units):
+    """Warn, naming the fix, when a map is constant (e.g. all zero)."""
+    # constant up to float32 rounding (1e-6 of the largest value)
+    if data.size and np.ptp(data) <= 1e-6 * float(np.abs(data).max()):
+        warn(
+            f"The saliency is constant ({float(data.flat[0]):.3g} everywhere): "
+            "it ranks no cell. The model may ignore the perturbed cells or "
+            f"predict one class whatever the input.{units}"
         )

@@ -450,3 +450,15 @@ def test_parse_bands_and_values():
     assert parse_model_kwargs('{"kernel": [3, 3]}') == {"kernel": [3, 3]}
     assert parse_picks("eeg") == "eeg" and parse_picks("C3,C4") == ["C3", "C4"]
     assert parse_picks("0,2") == [0, 2] and parse_picks(None) is None
+
+
+def test_model_name_of_a_bare_braindecode_model():
+    """braindecode's EEGNet is a Sequential: named as such, not by its last layer."""
+    import torch
+
+    from mne_freqmask._cli_report import model_name
+    from mne_freqmask.models import InputScaler, make_model
+
+    bare = make_model("eegnet", 4, 2, 256, 128.0, input_scale=None)
+    assert model_name(bare) == "EEGNet"
+    assert model_name(torch.nn.Sequential(InputScaler(1e6), bare)) == "EEGNet"

@@ -12,6 +12,7 @@
   p-value.
 """
 
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -249,7 +250,10 @@ def cell_permutation_test(
         if isinstance(adjacency, str):
             _check_option("adjacency", adjacency, ("auto",))
             try:
-                ch_adj, _ = mne.channels.find_ch_adjacency(saliency.info, ch_type=None)
+                with mne.utils.use_log_level("warning"):  # no Delaunay log
+                    ch_adj, _ = mne.channels.find_ch_adjacency(
+                        saliency.info, ch_type=None
+                    )
             except Exception as exp:
                 raise ValueError(
                     "Could not find a channel adjacency for the saliency's "
@@ -257,18 +261,25 @@ def cell_permutation_test(
                     "adjacency=None for the max-t test without clusters."
                 ) from exp
             adjacency = mne.stats.combine_adjacency(n_bands, ch_adj)
-    # flattened band-major: a full adjacency needs 1-D observations
-    t, clusters, cluster_p, _ = mne.stats.permutation_cluster_1samp_test(
-        x.reshape(n_obs, -1),
-        threshold=threshold,
-        n_permutations=n_permutations,
-        tail=tail,
-        stat_fun=stat_fun,
-        adjacency=adjacency,
-        out_type="mask",
-        rng=seed,
-        verbose=False,
-    )
+    # flattened band-major: a full adjacency needs 1-D observations. A cell
+    # that is the same in every observation (a constant map) has t = 0 / 0:
+    # NaN, never significant; and no cluster at all is a result (reported as
+    # 0 significant cells), not something to warn about. buffer_size=None:
+    # the t-test with sigma is not computed cell by cell.
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No clusters found")
+        t, clusters, cluster_p, _ = mne.stats.permutation_cluster_1samp_test(
+            x.reshape(n_obs, -1),
+            threshold=threshold,
+            n_permutations=n_permutations,
+            tail=tail,
+            stat_fun=stat_fun,
+            adjacency=adjacency,
+            out_type="mask",
+            rng=seed,
+            buffer_size=None,
+            verbose=False,
+        )
     t = t.reshape(n_bands, n_ch)
     masks = []
     for c in clusters:  # boolean masks, or index tuples without adjacency
