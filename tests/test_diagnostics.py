@@ -100,6 +100,25 @@ def test_model_blind_to_the_input():
     assert (sal.diagnostics["n_steps"] == 50).all()
 
 
+def test_map_of_bands_the_model_does_not_use(held):
+    """Only gamma bands, where the simulation has no class information (it is
+    planted at 8-12 Hz): removing a cell barely moves the model, the L1 term
+    pulls every cell down alike, and each epoch's map is flat to ~5e-5 of its
+    value (measured) without being exactly constant."""
+    epochs, model = held
+    bands = {"low gamma": (30.0, 45.0), "high gamma": (45.0, 60.0)}
+    with pytest.warns(RuntimeWarning) as rec:
+        sal = mfm.explain(epochs, model, bands=bands, n_steps=100, verbose=False)
+    text = " ".join(str(w.message) for w in rec)
+    assert "The saliency is nearly constant: the maps of 1" in text
+    assert "The bands cover 30-60 Hz of 0-64 Hz" in text
+    data = sal.get_data()
+    assert np.ptp(data) > 0  # not the exactly-constant case
+    # all bands: the maps rank the cells, no such warning
+    with _no_warning():
+        mfm.explain(epochs, model, method="amplitude_gradients", verbose=False)
+
+
 def test_more_outputs_than_event_types(held):
     epochs, _ = held
     torch.manual_seed(0)
