@@ -152,7 +152,14 @@ def main(argv=None):
         ]
     )
     area = prob[prob["statistic"] == "area"]
+    acc = scores[
+        (scores["metric"] == "accuracy")
+        & (scores["statistic"] == "curve")
+        & (scores["fraction"] == 0.0)
+        & (scores["method"] == "random")
+    ].iloc[0]
     res = dict(
+        accuracy=[float(acc["score"]), float(acc["ci_low"]), float(acc["ci_high"])],
         dataset=args.dataset,
         model=args.model,
         n_explain=len(held),
@@ -182,7 +189,7 @@ def main(argv=None):
             r = area[(area["method"] == label) & (area["order"] == order)].iloc[0]
             row[order] = [float(r["score"]), float(r["ci_low"]), float(r["ci_high"])]
         row["morf_drop"] = orig - row["MoRF"][0]
-        if label in maps:
+        if label in maps and truth is not None:
             row["auroc"] = float(
                 ground_truth_scores(maps[label], truth, level="instance")["auroc"]
             )
@@ -228,7 +235,9 @@ def report(res):
     lines = [
         f"**{res['dataset']}, {res['model']}** ({res['n_explain']} held-out "
         f"epochs, of which {res['n_loso_epochs']} of subject "
-        f"{res['loso_subject']}; true-class probability on the intact epochs "
+        f"{res['loso_subject']}; model accuracy on them "
+        + (_ci(res["accuracy"]) if "accuracy" in res else "not recorded")
+        + "; true-class probability on the intact epochs "
         f"{res['original_probability']:.3f})",
         "",
         "| map | explain time / epoch | speed-up | train time (passes) "
