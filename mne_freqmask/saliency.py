@@ -9,19 +9,18 @@ tabulated without it.
 
 import json
 from copy import deepcopy
-from pathlib import Path
 
 import numpy as np
 from mne import Info, pick_info
 from mne._fiff.pick import _picks_to_idx
-from mne.utils import _check_option, _validate_type, logger, object_diff, verbose
+from mne.utils import _check_option, _validate_type, object_diff, verbose
 
 from ._saliency_io import (
     H5_TITLE,
     check_state_keys,
     info_from_state,
-    verify_checksum,
-    write_checksum,
+    read_state,
+    write_state,
 )
 from ._saliency_norm import NormalizeMixin
 from ._saliency_utils import (
@@ -41,7 +40,6 @@ from ._saliency_utils import (
     unpack_grid,
 )
 from .spectral import band_indices
-from .utils._checks import _write_new_file
 from .utils._docs import fill_doc
 from .viz import PlotSaliencyMixin
 
@@ -480,31 +478,7 @@ class SpectralSaliency(
         --------
         read_saliency
         """
-        import h5io
-
-        fname = _check_h5_fname(fname)
-
-        def write(tmp):
-            h5io.write_hdf5(
-                str(tmp),
-                self.__getstate__(),
-                title=_H5_TITLE,
-                slash="replace",
-                overwrite=True,
-            )
-            write_checksum(tmp)
-
-        _write_new_file(fname, write, overwrite)
-
-
-def _check_h5_fname(fname):
-    _validate_type(fname, "path-like", "fname")
-    fname = Path(fname).expanduser().absolute()
-    if fname.suffix.lower() not in (".h5", ".hdf5"):
-        raise ValueError(
-            f"fname must end with .h5 or .hdf5 (an HDF5 file), got {fname.name!r}."
-        )
-    return fname
+        write_state(fname, self.__getstate__(), overwrite)
 
 
 @verbose
@@ -527,34 +501,12 @@ def read_saliency(fname, verbose=None):
     --------
     SpectralSaliency.save
     """
-    import h5io
-
-    _validate_type(fname, "path-like", "fname")
-    fname = Path(fname).expanduser().absolute()
-    if not fname.is_file():
-        raise FileNotFoundError(f"No such file: {fname}")
-    logger.info(f"Reading {fname}")
-    try:
-        state = h5io.read_hdf5(str(fname), title=_H5_TITLE, slash="replace")
-    except (ValueError, OSError) as exp:
-        raise ValueError(
-            f"{fname} is not a SpectralSaliency file written by "
-            f"SpectralSaliency.save ({exp})."
-        ) from None
-    if not isinstance(state, dict):
-        raise ValueError(
-            f"{fname} is not a SpectralSaliency file written by "
-            f"SpectralSaliency.save (its content is a {type(state).__name__})."
-        )
-    verify_checksum(fname, state)
-    out = SpectralSaliency.__new__(SpectralSaliency)
-    try:
-        out.__setstate__(state)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exp:
-        raise ValueError(
-            f"{fname} cannot be read back as a SpectralSaliency: {exp}"
-        ) from None
-    return out
+    return read_state(
+        fname,
+        SpectralSaliency,
+        time_resolved=False,
+        other=("SpectralSaliencyTFR", "mne_freqmask.read_saliency_tfr"),
+    )
 
 
 def concatenate_saliencies(saliencies):
