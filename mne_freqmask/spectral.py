@@ -376,13 +376,8 @@ class ShortTimeGrid:
     @property
     def window_edges(self):
         """``(start, stop)`` of each window in seconds, clipped to the epoch."""
-        half = self.win_length / 2 / self.sfreq
-        last = self.tmin + (self.n_times - 1) / self.sfreq
-        return np.column_stack(
-            [
-                np.maximum(self.times - half, self.tmin),
-                np.minimum(self.times + half, last),
-            ]
+        return window_edges(
+            self.times, self.win_length, self.sfreq, self.tmin, self.n_times
         )
 
     def __repr__(self):
@@ -392,6 +387,35 @@ class ShortTimeGrid:
             f"{self.win_length / self.sfreq:.3g} s (step {self.hop / self.sfreq:.3g}"
             f" s), {fg.freqs[0]:.1f}-{fg.freqs[-1]:.1f} Hz>"
         )
+
+
+def window_edges(times, win_length, sfreq, tmin, n_times):
+    """``(start, stop)`` in seconds of windows centred at ``times``.
+
+    Parameters
+    ----------
+    times : array-like, shape (n_windows,)
+        Window centres in seconds.
+    win_length : int
+        Window length in samples.
+    sfreq : float
+        Sampling frequency in Hz.
+    tmin : float
+        Time of the epoch's first sample in seconds.
+    n_times : int
+        Samples per epoch.
+
+    Returns
+    -------
+    edges : ndarray, shape (n_windows, 2)
+        ``times -+ win_length / 2 / sfreq``, clipped to the epoch.
+    """
+    times = np.asarray(times, float)
+    half = win_length / 2 / sfreq
+    last = tmin + (n_times - 1) / sfreq
+    return np.column_stack(
+        [np.maximum(times - half, tmin), np.minimum(times + half, last)]
+    )
 
 
 def short_time_grid(sfreq, n_times, bands, time_windows, tmin=0.0):
