@@ -21,9 +21,12 @@ TW = (0.5, 0.25)
 def burst(torch_threads):
     """Epochs whose class is a 20 Hz burst at 0.5-1.0 s on C3/C4 under a
     stronger alpha present all the time, and a small EEGNet trained on them
-    (about 10 s on one core)."""
+    (about 10 s). Torch runs on one thread in this module: the data are tiny,
+    and two threads on a loaded 2-core machine ran it 10 times slower."""
     from mne_freqmask.models import fit
 
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     epochs, truth = make_epochs(
         n_subjects=2,
         n_epochs_per_class=40,
@@ -34,7 +37,8 @@ def burst(torch_threads):
     )
     model, history = fit(epochs, "eegnet", max_epochs=30, random_state=0)
     assert history["val_accuracy"][-1] >= 0.75, "the burst model did not learn"
-    return epochs, truth, model, history
+    yield epochs, truth, model, history
+    torch.set_num_threads(n_threads)
 
 
 def test_grid_and_stft_identity(burst):
