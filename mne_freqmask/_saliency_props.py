@@ -1,14 +1,104 @@
-"""The read-only face shared by SpectralSaliency and SpectralSaliencyTFR.
+"""What SpectralSaliency and SpectralSaliencyTFR share: state and properties.
 
-The properties over the state (``_data``, ``_info``, ``_freqs``, ...) that
-both containers set in their ``__init__``; no torch.
+The state (``__getstate__`` / ``__setstate__``, the single source of truth
+for pickling, HDF5 files and ``==``), ``copy`` and the read-only properties
+over the attributes (``_data``, ``_info``, ``_freqs``, ...) that both
+containers set in their ``__init__``; no torch.
 """
 
+import json
 from copy import deepcopy
+
+from mne.utils import object_diff
+
+from ._saliency_io import check_state_keys, info_from_state
+from ._saliency_utils import _metadata_from_json, _metadata_to_json, _params_to_json
 
 
 class SaliencyProperties:
-    """Public properties of a saliency container (see SpectralSaliency)."""
+    """State and public properties of a saliency container.
+
+    A container sets ``_format_version`` and may add its own state with
+    ``_own_state()`` (keys -> values) and ``_own_kwargs(state)`` (the
+    keyword arguments of its ``__init__`` that they give back).
+    """
+
+    _format_version = 1
+
+    def _own_state(self):
+        return {}
+
+    def _own_kwargs(self, state):
+        return {}
+
+    def __getstate__(self):
+        """Return the state as a dict (used by pickle, save and ``==``)."""
+        return dict(
+            format_version=self._format_version,
+            data=self._data,
+            info=self._info,
+            freqs=self._freqs,
+            band_names=list(self._band_names),
+            band_edges=self._band_edges,
+            method=self._method,
+            method_params=_params_to_json(self._method_params),
+            dims=self._dims,
+            nave=self._nave,
+            events=self._events,
+            event_id=self._event_id,
+            metadata=_metadata_to_json(self._metadata),
+            diagnostics=self._diagnostics,
+            n_times=self._n_times,
+            **self._own_state(),
+        )
+
+    def __setstate__(self, state):
+        """Restore from a dict made by :meth:`__getstate__`."""
+        version = state.get("format_version", self._format_version)
+        if version > self._format_version:
+            raise ValueError(
+                f"This saliency was written in format version {version}, newer "
+                f"than this mne_freqmask understands ({self._format_version}); "
+                "upgrade mne_freqmask."
+            )
+        check_state_keys(state)
+        self.__init__(
+            state["data"],
+            info_from_state(state["info"]),
+            state["freqs"],
+            state["band_names"],
+            state["band_edges"],
+            method=state["method"],
+            method_params=json.loads(state["method_params"]),
+            dims=tuple(state["dims"]),
+            nave=state["nave"],
+            events=state["events"],
+            event_id=state["event_id"],
+            metadata=_metadata_from_json(state["metadata"]),
+            diagnostics=state["diagnostics"],
+            n_times=state.get("n_times"),
+            **self._own_kwargs(state),
+        )
+
+    def __eq__(self, other):
+        """Test equivalence (via :func:`mne.utils.object_diff` on the state)."""
+        if not isinstance(other, type(self)):
+            return NotImplemented
+        return object_diff(self.__getstate__(), other.__getstate__()) == ""
+
+    __hash__ = None
+
+    def copy(self):
+        """Return a deep copy.
+
+        Returns
+        -------
+        saliency : instance of the same class
+            The copy.
+        """
+        out = type(self).__new__(type(self))
+        out.__dict__.update(deepcopy(self.__dict__))
+        return out
 
     @property
     def data(self):

@@ -8,17 +8,14 @@ tabulated without it.
 """
 
 import json
-from copy import deepcopy
 
 import numpy as np
 from mne import Info, pick_info
 from mne._fiff.pick import _picks_to_idx
-from mne.utils import _check_option, _validate_type, object_diff, verbose
+from mne.utils import _check_option, _validate_type, verbose
 
 from ._saliency_io import (
     H5_TITLE,
-    check_state_keys,
-    info_from_state,
     read_state,
     write_state,
 )
@@ -27,8 +24,6 @@ from ._saliency_props import SaliencyProperties
 from ._saliency_utils import (
     DataFrameMixin,
     EpochSelectionMixin,
-    _metadata_from_json,
-    _metadata_to_json,
     _params_to_json,
     average_epochs,
     check_arrays,
@@ -49,7 +44,6 @@ _DIMS = {
     "group": ("channel", "band"),
 }
 _H5_TITLE = H5_TITLE
-_FORMAT_VERSION = 1
 
 
 class SpectralSaliency(
@@ -190,77 +184,9 @@ class SpectralSaliency(
     # ------------------------------------------------------------------
     # state: the single source of truth for pickle, HDF5 and equality
 
-    def __getstate__(self):
-        """Return the state as a dict (used by pickle, save and ``==``)."""
-        return dict(
-            format_version=_FORMAT_VERSION,
-            data=self._data,
-            info=self._info,
-            freqs=self._freqs,
-            band_names=list(self._band_names),
-            band_edges=self._band_edges,
-            method=self._method,
-            method_params=_params_to_json(self._method_params),
-            dims=self._dims,
-            nave=self._nave,
-            events=self._events,
-            event_id=self._event_id,
-            metadata=_metadata_to_json(self._metadata),
-            diagnostics=self._diagnostics,
-            n_times=self._n_times,
-        )
-
-    def __setstate__(self, state):
-        """Restore from a dict made by :meth:`__getstate__`."""
-        version = state.get("format_version", _FORMAT_VERSION)
-        if version > _FORMAT_VERSION:
-            raise ValueError(
-                f"This saliency was written in format version {version}, newer "
-                f"than this mne_freqmask understands ({_FORMAT_VERSION}); upgrade "
-                "mne_freqmask."
-            )
-        check_state_keys(state)
-        info = info_from_state(state["info"])
-        self.__init__(
-            state["data"],
-            info,
-            state["freqs"],
-            state["band_names"],
-            state["band_edges"],
-            method=state["method"],
-            method_params=json.loads(state["method_params"]),
-            dims=tuple(state["dims"]),
-            nave=state["nave"],
-            events=state["events"],
-            event_id=state["event_id"],
-            metadata=_metadata_from_json(state["metadata"]),
-            diagnostics=state["diagnostics"],
-            n_times=state.get("n_times"),
-        )
-
-    def __eq__(self, other):
-        """Test equivalence (via :func:`mne.utils.object_diff` on the state)."""
-        if not isinstance(other, SpectralSaliency):
-            return NotImplemented
-        return object_diff(self.__getstate__(), other.__getstate__()) == ""
-
-    __hash__ = None
-
     def __repr__(self):
         """Return a summary string."""
         return saliency_repr(self)
-
-    def copy(self):
-        """Return a deep copy.
-
-        Returns
-        -------
-        saliency : instance of SpectralSaliency
-            The copy.
-        """
-        out = type(self).__new__(type(self))
-        out.__dict__.update(deepcopy(self.__dict__))
-        return out
 
     # ------------------------------------------------------------------
     # properties

@@ -10,7 +10,6 @@ selection. No torch.
 """
 
 import json
-from copy import deepcopy
 
 import numpy as np
 from mne import Info, pick_info
@@ -18,17 +17,14 @@ from mne._fiff.pick import _picks_to_idx
 from mne.utils import (
     _check_option,
     _validate_type,
-    object_diff,
     verbose,
 )
 
-from ._saliency_io import check_state_keys, info_from_state, read_state, write_state
+from ._saliency_io import read_state, write_state
 from ._saliency_props import SaliencyProperties
 from ._saliency_tfr_export import TFRExportMixin
 from ._saliency_utils import (
     EpochSelectionMixin,
-    _metadata_from_json,
-    _metadata_to_json,
     _params_to_json,
     average_epochs,
     check_arrays,
@@ -44,7 +40,6 @@ _DIMS = {
     "instance": ("epoch", "channel", "band", "time"),
     "group": ("channel", "band", "time"),
 }
-_FORMAT_VERSION = 1
 
 
 class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixin):
@@ -179,69 +174,23 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
     # ------------------------------------------------------------------
     # state: pickle, HDF5 and equality
 
-    def __getstate__(self):
-        """Return the state as a dict (used by pickle, save and ``==``)."""
+    def _own_state(self):
         return dict(
-            format_version=_FORMAT_VERSION,
-            data=self._data,
-            info=self._info,
-            freqs=self._freqs,
-            band_names=list(self._band_names),
-            band_edges=self._band_edges,
             times=self._times,
-            method=self._method,
-            method_params=_params_to_json(self._method_params),
-            dims=self._dims,
-            nave=self._nave,
-            events=self._events,
-            event_id=self._event_id,
-            metadata=_metadata_to_json(self._metadata),
-            diagnostics=self._diagnostics,
             win_length=self._win_length,
             hop=self._hop,
-            n_times=self._n_times,
             tmin=self._tmin,
         )
 
-    def __setstate__(self, state):
-        """Restore from a dict made by :meth:`__getstate__`."""
-        version = state.get("format_version", _FORMAT_VERSION)
-        if version > _FORMAT_VERSION:
-            raise ValueError(
-                f"This saliency was written in format version {version}, newer "
-                f"than this mne_freqmask understands ({_FORMAT_VERSION})."
-            )
-        check_state_keys(state)
+    def _own_kwargs(self, state):
         if "times" not in state:
             raise ValueError("The saliency is incomplete: it lacks ['times'].")
-        self.__init__(
-            state["data"],
-            info_from_state(state["info"]),
-            state["freqs"],
-            state["band_names"],
-            state["band_edges"],
+        return dict(
             times=state["times"],
-            method=state["method"],
-            method_params=json.loads(state["method_params"]),
-            dims=tuple(state["dims"]),
-            nave=state["nave"],
-            events=state["events"],
-            event_id=state["event_id"],
-            metadata=_metadata_from_json(state["metadata"]),
-            diagnostics=state["diagnostics"],
             win_length=state.get("win_length"),
             hop=state.get("hop"),
-            n_times=state.get("n_times"),
             tmin=state.get("tmin"),
         )
-
-    def __eq__(self, other):
-        """Test equivalence (via :func:`mne.utils.object_diff` on the state)."""
-        if not isinstance(other, SpectralSaliencyTFR):
-            return NotImplemented
-        return object_diff(self.__getstate__(), other.__getstate__()) == ""
-
-    __hash__ = None
 
     def __repr__(self):
         """Return a summary string."""
@@ -257,18 +206,6 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
             f"{self._band_edges.min():0.1f}-{self._band_edges.max():0.1f} Hz, "
             f"{self._times[0]:0.3f}-{self._times[-1]:0.3f} s>"
         )
-
-    def copy(self):
-        """Return a deep copy.
-
-        Returns
-        -------
-        saliency : instance of SpectralSaliencyTFR
-            The copy.
-        """
-        out = type(self).__new__(type(self))
-        out.__dict__.update(deepcopy(self.__dict__))
-        return out
 
     def _replace(self, data, *, idx=None, nave=None):
         """A new object with ``data``: the epochs ``idx`` of this one, or
