@@ -52,6 +52,12 @@ benchmark of issue #18 (BENCHMARKS.md, "Faithfulness with power"); ``preset=
   alignment terms), and each step draws new donors, so the loss is stochastic
   and the result depends on ``random_state`` (None: seed 0, reproducible)
   and on the chunks (fixed by ``chunk_size``).
+
+Short-time (``explain(..., time_windows=...)``, a ``ShortTimeGrid``): ``rfft``
+becomes the STFT (``mne_freqmask._stft``), flattened to bins x windows, so
+the mask is one value per channel x band x window, the donors' (or the
+generator's) fill replaces a cell's STFT coefficients and ``istft`` rebuilds
+the epoch; the loss, stopping and scores are unchanged.
 """
 
 import inspect
