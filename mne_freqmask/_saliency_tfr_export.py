@@ -117,7 +117,7 @@ class TFRExportMixin:
         return sal.to_tfr().plot(picks=picks, **kwargs)
 
     def plot_topomap(self, tmin=None, tmax=None, bands=None, **kwargs):
-        """Topomaps of the saliency in a time range, one per band.
+        """Plot topomaps of the saliency in a time range, one per band.
 
         The windows centred in ``[tmin, tmax]`` are averaged (and the epochs,
         for per-epoch data), and the map is drawn by

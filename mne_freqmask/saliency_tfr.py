@@ -77,8 +77,16 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
         ``("channel", "band", "time")`` (group level).
     nave : int | None
         Number of epochs averaged into group-level data (``None`` per epoch).
-    events, event_id, metadata, diagnostics
-        As for :class:`~mne_freqmask.SpectralSaliency`.
+    events : ndarray of int, shape (n_epochs, 3) | None
+        The events of the epochs, as :attr:`mne.Epochs.events`.
+    event_id : dict | None
+        Event names to codes, as :attr:`mne.Epochs.event_id`.
+    metadata : pandas.DataFrame | None
+        One row per epoch, as :attr:`mne.Epochs.metadata` (stored as JSON, as
+        for :class:`~mne_freqmask.SpectralSaliency`).
+    diagnostics : dict | None
+        Per-epoch diagnostics of the fit, name -> array with one entry per
+        epoch along its first axis.
     win_length : int | None
         Window length in samples.
     hop : int | None
@@ -354,8 +362,11 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
             ``"epochs"`` (default, as in MNE): one map for the group, a
             :class:`SpectralSaliencyTFR` with ``nave``. ``"times"``: collapse
             the windows into a :class:`~mne_freqmask.SpectralSaliency` (same
-            level; with the default mean, the mean over windows); its
-            frequencies are those of one window.
+            level; with the default mean, the mean over windows). Its
+            frequencies are those of one window, so the evaluation functions
+            that put cells back on the epochs' rfft bins (such as
+            :func:`~mne_freqmask.evaluate_removal`) refuse it unless the
+            window is the whole epoch.
         tmin, tmax : float | None
             With ``dim="times"``, the windows averaged (centres in
             ``[tmin, tmax]`` s; None: all).
