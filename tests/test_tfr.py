@@ -241,6 +241,11 @@ def test_container_io_and_mne_tfr(tfr_sal, tmp_path):
     # epoch selection, copies, tables
     assert sal[2:4].shape == (2,) + sal.shape[1:] and sal[[0]] != sal
     assert sal.copy() == sal
+    import pickle
+
+    assert pickle.loads(pickle.dumps(sal)) == sal
+    assert sal != sal.average(dim="times")  # another container
+    assert len(sal["low"]) == 6  # the first 6 epochs are all class "low"
     df = sal.to_data_frame(picks="C3", bands="beta")
     assert len(df) == 6 * 9 and set(df.columns) >= {"epoch", "time", "saliency"}
     assert set(df["subject"]) <= {0, 1}  # metadata columns follow
