@@ -50,6 +50,16 @@ def _auroc(scores, positive):
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def _maps_to_score(saliency, level, absolute, n_cell_dims):
+    """The maps scored: ``(n_maps, *cells)``, one group map or one per epoch."""
+    values = saliency.get_data()
+    if absolute:
+        values = np.abs(values)
+    if values.ndim == n_cell_dims:
+        return values[None]
+    return values.mean(0, keepdims=True) if level == "group" else values
+
+
 def _truth_cells(saliency, truth):
     if hasattr(truth, "cells"):
         return truth.cells(saliency.ch_names, saliency.band_edges)
@@ -134,13 +144,7 @@ def ground_truth_scores(
     k = n_planted if k is None else int(k)
     if not 1 <= k <= cells.size:
         raise ValueError(f"k must be between 1 and {cells.size}, got {k}.")
-    values = saliency.get_data()
-    if absolute:
-        values = np.abs(values)
-    if values.ndim == 2:
-        values = values[None]
-    elif level == "group":
-        values = values.mean(0, keepdims=True)
+    values = _maps_to_score(saliency, level, absolute, cells.ndim)
     aurocs, precs, ranks_acc, mass = [], [], [], []
     for v in values:
         aurocs.append(_auroc(v, cells))
@@ -263,11 +267,5 @@ def planted_window_auroc(saliency, truth, *, level="group", absolute=False):
             f"The truth marks {int(cells.sum())} of {cells.size} cells; the "
             "AUROC needs planted and non-planted cells."
         )
-    values = saliency.get_data()
-    if absolute:
-        values = np.abs(values)
-    if values.ndim == 3:
-        values = values[None]
-    elif level == "group":
-        values = values.mean(0, keepdims=True)
+    values = _maps_to_score(saliency, level, absolute, cells.ndim)
     return float(np.mean([_auroc(v, cells) for v in values]))
