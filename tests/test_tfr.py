@@ -263,3 +263,23 @@ def test_plots(tfr_sal):
     assert len(figs) == 1
     fig = tfr_sal.plot_topomap(0.5, 1.0, bands=["alpha", "beta"], show=False)
     assert isinstance(fig, plt.Figure)
+
+
+def test_times_follow_the_epochs(burst):
+    """Window centres are in the epochs' time (tmin kept), edges clipped."""
+    import mne
+
+    epochs, _, model, _ = burst
+    shifted = mne.EpochsArray(
+        epochs.get_data()[:3], epochs.info, tmin=-0.5, verbose=False
+    )
+    sal = mfm.explain(
+        shifted, model, method="amplitude_gradients", bands=4, time_windows=TW
+    )
+    np.testing.assert_allclose(sal.times, -0.5 + np.arange(9) * 0.25)
+    np.testing.assert_allclose(
+        sal.window_edges[[0, -1]], [[-0.5, -0.25], [1.25, 1.4921875]]
+    )
+    assert sal.average(dim="times", tmin=0.0, tmax=0.5).method_params[
+        "time_average"
+    ] == [0.0, 0.25, 0.5]
