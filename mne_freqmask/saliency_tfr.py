@@ -33,7 +33,7 @@ from ._saliency_utils import (
     check_metadata,
 )
 from .saliency import SpectralSaliency
-from .spectral import band_indices, window_edges
+from .spectral import ShortTimeGrid, band_indices, window_edges
 from .utils._docs import fill_doc
 
 _DIMS = {
@@ -264,6 +264,25 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
             return None
         sfreq = self._info["sfreq"]
         return (self._win_length / sfreq, self._hop / sfreq)
+
+    @property
+    def grid(self):
+        """The :class:`~mne_freqmask.ShortTimeGrid` the saliency was computed on.
+
+        Rebuilt from the state (sampling rate, epoch length, windows, band
+        names and edges), so it is also there after :func:`read_saliency_tfr`;
+        None when the windows or the epoch length are unknown.
+        """
+        if None in (self._win_length, self._hop, self._n_times, self._tmin):
+            return None
+        return ShortTimeGrid(
+            self._info["sfreq"],
+            self._n_times,
+            self.bands,
+            self._win_length,
+            self._hop,
+            self._tmin,
+        )
 
     @property
     def window_edges(self):

@@ -182,6 +182,10 @@ def test_container_io_and_mne_tfr(tfr_sal, tmp_path):
 
     sal = tfr_sal
     assert sal.time_windows == (0.5, 0.25)  # auto: a quarter of 2 s, half step
+    grid = short_time_grid(128.0, 256, "canonical", "auto")
+    assert repr(sal.grid) == repr(grid)
+    np.testing.assert_array_equal(sal.grid.bin_band, grid.bin_band)
+    np.testing.assert_allclose(sal.window_edges, grid.window_edges)
     assert "SpectralSaliencyTFR (amplitude_gradients) | 6 epochs" in repr(sal)
     sub, names, times = sal.get_data(
         ["C3", "C4"], fmin=13, fmax=30, tmin=0.5, tmax=1.0,
