@@ -174,7 +174,7 @@ numpydoc_validation_exclude = {
     # the data model: documented by their one-line docstrings
     r"\.__(eq|hash|repr|getstate|setstate)__$",
     # module-level data documented by a ``#:`` comment, not a docstring
-    r"\.methods(\._registry)?\.METHODS$",
+    r"\.methods(\._registry)?\.(SHORT_TIME_)?METHODS$",
     r"\.methods\.easypeasi\.EASYPEASI_BANDS$",
     r"\.lrp\.rules\.(LINEAR|ATTENTION)_RULES$",
     r"\.(lrp|lrp\.verification|evaluation|evaluation\.truth)\.ARTIFACT_CHANNELS$",

@@ -19,7 +19,11 @@ from mne_freqmask.saliency import (  # noqa: E402
     concatenate_saliencies,
     read_saliency,
 )
-from mne_freqmask.spectral import FrequencyGrid  # noqa: E402
+from mne_freqmask.saliency_tfr import (  # noqa: E402
+    SpectralSaliencyTFR,
+    read_saliency_tfr,
+)
+from mne_freqmask.spectral import FrequencyGrid, ShortTimeGrid  # noqa: E402
 
 _SUBMODULES = (
     "datasets",
@@ -35,7 +39,9 @@ _SUBMODULES = (
 __all__ = [
     "FreqMaskExplainer",
     "FrequencyGrid",
+    "ShortTimeGrid",
     "SpectralSaliency",
+    "SpectralSaliencyTFR",
     "check_explanation",
     "combine_saliency",
     "concatenate_saliencies",
@@ -44,6 +50,7 @@ __all__ = [
     "explain_files",
     "read_freqmask_explainer",
     "read_saliency",
+    "read_saliency_tfr",
 ]
 
 

@@ -18,8 +18,10 @@ from mne_freqmask._torch_utils import (
 )
 from mne_freqmask.methods import METHODS, get_method
 from mne_freqmask.methods._base import chunk_size_for
+from mne_freqmask.methods._registry import check_short_time
 from mne_freqmask.saliency import SpectralSaliency
-from mne_freqmask.spectral import FrequencyGrid
+from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
+from mne_freqmask.spectral import FrequencyGrid, short_time_grid
 from mne_freqmask.utils._checks import _check_random_state, _picked_info
 from mne_freqmask.utils._docs import fill_doc
 
@@ -42,6 +44,7 @@ def explain(
     n_jobs=None,
     random_state=None,
     checkpoint=None,
+    time_windows=None,
     verbose=None,
     **method_kw,
 ):
@@ -98,6 +101,28 @@ def explain(
         size) are refused. ``random_state`` must then be None or an int, and
         easyPEASI needs ``level="instance"``. Each chunk re-reads the
         reference. ``None`` (default): no checkpoint.
+    time_windows : None | tuple of float | "auto"
+        ``None`` (default): explain the whole epoch (a
+        :class:`SpectralSaliency`). ``(length, step)`` in seconds (e.g.
+        ``(0.5, 0.25)``) or ``"auto"`` (a quarter of the epoch, half a
+        window apart): explain the epoch's short-time Fourier transform,
+        cell by cell (channel x band x window), and return a
+        :class:`SpectralSaliencyTFR` (see
+        :class:`~mne_freqmask.spectral.ShortTimeGrid` for the windows: periodic
+        Hann, centred every ``step``, ``step`` at most half the window so
+        that the inverse STFT returns the epoch to float32 precision). The
+        bands apply to the bins of one window (``length`` s: bins every
+        ``1 / length`` Hz). A window at least as long as the epoch is the
+        whole-epoch explanation as one window (the same numbers). Methods:
+        :data:`mne_freqmask.methods.SHORT_TIME_METHODS` (``"freqmask"``,
+        ``"amplitude_gradients"``, ``"integrated_gradients"``); the others
+        refuse it. FreqMask's mask is then one value per channel x band x
+        window, the removed part of a cell is filled from the same cell of
+        a reference epoch's STFT (or, with ``perturbation="generator"``,
+        from a dense generator over all bins and windows of a channel), and
+        the perturbed STFT goes back to time with the inverse STFT; amplitude
+        and integrated gradients act on the STFT coefficients in the same
+        way. Not combined with ``checkpoint``.
     %(verbose)s
     **method_kw
         Parameters of the method.
@@ -174,9 +199,9 @@ def explain(
 
     Returns
     -------
-    saliency : SpectralSaliency
-        One map per epoch (epoch x channel x band); ``saliency.average()`` is
-        the group-level map.
+    saliency : SpectralSaliency | SpectralSaliencyTFR
+        One map per epoch (epoch x channel x band, and x window with
+        ``time_windows``); ``saliency.average()`` is the group-level map.
 
     Notes
     -----
@@ -201,13 +226,25 @@ def explain(
     resolve_n_jobs(n_jobs)
     _check_random_state(random_state)
     ckpt = check_checkpoint_args(checkpoint, method, method_kw, random_state)
+    if time_windows is not None:
+        check_short_time(method)
+        if ckpt is not None:
+            raise ValueError(
+                "checkpoint cannot be combined with time_windows yet; pass "
+                "checkpoint=None (or explain the whole epoch)."
+            )
     epochs = _ready_epochs(epochs)
     if reference is not None:
         reference = _ready_epochs(reference, "reference")
     inp = make_input(
         epochs, picks=picks, y=y, target=target, reference=reference, groups=groups
     )
-    grid = FrequencyGrid(inp.sfreq, inp.n_times, bands)
+    if time_windows is None:
+        grid = FrequencyGrid(inp.sfreq, inp.n_times, bands)
+    else:
+        grid = short_time_grid(
+            inp.sfreq, inp.n_times, bands, time_windows, tmin=epochs.tmin
+        )
     _validate_type(chunk_size, ("int-like", str), "chunk_size")
     if isinstance(chunk_size, str):
         _check_option("chunk_size", chunk_size, ("auto",))
@@ -259,17 +296,36 @@ def explain(
                 **method_kw,
             )
         _check_result(res.data, inp, model, dev, method)
-        _warn_map(res.data, units, grid)
-    return SpectralSaliency(
-        res.data,
-        _picked_info(epochs.info, inp.picks),
-        grid,
+        # the band edges of a short-time grid are those of its frequency grid
+        _warn_map(res.data, units, getattr(grid, "frequency_grid", grid))
+    common = dict(
         method=method,
-        method_params=dict(res.params, bands=_bands_param(bands)),
         events=epochs.events.copy(),
         event_id=dict(epochs.event_id),
         metadata=None if epochs.metadata is None else epochs.metadata.copy(),
         diagnostics=res.diagnostics,
+    )
+    info = _picked_info(epochs.info, inp.picks)
+    params = dict(res.params, bands=_bands_param(bands))
+    if time_windows is None:
+        return SpectralSaliency(res.data, info, grid, method_params=params, **common)
+    fg = grid.frequency_grid
+    return SpectralSaliencyTFR(
+        res.data.reshape(res.data.shape[:2] + (fg.n_bands, grid.n_windows)),
+        info,
+        fg.freqs,
+        fg.band_names,
+        fg.band_edges,
+        times=grid.times,
+        method_params=dict(
+            params,
+            time_windows=[grid.win_length / grid.sfreq, grid.hop / grid.sfreq],
+        ),
+        win_length=grid.win_length,
+        hop=grid.hop,
+        n_times=inp.n_times,
+        tmin=grid.tmin,
+        **common,
     )
 
 

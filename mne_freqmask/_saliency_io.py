@@ -134,3 +134,78 @@ def verify_checksum(fname, state):
             "checksum written with it (the file was changed or corrupted after "
             "saving); save it again or re-run the explanation."
         )
+
+
+def check_h5_fname(fname):
+    """``fname`` as an absolute path, checked to end with .h5 or .hdf5."""
+    from pathlib import Path
+
+    from mne.utils import _validate_type
+
+    _validate_type(fname, "path-like", "fname")
+    fname = Path(fname).expanduser().absolute()
+    if fname.suffix.lower() not in (".h5", ".hdf5"):
+        raise ValueError(
+            f"fname must end with .h5 or .hdf5 (an HDF5 file), got {fname.name!r}."
+        )
+    return fname
+
+
+def write_state(fname, state, overwrite):
+    """Write a saliency's state and its checksum to ``fname``, atomically."""
+    import h5io
+
+    from mne_freqmask.utils._checks import _write_new_file
+
+    fname = check_h5_fname(fname)
+
+    def write(tmp):
+        h5io.write_hdf5(
+            str(tmp), state, title=H5_TITLE, slash="replace", overwrite=True
+        )
+        write_checksum(tmp)
+
+    _write_new_file(fname, write, overwrite)
+
+
+def read_state(fname, cls, *, time_resolved, other):
+    """Read ``fname``, verify its checksum and build a ``cls`` from its state.
+
+    ``time_resolved`` says whether ``cls`` has a ``"time"`` dimension;
+    ``other`` is ``(name, reader)`` of the container that has the other
+    kind: a file whose dims say it holds that one is refused with a message
+    naming its reader.
+    """
+    from pathlib import Path
+
+    import h5io
+    from mne.utils import _validate_type
+
+    _validate_type(fname, "path-like", "fname")
+    fname = Path(fname).expanduser().absolute()
+    what = cls.__name__
+    if not fname.is_file():
+        raise FileNotFoundError(f"No such file: {fname}")
+    logger.info(f"Reading {fname}")
+    try:
+        state = h5io.read_hdf5(str(fname), title=H5_TITLE, slash="replace")
+    except (ValueError, OSError) as exp:
+        raise ValueError(
+            f"{fname} is not a {what} file written by {what}.save ({exp})."
+        ) from None
+    if not isinstance(state, dict):
+        raise ValueError(
+            f"{fname} is not a {what} file written by {what}.save (its content "
+            f"is a {type(state).__name__})."
+        )
+    verify_checksum(fname, state)
+    if ("time" in tuple(state.get("dims", ()))) != time_resolved:
+        raise ValueError(
+            f"{fname} holds a {other[0]}, not a {what}; read it with {other[1]}."
+        )
+    out = cls.__new__(cls)
+    try:
+        out.__setstate__(state)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exp:
+        raise ValueError(f"{fname} cannot be read back as a {what}: {exp}") from None
+    return out

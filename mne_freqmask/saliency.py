@@ -8,27 +8,22 @@ tabulated without it.
 """
 
 import json
-from copy import deepcopy
-from pathlib import Path
 
 import numpy as np
 from mne import Info, pick_info
 from mne._fiff.pick import _picks_to_idx
-from mne.utils import _check_option, _validate_type, logger, object_diff, verbose
+from mne.utils import _check_option, _validate_type, verbose
 
 from ._saliency_io import (
     H5_TITLE,
-    check_state_keys,
-    info_from_state,
-    verify_checksum,
-    write_checksum,
+    read_state,
+    write_state,
 )
 from ._saliency_norm import NormalizeMixin
+from ._saliency_props import SaliencyProperties
 from ._saliency_utils import (
     DataFrameMixin,
     EpochSelectionMixin,
-    _metadata_from_json,
-    _metadata_to_json,
     _params_to_json,
     average_epochs,
     check_arrays,
@@ -41,7 +36,6 @@ from ._saliency_utils import (
     unpack_grid,
 )
 from .spectral import band_indices
-from .utils._checks import _write_new_file
 from .utils._docs import fill_doc
 from .viz import PlotSaliencyMixin
 
@@ -50,11 +44,14 @@ _DIMS = {
     "group": ("channel", "band"),
 }
 _H5_TITLE = H5_TITLE
-_FORMAT_VERSION = 1
 
 
 class SpectralSaliency(
-    EpochSelectionMixin, DataFrameMixin, NormalizeMixin, PlotSaliencyMixin
+    SaliencyProperties,
+    EpochSelectionMixin,
+    DataFrameMixin,
+    NormalizeMixin,
+    PlotSaliencyMixin,
 ):
     """Frequency-domain saliency of a model: channel x band maps.
 
@@ -187,121 +184,12 @@ class SpectralSaliency(
     # ------------------------------------------------------------------
     # state: the single source of truth for pickle, HDF5 and equality
 
-    def __getstate__(self):
-        """Return the state as a dict (used by pickle, save and ``==``)."""
-        return dict(
-            format_version=_FORMAT_VERSION,
-            data=self._data,
-            info=self._info,
-            freqs=self._freqs,
-            band_names=list(self._band_names),
-            band_edges=self._band_edges,
-            method=self._method,
-            method_params=_params_to_json(self._method_params),
-            dims=self._dims,
-            nave=self._nave,
-            events=self._events,
-            event_id=self._event_id,
-            metadata=_metadata_to_json(self._metadata),
-            diagnostics=self._diagnostics,
-            n_times=self._n_times,
-        )
-
-    def __setstate__(self, state):
-        """Restore from a dict made by :meth:`__getstate__`."""
-        version = state.get("format_version", _FORMAT_VERSION)
-        if version > _FORMAT_VERSION:
-            raise ValueError(
-                f"This saliency was written in format version {version}, newer "
-                f"than this mne_freqmask understands ({_FORMAT_VERSION}); upgrade "
-                "mne_freqmask."
-            )
-        check_state_keys(state)
-        info = info_from_state(state["info"])
-        self.__init__(
-            state["data"],
-            info,
-            state["freqs"],
-            state["band_names"],
-            state["band_edges"],
-            method=state["method"],
-            method_params=json.loads(state["method_params"]),
-            dims=tuple(state["dims"]),
-            nave=state["nave"],
-            events=state["events"],
-            event_id=state["event_id"],
-            metadata=_metadata_from_json(state["metadata"]),
-            diagnostics=state["diagnostics"],
-            n_times=state.get("n_times"),
-        )
-
-    def __eq__(self, other):
-        """Test equivalence (via :func:`mne.utils.object_diff` on the state)."""
-        if not isinstance(other, SpectralSaliency):
-            return NotImplemented
-        return object_diff(self.__getstate__(), other.__getstate__()) == ""
-
-    __hash__ = None
-
     def __repr__(self):
         """Return a summary string."""
         return saliency_repr(self)
 
-    def copy(self):
-        """Return a deep copy.
-
-        Returns
-        -------
-        saliency : instance of SpectralSaliency
-            The copy.
-        """
-        out = type(self).__new__(type(self))
-        out.__dict__.update(deepcopy(self.__dict__))
-        return out
-
     # ------------------------------------------------------------------
     # properties
-
-    @property
-    def data(self):
-        """The saliency array (a read-only view; see :meth:`get_data`)."""
-        view = self._data.view()
-        view.flags.writeable = False
-        return view
-
-    @property
-    def info(self):
-        """The :class:`mne.Info` of the explained channels."""
-        return self._info
-
-    @property
-    def ch_names(self):
-        """Channel names."""
-        return self._info.ch_names
-
-    @property
-    def freqs(self):
-        """Frequencies of the rfft bins in Hz."""
-        return self._freqs
-
-    @property
-    def band_names(self):
-        """Band names."""
-        return list(self._band_names)
-
-    @property
-    def band_edges(self):
-        """``(fmin, fmax)`` of each band in Hz, shape (n_bands, 2)."""
-        return self._band_edges
-
-    @property
-    def bands(self):
-        """Dict of band name -> ``(fmin, fmax)`` in Hz."""
-        return {
-            name: (float(lo), float(hi))
-            for name, (lo, hi) in zip(self._band_names, self._band_edges, strict=True)
-        }
-
     @property
     def grid(self):
         """The :class:`~mne_freqmask.FrequencyGrid` the saliency was computed on.
@@ -318,56 +206,6 @@ class SpectralSaliency(
             self._band_names,
             self._band_edges,
         )
-
-    @property
-    def method(self):
-        """The explanation method."""
-        return self._method
-
-    @property
-    def method_params(self):
-        """The method's parameters (a copy)."""
-        return deepcopy(self._method_params)
-
-    @property
-    def nave(self):
-        """Number of epochs averaged (``None`` for per-epoch data)."""
-        return self._nave
-
-    @property
-    def events(self):
-        """The events of the epochs (``None`` at group level)."""
-        return self._events
-
-    @property
-    def event_id(self):
-        """Event names to codes (``None`` at group level)."""
-        return self._event_id
-
-    @property
-    def metadata(self):
-        """Per-epoch metadata (pandas DataFrame) or ``None``."""
-        return self._metadata
-
-    @property
-    def diagnostics(self):
-        """Per-epoch diagnostics of the fit, name -> array."""
-        return self._diagnostics
-
-    @property
-    def dims(self):
-        """Names of the data dimensions."""
-        return self._dims
-
-    @property
-    def level(self):
-        """``"instance"`` (one map per epoch) or ``"group"`` (one map)."""
-        return "instance" if "epoch" in self._dims else "group"
-
-    @property
-    def shape(self):
-        """Shape of the data."""
-        return self._data.shape
 
     def _pick_idx(self, picks, exclude=()):
         return np.asarray(
@@ -480,31 +318,7 @@ class SpectralSaliency(
         --------
         read_saliency
         """
-        import h5io
-
-        fname = _check_h5_fname(fname)
-
-        def write(tmp):
-            h5io.write_hdf5(
-                str(tmp),
-                self.__getstate__(),
-                title=_H5_TITLE,
-                slash="replace",
-                overwrite=True,
-            )
-            write_checksum(tmp)
-
-        _write_new_file(fname, write, overwrite)
-
-
-def _check_h5_fname(fname):
-    _validate_type(fname, "path-like", "fname")
-    fname = Path(fname).expanduser().absolute()
-    if fname.suffix.lower() not in (".h5", ".hdf5"):
-        raise ValueError(
-            f"fname must end with .h5 or .hdf5 (an HDF5 file), got {fname.name!r}."
-        )
-    return fname
+        write_state(fname, self.__getstate__(), overwrite)
 
 
 @verbose
@@ -527,34 +341,12 @@ def read_saliency(fname, verbose=None):
     --------
     SpectralSaliency.save
     """
-    import h5io
-
-    _validate_type(fname, "path-like", "fname")
-    fname = Path(fname).expanduser().absolute()
-    if not fname.is_file():
-        raise FileNotFoundError(f"No such file: {fname}")
-    logger.info(f"Reading {fname}")
-    try:
-        state = h5io.read_hdf5(str(fname), title=_H5_TITLE, slash="replace")
-    except (ValueError, OSError) as exp:
-        raise ValueError(
-            f"{fname} is not a SpectralSaliency file written by "
-            f"SpectralSaliency.save ({exp})."
-        ) from None
-    if not isinstance(state, dict):
-        raise ValueError(
-            f"{fname} is not a SpectralSaliency file written by "
-            f"SpectralSaliency.save (its content is a {type(state).__name__})."
-        )
-    verify_checksum(fname, state)
-    out = SpectralSaliency.__new__(SpectralSaliency)
-    try:
-        out.__setstate__(state)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exp:
-        raise ValueError(
-            f"{fname} cannot be read back as a SpectralSaliency: {exp}"
-        ) from None
-    return out
+    return read_state(
+        fname,
+        SpectralSaliency,
+        time_resolved=False,
+        other=("SpectralSaliencyTFR", "mne_freqmask.read_saliency_tfr"),
+    )
 
 
 def concatenate_saliencies(saliencies):

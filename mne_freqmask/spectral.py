@@ -270,3 +270,195 @@ def band_indices(band_names, bands=None):
     if len(set(bands)) != len(bands):
         raise ValueError(f"bands contains duplicates: {bands}.")
     return np.array([band_names.index(b) for b in bands], int)
+
+
+class ShortTimeGrid:
+    """The channel x band x window grid of a short-time explanation.
+
+    The short-time Fourier transform (STFT) of an epoch has one spectrum per
+    window; the explanation's cells are channel x band x window. Windows are
+    periodic Hann windows of ``win_length`` samples, ``hop`` samples apart,
+    centred on the samples ``0, hop, 2 hop, ...`` of the epoch (as
+    ``torch.stft(center=True)``, reflecting the epoch at its edges), so
+    there are ``1 + n_times // hop`` windows. With ``hop`` at most half the
+    window, the squared windows overlap-add to a positive sum everywhere
+    (the NOLA condition), so the inverse transform gives the epoch back.
+
+    A window at least as long as the epoch is the whole-epoch case: one
+    rectangular window, the epoch's rfft, the same cells and numbers as a
+    :class:`FrequencyGrid` (``whole`` is then True).
+
+    Parameters
+    ----------
+    sfreq : float
+        Sampling frequency in Hz.
+    n_times : int
+        Number of time samples of an epoch.
+    bands : int | dict | str
+        See :func:`mne_freqmask.explain`; applied to the bins of one window.
+    win_length : int
+        Window length in samples.
+    hop : int
+        Samples between the centres of consecutive windows; at most
+        ``win_length // 2`` (ignored for a whole-epoch window).
+    tmin : float
+        Time of the epoch's first sample in seconds (``epochs.tmin``), so
+        that :attr:`times` are those of the epochs.
+
+    Attributes
+    ----------
+    frequency_grid : FrequencyGrid
+        The bins and bands of one window.
+    times : ndarray, shape (n_windows,)
+        Centre of each window in seconds.
+    n_freqs, n_bands, bin_band
+        The flat view that the methods see (see Notes).
+
+    Notes
+    -----
+    A method sees the STFT of a channel flattened to ``n_freqs = n_bins x
+    n_windows`` coefficients (bin-major: coefficient ``f * n_windows + w``
+    is bin ``f`` of window ``w``) and the cells flattened to ``n_bands =
+    n_bands_per_window x n_windows`` "bands" (cell ``b * n_windows + w``),
+    so every method written for a :class:`FrequencyGrid` (``expand``,
+    ``collapse``, ``bin_band``) runs on the short-time grid unchanged; its
+    result reshapes to ``(..., n_bands_per_window, n_windows)``.
+    """
+
+    def __init__(self, sfreq, n_times, bands, win_length, hop, tmin=0.0):
+        self.sfreq = float(sfreq)
+        self.n_times = int(n_times)
+        self.tmin = float(tmin)
+        win_length, hop = int(win_length), int(hop)
+        self.whole = win_length >= self.n_times
+        if self.whole:
+            win_length = hop = self.n_times
+        elif win_length < 2 or not 1 <= hop <= win_length // 2:
+            raise ValueError(
+                f"Short-time windows need at least 2 samples and a step between "
+                f"1 sample and half the window ({win_length // 2} samples) so "
+                f"that the inverse STFT exists (NOLA); got {win_length} and "
+                f"{hop} samples."
+            )
+        self.win_length, self.hop = win_length, hop
+        self.frequency_grid = FrequencyGrid(self.sfreq, win_length, bands)
+        if self.whole:
+            self.times = np.array([self.tmin + (self.n_times - 1) / 2 / self.sfreq])
+        else:
+            n_win = 1 + self.n_times // hop
+            self.times = self.tmin + np.arange(n_win) * hop / self.sfreq
+        n_win = len(self.times)
+        fg = self.frequency_grid
+        cell = np.where(fg.bin_band < 0, -1, fg.bin_band * n_win)
+        self.bin_band = (
+            np.where(cell[:, None] < 0, -1, cell[:, None] + np.arange(n_win))
+        ).ravel()
+
+    #: expand / collapse the flat cells exactly as a FrequencyGrid does
+    expand = FrequencyGrid.expand
+    collapse = FrequencyGrid.collapse
+
+    @property
+    def n_windows(self):
+        """Number of windows."""
+        return len(self.times)
+
+    @property
+    def n_freqs(self):
+        """Number of STFT coefficients per channel (bins x windows)."""
+        return self.frequency_grid.n_freqs * self.n_windows
+
+    @property
+    def n_bands(self):
+        """Number of cells per channel (bands x windows)."""
+        return self.frequency_grid.n_bands * self.n_windows
+
+    @property
+    def window_edges(self):
+        """``(start, stop)`` of each window in seconds, clipped to the epoch."""
+        return window_edges(
+            self.times, self.win_length, self.sfreq, self.tmin, self.n_times
+        )
+
+    def __repr__(self):
+        fg = self.frequency_grid
+        return (
+            f"<ShortTimeGrid | {fg.n_bands} bands x {self.n_windows} windows of "
+            f"{self.win_length / self.sfreq:.3g} s (step {self.hop / self.sfreq:.3g}"
+            f" s), {fg.freqs[0]:.1f}-{fg.freqs[-1]:.1f} Hz>"
+        )
+
+
+def window_edges(times, win_length, sfreq, tmin, n_times):
+    """``(start, stop)`` in seconds of windows centred at ``times``.
+
+    Parameters
+    ----------
+    times : array-like, shape (n_windows,)
+        Window centres in seconds.
+    win_length : int
+        Window length in samples.
+    sfreq : float
+        Sampling frequency in Hz.
+    tmin : float
+        Time of the epoch's first sample in seconds.
+    n_times : int
+        Samples per epoch.
+
+    Returns
+    -------
+    edges : ndarray, shape (n_windows, 2)
+        ``times -+ win_length / 2 / sfreq``, clipped to the epoch.
+    """
+    times = np.asarray(times, float)
+    half = win_length / 2 / sfreq
+    last = tmin + (n_times - 1) / sfreq
+    return np.column_stack(
+        [np.maximum(times - half, tmin), np.minimum(times + half, last)]
+    )
+
+
+def short_time_grid(sfreq, n_times, bands, time_windows, tmin=0.0):
+    """The :class:`ShortTimeGrid` of ``explain(..., time_windows=...)``.
+
+    Parameters
+    ----------
+    sfreq : float
+        Sampling frequency in Hz.
+    n_times : int
+        Samples per epoch.
+    bands : int | dict | str
+        See :func:`mne_freqmask.explain`.
+    time_windows : tuple of float | "auto"
+        ``(length, step)`` in seconds (rounded to samples), or ``"auto"``: a
+        window a quarter of the epoch long, a step of half a window.
+    tmin : float
+        Time of the first sample in seconds.
+
+    Returns
+    -------
+    grid : ShortTimeGrid
+        The grid.
+    """
+    if isinstance(time_windows, str):
+        if time_windows != "auto":
+            raise ValueError(
+                'time_windows must be None, "auto" or (length, step) in seconds, '
+                f"got {time_windows!r}."
+            )
+        win = max(int(n_times) // 4, 2)
+        return ShortTimeGrid(sfreq, n_times, bands, win, max(win // 2, 1), tmin)
+    _validate_type(time_windows, (tuple, list), "time_windows", "tuple or 'auto'")
+    try:
+        length, step = (float(v) for v in time_windows)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"time_windows must be (length, step) in seconds, got {time_windows!r}."
+        ) from None
+    if not (length > 0 and step > 0):
+        raise ValueError(
+            f"time_windows needs length > 0 and step > 0, got {time_windows}."
+        )
+    win = int(round(length * sfreq))
+    hop = int(round(step * sfreq))
+    return ShortTimeGrid(sfreq, n_times, bands, win, hop, tmin)

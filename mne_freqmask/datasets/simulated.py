@@ -54,15 +54,64 @@ class PlantedTruth:
         cells : ndarray of bool, shape (n_channels, n_bands)
             True on planted cells.
         """
-        edges = np.asarray(band_edges, float)
-        lo, hi = self.band
-        overlap = np.clip(
-            np.minimum(edges[:, 1], hi) - np.maximum(edges[:, 0], lo), 0, None
-        )
-        width = np.minimum(edges[:, 1] - edges[:, 0], hi - lo)
-        band_hit = overlap >= 0.5 * width
+        band_hit = _half_overlap(band_edges, *self.band)
         chan_hit = np.isin(np.asarray(ch_names), self.channels)
         return chan_hit[:, None] & band_hit[None, :]
+
+
+@dataclass(frozen=True)
+class PlantedBurst(PlantedTruth):
+    """Where a class-dependent burst was planted, in channels, band and time.
+
+    Parameters
+    ----------
+    channels : tuple of str
+        Channels that carry the burst.
+    band : tuple of float
+        ``(fmin, fmax)`` of the burst in Hz.
+    times : tuple of float
+        ``(tmin, tmax)`` of the burst in seconds (the epochs' times).
+    """
+
+    times: tuple = (0.5, 1.0)
+
+    def cells(self, ch_names, band_edges, window_edges=None):
+        """Boolean mask of the planted cells.
+
+        A window is planted when it overlaps the burst by at least half of the
+        shorter of the two (the rule of the bands, see
+        :meth:`PlantedTruth.cells`).
+
+        Parameters
+        ----------
+        ch_names : list of str
+            Channel names.
+        band_edges : array-like, shape (n_bands, 2)
+            Band edges in Hz.
+        window_edges : array-like, shape (n_windows, 2) | None
+            ``(start, stop)`` of each window in seconds (e.g.
+            ``ShortTimeGrid.window_edges``); None gives the whole-epoch
+            ``(n_channels, n_bands)`` mask.
+
+        Returns
+        -------
+        cells : ndarray of bool, shape (n_channels, n_bands[, n_windows])
+            True on planted cells.
+        """
+        cells = super().cells(ch_names, band_edges)
+        if window_edges is None:
+            return cells
+        win_hit = _half_overlap(window_edges, *self.times)
+        return cells[:, :, None] & win_hit[None, None, :]
+
+
+def _half_overlap(edges, lo, hi):
+    """Whether each ``(start, stop)`` overlaps ``(lo, hi)`` by half the shorter."""
+    edges = np.asarray(edges, float).reshape(-1, 2)
+    overlap = np.clip(
+        np.minimum(edges[:, 1], hi) - np.maximum(edges[:, 0], lo), 0, None
+    )
+    return overlap >= 0.5 * np.minimum(edges[:, 1] - edges[:, 0], hi - lo)
 
 
 def _band_noise(rng, shape, sfreq, fmin, fmax):
@@ -102,6 +151,7 @@ def make_epochs(
     subject_variability=0.3,
     artifact=None,
     distractor=None,
+    burst=None,
     random_state=0,
     verbose=None,
 ):
@@ -149,6 +199,20 @@ def make_epochs(
         (default ``(8.0, 12.0)`` Hz) and ``amplitude`` (default ``3.0``,
         relative to the background). Each epoch draws its own amplitude,
         uniform between 0.5 and 1.5 times ``amplitude``, whatever its class.
+    burst : None | dict
+        If a dict, the class effect is a burst in time: the planted rhythm
+        (``band`` on ``channels``, amplitude ``effect`` in class ``"high"``,
+        a third of it in ``"low"``) is present only between ``tmin`` and
+        ``tmax`` seconds after the epoch's onset (cosine ramps of a quarter
+        of the burst at each end, its standard deviation within the burst
+        as without ``burst``), under a class-independent rhythm on the same
+        channels present all the time. Keys: ``tmin`` (default ``0.5``),
+        ``tmax`` (default ``1.0``), ``alpha_band`` (default ``(8.0, 12.0)``
+        Hz) and ``alpha`` (default ``3.0``: its amplitude relative to the
+        background, stronger than the burst; each epoch draws its own,
+        uniform between 0.5 and 1.5 times it). Pass ``band=(18.0, 22.0)``
+        for a 20 Hz (beta) burst. The truth is then a :class:`PlantedBurst`.
+        Default None: the effect lasts the whole epoch, as before.
     %(random_state)s
     %(verbose)s
 
@@ -157,11 +221,14 @@ def make_epochs(
     epochs : instance of mne.EpochsArray
         The epochs (EEG, volts), with ``event_id={"low": 1, "high": 2}`` and
         metadata columns ``subject``, ``label`` and ``artifact``.
-    truth : PlantedTruth
-        The planted channels and band; ``truth.cells(ch_names, band_edges)``
-        gives the boolean channel x band mask.
+    truth : PlantedTruth | PlantedBurst
+        The planted channels and band (and times, for a burst);
+        ``truth.cells(ch_names, band_edges)`` gives the boolean channel x band
+        mask (``PlantedBurst.cells`` also takes the windows).
     """
     _validate_type(artifact, (None, dict), "artifact")
+    _validate_type(burst, (None, dict), "burst")
+    bur = _check_burst(burst, n_times / sfreq, sfreq)
     _validate_type(distractor, (None, dict), "distractor")
     ch_names = list(ch_names)
     missing = sorted(set(channels) - set(ch_names))
@@ -211,6 +278,13 @@ def make_epochs(
         x = _pink_noise(rng, (n, n_ch, n_times), sfreq)
         amp = np.where(y == 1, effect, effect / 3.0)
         rhythm = _band_noise(rng, (n, len(plant_idx), n_times), sfreq, lo, hi)
+        if bur is not None:
+            rhythm = rhythm * bur["envelope"]
+            a_amp = bur["alpha"] * rng.uniform(0.5, 1.5, n)
+            a_rhythm = _band_noise(
+                rng, (n, len(plant_idx), n_times), sfreq, *bur["alpha_band"]
+            )
+            x[:, plant_idx] += a_amp[:, None, None] * a_rhythm
         x[:, plant_idx] += amp[:, None, None] * rhythm
         flag = np.zeros(n, bool)
         if art is not None:
@@ -255,7 +329,35 @@ def make_epochs(
         f"Simulated {len(epochs)} epochs ({n_subjects} subjects), planted "
         f"{band[0]}-{band[1]} Hz on {', '.join(channels)}."
     )
-    return epochs, PlantedTruth(tuple(channels), (float(band[0]), float(band[1])))
+    band = (float(band[0]), float(band[1]))
+    if bur is not None:
+        times = (float(bur["tmin"]), float(bur["tmax"]))
+        return epochs, PlantedBurst(tuple(channels), band, times)
+    return epochs, PlantedTruth(tuple(channels), band)
+
+
+def _check_burst(burst, duration, sfreq):
+    """The burst's parameters, with its envelope over the epoch's samples."""
+    if burst is None:
+        return None
+    out = dict(tmin=0.5, tmax=1.0, alpha=3.0, alpha_band=(8.0, 12.0))
+    unknown = set(burst) - set(out)
+    if unknown:
+        raise ValueError(f"Unknown burst keys {sorted(unknown)}; use {sorted(out)}.")
+    out.update(burst)
+    if not 0 <= out["tmin"] < out["tmax"] <= duration:
+        raise ValueError(
+            f"burst needs 0 <= tmin < tmax <= {duration} s (the epoch), got "
+            f"tmin={out['tmin']}, tmax={out['tmax']}."
+        )
+    t = np.arange(int(round(duration * sfreq))) / sfreq
+    ramp = (out["tmax"] - out["tmin"]) / 4
+    rise = np.clip((t - out["tmin"]) / ramp, 0, 1)
+    fall = np.clip((out["tmax"] - t) / ramp, 0, 1)
+    env = np.sin(0.5 * np.pi * np.minimum(rise, fall)) ** 2
+    # as strong within the burst as the whole-epoch rhythm is over the epoch
+    out["envelope"] = env / np.sqrt(np.mean(env[env > 0] ** 2))
+    return out
 
 
 @verbose

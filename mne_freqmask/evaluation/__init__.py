@@ -76,6 +76,7 @@ from mne_freqmask.evaluation.stats import (
 )
 from mne_freqmask.evaluation.truth import (
     ground_truth_scores,
+    planted_window_auroc,
     score_planted,
 )
 from mne_freqmask.evaluation.verify import PlantedVerification, verify_planted
@@ -107,6 +108,7 @@ __all__ = [
     "quantus_scores",
     "remove_cells",
     "salient_cells",
+    "planted_window_auroc",
     "score_planted",
     "spearman",
     "verify_planted",

@@ -32,6 +32,7 @@ from mne_freqmask.evaluation.csp import (  # noqa: F401 (moved there)
     csp_comparison,
 )
 from mne_freqmask.saliency import SpectralSaliency
+from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 
 
 def _auroc(scores, positive):
@@ -47,6 +48,16 @@ def _auroc(scores, positive):
         return 1.0
     ranks = rankdata(scores)
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _maps_to_score(saliency, level, absolute, n_cell_dims):
+    """The maps scored: ``(n_maps, *cells)``, one group map or one per epoch."""
+    values = saliency.get_data()
+    if absolute:
+        values = np.abs(values)
+    if values.ndim == n_cell_dims:
+        return values[None]
+    return values.mean(0, keepdims=True) if level == "group" else values
 
 
 def _truth_cells(saliency, truth):
@@ -133,13 +144,7 @@ def ground_truth_scores(
     k = n_planted if k is None else int(k)
     if not 1 <= k <= cells.size:
         raise ValueError(f"k must be between 1 and {cells.size}, got {k}.")
-    values = saliency.get_data()
-    if absolute:
-        values = np.abs(values)
-    if values.ndim == 2:
-        values = values[None]
-    elif level == "group":
-        values = values.mean(0, keepdims=True)
+    values = _maps_to_score(saliency, level, absolute, cells.ndim)
     aurocs, precs, ranks_acc, mass = [], [], [], []
     for v in values:
         aurocs.append(_auroc(v, cells))
@@ -212,3 +217,55 @@ def score_planted(saliency, truth, *, absolute=True):
         chance=float(cells.mean()),
         auc=auc,
     )
+
+
+def planted_window_auroc(saliency, truth, *, level="group", absolute=False):
+    """AUROC of the planted channel x band x window cells of a time-resolved map.
+
+    The short-time counterpart of :func:`ground_truth_scores`' ``auroc``:
+    the probability that a planted cell (channel, band and window all
+    planted, see :meth:`~mne_freqmask.datasets.simulated.PlantedBurst.cells`)
+    outranks a non-planted one, with the same AUROC (ties count one half).
+
+    Parameters
+    ----------
+    saliency : SpectralSaliencyTFR
+        The explanation, from ``explain(..., time_windows=...)`` (per epoch
+        or group level).
+    truth : PlantedBurst | ndarray of bool, shape (n_channels, n_bands, n_windows)
+        The planted cells, e.g. from ``make_epochs(burst=...)``.
+    level : "group" | "instance"
+        Score the epoch-averaged map, or each epoch's map and average.
+    absolute : bool
+        Rank the magnitude of each epoch's map (before averaging) rather
+        than its signed value.
+
+    Returns
+    -------
+    auroc : float
+        0.5 is chance, 1 perfect.
+    """
+    _validate_type(saliency, SpectralSaliencyTFR, "saliency", "SpectralSaliencyTFR")
+    _check_option("level", level, ("group", "instance"))
+    if hasattr(truth, "cells"):
+        edges = saliency.window_edges
+        if edges is None:
+            raise ValueError(
+                "The saliency does not know its window edges (win_length, "
+                "n_times and tmin); pass the boolean cells as truth."
+            )
+        cells = truth.cells(saliency.ch_names, saliency.band_edges, edges)
+    else:
+        cells = np.asarray(truth, bool)
+    if cells.shape != saliency.shape[-3:]:
+        raise ValueError(
+            f"truth must give one cell per channel x band x window "
+            f"{saliency.shape[-3:]}, got shape {cells.shape}."
+        )
+    if not 0 < cells.sum() < cells.size:
+        raise ValueError(
+            f"The truth marks {int(cells.sum())} of {cells.size} cells; the "
+            "AUROC needs planted and non-planted cells."
+        )
+    values = _maps_to_score(saliency, level, absolute, cells.ndim)
+    return float(np.mean([_auroc(v, cells) for v in values]))

@@ -36,11 +36,17 @@ one line in :data:`METHODS`.
 """
 
 from mne_freqmask.methods._base import MethodResult, chunking, iter_chunks
-from mne_freqmask.methods._registry import METHODS, get_method, register_method
+from mne_freqmask.methods._registry import (
+    METHODS,
+    SHORT_TIME_METHODS,
+    get_method,
+    register_method,
+)
 
 __all__ = [
     "METHODS",
     "MethodResult",
+    "SHORT_TIME_METHODS",
     "chunking",
     "get_method",
     "iter_chunks",

@@ -33,6 +33,11 @@ METHODS = {
     "freqmask_amortised": "mne_freqmask.methods.amortised:freqmask_amortised",
 }
 
+#: Methods that explain the short-time Fourier transform too
+#: (``explain(..., time_windows=...)``): they reach the spectrum only through
+#: ``mne_freqmask._stft`` and its cells only through the grid's flat view.
+SHORT_TIME_METHODS = {"freqmask", "amplitude_gradients", "integrated_gradients"}
+
 #: The arguments every method function takes (the rest are method parameters).
 FIXED_ARGS = ("inp", "grid", "model", "device", "chunk_size", "random_state")
 
@@ -58,7 +63,23 @@ def get_method(name):
     return getattr(importlib.import_module(module), func)
 
 
-def register_method(name, func, *, overwrite=False):
+def check_short_time(name):
+    """Raise, naming the methods that can, if ``name`` cannot run short-time.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`METHODS`.
+    """
+    if name not in SHORT_TIME_METHODS:
+        raise ValueError(
+            f"method={name!r} explains the whole epoch only and cannot take "
+            f"time_windows; the methods that can are {sorted(SHORT_TIME_METHODS)} "
+            "(or pass time_windows=None)."
+        )
+
+
+def register_method(name, func, *, overwrite=False, short_time=False):
     """Add an explanation method to :data:`METHODS`.
 
     Parameters
@@ -74,6 +95,11 @@ def register_method(name, func, *, overwrite=False):
         epoch.
     overwrite : bool
         Replace a method already registered under ``name``.
+    short_time : bool
+        Whether the method also explains short-time grids
+        (:class:`~mne_freqmask.spectral.ShortTimeGrid`, ``explain(...,
+        time_windows=...)``), i.e. it reaches the spectrum only through the
+        grid's transforms (``mne_freqmask._stft``) and its flat cells.
     """
     _validate_type(name, str, "name")
     _validate_type(func, (str, "callable"), "func", "callable or 'module:function'")
@@ -93,4 +119,9 @@ def register_method(name, func, *, overwrite=False):
                 f"A method function must accept {list(FIXED_ARGS)}; "
                 f"{getattr(func, '__name__', func)!r} lacks {missing}."
             )
+    _validate_type(short_time, bool, "short_time")
     METHODS[name] = func
+    if short_time:
+        SHORT_TIME_METHODS.add(name)
+    else:
+        SHORT_TIME_METHODS.discard(name)

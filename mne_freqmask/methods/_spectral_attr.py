@@ -8,7 +8,8 @@ contract (:class:`~mne_freqmask._inputs.ExplainInput`,
 import numpy as np
 import torch
 
-from mne_freqmask._torch_utils import inverse_spectrum, predict, spectrum
+from mne_freqmask._stft import grid_inverse, grid_spectrum
+from mne_freqmask._torch_utils import predict
 from mne_freqmask.utils._checks import _check_positive
 
 
@@ -36,15 +37,18 @@ class InBandSpectrumModel(torch.nn.Module):
 
     The input has shape ``(n_epochs, n_picks, n_in_band_bins, 2)``: the real
     and imaginary parts of the bins that belong to a band, in the scaled,
-    orthonormal convention of :func:`mne_freqmask._torch_utils.spectrum`. The
+    orthonormal convention of :func:`mne_freqmask._torch_utils.spectrum` (for
+    a :class:`~mne_freqmask.spectral.ShortTimeGrid` ``grid``: of its STFT,
+    flattened, see :mod:`mne_freqmask._stft`). The
     other bins of the picked channels and all other channels are held at the
     values passed as ``x`` (extra forward argument), so zeroing an input cell
     removes exactly one channel x band cell of the epoch.
     """
 
-    def __init__(self, model, picks, bins, n_times, scale, device):
+    def __init__(self, model, picks, bins, n_times, scale, device, grid=None):
         super().__init__()
         self.model = model
+        self.grid = grid
         self.picks = torch.as_tensor(picks, device=device)
         self.bins = torch.as_tensor(bins, device=device)
         self.n_times = int(n_times)
@@ -53,14 +57,16 @@ class InBandSpectrumModel(torch.nn.Module):
     def split(self, x):
         """Spectrum of ``x``'s picked channels and its in-band part."""
         full = torch.view_as_real(
-            spectrum(x.index_select(1, self.picks), self.scale)
+            grid_spectrum(self.grid, x.index_select(1, self.picks), self.scale)
         ).contiguous()
         return full, full.index_select(2, self.bins)
 
     def forward(self, inband, x):
         full, _ = self.split(x)
         full = full.to(inband.dtype).index_copy(2, self.bins, inband)
-        xt = inverse_spectrum(torch.view_as_complex(full), self.n_times, self.scale)
+        xt = grid_inverse(
+            self.grid, torch.view_as_complex(full), self.n_times, self.scale
+        )
         return self.model(x.index_copy(1, self.picks, xt.to(x.dtype)))
 
 

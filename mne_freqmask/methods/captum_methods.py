@@ -136,7 +136,7 @@ def ablation(
 def _setup(inp, grid, model, device):
     bins, _ = in_band_bins(grid)
     wrapped = InBandSpectrumModel(
-        model, inp.picks, bins, inp.n_times, inp.scale, device
+        model, inp.picks, bins, inp.n_times, inp.scale, device, grid
     )
     return wrapped, bins, target_classes(inp, model, device)
 

@@ -52,6 +52,12 @@ benchmark of issue #18 (BENCHMARKS.md, "Faithfulness with power"); ``preset=
   alignment terms), and each step draws new donors, so the loss is stochastic
   and the result depends on ``random_state`` (None: seed 0, reproducible)
   and on the chunks (fixed by ``chunk_size``).
+
+Short-time (``explain(..., time_windows=...)``, a ``ShortTimeGrid``): ``rfft``
+becomes the STFT (``mne_freqmask._stft``), flattened to bins x windows, so
+the mask is one value per channel x band x window, the donors' (or the
+generator's) fill replaces a cell's STFT coefficients and ``istft`` rebuilds
+the epoch; the loss, stopping and scores are unchanged.
 """
 
 import inspect
@@ -61,13 +67,12 @@ import torch
 from mne.utils import _check_option, deprecated, logger
 from torch.nn.functional import cross_entropy, log_softmax, softmax
 
+from mne_freqmask._stft import grid_inverse, grid_spectrum
 from mne_freqmask._torch_utils import (  # noqa: F401 (adam_update: benchmarks)
     _fused_adam_ok,
     adam_update,
-    inverse_spectrum,
     model_dtype,
     spectral_dtype,
-    spectrum,
 )
 from mne_freqmask.methods._base import MethodResult, chunk_progress, chunking
 from mne_freqmask.methods._stopping import ranking_settled, stop_reasons, warn_stops
@@ -205,7 +210,7 @@ def freqmask(
     # own dtype (half-precision models: rfft has no float16 kernel on CPU)
     net_dtype = model_dtype(model)
     dtype = spectral_dtype(net_dtype)
-    centres, cluster = _subject_centres(inp, alignment, device, dtype)
+    centres, cluster = _subject_centres(inp, grid, alignment, device, dtype)
     n_epochs = inp.n_epochs
     out = np.empty((n_epochs, len(inp.picks), grid.n_bands), np.float32)
     steps = np.empty(n_epochs, np.int32)
@@ -248,7 +253,7 @@ def _at_least_float32(t):
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
-def _subject_centres(inp, alignment, device, dtype):
+def _subject_centres(inp, grid, alignment, device, dtype):
     """Per-subject mean spectra of the reference and each epoch's nearest one.
 
     For ``"complex"`` the centre is the mean complex spectrum, which by
@@ -260,7 +265,9 @@ def _subject_centres(inp, alignment, device, dtype):
     subjects, ref_subject = np.unique(inp.ref_groups, return_inverse=True)
 
     def features(xb):
-        xf = spectrum(torch.as_tensor(xb, device=device).to(dtype), inp.scale)
+        xf = grid_spectrum(
+            grid, torch.as_tensor(xb, device=device).to(dtype), inp.scale
+        )
         return torch.view_as_real(xf) if alignment == "complex" else xf.abs()
 
     # one pass over the reference, summing each subject's spectra (in float64
@@ -327,7 +334,7 @@ class _ChunkFitter:
         parts = []  # read 32 at a time: epochs not preloaded stay bounded
         for i in range(0, len(idx), 32):
             xb = torch.as_tensor(inp.ref_x[idx[i : i + 32]][:, inp.picks])
-            xf = spectrum(xb.to(self.device, self.dtype), inp.scale)
+            xf = grid_spectrum(self.grid, xb.to(self.device, self.dtype), inp.scale)
             parts.append(torch.stack([xf.real, xf.imag], 1))
         self.pool = torch.cat(parts)
         self.pool_idx = idx
@@ -379,7 +386,7 @@ class _ChunkFitter:
         inp, p, dev, dtype = self.inp, self.p, self.device, self.dtype
         x = torch.as_tensor(inp.x[sl], device=dev).to(dtype)
         n_b = len(x)
-        xf = spectrum(x.index_select(1, self.picks), inp.scale)
+        xf = grid_spectrum(self.grid, x.index_select(1, self.picks), inp.scale)
         x2 = torch.stack([xf.real, xf.imag], 1)  # (B, 2, n_picks, n_freqs)
         with torch.no_grad():
             logits = self.model(x.to(self.net_dtype))
@@ -544,8 +551,8 @@ class _ChunkFitter:
         r = self._generate(w, b, x2) if fill is None else fill
         m = self._expand(mask)[:, None]  # (B, 1, n_picks, n_freqs)
         h = x2 * m + (1 - m) * r
-        xhat = inverse_spectrum(
-            torch.complex(h[:, 0], h[:, 1]), self.inp.n_times, self.inp.scale
+        xhat = grid_inverse(
+            self.grid, torch.complex(h[:, 0], h[:, 1]), self.inp.n_times, self.inp.scale
         )
         if not self.all_picked:
             xhat = x.index_copy(1, self.picks, xhat)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from mne.utils import deprecated
 
+from mne_freqmask._stft import grid_inverse, grid_spectrum
 from mne_freqmask._torch_utils import spectral_dtype
 from mne_freqmask.methods._base import MethodResult, iter_chunks
 from mne_freqmask.methods._spectral_attr import target_classes
@@ -44,7 +45,7 @@ def amplitude_gradients(
     logit = np.empty(inp.n_epochs, np.float32)
     for sl, x in iter_chunks(inp, chunk_size, model, device):
         grad, lg = amplitude_gradient(
-            model, x, picks, torch.as_tensor(target[sl], device=device)
+            model, x, picks, torch.as_tensor(target[sl], device=device), grid
         )
         grad = grad.double().cpu().numpy()
         out[sl] = grid.collapse(np.abs(grad) if absolute else grad, np.mean)
@@ -53,21 +54,25 @@ def amplitude_gradients(
     return MethodResult(out, params, dict(target=target, logit=logit))
 
 
-def amplitude_gradient(model, x, picks, target):
+def amplitude_gradient(model, x, picks, target, grid=None):
     """Gradient of ``model(x)[i, target[i]]`` w.r.t. the amplitude spectrum.
 
     Returns the gradient, shape ``(n_epochs, n_picks, n_freqs)``, and the
-    explained logits (numpy).
+    explained logits (numpy). With a short-time ``grid``
+    (:class:`~mne_freqmask.spectral.ShortTimeGrid`) the amplitudes are those
+    of the STFT (unnormalised, flattened as the grid's bins) and the epoch is
+    rebuilt with the inverse STFT.
     """
     # the spectrum in float32 at least (no half-precision rfft on the CPU);
     # the rebuilt epoch goes back to the model's dtype
-    spec = torch.fft.rfft(x.index_select(1, picks).to(spectral_dtype(x.dtype)), dim=-1)
+    xp = x.index_select(1, picks).to(spectral_dtype(x.dtype))
+    spec = grid_spectrum(grid, xp, norm="backward")
     amps = spec.abs().requires_grad_(True)
     phases = spec.angle()
     with torch.enable_grad():
-        rebuilt = torch.fft.irfft(torch.polar(amps, phases), n=x.shape[-1], dim=-1).to(
-            x.dtype
-        )
+        rebuilt = grid_inverse(
+            grid, torch.polar(amps, phases), x.shape[-1], norm="backward"
+        ).to(x.dtype)
         out = model(x.index_copy(1, picks, rebuilt))
         sel = out.gather(1, target[:, None].long())[:, 0]
         (grad,) = torch.autograd.grad(sel.sum(), amps)
