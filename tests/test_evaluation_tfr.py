@@ -227,3 +227,28 @@ def test_removal_game_tfr(burst):
     assert good.loc["original", "accuracy"] == bad.loc["original", "accuracy"]
     assert good.loc["RS", "accuracy"] < bad.loc["RS", "accuracy"] - 0.1
     assert good.attrs["gap"] > bad.attrs["gap"]
+
+
+def test_tfr_maps_checked(burst):
+    """A map collapsed over its windows, a TFR map without its windows and a
+    TFR map on other epochs are refused with what to do."""
+    held, _, _, model, sal = burst
+    with pytest.raises(ValueError, match="evaluate the SpectralSaliencyTFR"):
+        ev.deletion_curves(held, model, sal.average(dim="times"), n_boot=0)
+    blind = mfm.SpectralSaliencyTFR(
+        sal.get_data(),
+        sal.info,
+        sal.freqs,
+        sal.band_names,
+        sal.band_edges,
+        times=sal.times,
+        method="x",
+    )
+    with pytest.raises(ValueError, match="does not know its windows"):
+        ev.evaluate_removal(held, model, blind)
+    with pytest.raises(ValueError, match="one saliency map per epoch"):
+        ev.deletion_curves(
+            held[:10], model, sal, level="instance", y=np.resize([0, 1], 10), n_boot=0
+        )
+    with pytest.raises(TypeError, match="SpectralSaliencyTFR"):
+        ev.deletion_curves(held, model, sal.get_data(), n_boot=0)

@@ -138,6 +138,13 @@ def _prepare(epochs, saliency, y, model, device):
             f"{grid.n_times} samples at {grid.sfreq} Hz) than the epochs "
             f"({len(freqs)} bins up to {freqs[-1]:.1f} Hz, {n_times} samples); "
             "use epochs with the same duration and sampling rate."
+            + (
+                " A map collapsed over its windows (SpectralSaliencyTFR."
+                "average(dim='times')) lives on one window's bins; evaluate "
+                "the SpectralSaliencyTFR itself."
+                if grid.n_times < n_times
+                else ""
+            )
         )
     missing = sorted(set(saliency.ch_names) - set(epochs.ch_names))
     if missing:

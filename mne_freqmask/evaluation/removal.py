@@ -123,9 +123,13 @@ def remove_cells(x, keep, grid, picks, device=None, *, fill=None):
     """
     keep = np.asarray(keep)
     n_win = getattr(grid, "n_windows", None)
-    if n_win is not None and keep.shape[-1] == n_win and keep.ndim >= 3:
-        if keep.shape[-2] * n_win == grid.n_bands:  # (..., bands, windows)
-            keep = keep.reshape(keep.shape[:-2] + (-1,))
+    if (
+        n_win is not None
+        and keep.ndim >= 3
+        and keep.shape[-1] != grid.n_bands
+        and keep.shape[-2:] == (grid.n_bands // n_win, n_win)
+    ):  # (..., bands, windows): the grid's flat layout
+        keep = keep.reshape(keep.shape[:-2] + (-1,))
     if keep.shape[-1] != grid.n_bands:
         raise ValueError(
             f"keep must have one value per cell of the grid ({grid.n_bands}) "
