@@ -211,6 +211,9 @@ def test_compare_methods_time_windows(burst):
     for operator in ("zero", "reference"):
         row = area[(area["method"] == "freqmask") & (area["operator"] == operator)]
         assert row["diff_ci_high"].iloc[0] < 0, row  # lower MoRF than random
+    # a short-time map beside a whole-epoch random control is refused
+    with pytest.raises(ValueError, match="need the same cells"):
+        ev.compare_methods(held, model, {"freqmask": sal, "random": "random"})
 
 
 def test_removal_game_tfr(burst):

@@ -147,6 +147,34 @@ def _saliency(label, entry, epochs, model, explain_kw, seed, device):
     return sal, seconds, count[0] / len(epochs)
 
 
+def _windows(sal):
+    """``None`` (channel x band cells) or ``(length, step)`` s of a TFR map."""
+    if not isinstance(sal, SpectralSaliencyTFR):
+        return None
+    return sal.time_windows or "unknown windows"
+
+
+def _check_same_windows(layouts, label, sal):
+    """All maps of one comparison are scored over the same kind of cells."""
+    layouts[label] = _windows(sal)
+    first = next(iter(layouts))
+    if layouts[label] == layouts[first]:
+        return
+
+    def say(win):
+        if win is None:
+            return "channel x band cells (whole epoch)"
+        return f"channel x band x window cells (time_windows={win})"
+
+    raise ValueError(
+        f"methods[{label!r}] is scored over {say(layouts[label])}, "
+        f"methods[{first!r}] over {say(layouts[first])}; the maps of one "
+        "comparison (the random control included, which follows explain_kw) "
+        "need the same cells. Pass explain_kw=dict(time_windows=...) with the "
+        "windows of the precomputed maps, or none for whole-epoch maps."
+    )
+
+
 def _area(per_epoch, frac):
     """Per-epoch mean height of a curve over its fractions (trapezoid)."""
     if len(frac) < 2:
@@ -325,11 +353,12 @@ def compare_methods(
     epochs = _ready_epochs(epochs)  # bad epochs dropped once, for every method
     _source(epochs)  # a clear error for empty epochs before any explanation
     codes = _group_codes(epochs, groups)
-    rows, areas = [], {}
+    rows, areas, layouts = [], {}, {}
     for label, entry in entries.items():
         sal, seconds, passes = _saliency(
             label, entry, epochs, model, explain_kw, seed, device
         )
+        _check_same_windows(layouts, label, sal)
         if "instance" in rankings and sal.level != "instance":
             raise ValueError(
                 f'methods[{label!r}] is a group-level map; rankings="instance" '
