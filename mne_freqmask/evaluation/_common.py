@@ -18,6 +18,7 @@ from mne_freqmask._torch_utils import (
     resolve_device,
 )
 from mne_freqmask.saliency import SpectralSaliency
+from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 from mne_freqmask.utils._checks import _check_finite
 
 #: maps ranked at a time by _cell_ranks: the sort's int64 indices and the
@@ -121,21 +122,47 @@ def _check_map_finite(saliency):
 
 
 def _prepare(epochs, saliency, y, model, device):
-    """Epochs source, labels, band grid and explained-channel indices, checked."""
-    _validate_type(saliency, SpectralSaliency, "saliency")
+    """Epochs source, labels, cell grid and explained-channel indices, checked.
+
+    The grid is the map's :class:`~mne_freqmask.FrequencyGrid` (channel x band
+    cells) or, for a :class:`~mne_freqmask.SpectralSaliencyTFR`, its
+    :class:`~mne_freqmask.spectral.ShortTimeGrid` (channel x band x window
+    cells, in the grid's flat layout: see :func:`_map_values`).
+    """
+    _validate_type(
+        saliency,
+        (SpectralSaliency, SpectralSaliencyTFR),
+        "saliency",
+        "SpectralSaliency or SpectralSaliencyTFR",
+    )
     _check_map_finite(saliency)
     epochs = _ready_epochs(epochs)
     src = _source(epochs)
     labels = _labels(epochs, y, model, device, src)
     grid = saliency.grid
+    if grid is None:  # a TFR map that does not know its windows
+        raise ValueError(
+            "The time-resolved saliency does not know its windows (win_length, "
+            "hop, n_times, tmin), so its cells cannot be removed from the "
+            "epochs; use the map returned by explain(..., time_windows=...)."
+        )
     n_times = src.shape[-1]
     if grid.n_times != n_times or not np.isclose(grid.sfreq, epochs.info["sfreq"]):
         freqs = np.fft.rfftfreq(n_times, 1.0 / epochs.info["sfreq"])
+        fg = getattr(grid, "frequency_grid", grid)
         raise ValueError(
             "The saliency was computed on another frequency resolution "
-            f"({grid.n_freqs} bins up to {grid.freqs[-1]:.1f} Hz) than "
-            f"the epochs ({len(freqs)} bins up to {freqs[-1]:.1f} Hz); "
+            f"({fg.n_freqs} bins up to {fg.freqs[-1]:.1f} Hz, epochs of "
+            f"{grid.n_times} samples at {grid.sfreq} Hz) than the epochs "
+            f"({len(freqs)} bins up to {freqs[-1]:.1f} Hz, {n_times} samples); "
             "use epochs with the same duration and sampling rate."
+            + (
+                " A map collapsed over its windows (SpectralSaliencyTFR."
+                "average(dim='times')) lives on one window's bins; evaluate "
+                "the SpectralSaliencyTFR itself."
+                if grid.n_times < n_times
+                else ""
+            )
         )
     missing = sorted(set(saliency.ch_names) - set(epochs.ch_names))
     if missing:
@@ -147,9 +174,25 @@ def _prepare(epochs, saliency, y, model, device):
     return src, labels, grid, picks
 
 
+def _flat_cells(values):
+    """``(..., n_channels, n_bands, n_windows)`` -> ``(..., n_channels, cells)``.
+
+    Cell ``b * n_windows + w``: the flat layout of
+    :class:`~mne_freqmask.spectral.ShortTimeGrid` (``bin_band``, ``expand``).
+    """
+    return values.reshape(values.shape[:-2] + (-1,))
+
+
 def _map_values(saliency, level, n_epochs):
-    """The map(s) the cells are ranked by: one group map or one per epoch."""
+    """The map(s) the cells are ranked by: one group map or one per epoch.
+
+    Shape ``([n_epochs, ]n_channels, n_cells)``: a time-resolved map's
+    band x window cells are flattened in its grid's layout, so the ranking,
+    the removal and the counts treat a cell of either grid alike.
+    """
     values = saliency.get_data()
+    if isinstance(saliency, SpectralSaliencyTFR):
+        values = _flat_cells(values)
     if level == "group":
         return values.mean(0) if saliency.level == "instance" else values
     if saliency.level != "instance" or len(saliency) != n_epochs:
