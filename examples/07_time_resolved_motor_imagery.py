@@ -221,9 +221,11 @@ fig.suptitle("0.5-2.5 s after the cue: saliency (top) and ERD (bottom)")
 # %%
 # The band x time image of the saliency at C3, Cz and C4 (mean of the three),
 # drawn by MNE from :meth:`~mne_freqmask.SpectralSaliencyTFR.to_tfr`:
-# (``vlim=(None, None)``: from the smallest to the largest value, not
-# MNE's default scale symmetric about 0, since the saliency is positive.)
-fig = group.plot(picks=picks, combine="mean", vlim=(None, None), show=False)[0]
+# (the colour scale from the smallest to the largest value, not MNE's default
+# scale symmetric about 0: the saliency is positive).
+image = group.get_data(picks=picks).mean(0)
+vlim = (image.min(), image.max())
+fig = group.plot(picks=picks, combine="mean", vlim=vlim, show=False)[0]
 
 # %%
 # How much do they agree?
@@ -276,9 +278,10 @@ for band in ("mu", "beta"):
 #   towards 3.5 s, the saliency stays near its plateau; over the 17 windows
 #   the two time courses correlate weakly (r = +0.24 for mu, -0.16 for
 #   beta). In beta the ERD is small on C3/C4 (-12 to +8 %) and Cz gains power
-#   (+4 to +13 % from 0 to 2.5 s), yet beta is as salient as mu. Windows at the ends of the epoch (-0.5 s and
-#   3.5 s) are half reflection (see above), which alone lowers their
-#   saliency: the pre-cue contrast rests mostly on the window at -0.25 s.
+#   (+4 to +13 % from 0 to 2.5 s), yet beta is as salient as mu. Windows at
+#   the ends of the epoch (-0.5 s and 3.5 s) are half reflection (see
+#   above), which alone may lower their saliency: the pre-cue contrast rests
+#   mostly on the window at -0.25 s.
 # - **Where.** The saliency is highest over the left motor and premotor
 #   cortex (FC3, C3, FC1, C5, FC5) in both bands, C3 above C4 and both above
 #   Cz. The ERD is a broad drop over the fronto-central channels with strong
