@@ -238,7 +238,8 @@ fig = group.plot(picks=picks, combine="mean", vlim=vlim, show=False)[0]
 # the ERD, so that a deeper power drop counts as more). In space: the rank
 # correlation, over the 64 channels, of the two topomaps of 0.5-2.5 s. And
 # the saliency after the cue (windows centred in 0.5-2.5 s) relative to the
-# windows centred before it (-0.5 to -0.25 s).
+# windows centred before it (-0.5 to -0.25 s). (On the simulated fallback
+# the planted burst is a power *increase*, so there the signs flip.)
 post = (times >= 0.5) & (times <= 2.5)
 pre = times < 0
 ch_all = epochs.ch_names
