@@ -333,7 +333,9 @@ for cls in epochs.event_id:
 # evidence for each trial's own class depends on a cell, wherever the
 # class difference is, so a power change common to both classes (such as the
 # cue's evoked response) need not be salient, and a class difference without
-# a large mean ERD can be. On this subject and this model: the model uses
-# mu and beta over the left sensorimotor cortex from about half a second
-# after the cue, as the ERD would suggest, but not the ERD's time course or
-# its topography in detail.
+# a large mean ERD can be. On this subject and this model (itself only
+# probably above chance): the model uses mu and beta over the sensorimotor
+# cortex, left more than right, from about half a second after the cue,
+# where and when the fists' ERD sets the classes apart; it does not follow
+# the ERD's time course within the trial, and its left-right asymmetry
+# (C3 above C4, where the fists' ERD is deeper on C4) is not in the ERD.
