@@ -1,7 +1,7 @@
 """
-=============================================================
+==============================================================
 Motor imagery in time: when does EEGNet listen to mu and beta?
-=============================================================
+==============================================================
 
 Example :ref:`sphx_glr_auto_examples_01_motor_imagery.py` asks *which*
 rhythms an EEGNet uses to tell imagined movements of both fists from both feet
