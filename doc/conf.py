@@ -108,6 +108,8 @@ numpydoc_xref_aliases = {
     "Epochs": "mne.Epochs",
     "EpochsArray": "mne.EpochsArray",
     "Info": "mne.Info",
+    "EpochsTFRArray": "mne.time_frequency.EpochsTFRArray",
+    "AverageTFRArray": "mne.time_frequency.AverageTFRArray",
     # matplotlib
     "Figure": "matplotlib.figure.Figure",
     "Axes": "matplotlib.axes.Axes",
@@ -118,6 +120,9 @@ numpydoc_xref_aliases = {
     # ours
     "SpectralSaliency": "mne_freqmask.SpectralSaliency",
     "FrequencyGrid": "mne_freqmask.FrequencyGrid",
+    "ShortTimeGrid": "mne_freqmask.ShortTimeGrid",
+    "SpectralSaliencyTFR": "mne_freqmask.SpectralSaliencyTFR",
+    "PlantedBurst": "mne_freqmask.datasets.simulated.PlantedBurst",
     "PlantedTruth": "mne_freqmask.datasets.simulated.PlantedTruth",
     "MethodResult": "mne_freqmask.methods.MethodResult",
     "RuleConfig": "mne_freqmask.lrp.rules.RuleConfig",
@@ -138,6 +143,7 @@ numpydoc_xref_ignore = {
     "n_picks",
     "n_bands",
     "n_freqs",
+    "n_windows",
     "n_times",
     "n_classes",
     "n_picked_channels",

@@ -93,8 +93,8 @@ class SaliencyProperties:
 
         Returns
         -------
-        saliency : instance of the same class
-            The copy.
+        saliency : SpectralSaliency | SpectralSaliencyTFR
+            The copy (the class of ``self``).
         """
         out = type(self).__new__(type(self))
         out.__dict__.update(deepcopy(self.__dict__))

@@ -52,7 +52,7 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
     (``TFR``, as :class:`mne.time_frequency.EpochsTFR` next to
     :class:`mne.time_frequency.EpochsSpectrum`); one class holds both levels,
     as :class:`~mne_freqmask.SpectralSaliency` does, and converts to MNE's
-    own TFR containers with :meth:`to_tfr`.
+    own TFR containers with :meth:`~mne_freqmask.SpectralSaliencyTFR.to_tfr`.
 
     Parameters
     ----------

@@ -303,7 +303,7 @@ class ShortTimeGrid:
         ``win_length // 2`` (ignored for a whole-epoch window).
     tmin : float
         Time of the epoch's first sample in seconds (``epochs.tmin``), so
-        that :attr:`times` are those of the epochs.
+        that ``times`` are those of the epochs.
 
     Attributes
     ----------
@@ -354,7 +354,8 @@ class ShortTimeGrid:
             np.where(cell[:, None] < 0, -1, cell[:, None] + np.arange(n_win))
         ).ravel()
 
-    #: expand / collapse the flat cells exactly as a FrequencyGrid does
+    # expand / collapse the flat cells exactly as a FrequencyGrid does (no
+    # "#:" comment: the docs then show FrequencyGrid's docstrings)
     expand = FrequencyGrid.expand
     collapse = FrequencyGrid.collapse
 

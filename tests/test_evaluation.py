@@ -343,3 +343,21 @@ def test_leave_one_subject_out():
         leave_one_subject_out(epochs, explain_kw=dict(reference=epochs))
     with pytest.raises(ValueError, match="no epochs"):
         leave_one_subject_out(epochs, subjects=[7])
+
+
+@pytest.mark.parametrize("random_state", [None, 0])
+def test_cell_ranks_in_blocks_equal_one_block(monkeypatch, random_state):
+    """Ranking block by block (bounded memory) gives the ranks of one sort of
+    the whole array, ties included, seeded or not."""
+    from mne_freqmask.evaluation import _common
+
+    values = np.random.default_rng(0).integers(0, 3, (50, 4, 3)).astype(np.float32)
+    whole = _common._cell_ranks(values, random_state)
+    monkeypatch.setattr(_common, "_RANK_BLOCK", 7)
+    blocks = _common._cell_ranks(values, random_state)
+    np.testing.assert_array_equal(blocks, whole)
+    # every map's ranks are a permutation of its cells, most salient first
+    flat = whole.reshape(50, -1)
+    assert (np.sort(flat, axis=1) == np.arange(12)).all()
+    top = np.take_along_axis(values.reshape(50, -1), flat.argmin(1)[:, None], 1)
+    assert (top[:, 0] == values.reshape(50, -1).max(1)).all()

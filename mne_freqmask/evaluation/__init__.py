@@ -15,6 +15,11 @@
   curves, areas, intervals, time and model passes
   (:func:`mne_freqmask.viz.plot_deletion_curves` draws it); Quantus'
   complexity and sparseness of the maps (:func:`quantus_scores`).
+- The removal game, the curves and :func:`compare_methods` also score a
+  time-resolved :class:`~mne_freqmask.SpectralSaliencyTFR`: its channel x
+  band x window cells are removed in the short-time Fourier transform
+  (:func:`remove_cells` on the map's ``grid``), with the same operators and
+  intervals.
 - The out-of-distribution score (paper §4.6, :func:`ood_score`): the kernel
   density log-likelihood of perturbed epochs under the original data.
 - Sanity checks (Adebayo et al., 2018): the map must change when the model's

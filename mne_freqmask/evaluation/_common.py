@@ -18,7 +18,13 @@ from mne_freqmask._torch_utils import (
     resolve_device,
 )
 from mne_freqmask.saliency import SpectralSaliency
+from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 from mne_freqmask.utils._checks import _check_finite
+
+#: maps ranked at a time by _cell_ranks: the sort's int64 indices and the
+#: tie-breaking draws exist for one block only (at 100,000 SEED-shaped maps
+#: of 10 bands the whole-array sort held 1.0-1.5 GB besides the map)
+_RANK_BLOCK = 4096
 
 
 def _cell_ranks(values, random_state=None):
@@ -26,19 +32,32 @@ def _cell_ranks(values, random_state=None):
 
     Ties are broken by position (stable sort) when ``random_state`` is None,
     else at random (seeded), so that a map with many equal cells (a saturated
-    mask, a flat map) does not favour the first channels.
+    mask, a flat map) does not favour the first channels. Maps are ranked
+    ``_RANK_BLOCK`` at a time, so memory beyond the int32 ranks stays bounded;
+    the seeded draws are taken block after block from the same stream, which
+    gives the same numbers as one draw of the whole array.
     """
     values = np.asarray(values)
-    flat = values.reshape(values.shape[:-2] + (-1,))
-    n_cells = flat.shape[-1]
-    if random_state is None:
-        order = np.argsort(-flat, axis=-1, kind="stable")
-    else:
-        rng = check_random_state(random_state)
-        tie = rng.random_sample(flat.shape)
-        order = np.lexsort((tie, -flat), axis=-1)
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(n_cells), axis=-1)
+    flat = values.reshape((-1,) + values.shape[-2:]).reshape(
+        (-1, values.shape[-2] * values.shape[-1])
+    )
+    n_maps, n_cells = flat.shape
+    rng = None if random_state is None else check_random_state(random_state)
+    ranks = np.empty(flat.shape, np.int32)
+    cells = np.arange(n_cells, dtype=np.int32)
+    for start in range(0, max(n_maps, 1), _RANK_BLOCK):
+        block = -flat[start : start + _RANK_BLOCK]
+        if rng is None:
+            order = np.argsort(block, axis=-1, kind="stable")
+        else:
+            tie = rng.random_sample(block.shape)
+            order = np.lexsort((tie, block), axis=-1)
+        np.put_along_axis(
+            ranks[start : start + _RANK_BLOCK],
+            order,
+            np.broadcast_to(cells, order.shape),
+            axis=-1,
+        )
     return ranks.reshape(values.shape)
 
 
@@ -103,21 +122,47 @@ def _check_map_finite(saliency):
 
 
 def _prepare(epochs, saliency, y, model, device):
-    """Epochs source, labels, band grid and explained-channel indices, checked."""
-    _validate_type(saliency, SpectralSaliency, "saliency")
+    """Epochs source, labels, cell grid and explained-channel indices, checked.
+
+    The grid is the map's :class:`~mne_freqmask.FrequencyGrid` (channel x band
+    cells) or, for a :class:`~mne_freqmask.SpectralSaliencyTFR`, its
+    :class:`~mne_freqmask.spectral.ShortTimeGrid` (channel x band x window
+    cells, in the grid's flat layout: see :func:`_map_values`).
+    """
+    _validate_type(
+        saliency,
+        (SpectralSaliency, SpectralSaliencyTFR),
+        "saliency",
+        "SpectralSaliency or SpectralSaliencyTFR",
+    )
     _check_map_finite(saliency)
     epochs = _ready_epochs(epochs)
     src = _source(epochs)
     labels = _labels(epochs, y, model, device, src)
     grid = saliency.grid
+    if grid is None:  # a TFR map that does not know its windows
+        raise ValueError(
+            "The time-resolved saliency does not know its windows (win_length, "
+            "hop, n_times, tmin), so its cells cannot be removed from the "
+            "epochs; use the map returned by explain(..., time_windows=...)."
+        )
     n_times = src.shape[-1]
     if grid.n_times != n_times or not np.isclose(grid.sfreq, epochs.info["sfreq"]):
         freqs = np.fft.rfftfreq(n_times, 1.0 / epochs.info["sfreq"])
+        fg = getattr(grid, "frequency_grid", grid)
         raise ValueError(
             "The saliency was computed on another frequency resolution "
-            f"({grid.n_freqs} bins up to {grid.freqs[-1]:.1f} Hz) than "
-            f"the epochs ({len(freqs)} bins up to {freqs[-1]:.1f} Hz); "
+            f"({fg.n_freqs} bins up to {fg.freqs[-1]:.1f} Hz, epochs of "
+            f"{grid.n_times} samples at {grid.sfreq} Hz) than the epochs "
+            f"({len(freqs)} bins up to {freqs[-1]:.1f} Hz, {n_times} samples); "
             "use epochs with the same duration and sampling rate."
+            + (
+                " A map collapsed over its windows (SpectralSaliencyTFR."
+                "average(dim='times')) lives on one window's bins; evaluate "
+                "the SpectralSaliencyTFR itself."
+                if grid.n_times < n_times
+                else ""
+            )
         )
     missing = sorted(set(saliency.ch_names) - set(epochs.ch_names))
     if missing:
@@ -129,9 +174,25 @@ def _prepare(epochs, saliency, y, model, device):
     return src, labels, grid, picks
 
 
+def _flat_cells(values):
+    """``(..., n_channels, n_bands, n_windows)`` -> ``(..., n_channels, cells)``.
+
+    Cell ``b * n_windows + w``: the flat layout of
+    :class:`~mne_freqmask.spectral.ShortTimeGrid` (``bin_band``, ``expand``).
+    """
+    return values.reshape(values.shape[:-2] + (-1,))
+
+
 def _map_values(saliency, level, n_epochs):
-    """The map(s) the cells are ranked by: one group map or one per epoch."""
+    """The map(s) the cells are ranked by: one group map or one per epoch.
+
+    Shape ``([n_epochs, ]n_channels, n_cells)``: a time-resolved map's
+    band x window cells are flattened in its grid's layout, so the ranking,
+    the removal and the counts treat a cell of either grid alike.
+    """
     values = saliency.get_data()
+    if isinstance(saliency, SpectralSaliencyTFR):
+        values = _flat_cells(values)
     if level == "group":
         return values.mean(0) if saliency.level == "instance" else values
     if saliency.level != "instance" or len(saliency) != n_epochs:

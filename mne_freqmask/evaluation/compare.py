@@ -28,8 +28,9 @@ from mne_freqmask.evaluation._common import (
 from mne_freqmask.evaluation.complexity import quantus_scores
 from mne_freqmask.evaluation.removal import deletion_curves
 from mne_freqmask.evaluation.stats import bootstrap_ci, paired_comparison
-from mne_freqmask.evaluation.truth import ground_truth_scores
+from mne_freqmask.evaluation.truth import ground_truth_scores, planted_window_auroc
 from mne_freqmask.saliency import SpectralSaliency
+from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 from mne_freqmask.utils._docs import fill_doc
 
 #: the curve of deletion_curves behind each order
@@ -55,28 +56,53 @@ def _count_passes(model):
 
 
 def _random_map(epochs, explain_kw, rng):
-    """A uniform random map per epoch on the grid ``explain_kw`` asks for."""
-    from mne_freqmask.spectral import FrequencyGrid
+    """A uniform random map per epoch on the grid ``explain_kw`` asks for.
+
+    With ``time_windows`` in ``explain_kw`` the map is a
+    :class:`~mne_freqmask.SpectralSaliencyTFR` on the same short-time grid
+    as :func:`mne_freqmask.explain` builds, so it is scored over the same
+    channel x band x window cells as the methods.
+    """
+    from mne_freqmask.spectral import FrequencyGrid, short_time_grid
     from mne_freqmask.utils._checks import _pick_indices, _picked_info
 
-    grid = FrequencyGrid(
-        epochs.info["sfreq"], len(epochs.times), explain_kw.get("bands", 10)
-    )
+    bands = explain_kw.get("bands", 10)
+    n_times = len(epochs.times)
     picks = _pick_indices(epochs.info, explain_kw.get("picks"))
-    data = rng.random_sample((len(epochs), len(picks), grid.n_bands))
-    return SpectralSaliency(
-        data.astype(np.float32),
-        _picked_info(epochs.info, picks),
-        grid,
+    common = dict(
         method="random",
         events=epochs.events.copy(),
         event_id=dict(epochs.event_id),
         metadata=None if epochs.metadata is None else epochs.metadata.copy(),
     )
+    info = _picked_info(epochs.info, picks)
+    time_windows = explain_kw.get("time_windows")
+    if time_windows is None:
+        grid = FrequencyGrid(epochs.info["sfreq"], n_times, bands)
+        data = rng.random_sample((len(epochs), len(picks), grid.n_bands))
+        return SpectralSaliency(data.astype(np.float32), info, grid, **common)
+    grid = short_time_grid(
+        epochs.info["sfreq"], n_times, bands, time_windows, epochs.tmin
+    )
+    fg = grid.frequency_grid
+    shape = (len(epochs), len(picks), fg.n_bands, grid.n_windows)
+    return SpectralSaliencyTFR(
+        rng.random_sample(shape).astype(np.float32),
+        info,
+        fg.freqs,
+        fg.band_names,
+        fg.band_edges,
+        times=grid.times,
+        win_length=grid.win_length,
+        hop=grid.hop,
+        n_times=n_times,
+        tmin=grid.tmin,
+        **common,
+    )
 
 
 def _entries(methods):
-    """``{label: str | SpectralSaliency | dict}`` from the user's ``methods``."""
+    """``{label: str | dict | SpectralSaliency[TFR]}`` from ``methods``."""
     _validate_type(methods, (list, tuple, dict, str), "methods")
     if isinstance(methods, str):
         methods = [methods]
@@ -89,9 +115,10 @@ def _entries(methods):
     for label, entry in methods.items():
         _validate_type(
             entry,
-            (str, dict, SpectralSaliency),
+            (str, dict, SpectralSaliency, SpectralSaliencyTFR),
             f"methods[{label!r}]",
-            "method name, dict(method=..., **params) or SpectralSaliency",
+            "method name, dict(method=..., **params), SpectralSaliency or "
+            "SpectralSaliencyTFR",
         )
         if isinstance(entry, dict) and "method" not in entry:
             raise ValueError(
@@ -103,7 +130,7 @@ def _entries(methods):
 
 def _saliency(label, entry, epochs, model, explain_kw, seed, device):
     """``(saliency, seconds, forward passes per epoch)`` of one entry."""
-    if isinstance(entry, SpectralSaliency):
+    if isinstance(entry, SpectralSaliency | SpectralSaliencyTFR):
         return entry, np.nan, np.nan
     if isinstance(entry, str) and entry == "random":
         rng = check_random_state(seed)
@@ -120,6 +147,34 @@ def _saliency(label, entry, epochs, model, explain_kw, seed, device):
     return sal, seconds, count[0] / len(epochs)
 
 
+def _windows(sal):
+    """``None`` (channel x band cells) or ``(length, step)`` s of a TFR map."""
+    if not isinstance(sal, SpectralSaliencyTFR):
+        return None
+    return sal.time_windows or "unknown windows"
+
+
+def _check_same_windows(layouts, label, sal):
+    """All maps of one comparison are scored over the same kind of cells."""
+    layouts[label] = _windows(sal)
+    first = next(iter(layouts))
+    if layouts[label] == layouts[first]:
+        return
+
+    def say(win):
+        if win is None:
+            return "channel x band cells (whole epoch)"
+        return f"channel x band x window cells (time_windows={win})"
+
+    raise ValueError(
+        f"methods[{label!r}] is scored over {say(layouts[label])}, "
+        f"methods[{first!r}] over {say(layouts[first])}; the maps of one "
+        "comparison (the random control included, which follows explain_kw) "
+        "need the same cells. Pass explain_kw=dict(time_windows=...) with the "
+        "windows of the precomputed maps, or none for whole-epoch maps."
+    )
+
+
 def _area(per_epoch, frac):
     """Per-epoch mean height of a curve over its fractions (trapezoid)."""
     if len(frac) < 2:
@@ -129,8 +184,12 @@ def _area(per_epoch, frac):
 
 def _map_columns(sal, truth, use_quantus):
     cols = {}
-    if truth is not None:
-        level = "instance" if sal.level == "instance" else "group"
+    level = "instance" if sal.level == "instance" else "group"
+    if truth is not None and isinstance(sal, SpectralSaliencyTFR):
+        # the planted channel x band x window cells; no rank accuracy there
+        auroc = planted_window_auroc(sal, truth, level=level)
+        cols.update(auroc=auroc, rank_accuracy=np.nan)
+    elif truth is not None:
         gt = ground_truth_scores(sal, truth, level=level)
         cols.update(auroc=gt["auroc"], rank_accuracy=gt["rank_accuracy"])
     if use_quantus:
@@ -181,8 +240,12 @@ def compare_methods(
         Method names of :func:`mne_freqmask.explain` (and ``"random"``: a
         uniform random map per epoch, the control). A dict maps a label to a
         method name, to ``dict(method=name, **params)`` (parameters for that
-        method only), or to a :class:`~mne_freqmask.SpectralSaliency` already
-        computed on ``epochs`` (its time and passes are then unknown, NaN).
+        method only), or to a :class:`~mne_freqmask.SpectralSaliency` (or
+        :class:`~mne_freqmask.SpectralSaliencyTFR`) already computed on
+        ``epochs`` (its time and passes are then unknown, NaN). With
+        ``time_windows`` in ``explain_kw`` every method (and the random map)
+        is explained and scored over the channel x band x window cells of the
+        short-time grid.
     rankings : tuple of str
         ``"group"`` (rank the cells of the epoch-averaged map) and / or
         ``"instance"`` (each epoch's own map).
@@ -197,10 +260,15 @@ def compare_methods(
         Default: 0, 5, 10, 20, 30 and 50 per cent of the cells.
     %(y)s
     %(eval_reference)s
-    truth : None | PlantedTruth | ndarray of bool, shape (n_channels, n_bands)
-        The known answer (simulated data): adds ``auroc`` and
-        ``rank_accuracy`` (FLEXtime's relevance rank accuracy, see
-        :func:`~mne_freqmask.evaluation.ground_truth_scores`) per method.
+    truth : None | PlantedTruth | PlantedBurst | ndarray of bool
+        The known answer (simulated data; an array of shape
+        ``(n_channels, n_bands)``, or ``(n_channels, n_bands, n_windows)`` for
+        time-resolved maps): adds ``auroc`` and ``rank_accuracy`` (FLEXtime's
+        relevance rank accuracy, see
+        :func:`~mne_freqmask.evaluation.ground_truth_scores`) per method; for
+        a time-resolved map the ``auroc`` is that of
+        :func:`~mne_freqmask.evaluation.planted_window_auroc` and
+        ``rank_accuracy`` is NaN.
     baseline : str | None
         Label of the method every other is compared with, on the areas
         (default ``"random"``; None: no comparison, or when it is not among
@@ -215,7 +283,8 @@ def compare_methods(
     quantus : bool
         Add Quantus' ``complexity`` and ``sparseness`` of each method's maps
         (:func:`~mne_freqmask.evaluation.quantus_scores`; needs the
-        ``evaluation`` extra).
+        ``evaluation`` extra; channel x band maps only, not time-resolved
+        ones).
     %(eval_boot)s
     return_epoch_scores : bool
         Also return the area of every epoch (of every group with ``groups``),
@@ -284,11 +353,12 @@ def compare_methods(
     epochs = _ready_epochs(epochs)  # bad epochs dropped once, for every method
     _source(epochs)  # a clear error for empty epochs before any explanation
     codes = _group_codes(epochs, groups)
-    rows, areas = [], {}
+    rows, areas, layouts = [], {}, {}
     for label, entry in entries.items():
         sal, seconds, passes = _saliency(
             label, entry, epochs, model, explain_kw, seed, device
         )
+        _check_same_windows(layouts, label, sal)
         if "instance" in rankings and sal.level != "instance":
             raise ValueError(
                 f'methods[{label!r}] is a group-level map; rankings="instance" '

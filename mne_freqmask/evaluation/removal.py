@@ -10,7 +10,11 @@
   cells for every ``k``, and take the area under the accuracy curve.
 
 Both read the epochs chunk by chunk (as :func:`mne_freqmask.explain`), so
-epochs that are not preloaded are never held in memory at once.
+epochs that are not preloaded are never held in memory at once. Both take a
+time-resolved map (:class:`~mne_freqmask.SpectralSaliencyTFR`) as well: its
+channel x band x window cells are removed in the short-time Fourier
+transform of its grid (:func:`remove_cells`), with the same ranking,
+operators and intervals.
 """
 
 import numpy as np
@@ -25,6 +29,7 @@ from mne.utils import (
 )
 from scipy.integrate import trapezoid
 
+from mne_freqmask._stft import grid_inverse, grid_spectrum
 from mne_freqmask._torch_utils import model_context, predict, resolve_device
 from mne_freqmask.evaluation._common import (
     _cell_ranks,
@@ -70,27 +75,36 @@ def salient_cells(values, fraction=0.5, random_state=None):
 
 
 def remove_cells(x, keep, grid, picks, device=None, *, fill=None):
-    """Remove the channel x band cells where ``keep`` is False, back in time.
+    """Remove the cells where ``keep`` is False, back in time.
+
+    The cells are channel x band (a :class:`~mne_freqmask.FrequencyGrid`: the
+    epoch's rfft) or channel x band x window (a
+    :class:`~mne_freqmask.spectral.ShortTimeGrid`: its short-time Fourier
+    transform, periodic Hann windows, back in time with the inverse STFT).
 
     Parameters
     ----------
     x : ndarray, shape (n_epochs, n_channels, n_times)
         Epoch data.
-    keep : ndarray of bool, shape (n_picks, n_bands) or (n_epochs, n_picks, n_bands)
+    keep : ndarray of bool, shape ([n_epochs, ]n_picks, n_cells)
         Cells to keep; bins in no band and channels not in ``picks`` are kept.
-        Float weights in [0, 1] (e.g. a FreqMask mask) scale the cells
-        instead.
-    grid : FrequencyGrid
-        The band grid.
+        ``n_cells`` is ``grid.n_bands``: the bands, or for a short-time grid
+        the band x window cells flattened as the grid does (cell
+        ``b * n_windows + w``); a ``(..., n_bands, n_windows)`` array is
+        accepted too. Float weights in [0, 1] (e.g. a FreqMask mask) scale
+        the cells instead.
+    grid : FrequencyGrid | ShortTimeGrid
+        The cell grid (``saliency.grid``).
     picks : array of int
         Channel index (in ``x``) of each row of ``keep``.
     device : torch.device | None
         Where to compute.
     fill : None | ndarray, shape (n_epochs, n_channels, n_times)
-        ``None`` (default) zeroes the removed cells in the rfft spectrum.
-        Epochs (one per epoch of ``x``, e.g. epochs drawn from the reference
-        data) whose rfft coefficients replace those of the removed cells:
-        the distribution-preserving removal of
+        ``None`` (default) zeroes the removed cells' coefficients (rfft or
+        STFT). Epochs (one per epoch of ``x``, e.g. epochs drawn from the
+        reference data) whose coefficients of the same cell (channel, band
+        and window) replace those of the removed cells: the
+        distribution-preserving removal of
         :func:`~mne_freqmask.evaluation.deletion_curves`
         (``operator="reference"``). With float weights the cell is
         ``keep * x + (1 - keep) * fill``.
@@ -98,16 +112,36 @@ def remove_cells(x, keep, grid, picks, device=None, *, fill=None):
     Returns
     -------
     x_removed : ndarray, shape (n_epochs, n_channels, n_times)
-        The data with the removed cells zeroed (or replaced) in the rfft
-        spectrum.
+        The data with the removed cells zeroed (or replaced) in the spectrum.
+
+    Notes
+    -----
+    On a short-time grid the windows overlap, so the edited STFT is not
+    exactly the STFT of any signal; the inverse STFT returns the signal whose
+    STFT is closest to it (least squares), and the removed cells keep the
+    replaced power up to the leakage of their neighbours.
     """
+    keep = np.asarray(keep)
+    n_win = getattr(grid, "n_windows", None)
+    if (
+        n_win is not None
+        and keep.ndim >= 3
+        and keep.shape[-1] != grid.n_bands
+        and keep.shape[-2:] == (grid.n_bands // n_win, n_win)
+    ):  # (..., bands, windows): the grid's flat layout
+        keep = keep.reshape(keep.shape[:-2] + (-1,))
+    if keep.shape[-1] != grid.n_bands:
+        raise ValueError(
+            f"keep must have one value per cell of the grid ({grid.n_bands}) "
+            f"along its last axis, got shape {keep.shape}."
+        )
     device = torch.device("cpu") if device is None else device
     keep_bins = torch.as_tensor(grid.expand(keep.astype(np.float32), fill=1.0))
     keep_bins = keep_bins.to(device)
     xt = torch.as_tensor(x, device=device)
     picks_t = torch.as_tensor(picks, device=device)
-    spec = torch.fft.rfft(xt.index_select(1, picks_t).double(), dim=-1)
-    spec = spec * keep_bins
+    sub = xt.index_select(1, picks_t).double()
+    spec = grid_spectrum(grid, sub, norm="backward") * keep_bins
     if fill is not None:
         if np.shape(fill) != np.shape(x):
             raise ValueError(
@@ -115,8 +149,10 @@ def remove_cells(x, keep, grid, picks, device=None, *, fill=None):
                 f"epoch of x), got {np.shape(fill)}."
             )
         ft = torch.as_tensor(fill, device=device).index_select(1, picks_t)
-        spec = spec + torch.fft.rfft(ft.double(), dim=-1) * (1.0 - keep_bins)
-    sub = torch.fft.irfft(spec, n=x.shape[-1], dim=-1).to(xt.dtype)
+        spec = spec + grid_spectrum(grid, ft.double(), norm="backward") * (
+            1.0 - keep_bins
+        )
+    sub = grid_inverse(grid, spec, x.shape[-1], norm="backward").to(xt.dtype)
     return xt.index_copy(1, picks_t, sub).cpu().numpy()
 
 
@@ -164,7 +200,9 @@ def evaluate_removal(
     scores : pandas.DataFrame
         Rows ``original``, ``RN`` (non-salient cells removed) and ``RS``
         (salient cells removed); columns ``accuracy``, ``balanced_accuracy``
-        and ``removed_fraction`` (fraction of channel x band cells zeroed).
+        and ``removed_fraction`` (fraction of the map's cells zeroed:
+        channel x band, or channel x band x window for a
+        :class:`~mne_freqmask.SpectralSaliencyTFR`).
         ``scores.attrs`` holds ``level``, ``fraction`` and ``gap`` (RN minus
         RS accuracy; large is good).
     """
@@ -279,7 +317,10 @@ def deletion_curves(
 ):
     """Deletion (MoRF), LeRF and insertion curves over the ranked cells.
 
-    The channel x band cells are ranked by the map (most salient first). For
+    The cells are ranked by the map (most salient first): channel x band, or
+    channel x band x window for a :class:`~mne_freqmask.SpectralSaliencyTFR`
+    (removed in the short-time Fourier transform, see
+    :func:`~mne_freqmask.evaluation.remove_cells`). For
     each ``k``, the deletion curve (most relevant first, MoRF) removes the
     ``k`` top cells from the spectrum (as
     :func:`~mne_freqmask.evaluate_removal` does), the LeRF curve (least

@@ -139,10 +139,14 @@ level : "group" | "instance"
     all epochs); ``"instance"`` thresholds each epoch's own map."""
 
 docdict["saliency"] = """
-saliency : instance of SpectralSaliency
+saliency : instance of SpectralSaliency | instance of SpectralSaliencyTFR
     The explanation. For ``level="instance"`` it must hold one map per epoch of
     ``epochs``; for ``level="group"`` it may also be an averaged map (e.g. one
-    computed on other epochs, such as the training set)."""
+    computed on other epochs, such as the training set). A
+    :class:`~mne_freqmask.SpectralSaliencyTFR` (from
+    ``explain(..., time_windows=...)``) is scored over its channel x band x
+    window cells, removed in the epochs' short-time Fourier transform on the
+    map's :attr:`~mne_freqmask.SpectralSaliencyTFR.grid`."""
 
 
 # SpectralSaliency and its plots (prefixed "sal_"), datasets, evaluation
@@ -214,15 +218,17 @@ random_state : None | int | instance of ~numpy.random.RandomState
 # deletion curves and compare_methods
 docdict["eval_fractions"] = """
 fractions : array-like of float | None
-    Fractions of the channel x band cells removed (deletion, LeRF) or kept
+    Fractions of the cells (channel x band, or channel x band x window for a
+    time-resolved map) removed (deletion, LeRF) or kept
     (insertion) at each point of the curves, in [0, 1]; each is rounded to a
     whole number of cells and duplicates are dropped."""
 
 docdict["eval_operator"] = """
 operator : "zero" | "reference"
-    How a cell is removed. ``"zero"`` sets its rfft coefficients to 0 (the
-    paper's removal). ``"reference"`` replaces them with the coefficients of
-    the same channel and band of another epoch, drawn at random (seeded, one
+    How a cell is removed. ``"zero"`` sets its rfft coefficients (STFT
+    coefficients for a time-resolved map) to 0 (the paper's removal).
+    ``"reference"`` replaces them with the coefficients of the same channel
+    and band (and window) of another epoch, drawn at random (seeded, one
     draw per epoch, the same for every point of a curve) from ``reference``
     (or, when ``reference`` is None, from the other evaluated epochs): the
     removed cells keep a power seen in the data, so a map is not rewarded for
