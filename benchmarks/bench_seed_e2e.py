@@ -219,7 +219,7 @@ def main(argv=None):
         if not args.skip_methods:
             idx = np.sort(rng.choice(rest, args.n_methods_epochs, replace=False))
             ep = _epochs(raw, events[idx], preload=True)
-            ref = _epochs(raw, events[ends[::4]], preload=True)
+            ref = _epochs(raw, events[ends[::3]], preload=True)  # both classes
             pub = args.peer_budget == "published"
             methods = {
                 "freqmask": "freqmask",
