@@ -93,7 +93,7 @@ def time_step(model, held, bands, repeats, extras=True):
     gen_params = dict(params, perturbation="generator")
     sl = slice(0, len(held))
     with model_context(model, dev):
-        centres, cluster = fm._subject_centres(inp, "complex", dev, torch.float32)
+        centres, cluster = fm._subject_centres(inp, grid, "complex", dev, torch.float32)
         c = centres[cluster[sl]]
         fitter = fm._ChunkFitter(inp, grid, model, params, dev, torch.float32)
         if fitter.reference:  # the donors, as freqmask() draws them
