@@ -256,7 +256,7 @@ def explain(
         inp.check_classes(n_classes)
         # before the fit, which can take minutes: a model that cannot tell
         # the epochs apart is reported now, not after it
-        units = _warn_model(inp, model, dev, n_classes, epochs.event_id)
+        units = _warn_model(inp, model, dev)
         if ckpt is not None:
             fp = fingerprint(
                 method=method,
@@ -298,6 +298,7 @@ def explain(
         _check_result(res.data, inp, model, dev, method)
         # the band edges of a short-time grid are those of its frequency grid
         _warn_map(res.data, units, getattr(grid, "frequency_grid", grid))
+        _warn_outputs(n_classes, epochs.event_id)
     common = dict(
         method=method,
         events=epochs.events.copy(),
@@ -377,14 +378,13 @@ def _check_result(data, inp, model, device, method):
 _N_CHECK = 64
 
 
-def _warn_model(inp, model, device, n_classes, event_id):
+def _warn_model(inp, model, device):
     """Warn, naming the fix, when a model is unlikely to explain anything.
 
-    Two situations seen in real use: a model that predicts one class for
-    every epoch (often one trained on microvolts and given volts) and a model
-    whose number of outputs differs from the number of event types of the
-    epochs. Returns the units hint that :func:`_warn_map` repeats ("" when
-    the data are not in volts-like units).
+    Seen in real use: a model that predicts one class for every epoch (often
+    one trained on microvolts and given volts). Checked before the fit,
+    which can take minutes. Returns the units hint that :func:`_warn_map`
+    repeats ("" when the data are not in volts-like units).
     """
     scale = float(inp.scale) if np.ndim(inp.scale) == 0 else float(np.max(inp.scale))
     units = (
@@ -410,6 +410,15 @@ def _warn_model(inp, model, device, n_classes, event_id):
                 "says little; check the model on these epochs (accuracy, input "
                 f"scale, channels, filtering) before reading the map.{units}"
             )
+    return units
+
+
+def _warn_outputs(n_classes, event_id):
+    """Warn when the model's output count differs from the event types.
+
+    After the fit: a method that uses the labels refuses such epochs itself,
+    with an error that names the fix.
+    """
     n_types = len(set(int(c) for c in (event_id or {}).values()))
     if n_types >= 2 and n_types != n_classes:
         warn(
@@ -418,7 +427,6 @@ def _warn_model(inp, model, device, n_classes, event_id):
             "classes (the k-th event code in ascending order is output k) or "
             "pass y with each epoch's output unit."
         )
-    return units
 
 
 #: an epoch's map whose values all lie within this share of its largest
