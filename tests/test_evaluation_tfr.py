@@ -19,7 +19,7 @@ from mne_freqmask._stft import grid_spectrum  # noqa: E402
 from mne_freqmask.datasets.simulated import make_epochs  # noqa: E402
 from mne_freqmask.spectral import FrequencyGrid, short_time_grid  # noqa: E402
 
-CHS = ["F3", "Fz", "F4", "C3", "Cz", "C4", "P3", "P4"]
+CHS = ["F3", "Fz", "F4", "C3", "Cz", "C4", "P3", "P4"]  # conftest's burst
 #: 0.5 s windows every 0.25 s on 2 s epochs: 9 windows, 5 bands, 360 cells
 TW = (0.5, 0.25)
 #: the 6 planted cells are 1.7 per cent of the 360: small fractions tell
@@ -28,27 +28,16 @@ FRACTIONS = (0.0, 0.02, 0.05, 0.1)
 
 
 @pytest.fixture(scope="module")
-def burst(torch_threads):
-    """The burst epochs, EEGNet, 96 evaluated and 64 reference epochs, and
-    FreqMask's short-time map of the evaluated epochs (about 25 s on one
+def burst(burst_simulated):
+    """The burst epochs and EEGNet (conftest), 96 evaluated and 64 reference
+    epochs, and FreqMask's short-time map of the evaluated epochs (about 25 s on one
     thread). The evaluated epochs are the 32 held-out ones and 64 training
     ones: whether a map explains the model does not depend on the model
     having seen the epoch, and 32 epochs leave the intervals too wide
     (measured: overlapping for the group-level zero operator)."""
-    from mne_freqmask.models import fit
-
+    epochs, truth, model, history = burst_simulated
     n_threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    epochs, truth = make_epochs(
-        n_subjects=2,
-        n_epochs_per_class=40,
-        ch_names=CHS,
-        band=(18.0, 22.0),
-        burst=dict(),
-        random_state=0,
-    )
-    model, history = fit(epochs, "eegnet", max_epochs=30, random_state=0)
-    assert history["val_accuracy"][-1] >= 0.75, "the burst model did not learn"
     train = history["train_idx"]
     held = epochs[np.sort(np.concatenate([history["val_idx"], train[:64]]))]
     ref = epochs[train[64:]]

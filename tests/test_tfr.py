@@ -7,37 +7,23 @@ torch = pytest.importorskip("torch")
 
 import mne_freqmask as mfm  # noqa: E402
 from mne_freqmask._stft import grid_inverse, grid_spectrum  # noqa: E402
-from mne_freqmask.datasets.simulated import PlantedBurst, make_epochs  # noqa: E402
+from mne_freqmask.datasets.simulated import PlantedBurst  # noqa: E402
 from mne_freqmask.evaluation import planted_window_auroc  # noqa: E402
 from mne_freqmask.spectral import ShortTimeGrid, short_time_grid  # noqa: E402
 
 #: a few channels around the motor cortex (C3 / C4 carry the burst)
-CHS = ["F3", "Fz", "F4", "C3", "Cz", "C4", "P3", "P4"]
+CHS = ["F3", "Fz", "F4", "C3", "Cz", "C4", "P3", "P4"]  # conftest's burst
 #: 0.5 s windows every 0.25 s on 2 s epochs: 9 windows, bins every 2 Hz
 TW = (0.5, 0.25)
 
 
 @pytest.fixture(scope="module")
-def burst(torch_threads):
-    """Epochs whose class is a 20 Hz burst at 0.5-1.0 s on C3/C4 under a
-    stronger alpha present all the time, and a small EEGNet trained on them
-    (about 10 s). Torch runs on one thread in this module: the data are tiny,
-    and two threads on a loaded 2-core machine ran it 10 times slower."""
-    from mne_freqmask.models import fit
-
+def burst(burst_simulated):
+    """The burst epochs and model (conftest); torch on one thread in this
+    module (tiny data: a second thread only waits on a loaded machine)."""
     n_threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    epochs, truth = make_epochs(
-        n_subjects=2,
-        n_epochs_per_class=40,
-        ch_names=CHS,
-        band=(18.0, 22.0),
-        burst=dict(),
-        random_state=0,
-    )
-    model, history = fit(epochs, "eegnet", max_epochs=30, random_state=0)
-    assert history["val_accuracy"][-1] >= 0.75, "the burst model did not learn"
-    yield epochs, truth, model, history
+    yield burst_simulated
     torch.set_num_threads(n_threads)
 
 
