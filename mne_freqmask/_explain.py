@@ -115,9 +115,10 @@ def explain(
         ``1 / length`` Hz). A window at least as long as the epoch is the
         whole-epoch explanation as one window (the same numbers). Methods:
         :data:`mne_freqmask.methods.SHORT_TIME_METHODS` (``"freqmask"``,
-        ``"amplitude_gradients"``, ``"integrated_gradients"``); the others
-        refuse it. FreqMask's mask is then one value per channel x band x
-        window, the removed part of a cell is filled from the same cell of
+        ``"amplitude_gradients"``, ``"integrated_gradients"``,
+        ``"freqrise"``, ``"dft_lrp"``, ``"lrp"``); the others refuse it.
+        FreqMask's mask is then one value per channel x band x window, the
+        removed part of a cell is filled from the same cell of
         a reference epoch's STFT (or, with ``perturbation="generator"``,
         from a dense generator over all bins and windows of a channel), and
         the perturbed STFT goes back to time with the inverse STFT; amplitude

@@ -70,6 +70,10 @@ def test_grid_and_stft_identity(burst):
         ("freqmask", dict(n_steps=60)),
         ("amplitude_gradients", {}),
         ("integrated_gradients", dict(n_steps=8)),
+        ("freqrise", dict(n_masks=64, random_state=0)),
+        ("freqrise", dict(n_masks=64, n_cells=8, random_state=0)),
+        ("dft_lrp", {}),
+        ("lrp", {}),
     ],
 )
 def test_one_window_is_the_whole_epoch(burst, method, kw):
@@ -136,12 +140,89 @@ def test_gradients_short_time(burst, method):
     assert auroc >= 0.8, auroc
 
 
+@pytest.mark.parametrize(
+    "method, kw, min_auroc",
+    [
+        # measured on these 16 epochs: 0.98 (grid masks), 1.00 (published
+        # generator, 6 x 6 cells), 1.00 (LRP)
+        ("freqrise", dict(n_masks=500, random_state=0), 0.9),
+        ("freqrise", dict(n_masks=500, n_cells=6, random_state=0), 0.9),
+        ("lrp", {}, 0.9),
+    ],
+)
+def test_peers_short_time(burst, method, kw, min_auroc):
+    """FreqRISE (both generators) and LRP run short-time and find the burst."""
+    epochs, truth, model, history = burst
+    ep = epochs[history["val_idx"][:16]]
+    sal = mfm.explain(
+        ep, model, method=method, bands="canonical", time_windows=TW, **kw
+    )
+    assert sal.shape == (16, len(CHS), 5, 9) and np.isfinite(sal.get_data()).all()
+    if method == "freqrise":  # min-max normalised per epoch, over all cells
+        flat = sal.get_data().reshape(16, -1)
+        np.testing.assert_allclose(flat.min(1), 0, atol=1e-6)
+        np.testing.assert_allclose(flat.max(1), 1, rtol=1e-6)
+    auroc = planted_window_auroc(sal, truth, absolute=True)
+    assert auroc >= min_auroc, auroc
+
+
+def test_freqrise_published_masks_short_time():
+    """The published two-dimensional generator: bilinear upsampling of the
+    cells to bins x windows, reflect padding, a crop per axis."""
+    from mne_freqmask.methods.freqrise import smooth_masks_2d
+
+    grid = short_time_grid(128.0, 256, "canonical", TW)
+    n_c = 5
+    gen = torch.Generator().manual_seed(0)
+    cells = (torch.rand((3, 2, n_c * n_c), generator=gen) < 0.5).double()
+    shift = torch.randint(0, n_c, (3, 2), generator=gen)
+    masks = smooth_masks_2d(cells, shift, grid)
+    assert masks.shape == (3, 2, 33 * 9)
+    for m in range(3):  # the published per-mask crop, written out
+        up = torch.nn.functional.interpolate(
+            cells[m].reshape(2, 1, n_c, n_c), size=(33, 9), mode="bilinear"
+        )
+        up = torch.nn.functional.pad(up, (2, 2, 2, 2), mode="reflect")
+        y, x = shift[m]
+        ref = up[:, 0, y : y + 33, x : x + 9].reshape(2, -1)
+        torch.testing.assert_close(masks[m], ref)
+    assert 0 <= masks.min() and masks.max() <= 1
+
+
+def test_dft_lrp_short_time_conserves(burst):
+    """Short-time DFT-LRP: the channel x band x window cells hold the
+    time-domain relevance (bands covering every bin), as the rfft bins do."""
+    from mne_freqmask.methods._dft import dft_relevance
+
+    epochs, _, model, _ = burst
+    ep = epochs[:3]
+    for method in ("dft_lrp", "lrp"):
+        sal = mfm.explain(ep, model, method=method, bands=8, time_windows=TW)
+        assert sal.shape == (3, len(CHS), 8, 9)
+        total = sal.diagnostics["relevance_total"]
+        np.testing.assert_allclose(sal.get_data().sum((1, 2, 3)), total, rtol=1e-4)
+        # and collapsed over the windows it is close to the whole-epoch map
+        whole = mfm.explain(ep, model, method=method, bands=8)
+        r = np.corrcoef(
+            sal.average(dim="times").get_data().ravel(), whole.get_data().ravel()
+        )[0, 1]
+        assert r > 0.9, (method, r)  # measured 0.96 (dft_lrp), 0.998 (lrp)
+    # the rule itself, in float64: coefficients sum to the relevance (1e-9)
+    grid = short_time_grid(128.0, 256, 8, TW)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn((4, 3, 256), generator=gen, dtype=torch.float64)
+    rel = torch.randn((4, 3, 256), generator=gen, dtype=torch.float64)
+    rel_f = dft_relevance(x, rel, grid=grid)
+    assert rel_f.shape == (4, 3, grid.n_freqs)
+    np.testing.assert_allclose(rel_f.sum(-1), rel.sum(-1), rtol=1e-9)
+
+
 def test_refused_and_checked(burst):
     """Methods that cannot run short-time refuse time_windows, naming those
     that can; checkpoints and bad windows are refused before the model runs."""
     epochs, _, model, _ = burst
     with pytest.raises(ValueError, match="amplitude_gradients"):
-        mfm.explain(epochs[:4], model, method="freqrise", time_windows=TW)
+        mfm.explain(epochs[:4], model, method="flextime", time_windows=TW)
     with pytest.raises(ValueError, match="checkpoint"):
         mfm.explain(epochs[:4], model, time_windows=TW, checkpoint="x.h5")
     with pytest.raises(ValueError, match="NOLA"):

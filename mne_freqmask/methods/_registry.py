@@ -36,7 +36,14 @@ METHODS = {
 #: Methods that explain the short-time Fourier transform too
 #: (``explain(..., time_windows=...)``): they reach the spectrum only through
 #: ``mne_freqmask._stft`` and its cells only through the grid's flat view.
-SHORT_TIME_METHODS = {"freqmask", "amplitude_gradients", "integrated_gradients"}
+SHORT_TIME_METHODS = {
+    "freqmask",
+    "amplitude_gradients",
+    "integrated_gradients",
+    "freqrise",
+    "dft_lrp",
+    "lrp",
+}
 
 #: The arguments every method function takes (the rest are method parameters).
 FIXED_ARGS = ("inp", "grid", "model", "device", "chunk_size", "random_state")

@@ -20,6 +20,13 @@
    conserves it: per channel, the bins sum to the sum over time of ``R_t``.
 3. Bins are summed per band.
 
+Short-time (``explain(..., time_windows=...)``, the STDFT variant of
+Vielhaben et al.): step 2 goes through the inverse STFT of the grid instead
+of the inverse rfft, and the coefficients are summed per channel x band x
+window cell (see :mod:`mne_freqmask.methods._dft` for how this follows the
+published STDFT layer). Step 1 is unchanged: zennit explains the time
+samples, whatever the cells.
+
 zennit runs on a deep copy of the model, so the user's model is untouched
 whatever happens (zennit's canonizers write merged weights into the modules
 they change, and a failure while registering them would leave them there).
@@ -104,7 +111,7 @@ def dft_lrp(
                 ) from exp
             # in units of the data's std, so that dft_relevance's absolute
             # stabiliser means the same whatever the units (volts, microvolts)
-            rel_f = dft_relevance(x[:, picks] / inp.scale, rel[:, picks])
+            rel_f = dft_relevance(x[:, picks] / inp.scale, rel[:, picks], grid=grid)
             out[sl] = grid.collapse(rel_f.cpu().numpy(), np.sum)
             total[sl] = rel.double().sum((1, 2)).cpu().numpy()
     params = dict(

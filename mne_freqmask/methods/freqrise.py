@@ -37,6 +37,26 @@ FLEXtime version; the FreqRISE repository, written for one-channel audio,
 shares one mask across channels) and averages the per-bin saliency over each
 band's bins.
 
+Short-time mode (``explain(..., time_windows=...)``), as FreqRISE's
+``domain="stft"`` (``src/explainability/freqrise.py``: ``torch.stft`` of the
+sample, the masks multiply the complex STFT, ``torch.istft`` back to the
+model; ``main_attributions.py`` sets the STFT): the masks act on the STFT of
+the explanation's :class:`~mne_freqmask.spectral.ShortTimeGrid` instead of
+the rfft. Grid masks draw one cell per channel x band x window. The
+published generator (``n_cells=int``) is its two-dimensional form
+(``mask_generator(num_spatial_dims=2)`` in ``src/explainability/masking.py``):
+``n_cells x n_cells`` Bernoulli cells per mask and channel, upsampled
+bilinearly to bins x windows, reflect-padded by ``n_cells // 2`` on both
+axes and cropped at a random offset per axis (two more uniforms per mask:
+bins, then windows); the saliency per STFT coefficient is averaged over each
+cell's bins. The published STFT is a symmetric Hann of 455 samples every 35
+(for 8 kHz audio); here it is the grid's periodic Hann, whose windows and
+step the user chooses (``time_windows``), so that the cells, the removal
+game and :class:`~mne_freqmask.SpectralSaliencyTFR` share one transform.
+The published default ``num_cells=200`` assumes hundreds of windows; an EEG
+epoch has a few, and ``n_cells`` must stay below twice the number of windows
+and of bins (the reflect padding).
+
 Deviations from the published code, all deliberate:
 
 - the grid masks above (default), not the published smooth masks;
@@ -62,7 +82,8 @@ import numpy as np
 import torch
 from mne.utils import _validate_type, logger
 
-from mne_freqmask._torch_utils import inverse_spectrum, model_dtype, spectrum
+from mne_freqmask._stft import grid_inverse, grid_spectrum, is_short_time
+from mne_freqmask._torch_utils import model_dtype
 from mne_freqmask.methods._base import MethodResult, chunk_slices
 from mne_freqmask.methods._spectral_attr import check_batch_size
 from mne_freqmask.utils._checks import _check_positive, _make_rng
@@ -92,15 +113,10 @@ def freqrise(
             f"(0, 1], got {probability}."
         )
     _validate_type(n_cells, ("int-like", None), "n_cells", "int or None")
+    short = is_short_time(grid)
     if n_cells is not None:
         n_cells = _check_positive(n_cells, "n_cells", integer=True)
-        if not 2 <= n_cells <= 2 * grid.n_freqs - 1:
-            raise ValueError(
-                f"n_cells must be between 2 and {2 * grid.n_freqs - 1} (the "
-                f"reflect padding of n_cells // 2 bins needs fewer than "
-                f"{grid.n_freqs} bins, the number of rfft bins), got {n_cells}; "
-                "or use n_cells=None (masks on the channel x band grid)."
-            )
+        _check_n_cells(n_cells, grid, short)
     for name, flag in (("use_softmax", use_softmax), ("normalize", normalize)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {type(flag).__name__}.")
@@ -125,7 +141,12 @@ def freqrise(
     bin_index = torch.as_tensor(
         np.where(grid.bin_band < 0, grid.n_bands, grid.bin_band), device=device
     )
-    n_draw = grid.n_bands if n_cells is None else n_cells
+    # uniforms per mask and channel: one per cell (grid masks), or the
+    # published generator's n_cells (x n_cells over bins x windows)
+    if n_cells is None:
+        n_draw, n_shift = grid.n_bands, 0
+    else:
+        n_draw, n_shift = (n_cells**2, 2) if short else (n_cells, 1)
     out = np.empty((n_epochs, n_picks, grid.n_bands), np.float32)
     target_out = np.empty(n_epochs, np.int64)
     logit_out = np.empty(n_epochs, np.float32)
@@ -144,7 +165,7 @@ def freqrise(
             target = torch.as_tensor(inp.target[sl], device=device)
         target_out[sl] = target.cpu().numpy()
         logit_out[sl] = logits.gather(1, target[:, None])[:, 0].float().cpu().numpy()
-        xf = spectrum(x.index_select(1, picks), inp.scale)  # (B, P, F)
+        xf = grid_spectrum(grid, x.index_select(1, picks), inp.scale)  # (B, P, F)
         rngs = [np.random.default_rng(s) for s in seeds[sl]]
         # masks per block: a block's copies of all epochs in about batch_size
         per_block = max(1, batch_size // n_b)
@@ -152,7 +173,7 @@ def freqrise(
         sal = torch.zeros((n_b, n_picks, n_sal), device=device, dtype=torch.float64)
         for m0 in range(0, n_masks, per_block):
             n_m = min(per_block, n_masks - m0)
-            size = n_picks * n_draw + (0 if n_cells is None else 1)
+            size = n_picks * n_draw + n_shift
             u = np.stack([rng.random((n_m, size)) for rng in rngs])
             u = torch.as_tensor(u, device=device)
             cells = (u[..., : n_picks * n_draw] < probability).to(dtype)
@@ -161,11 +182,15 @@ def freqrise(
                 ones = cells.new_ones(cells.shape[:-1] + (1,))
                 bins = torch.cat([cells, ones], -1).index_select(-1, bin_index)
                 weight = cells
+            elif short:
+                shift = torch.floor(u[..., -2:] * n_cells).long()
+                bins = smooth_masks_2d(cells, shift, grid)
+                weight = bins.abs()
             else:
                 shift = torch.floor(u[..., -1] * n_cells).long()
                 bins = smooth_masks(cells, shift, grid.n_freqs)
                 weight = bins.abs()
-            xhat = inverse_spectrum(xf[:, None] * bins, inp.n_times, inp.scale)
+            xhat = grid_inverse(grid, xf[:, None] * bins, inp.n_times, inp.scale)
             xhat = xhat.to(dtype).reshape(n_b * n_m, n_picks, inp.n_times)
             full = x.repeat_interleave(n_m, 0)
             full = xhat if all_picked else full.index_copy(1, picks, xhat)
@@ -188,6 +213,23 @@ def freqrise(
         model_passes=np.full(n_epochs, n_masks + 1, np.int64),
     )
     return MethodResult(out, params, diagnostics)
+
+
+def _check_n_cells(n_cells, grid, short):
+    """The published generator's reflect padding of ``n_cells // 2`` needs
+    fewer bins (and, short-time, windows) than that on each axis."""
+    if short:
+        n_bins, n_win = grid.frequency_grid.n_freqs, grid.n_windows
+        top = 2 * min(n_bins, n_win) - 1
+        what = f"{n_bins} bins per window and {n_win} windows"
+    else:
+        top, what = 2 * grid.n_freqs - 1, f"{grid.n_freqs} rfft bins"
+    if not 2 <= n_cells <= top:
+        raise ValueError(
+            f"n_cells must be between 2 and {top} (the reflect padding of "
+            f"n_cells // 2 cells needs fewer than the {what}), got {n_cells}; "
+            "or use n_cells=None (masks on the explanation's own cells)."
+        )
 
 
 def _scores(model, x, batch_size):
@@ -226,6 +268,48 @@ def smooth_masks(cells, shift, n_freqs):
     idx = shift.reshape(-1, 1, 1) + torch.arange(n_freqs, device=cells.device)
     up = up.gather(-1, idx.expand(-1, n_p, -1))
     return up.reshape(lead + (n_p, n_freqs))
+
+
+def smooth_masks_2d(cells, shift, grid):
+    """The published short-time generator's masks, flattened as ``grid``.
+
+    FreqRISE's ``mask_generator(num_spatial_dims=2)``: ``n_cells x n_cells``
+    Bernoulli cells upsampled bilinearly (``align_corners=False``) to the
+    STFT's ``n_bins x n_windows``, reflect-padded by ``n_cells // 2`` on both
+    axes and cropped at a random offset per axis.
+
+    Parameters
+    ----------
+    cells : tensor, shape (..., n_picks, n_cells ** 2)
+        0 / 1 cells of each mask and channel (bins major).
+    shift : tensor of int, shape (..., 2)
+        Crop offsets (bins, windows) of each mask, in ``[0, n_cells)``,
+        shared by its channels.
+    grid : ShortTimeGrid
+        The grid whose STFT is masked.
+
+    Returns
+    -------
+    masks : tensor, shape (..., n_picks, n_bins * n_windows)
+        The masks in the grid's flat layout (bin ``f`` of window ``w`` at
+        ``f * n_windows + w``).
+    """
+    n_bins, n_win = grid.frequency_grid.n_freqs, grid.n_windows
+    lead, n_p = cells.shape[:-2], cells.shape[-2]
+    n_c = int(round(cells.shape[-1] ** 0.5))
+    flat = cells.reshape(-1, n_p, n_c, n_c)
+    up = torch.nn.functional.interpolate(
+        flat, size=(n_bins, n_win), mode="bilinear", align_corners=False
+    )
+    pad = n_c // 2
+    up = torch.nn.functional.pad(up, (pad, pad, pad, pad), mode="reflect")
+    shift = shift.reshape(-1, 2)
+    dev = cells.device
+    rows = shift[:, :1] + torch.arange(n_bins, device=dev)  # (M, n_bins)
+    cols = shift[:, 1:] + torch.arange(n_win, device=dev)  # (M, n_win)
+    m = torch.arange(len(shift), device=dev)[:, None, None]
+    up = up.permute(0, 2, 3, 1)[m, rows[:, :, None], cols[:, None, :]]
+    return up.permute(0, 3, 1, 2).reshape(lead + (n_p, n_bins * n_win))
 
 
 def minmax(sal):

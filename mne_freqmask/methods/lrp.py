@@ -9,6 +9,9 @@ the bins are summed into the channel x band cells. Relevance is signed (positive
 evidence for the explained class); its sum over all cells and bins in a band
 equals the time-domain sum, which is the explained logit up to what biases,
 embeddings and the softmax absorb (``diagnostics["input_share"]``, per epoch).
+With ``explain(..., time_windows=...)`` the virtual layer is the grid's inverse
+STFT and the cells are channel x band x window (the short-time DFT-LRP of
+:mod:`mne_freqmask.methods._dft`).
 
 Operations without an LRP rule (recurrent layers, ``torch.baddbmm``, in-place
 non-linearities...) give a :class:`~mne_freqmask.lrp.LRPCoverageWarning`
@@ -83,7 +86,7 @@ def lrp(
     )
     for sl, xb, res in batches:
         n_plain[sl] = sum(res.plain_ops.values())
-        rel_f = dft_relevance(xb[:, picks], res.relevance[:, picks])
+        rel_f = dft_relevance(xb[:, picks], res.relevance[:, picks], grid=grid)
         out[sl] = grid.collapse(rel_f.cpu().numpy())
         logit[sl] = res.logit.double().cpu().numpy()
         total[sl] = res.relevance.double().sum((1, 2)).cpu().numpy()
