@@ -57,7 +57,9 @@ Short-time (``explain(..., time_windows=...)``, a ``ShortTimeGrid``): ``rfft``
 becomes the STFT (``mne_freqmask._stft``), flattened to bins x windows, so
 the mask is one value per channel x band x window, the donors' (or the
 generator's) fill replaces a cell's STFT coefficients and ``istft`` rebuilds
-the epoch; the loss, stopping and scores are unchanged.
+the epoch; the loss, stopping and scores are unchanged. The generator spans
+every bin of every window of a channel; the alignment centres are the
+subjects' mean STFTs (each window against the same window).
 """
 
 import inspect
