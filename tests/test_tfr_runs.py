@@ -129,3 +129,67 @@ def test_checkpoint_time_windows(burst, tmp_path):
     )
     with pytest.raises(ValueError, match=r"holds time_windows=None \(whole epoch\)"):
         mfm.explain(ep, model, reference=ref, checkpoint=whole, **KW)
+
+
+def test_explain_files_time_windows(burst, tmp_path):
+    """One time-resolved file per epochs file (-sal-tfr.h5), the same map as
+    explain(); resumed runs skip them and refuse a file of the other kind or
+    of other windows."""
+    import os
+
+    import mne
+
+    ep, _, model = burst
+    fnames = []
+    for k in range(2):
+        fname = tmp_path / f"run{k}-epo.fif"
+        ep[4 * k : 4 * k + 4].save(fname, verbose=False)
+        fnames.append(fname)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    kw = dict(method="amplitude_gradients", bands="canonical", threads=1)
+    outs = mfm.explain_files(fnames, model, out_dir, time_windows=TW, **kw)
+    assert [o.name for o in outs] == ["run0-sal-tfr.h5", "run1-sal-tfr.h5"]
+    for fname, out in zip(fnames, outs, strict=True):
+        sal = mfm.read_saliency_tfr(out)
+        epochs = mne.read_epochs(fname, preload=False, verbose=False)
+        direct = mfm.explain(
+            epochs,
+            model,
+            method="amplitude_gradients",
+            bands="canonical",
+            time_windows=TW,
+            verbose=False,
+        )
+        assert sal.shape == (4, len(ep.ch_names), 5, 9)
+        np.testing.assert_array_equal(sal.get_data(), direct.get_data())
+        np.testing.assert_array_equal(sal.events, epochs.events)
+        assert sal.time_windows == TW and np.ptp(sal.get_data()) > 0
+    # whole-epoch maps of the same files go beside them, under their own name
+    whole = mfm.explain_files(fnames, model, out_dir, **kw)
+    assert [o.name for o in whole] == ["run0-sal.h5", "run1-sal.h5"]
+    assert mfm.read_saliency(whole[0]).shape == (4, len(ep.ch_names), 5)
+    # a resumed run skips the files done (untouched), "auto" is the same grid
+    mtimes = [os.stat(o).st_mtime_ns for o in outs]
+    os.remove(outs[1])
+    again = mfm.explain_files(fnames, model, out_dir, time_windows="auto", **kw)
+    assert again == outs and os.stat(outs[0]).st_mtime_ns == mtimes[0]
+    assert mfm.read_saliency_tfr(outs[1]).time_windows == TW
+    # the other kind, or other windows, under the name of a file done: refused
+    same = dict(kw, suffix="-sal.h5")
+    with pytest.raises(ValueError, match="holds a whole-epoch SpectralSaliency"):
+        mfm.explain_files(fnames, model, out_dir, time_windows=TW, **same)
+    same = dict(kw, suffix="-sal-tfr.h5")
+    with pytest.raises(ValueError, match=r"holds a time-resolved .*overwrite=True"):
+        mfm.explain_files(fnames, model, out_dir, **same)
+    with pytest.raises(ValueError, match=r"holds windows of 0.5 s every 0.25 s"):
+        mfm.explain_files(fnames, model, out_dir, time_windows=(1.0, 0.5), **kw)
+    # methods that cannot run short-time, and bad windows, before any work
+    with pytest.raises(ValueError, match="the methods that can are"):
+        mfm.explain_files(fnames, model, out_dir, method="freqrise", time_windows=TW)
+    with pytest.raises(ValueError, match="NOLA"):
+        mfm.explain_files(fnames, model, out_dir, time_windows=(0.5, 0.4))
+    # nothing half-written is left behind
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(
+        o.name for o in outs + whole
+    )
