@@ -170,9 +170,8 @@ def _windows_hint(stored, fp):
     """The part of the refusal that names the windows of both runs."""
     whole = "time_windows=None (whole epoch)"
     return (
-        f"; the checkpoint holds {stored.get('time_windows', whole)}, this run "
-        f"asks for {fp.get('time_windows', whole)}: pass the checkpoint's "
-        "time_windows to resume it"
+        f": the checkpoint holds {stored.get('time_windows', whole)}, this run "
+        f"asks for {fp.get('time_windows', whole)}"
     )
 
 

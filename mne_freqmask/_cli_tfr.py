@@ -77,7 +77,7 @@ def tfr_top_lines(sal):
         (
             "Top cells",
             ", ".join(
-                f"{c['channel']} {c['band']} {_span(c['edges'])} {c['value']:.3g}"
+                f"{c['channel']} {c['band']} at {_span(c['edges'])} {c['value']:.3g}"
                 for c in top
             )
             + " (group map: channel, band, window)",

@@ -538,7 +538,7 @@ def test_explain_time_windows(saved_burst, tmp_path, capsys):
     # the top cells are those of the saved map, with their windows' times ...
     top = top_tfr_cells(sal.average())
     expected = ", ".join(
-        f"{c['channel']} {c['band']} {c['edges'][0]:.2f}-{c['edges'][1]:.2f} s "
+        f"{c['channel']} {c['band']} at {c['edges'][0]:.2f}-{c['edges'][1]:.2f} s "
         f"{c['value']:.3g}"
         for c in top
     )
@@ -615,5 +615,5 @@ def test_explain_time_windows_files_and_checkpoint(saved_burst, tmp_path, capsys
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "time_windows differ" in err
     assert "the checkpoint holds time_windows=(0.5, 0.25)" in err
-    assert "pass the checkpoint's time_windows to resume it" in err
+    assert "repeat that run's arguments to resume it" in err
     assert mfm.read_saliency_tfr(tmp_path / "c.h5") == first  # left as it was

@@ -121,7 +121,7 @@ def test_checkpoint_time_windows(burst, tmp_path):
         msg = str(exc.value)
         assert f"the checkpoint holds {stored}" in msg, msg
         assert f"this run asks for {asked}" in msg, msg
-        assert "pass the checkpoint's time_windows to resume it" in msg
+        assert "repeat that run's arguments to resume it" in msg
     # and a whole-epoch checkpoint is refused by a time-resolved run
     whole = tmp_path / "whole.h5"
     mfm.explain(
