@@ -3,8 +3,8 @@
 :func:`explain_files` explains each ``-epo.fif`` file and writes its
 :class:`~mne_freqmask.SpectralSaliency` (with ``time_windows``: its
 :class:`~mne_freqmask.SpectralSaliencyTFR`) next to the others, skipping
-files already done, so an interrupted run resumes where it stopped. The files run
-in parallel through joblib, the convention of the MNE ecosystem (as
+files already done, so an interrupted run resumes where it stopped. The files
+run in parallel through joblib, the convention of the MNE ecosystem (as
 :func:`mne.parallel.parallel_func` and mne-bids-pipeline): inside
 ``joblib.parallel_config(backend="dask")`` with a ``dask.distributed``
 client, they are spread over the Dask cluster's workers, one machine or
