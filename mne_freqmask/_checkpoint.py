@@ -11,8 +11,12 @@ as in an uninterrupted run, so the saliency is the same.
 
 A fingerprint of the arguments (method and its parameters, bands, picks,
 labels and targets, the epochs' channels, events and data scale, the
-reference, the model's weights, the random seed and the chunk size) is stored
-with the results; a run whose fingerprint differs is refused.
+reference, the model's weights, the random seed, the chunk size and, for a
+time-resolved run (``time_windows``), the windows in samples) is stored with
+the results; a run whose fingerprint differs is refused. A chunk of a
+time-resolved run holds the flat channel x (band x window) cells that the
+methods return; :func:`mne_freqmask.explain` reshapes the whole as it does
+without a checkpoint.
 """
 
 import dataclasses
@@ -112,10 +116,24 @@ def _jsonable(value):
 
 
 def fingerprint(
-    *, method, method_kw, bands, inp, epochs, reference, model, random_state
+    *,
+    method,
+    method_kw,
+    bands,
+    inp,
+    epochs,
+    reference,
+    model,
+    random_state,
+    windows=None,
 ):
-    """What must be equal for a checkpoint to be resumed (name -> str)."""
-    return {
+    """What must be equal for a checkpoint to be resumed (name -> str).
+
+    ``windows`` is ``(win_length, hop)`` in samples for a time-resolved run
+    (the key ``"time_windows"``; absent for a whole-epoch run, so that
+    whole-epoch checkpoints of earlier versions still resume).
+    """
+    fp = {
         "method": method,
         "method_kw": _jsonable(method_kw),
         "bands": _jsonable(bands),
@@ -135,6 +153,26 @@ def fingerprint(
         "model": _model_sha(model),
         "random_state": repr(random_state),
     }
+    if windows is not None:
+        fp["time_windows"] = _windows_text(windows, epochs.info["sfreq"])
+    return fp
+
+
+def _windows_text(windows, sfreq):
+    win, hop = (int(v) for v in windows)
+    return (
+        f"time_windows=({win / sfreq:g}, {hop / sfreq:g}): {win}-sample windows "
+        f"every {hop} samples"
+    )
+
+
+def _windows_hint(stored, fp):
+    """The part of the refusal that names the windows of both runs."""
+    whole = "time_windows=None (whole epoch)"
+    return (
+        f": the checkpoint holds {stored.get('time_windows', whole)}, this run "
+        f"asks for {fp.get('time_windows', whole)}"
+    )
 
 
 def check_checkpoint_args(checkpoint, method, method_kw, random_state):
@@ -208,10 +246,11 @@ def run_chunks(path, fp, func, inp, grid, model, *, device, chunk_size, kw):
         if not callable(chunk_size) and int(chunk_size) != size:
             diff.append("chunk_size")
         if diff:
+            hint = _windows_hint(stored, fp) if "time_windows" in diff else ""
             raise ValueError(
                 f"checkpoint {path} was written by a run with other arguments "
-                f"({', '.join(diff)} differ); repeat that run's arguments to "
-                "resume it, or pass another checkpoint file (or delete this "
+                f"({', '.join(diff)} differ{hint}); repeat that run's arguments "
+                "to resume it, or pass another checkpoint file (or delete this "
                 "one) to start over."
             )
     else:

@@ -6,7 +6,9 @@ from mne_freqmask._cli_load import (
     parse_model_kwargs,
     parse_pairs,
     parse_picks,
+    parse_time_windows,
 )
+from mne_freqmask.methods._registry import check_short_time
 
 
 def run_explain_files(args):
@@ -26,8 +28,12 @@ def run_explain_files(args):
     if args.out is not None or args.report is not None or args.checkpoint:
         raise ValueError(
             "--out, --report and --checkpoint are for one epochs file; with "
-            "--out-dir each file gets <name>-sal.h5 (and a stopped run resumes)."
+            "--out-dir each file gets <name>-sal.h5 (with --time-windows "
+            "<name>-sal-tfr.h5), and a stopped run resumes."
         )
+    time_windows = parse_time_windows(args.time_windows)
+    if time_windows is not None:
+        check_short_time(args.method)  # before the model is loaded
     method_kw = parse_pairs(args.param, "--param")
     if args.n_steps is not None:
         method_kw["n_steps"] = args.n_steps
@@ -42,6 +48,7 @@ def run_explain_files(args):
         net,
         args.out_dir,
         method=args.method,
+        time_windows=time_windows,
         overwrite=args.overwrite,
         n_jobs=args.jobs,
         device=args.device,

@@ -1,8 +1,8 @@
 """What ``mne-freqmask explain`` reads from the command line and from disk.
 
 Pure parsers of the typed options (``--bands``, ``--picks``, ``--param``,
-``--model-kwargs``) and the model loader of the three file kinds: a file of
-:func:`mne_freqmask.models.save_model`, a TorchScript archive
+``--model-kwargs``, ``--time-windows``) and the model loader of the three file
+kinds: a file of :func:`mne_freqmask.models.save_model`, a TorchScript archive
 (``torch.jit.save``) and a plain state dict with ``--model-class``. Every
 user mistake raises ``ValueError`` (or ``FileNotFoundError``) with one line
 that names the fix; :func:`mne_freqmask.cli.main` prints it and exits 2.
@@ -118,6 +118,51 @@ def parse_picks(text):
     if all(p.isdigit() for p in parts):
         return [int(p) for p in parts]
     return parts[0] if len(parts) == 1 else parts
+
+
+def parse_time_windows(text):
+    """``--time-windows``: ``LENGTH,STEP`` in seconds (``0.5,0.25``) or ``auto``.
+
+    Parameters
+    ----------
+    text : str | None
+        The option's value (None: the option is not given).
+
+    Returns
+    -------
+    time_windows : None | tuple of float | "auto"
+        What :func:`mne_freqmask.explain` takes as ``time_windows``, its form
+        checked (two positive numbers, the step at most half the length);
+        the epochs' own sampling decides the rest.
+    """
+    from mne_freqmask.spectral import short_time_grid
+
+    if text is None:
+        return None
+    text = str(text).strip()
+    if text.lower() == "auto":
+        return "auto"
+    parts = [p.strip() for p in text.split(",")]
+    fix = (
+        "give LENGTH,STEP in seconds (e.g. --time-windows 0.5,0.25: 0.5 s "
+        "windows every 0.25 s) or auto (a quarter of the epoch, half a window "
+        "apart)"
+    )
+    try:
+        windows = tuple(float(p) for p in parts)
+    except ValueError:
+        windows = ()
+    if len(windows) != 2 or not all(v > 0 for v in windows):
+        raise ValueError(f"--time-windows: cannot read {text!r}; {fix}.")
+    if windows[1] > windows[0] / 2:
+        raise ValueError(
+            f"--time-windows {text}: the step must be at most half the window "
+            f"({windows[0] / 2:g} s) so that the inverse STFT exists (NOLA); "
+            f"{fix}."
+        )
+    # the rest of explain's rule, on a fine sampling (any epoch length)
+    short_time_grid(1e4, 10**7, 1, windows)
+    return windows
 
 
 def _is_torchscript(fname):

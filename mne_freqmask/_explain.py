@@ -98,9 +98,9 @@ def explain(
         unfinished chunk and returns the same saliency as an uninterrupted
         run. Arguments that differ from the checkpoint's (method, parameters,
         bands, picks, labels, data, reference, model weights, seed, chunk
-        size) are refused. ``random_state`` must then be None or an int, and
-        easyPEASI needs ``level="instance"``. Each chunk re-reads the
-        reference. ``None`` (default): no checkpoint.
+        size, time windows) are refused. ``random_state`` must then be None
+        or an int, and easyPEASI needs ``level="instance"``. Each chunk
+        re-reads the reference. ``None`` (default): no checkpoint.
     time_windows : None | tuple of float | "auto"
         ``None`` (default): explain the whole epoch (a
         :class:`SpectralSaliency`). ``(length, step)`` in seconds (e.g.
@@ -123,7 +123,10 @@ def explain(
         from a dense generator over all bins and windows of a channel), and
         the perturbed STFT goes back to time with the inverse STFT; amplitude
         and integrated gradients act on the STFT coefficients in the same
-        way. Not combined with ``checkpoint``.
+        way. With ``checkpoint``, the chunks of the time-resolved map are
+        stored and resumed as those of a whole-epoch one; the checkpoint
+        records the windows (in samples), and a run with other windows (or
+        none) is refused.
     %(verbose)s
     **method_kw
         Parameters of the method.
@@ -229,11 +232,6 @@ def explain(
     ckpt = check_checkpoint_args(checkpoint, method, method_kw, random_state)
     if time_windows is not None:
         check_short_time(method)
-        if ckpt is not None:
-            raise ValueError(
-                "checkpoint cannot be combined with time_windows yet; pass "
-                "checkpoint=None (or explain the whole epoch)."
-            )
     epochs = _ready_epochs(epochs)
     if reference is not None:
         reference = _ready_epochs(reference, "reference")
@@ -268,6 +266,7 @@ def explain(
                 reference=reference,
                 model=model,
                 random_state=random_state,
+                windows=None if time_windows is None else (grid.win_length, grid.hop),
             )
             res = run_chunks(
                 ckpt,

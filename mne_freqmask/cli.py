@@ -26,11 +26,19 @@ from mne_freqmask._cli_report import (
     format_demo_summary,
     format_lines,
     lines_html,
+    method_lines,
     model_name,
     n_subjects,
     run_check,
     top_cells,
+    top_lines,
     write_report,
+)
+from mne_freqmask._cli_tfr import (
+    TFR_TITLE,
+    tfr_method_lines,
+    tfr_top_lines,
+    write_tfr_report,
 )
 from mne_freqmask._saliency_utils import steps_summary
 
@@ -178,12 +186,23 @@ def _build_parser():
         "epochs (in volts) are multiplied by it before the model. For "
         "TorchScript and state-dict models; save_model files store their own.",
     )
+    exp.add_argument(
+        "--time-windows",
+        default=None,
+        metavar="LENGTH,STEP|auto",
+        help="Explain short windows: LENGTH,STEP in seconds (e.g. 0.5,0.25: 0.5 "
+        "s Hann windows every 0.25 s) or auto (a quarter of the epoch, half a "
+        "window apart). The map is then channel x band x window (a "
+        "SpectralSaliencyTFR: read --out with mne_freqmask.read_saliency_tfr). "
+        "Methods: freqmask, amplitude_gradients, integrated_gradients.",
+    )
     exp.add_argument("--out", default=None, help="Saliency file to write (.h5).")
     exp.add_argument(
         "--out-dir",
         default=None,
-        help="Folder for one saliency file per epochs file (<name>-sal.h5); "
-        "files already there are skipped (a stopped run resumes).",
+        help="Folder for one saliency file per epochs file (<name>-sal.h5, "
+        "with --time-windows <name>-sal-tfr.h5); files already there are "
+        "skipped (a stopped run resumes).",
     )
     exp.add_argument(
         "--jobs",
@@ -244,6 +263,7 @@ def main(argv=None):
                 overwrite=args.overwrite,
                 seed=args.seed,
                 checkpoint=args.checkpoint,
+                time_windows=args.time_windows,
                 picks=args.picks,
                 device=args.device,
                 n_jobs=args.n_jobs,
@@ -421,6 +441,7 @@ def run_explain(
     overwrite=False,
     seed=0,
     checkpoint=None,
+    time_windows=None,
     picks=None,
     device="auto",
     n_jobs=None,
@@ -434,9 +455,11 @@ def run_explain(
     """Explain saved epochs with a saved model; return the files written.
 
     The options are the command line's, as text (``bands="mu:8-13"``,
-    ``params=["lr=0.02"]``, ``model_kwargs="n_chans=64,..."``); unless
-    ``quiet``, progress and a summary (with the fit's step counts) are
-    printed.
+    ``params=["lr=0.02"]``, ``model_kwargs="n_chans=64,..."``,
+    ``time_windows="0.5,0.25"``); unless ``quiet``, progress and a summary
+    (with the fit's step counts) are printed. With ``time_windows`` the map
+    is time-resolved: saved as a :class:`~mne_freqmask.SpectralSaliencyTFR`,
+    summarised and reported by :mod:`mne_freqmask._cli_tfr`.
     """
     import mne
     from mne.utils import use_log_level
@@ -448,7 +471,9 @@ def run_explain(
         parse_model_kwargs,
         parse_pairs,
         parse_picks,
+        parse_time_windows,
     )
+    from mne_freqmask.methods._registry import check_short_time
 
     if out is None and report is None:
         raise ValueError(
@@ -463,6 +488,9 @@ def run_explain(
     if not Path(epochs_fname).is_file():
         raise FileNotFoundError(f"{epochs_fname} does not exist.")
     bands = parse_bands(bands)
+    time_windows = parse_time_windows(time_windows)
+    if time_windows is not None:
+        check_short_time(method)  # before the model is loaded
     method_kw = parse_pairs(params, "--param")
     if n_steps is not None:
         if method_kw.get("n_steps", n_steps) != n_steps:
@@ -488,6 +516,7 @@ def run_explain(
             n_jobs=n_jobs,
             random_state=seed,
             checkpoint=checkpoint,
+            time_windows=time_windows,
             verbose=None,
             **method_kw,
         )
@@ -499,23 +528,13 @@ def run_explain(
             f"{', '.join(epochs.event_id)}",
         ),
         ("Model", f"{model_fname} ({kind}: {model_name(net)})"),
-        (
-            "Method",
-            f"{method} on {len(sal.ch_names)} channels x {sal.shape[-1]} "
-            f"bands ({', '.join(sal.band_names)})",
-        ),
     ]
+    tfr = time_windows is not None
+    lines += (tfr_method_lines if tfr else method_lines)(sal, method)
     steps = steps_summary(sal.diagnostics)
     if steps is not None:
         lines.append(("Fit", steps))
-    top = top_cells(sal.average(), None, n=3)
-    lines.append(
-        (
-            "Top cells",
-            ", ".join(f"{c['channel']} {c['band']} {c['value']:.3g}" for c in top)
-            + " (group map)",
-        )
-    )
+    lines += (tfr_top_lines if tfr else top_lines)(sal)
     written = []
     if out is not None:
         sal.save(out, overwrite=overwrite, verbose=False)
@@ -530,11 +549,15 @@ def run_explain(
         check = run_check(epochs, net, sal, seed)
         lines += check_lines(check)
         html_lines = lines + [("Time", f"{time.perf_counter() - t0:.1f} s")]
-        write_report(report, sal, lines_html(html_lines), removal, check)
+        if tfr:
+            write_tfr_report(report, sal, lines_html(html_lines), removal, check)
+        else:
+            write_report(report, sal, lines_html(html_lines), removal, check)
         written.append(report)
     if not quiet:
         lines.append(("Time", f"{time.perf_counter() - t0:.1f} s"))
-        print(format_lines("mne-freqmask explain: what does the model rely on?", lines))
+        title = "mne-freqmask explain: what does the model rely on?"
+        print(format_lines(TFR_TITLE if tfr else title, lines))
     return written
 
 

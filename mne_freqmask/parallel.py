@@ -1,9 +1,10 @@
 """Many recordings: one saliency file per epochs file, in parallel.
 
 :func:`explain_files` explains each ``-epo.fif`` file and writes its
-:class:`~mne_freqmask.SpectralSaliency` next to the others, skipping files
-already done, so an interrupted run resumes where it stopped. The files run
-in parallel through joblib, the convention of the MNE ecosystem (as
+:class:`~mne_freqmask.SpectralSaliency` (with ``time_windows``: its
+:class:`~mne_freqmask.SpectralSaliencyTFR`) next to the others, skipping
+files already done, so an interrupted run resumes where it stopped. The files
+run in parallel through joblib, the convention of the MNE ecosystem (as
 :func:`mne.parallel.parallel_func` and mne-bids-pipeline): inside
 ``joblib.parallel_config(backend="dask")`` with a ``dask.distributed``
 client, they are spread over the Dask cluster's workers, one machine or
@@ -17,6 +18,9 @@ from mne.utils import _validate_type, logger, verbose
 
 from mne_freqmask.utils._docs import fill_doc
 
+#: default ends of the output names: whole-epoch and time-resolved maps
+SUFFIXES = {False: "-sal.h5", True: "-sal-tfr.h5"}
+
 
 def _out_name(fname, out_dir, suffix):
     name = Path(fname).name
@@ -28,7 +32,7 @@ def _out_name(fname, out_dir, suffix):
     return Path(out_dir) / f"{name}{suffix}"
 
 
-def _explain_one(fname, out, model, method, device, threads, explain_kw):
+def _explain_one(fname, out, model, method, device, threads, time_windows, explain_kw):
     """Read, explain and write one file (runs in a joblib / Dask worker)."""
     import mne
     import torch
@@ -45,7 +49,13 @@ def _explain_one(fname, out, model, method, device, threads, explain_kw):
     try:
         epochs = mne.read_epochs(fname, preload=False, verbose=False)
         sal = explain(
-            epochs, model, method=method, device=device, verbose=False, **explain_kw
+            epochs,
+            model,
+            method=method,
+            device=device,
+            time_windows=time_windows,
+            verbose=False,
+            **explain_kw,
         )
         sal.save(out, overwrite=True, verbose=False)  # atomic: a temp file, renamed
     finally:
@@ -61,7 +71,8 @@ def explain_files(
     out_dir,
     *,
     method="freqmask",
-    suffix="-sal.h5",
+    time_windows=None,
+    suffix=None,
     overwrite=False,
     n_jobs=1,
     device="auto",
@@ -88,13 +99,26 @@ def explain_files(
         ``<name>`` is the epochs file's name without ``-epo.fif``.
     method : str
         The method of :func:`mne_freqmask.explain`.
-    suffix : str
-        End of the saliency files' names (``.h5`` or ``.hdf5``).
+    time_windows : None | tuple of float | "auto"
+        As in :func:`mne_freqmask.explain`: ``None`` (default) writes one
+        :class:`~mne_freqmask.SpectralSaliency` per file (read it with
+        :func:`~mne_freqmask.read_saliency`); ``(length, step)`` in seconds
+        or ``"auto"`` writes one time-resolved
+        :class:`~mne_freqmask.SpectralSaliencyTFR` per file (read it with
+        :func:`~mne_freqmask.read_saliency_tfr`).
+    suffix : str | None
+        End of the saliency files' names (``.h5`` or ``.hdf5``). None
+        (default): ``"-sal.h5"`` for whole-epoch maps and ``"-sal-tfr.h5"``
+        for time-resolved ones (MNE's ``-tfr.h5`` ending for TFR files), so
+        that the two kinds never share a name in one folder.
     overwrite : bool
         Explain again files whose saliency file exists. ``False`` (default)
         skips them: a run that was interrupted resumes where it stopped (a
         file is written under a temporary name and renamed when complete,
-        so an existing one is whole).
+        so an existing one is whole). A file to be skipped is read first:
+        one of the other kind (whole-epoch against time-resolved), or of
+        other windows, is refused before any file is explained, so that a
+        resumed run never mixes the two.
     n_jobs : int
         Files explained at once (joblib's ``n_jobs``: ``-1`` for all cores,
         or all Dask workers under ``joblib.parallel_config(backend="dask")``).
@@ -169,6 +193,13 @@ def explain_files(
         raise FileNotFoundError(
             f"The output folder {out_dir} does not exist; create it first."
         )
+    if time_windows is not None:
+        from mne_freqmask.methods._registry import check_short_time
+
+        check_short_time(method)
+        _check_windows_arg(time_windows)
+    if suffix is None:
+        suffix = SUFFIXES[time_windows is not None]
     _validate_type(suffix, str, "suffix")
     if not suffix.lower().endswith((".h5", ".hdf5")):
         raise ValueError(f"suffix must end with .h5 or .hdf5, got {suffix!r}.")
@@ -190,6 +221,8 @@ def explain_files(
     if threads is None and n_jobs != 1:
         threads = 1
     todo = [k for k, out in enumerate(outs) if overwrite or not out.exists()]
+    for k in sorted(set(range(len(outs))) - set(todo)):
+        _check_done(outs[k], time_windows)
     logger.info(
         f"explain_files: {len(todo)} of {len(fnames)} files to explain "
         f"({len(fnames) - len(todo)} already done), n_jobs={n_jobs}"
@@ -202,9 +235,75 @@ def explain_files(
             method,
             devices[k % len(devices)],
             threads,
+            time_windows,
             explain_kw,
         )
         for k in todo
     )
     Parallel(n_jobs=n_jobs)(jobs)
     return outs
+
+
+def _check_windows_arg(time_windows):
+    """Refuse windows that :func:`mne_freqmask.explain` would, before any work."""
+    from mne_freqmask.spectral import short_time_grid
+
+    # the form and the step rule, on a fine sampling (each file's own epochs
+    # decide the samples): "auto" or (length, step) with step <= length / 2
+    short_time_grid(1e4, 10**7, 1, time_windows)
+
+
+def _windows_of(state):
+    """``(win_length, hop)`` in samples of a saved TFR map (None if unknown)."""
+    if state.get("win_length") is None or state.get("hop") is None:
+        return None
+    return int(state["win_length"]), int(state["hop"])
+
+
+def _expected_windows(time_windows, state):
+    """The ``(win_length, hop)`` that ``time_windows`` gives on that file's epochs."""
+    from mne_freqmask.spectral import short_time_grid
+
+    n_times, sfreq = state.get("n_times"), state["info"]["sfreq"]
+    if n_times is None:
+        return None
+    grid = short_time_grid(sfreq, int(n_times), 1, time_windows)
+    return grid.win_length, grid.hop
+
+
+def _check_done(out, time_windows):
+    """Raise unless the existing ``out`` is a map of the kind (and windows) asked."""
+    import h5io
+
+    from mne_freqmask._saliency_io import H5_TITLE
+
+    try:
+        state = h5io.read_hdf5(str(out), title=H5_TITLE, slash="replace")
+        tfr = "time" in tuple(state["dims"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(
+            f"{out} exists but is not a saliency file of mne_freqmask; delete "
+            "it, or pass overwrite=True (or another out_dir or suffix)."
+        ) from None
+    fix = "pass overwrite=True to replace it, or another out_dir or suffix"
+    if tfr != (time_windows is not None):
+        held = "a time-resolved SpectralSaliencyTFR" if tfr else "a whole-epoch"
+        held += "" if tfr else " SpectralSaliency"
+        asked = (
+            f"time-resolved maps (time_windows={time_windows!r})"
+            if time_windows is not None
+            else "whole-epoch maps (time_windows=None)"
+        )
+        raise ValueError(
+            f"{out} exists and holds {held}, but this run asks for {asked}; {fix}."
+        )
+    if tfr:
+        held, asked = _windows_of(state), _expected_windows(time_windows, state)
+        if None not in (held, asked) and held != asked:
+            sfreq = state["info"]["sfreq"]
+            raise ValueError(
+                f"{out} exists and holds windows of {held[0] / sfreq:g} s every "
+                f"{held[1] / sfreq:g} s, but this run asks for time_windows="
+                f"{time_windows!r} ({asked[0] / sfreq:g} s every "
+                f"{asked[1] / sfreq:g} s); {fix}."
+            )

@@ -359,6 +359,15 @@ def test_explain_package_file_freqmask_steps(saved_inputs, tmp_path, capsys):
         (["--model-class", "EEGNet"], "drop --model-class"),
         (["--input-scale", "1e6"], "drop --model-class, --model-kwargs and --input"),
         (["--model-kwargs", "n_chans=2"], "--model-kwargs needs --model-class"),
+        (["--time-windows", "0.5"], "cannot read '0.5'; give LENGTH,STEP"),
+        (["--time-windows", "a,b"], "in seconds (e.g. --time-windows 0.5,0.25"),
+        (["--time-windows", "0.5,0.4"], "at most half the window (0.25 s)"),
+        (["--time-windows", "0,0"], "cannot read '0,0'"),
+        (
+            ["--time-windows", "auto", "--method", "freqrise"],
+            "the methods that can are ['amplitude_gradients', 'freqmask', "
+            "'integrated_gradients']",
+        ),
     ],
 )
 def test_explain_user_errors_one_line(saved_inputs, tmp_path, capsys, extra, fix):
@@ -462,3 +471,149 @@ def test_model_name_of_a_bare_braindecode_model():
     bare = make_model("eegnet", 4, 2, 256, 128.0, input_scale=None)
     assert model_name(bare) == "EEGNet"
     assert model_name(torch.nn.Sequential(InputScaler(1e6), bare)) == "EEGNet"
+
+
+# ---------------------------------------------------------------------------
+# explain --time-windows: time-resolved maps (the burst simulation of conftest)
+
+#: 0.5 s windows every 0.25 s on the 2 s burst epochs: 9 windows
+TW_ARGS = ["--time-windows", "0.5,0.25"]
+_TFR = ["--method", "amplitude_gradients", "--bands", "canonical", "--n-jobs", "1"]
+
+
+@pytest.fixture(scope="module")
+def saved_burst(burst_simulated, tmp_path_factory):
+    """16 held-out burst epochs (20 Hz on C3/C4 at 0.5-1.0 s) and their
+    EEGNet, saved as the CLI reads them."""
+    from mne_freqmask.models import save_model
+
+    epochs, _, model, history = burst_simulated
+    folder = tmp_path_factory.mktemp("cli_tfr")
+    epo, pt = folder / "burst-epo.fif", folder / "burst.pt"
+    epochs[history["val_idx"][:16]].save(epo, verbose=False)
+    save_model(pt, model)
+    return epochs[history["val_idx"][:16]], model, epo, pt
+
+
+def _line(text, label):
+    match = re.search(rf"^  {label} +(.*)$", text, re.M)
+    assert match is not None, (label, text)
+    return match.group(1)
+
+
+def test_explain_time_windows(saved_burst, tmp_path, capsys):
+    """A SpectralSaliencyTFR saved (the map of explain), a summary of its
+    cells and windows, a report; the checks are said not to run."""
+    import mne_freqmask as mfm
+    from mne_freqmask._cli_tfr import top_tfr_cells
+
+    epochs, model, epo, pt = saved_burst
+    h5, html = tmp_path / "s.h5", tmp_path / "r.html"
+    argv = ["explain", str(epo), str(pt), *TW_ARGS, *_TFR]
+    assert main(argv + ["--out", str(h5), "--report", str(html)]) == 0
+    out = capsys.readouterr().out
+    sal = mfm.read_saliency_tfr(h5)
+    direct = mfm.explain(
+        epochs,
+        model,
+        method="amplitude_gradients",
+        bands="canonical",
+        time_windows=(0.5, 0.25),
+        verbose=False,
+    )
+    assert sal.shape == (16, 8, 5, 9) and sal.time_windows == (0.5, 0.25)
+    # the CLI ran on one torch thread: float32 sums in another order
+    scale = np.abs(direct.get_data()).max()
+    np.testing.assert_allclose(
+        sal.get_data(), direct.get_data(), rtol=1e-4, atol=1e-5 * scale
+    )
+    assert "what does the model rely on, and when?" in out
+    assert _line(out, "Windows").startswith(
+        "9 Hann windows of 0.5 s every 0.25 s, centred at 0.00 to 2.00 s (the "
+        "bands on the 2 Hz bins of one window)"
+    )
+    assert _line(out, "Method").endswith(
+        "(delta, theta, alpha, beta, gamma) x 9 windows"
+    )
+    # the top cells are those of the saved map, with their windows' times ...
+    top = top_tfr_cells(sal.average())
+    expected = ", ".join(
+        f"{c['channel']} {c['band']} at {c['edges'][0]:.2f}-{c['edges'][1]:.2f} s "
+        f"{c['value']:.3g}"
+        for c in top
+    )
+    assert _line(out, "Top cells") == f"{expected} (group map: channel, band, window)"
+    # ... and the first is a planted one: C3 / C4, beta, in the burst
+    assert top[0]["channel"] in ("C3", "C4") and top[0]["band"] == "beta"
+    assert 0.5 <= top[0]["time"] <= 1.0
+    means = sal.average().get_data().mean(axis=(0, 1))
+    k = int(np.argmax(means))
+    assert 0.5 <= sal.times[k] <= 1.0
+    assert _line(out, "Best window").startswith(
+        f"{sal.times[k]:.2f} s ({sal.window_edges[k][0]:.2f}-"
+        f"{sal.window_edges[k][1]:.2f} s): mean saliency {means[k]:.3g} over "
+        f"channels and bands, against {means.mean():.3g}"
+    )
+    not_run = (
+        "not run for time-resolved maps (check_explanation takes whole-epoch maps only)"
+    )
+    assert _line(out, "Checks") == not_run
+    text = html.read_text()
+    assert f"Checks: {not_run}." in text
+    for alt in (
+        "Saliency over time and band",
+        "Topomaps at the best window",
+        "Channel x band saliency at the best window",
+    ):
+        pattern = rf'<img [^>]*alt="{re.escape(alt)}[^"]*"\s*src="data:image/\w+;base64'
+        assert re.search(pattern, text) is not None, alt
+    assert "Removal game" in text and "Cells: channel x band x window" in text
+    assert "time_windows" in text  # the parameters
+    assert not list(tmp_path.glob(".*part*"))
+    # "auto" is the same windows on these 2 s epochs
+    h5_auto = tmp_path / "auto.h5"
+    argv_auto = ["explain", str(epo), str(pt), "--time-windows", "auto", *_TFR]
+    capsys.readouterr()
+    assert main(argv_auto + ["--out", str(h5_auto), "--quiet"]) == 0
+    assert capsys.readouterr().out == f"Written {h5_auto.resolve()}\n"
+    np.testing.assert_array_equal(
+        mfm.read_saliency_tfr(h5_auto).get_data(), sal.get_data()
+    )
+
+
+def test_explain_time_windows_files_and_checkpoint(saved_burst, tmp_path, capsys):
+    """--out-dir writes <name>-sal-tfr.h5; --checkpoint resumes a
+    time-resolved run and refuses other windows with the fix."""
+    import mne_freqmask as mfm
+
+    epochs, _, _, pt = saved_burst
+    files = []
+    for k in range(2):
+        fname = tmp_path / f"run{k}-epo.fif"
+        epochs[8 * k : 8 * k + 8].save(fname, verbose=False)
+        files.append(str(fname))
+    out_dir = tmp_path / "sal"
+    out_dir.mkdir()
+    argv = ["explain", *files, str(pt), "--out-dir", str(out_dir), *TW_ARGS, *_TFR]
+    assert main(argv + ["--quiet"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(out_dir / f"run{k}-sal-tfr.h5") for k in range(2)]
+    for name in printed:
+        sal = mfm.read_saliency_tfr(name)
+        assert sal.shape == (8, 8, 5, 9) and sal.time_windows == (0.5, 0.25)
+    # one file, checkpointed: resumed from the full checkpoint, the same map
+    one = ["explain", files[0], str(pt), *_TFR, "--out", str(tmp_path / "c.h5")]
+    ckpt = ["--checkpoint", str(tmp_path / "run.h5"), "--quiet"]
+    assert main(one + TW_ARGS + ckpt) == 0
+    first = mfm.read_saliency_tfr(tmp_path / "c.h5")
+    assert first == mfm.read_saliency_tfr(printed[0])
+    assert main(one + TW_ARGS + ckpt + ["--overwrite"]) == 0
+    assert mfm.read_saliency_tfr(tmp_path / "c.h5") == first
+    capsys.readouterr()
+    other = ["--time-windows", "1,0.5", "--overwrite"]
+    assert main(one + other + ckpt) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "time_windows differ" in err
+    assert "the checkpoint holds time_windows=(0.5, 0.25)" in err
+    assert "repeat that run's arguments to resume it" in err
+    assert mfm.read_saliency_tfr(tmp_path / "c.h5") == first  # left as it was

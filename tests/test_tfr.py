@@ -219,12 +219,11 @@ def test_dft_lrp_short_time_conserves(burst):
 
 def test_refused_and_checked(burst):
     """Methods that cannot run short-time refuse time_windows, naming those
-    that can; checkpoints and bad windows are refused before the model runs."""
+    that can; bad windows are refused before the model runs (checkpoints:
+    tests/test_tfr_runs.py)."""
     epochs, _, model, _ = burst
     with pytest.raises(ValueError, match="amplitude_gradients"):
         mfm.explain(epochs[:4], model, method="flextime", time_windows=TW)
-    with pytest.raises(ValueError, match="checkpoint"):
-        mfm.explain(epochs[:4], model, time_windows=TW, checkpoint="x.h5")
     with pytest.raises(ValueError, match="NOLA"):
         mfm.explain(epochs[:4], model, time_windows=(0.5, 0.4))
     with pytest.raises(ValueError, match="auto"):
