@@ -220,15 +220,10 @@ fig.suptitle("0.5-2.5 s after the cue: saliency (top) and ERD (bottom)")
 
 # %%
 # The band x time image of the saliency at C3, Cz and C4 (mean of the three),
-# drawn by MNE from :meth:`~mne_freqmask.SpectralSaliencyTFR.to_tfr`:
-# (the colour scale from the smallest to the largest value, not MNE's default
-# scale symmetric about 0: the saliency is positive). MNE gets one
-# "frequency" per band, at the band's centre, and draws the rows' edges
-# where it sees fit (10, 20 and 30 Hz here), not at the band edges: read the
-# rows as theta, mu, beta and gamma, bottom to top.
-image = group.get_data(picks=picks).mean(0)
-vlim = (image.min(), image.max())
-fig = group.plot(picks=picks, combine="mean", vlim=vlim, show=False)[0]
+# one row per band (:meth:`~mne_freqmask.SpectralSaliencyTFR.plot`; MNE's own
+# TFR plots work on :meth:`~mne_freqmask.SpectralSaliencyTFR.to_tfr`, with
+# each band as one "frequency" at its centre).
+fig = group.plot(picks=picks, combine="mean", show=False)[0]
 
 # %%
 # How much do they agree?

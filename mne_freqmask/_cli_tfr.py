@@ -91,46 +91,6 @@ def tfr_top_lines(sal):
     ]
 
 
-def band_time_figure(group, picks=None):
-    """Band x window image of a group map (channels averaged), bands by name.
-
-    Drawn here rather than with :meth:`~mne_freqmask.SpectralSaliencyTFR.plot`
-    (MNE's TFR image): that one puts the bands on a frequency axis at their
-    centres, where unequal bands (``"canonical"``) read as the wrong ranges,
-    and centres its colours on zero, which halves the scale of a positive map.
-    Colours from the smallest to the largest value, as
-    :meth:`~mne_freqmask.SpectralSaliency.plot_bands`.
-    """
-    import matplotlib.pyplot as plt
-
-    data, names = group.get_data(picks, return_bands=True)
-    img = data.mean(axis=0)
-    times = group.times
-    step = float(np.diff(times).min()) if len(times) > 1 else 1.0
-    fig, ax = plt.subplots(figsize=(7.0, 1.8 + 0.45 * len(names)), layout="constrained")
-    im = ax.imshow(
-        img,
-        aspect="auto",
-        origin="lower",
-        interpolation="nearest",
-        cmap="Reds",
-        extent=(times[0] - step / 2, times[-1] + step / 2, -0.5, len(names) - 0.5),
-    )
-    edges = group.band_edges
-    ax.set_yticks(
-        np.arange(len(names)),
-        [f"{n} ({edges[k, 0]:g}-{edges[k, 1]:g} Hz)" for k, n in enumerate(names)],
-    )
-    chs = group.ch_names if picks is None else picks
-    what = "mean of all channels" if picks is None else ", ".join(np.atleast_1d(chs))
-    ax.set(
-        xlabel="Window centre (s)",
-        title=f"{group.method} saliency over time ({what})",
-    )
-    fig.colorbar(im, ax=ax, label="saliency")
-    return fig
-
-
 def _check_html(check):
     if check is not None:
         return (
@@ -162,14 +122,14 @@ def write_tfr_report(out, sal, summary_html, removal, check=None):
     report.add_html(summary_html, "Summary")
     report.add_html(_check_html(check), "Is the map true? (check_explanation)")
     report.add_figure(
-        band_time_figure(group),
+        group.plot(combine="mean", show=False)[0],
         "Saliency over time and band",
         caption="Group saliency per band (rows) and window (columns, at the "
         "window centres), averaged over channels.",
     )
     chs = list(dict.fromkeys(c["channel"] for c in top_tfr_cells(group, n=9)))[:3]
     report.add_figure(
-        [band_time_figure(group, ch) for ch in chs],
+        group.plot(chs, show=False),
         "Saliency over time and band: channels of the top cells",
         caption=[f"{ch} alone (one of the channels of the top cells)." for ch in chs],
     )

@@ -5,9 +5,16 @@ A mixin of :class:`~mne_freqmask.SpectralSaliencyTFR` (as
 """
 
 import numpy as np
-from mne.utils import _check_pandas_installed
+from mne._fiff.pick import _picks_to_idx
+from mne.utils import _check_option, _check_pandas_installed
 
 from mne_freqmask.utils._docs import fill_doc
+
+
+def _channels_text(names, n_max=4):
+    """``"C3, Cz, C4"``, or ``"64 channels"`` when there are many."""
+    names = list(names)
+    return ", ".join(names) if len(names) <= n_max else f"{len(names)} channels"
 
 
 class TFRExportMixin:
@@ -93,28 +100,113 @@ class TFRExportMixin:
         )
 
     @fill_doc
-    def plot(self, picks=None, **kwargs):
+    def plot(
+        self,
+        picks=None,
+        *,
+        combine=None,
+        tmin=None,
+        tmax=None,
+        vlim=(None, None),
+        cmap="Reds",
+        title=None,
+        axes=None,
+        show=True,
+    ):
         """Plot the band x time image of channels (epoch average).
 
-        Delegates to :meth:`mne.time_frequency.AverageTFR.plot` on
-        :meth:`to_tfr` (averaged over epochs), with the bands on the
-        frequency axis at their centres.
+        One row per band, labelled with its name and edges, one column per
+        window (at its centre). Drawn here rather than by
+        :meth:`mne.time_frequency.AverageTFR.plot` on :meth:`to_tfr`
+        (which stays available): MNE puts the bands on a frequency axis at
+        their centres and draws the rows' edges between the centres, so
+        unequal bands (``"canonical"``) would read as the wrong ranges, and
+        its default colour scale is symmetric about 0, which halves the
+        scale of a positive map.
 
         Parameters
         ----------
         %(sal_picks)s
-        **kwargs
-            Passed to :meth:`mne.time_frequency.AverageTFR.plot` (e.g.
-            ``combine="mean"``, ``cmap``, ``axes``, ``show``).
+        combine : None | "mean"
+            None (default, as MNE): one image per channel; ``"mean"``: one
+            image of the channels' mean.
+        tmin, tmax : float | None
+            Draw the windows centred in ``[tmin, tmax]`` s (None: all).
+        vlim : tuple of (float | None)
+            Colour limits, shared by all images; None: the smallest / the
+            largest value drawn.
+        cmap : str
+            Matplotlib colour map.
+        title : None | str
+            Title of each image (None: the method and the channel).
+        axes : None | Axes | list of Axes
+            Where to draw, one per image (None: new figures).
+        show : bool
+            Show the figures.
 
         Returns
         -------
         figs : list of matplotlib.figure.Figure
-            The figures, as MNE returns them.
+            One figure per image, as :meth:`mne.time_frequency.AverageTFR.plot`
+            returns them.
         """
+        import matplotlib.pyplot as plt
+        from mne.viz.utils import plt_show
+
+        _check_option("combine", combine, (None, "mean"))
         sal = self if self.level == "group" else self.average()
-        kwargs.setdefault("cmap", "Reds")
-        return sal.to_tfr().plot(picks=picks, **kwargs)
+        data, names, times = sal.get_data(
+            picks, tmin=tmin, tmax=tmax, return_bands=True, return_times=True
+        )
+        ch = np.asarray(sal.ch_names)[_picks_to_idx(sal.info, picks, none="all")]
+        if combine == "mean":
+            images, labels = [data.mean(0)], ["mean of " + _channels_text(ch)]
+        else:
+            images, labels = list(data), list(ch)
+        if axes is not None:
+            axes = list(np.atleast_1d(axes))
+            if len(axes) != len(images):
+                raise ValueError(
+                    f"axes must hold one Axes per image ({len(images)}), got "
+                    f"{len(axes)}; pass combine='mean' for one image."
+                )
+        lo, hi = vlim
+        lo = float(np.min(data)) if lo is None else lo
+        hi = float(np.max(data)) if hi is None else hi
+        step = float(np.diff(self._times).min()) if len(self._times) > 1 else 1.0
+        extent = (times[0] - step / 2, times[-1] + step / 2, -0.5, len(names) - 0.5)
+        edges = dict(zip(self._band_names, self._band_edges, strict=True))
+        figs = []
+        for k, (img, label) in enumerate(zip(images, labels, strict=True)):
+            if axes is None:
+                fig, ax = plt.subplots(
+                    figsize=(7.0, 1.8 + 0.45 * len(names)), layout="constrained"
+                )
+            else:
+                ax = axes[k]
+                fig = ax.figure
+            im = ax.imshow(
+                img,
+                aspect="auto",
+                origin="lower",
+                interpolation="nearest",
+                cmap=cmap,
+                vmin=lo,
+                vmax=hi,
+                extent=extent,
+            )
+            ax.set_yticks(
+                np.arange(len(names)),
+                [f"{n} ({edges[n][0]:g}-{edges[n][1]:g} Hz)" for n in names],
+            )
+            ax.set(
+                xlabel="Window centre (s)",
+                title=f"{self._method} saliency, {label}" if title is None else title,
+            )
+            fig.colorbar(im, ax=ax, label="saliency")
+            figs.append(fig)
+        plt_show(show)
+        return figs
 
     def plot_topomap(self, tmin=None, tmax=None, bands=None, **kwargs):
         """Plot topomaps of the saliency in a time range, one per band.

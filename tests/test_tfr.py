@@ -331,6 +331,23 @@ def test_plots(tfr_sal):
 
     figs = tfr_sal.plot(picks="C3", show=False)
     assert len(figs) == 1
+    ax = figs[0].axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    edges = tfr_sal.band_edges[3]  # the band on the bins of one window
+    assert labels[3] == f"beta ({edges[0]:g}-{edges[1]:g} Hz)" and len(labels) == 5
+    img = ax.images[0].get_array()  # bands x windows, the epochs' mean at C3
+    np.testing.assert_allclose(
+        img, tfr_sal.average().get_data(picks="C3")[0], rtol=1e-6
+    )
+    figs = tfr_sal.plot(picks=["C3", "C4"], combine="mean", tmin=0.5, show=False)
+    assert len(figs) == 1 and "mean of C3, C4" in figs[0].axes[0].get_title()
+    assert figs[0].axes[0].images[0].get_array().shape[1] == np.sum(
+        tfr_sal.times >= 0.5
+    )
+    assert len(tfr_sal.plot(picks=["C3", "C4"], show=False)) == 2
+    with pytest.raises(ValueError, match="one Axes per image"):
+        tfr_sal.plot(picks=["C3", "C4"], axes=figs[0].axes[0], show=False)
+    plt.close("all")
     fig = tfr_sal.plot_topomap(0.5, 1.0, bands=["alpha", "beta"], show=False)
     assert isinstance(fig, plt.Figure)
 
