@@ -31,6 +31,7 @@ needs fewer than the 9 windows).
 """
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -43,7 +44,12 @@ import torch
 
 import mne_freqmask as mfm
 from mne_freqmask.datasets.simulated import make_epochs
-from mne_freqmask.evaluation import bootstrap_ci, compare_methods
+from mne_freqmask.evaluation import (
+    bootstrap_ci,
+    compare_methods,
+    paired_comparison,
+    planted_window_auroc,
+)
 from mne_freqmask.models import fit
 
 HERE = Path(__file__).resolve().parent
@@ -112,21 +118,35 @@ def main(argv=None):
         f"accuracy {acc[0]:.3f} [{lo[0]:.3f}, {hi[0]:.3f}] (chance 0.5)",
         flush=True,
     )
-    rows = []
+    rows, units, maps = [], [], {}
+    # the maps (git-ignored), per data and budget: a run with other settings
+    # never reads them
+    cache = (
+        HERE
+        / "_cache"
+        / (
+            f"tfr_faithfulness_s{args.n_subjects}_h{args.n_held}_c{args.per_class}"
+            f"_m{args.n_masks}"
+        )
+    )
+    cache.mkdir(parents=True, exist_ok=True)
     for label, entry in _methods(train, args.n_masks).items():
         if label == "random":
             continue
+        sal, seconds, passes = _explained(held, model, label, entry, cache)
+        maps[label] = sal
         t0 = time.perf_counter()
-        scores = compare_methods(
+        scores, per_epoch = compare_methods(
             held,
             model,
-            {label: entry, "random": "random"},
+            {label: sal, "random": "random"},
             rankings=("group", "instance"),
             operators=("zero", "reference"),
             reference=train,
             truth=truth,
             explain_kw=dict(bands="canonical", time_windows=TW),
             n_boot=args.n_boot,
+            return_epoch_scores=True,
             random_state=0,
             verbose=False,
         )
@@ -134,23 +154,115 @@ def main(argv=None):
         s = scores[keep].assign(
             accuracy=acc[0], accuracy_low=lo[0], accuracy_high=hi[0]
         )
+        s.loc[s["method"] == label, "time_s"] = seconds
+        s.loc[s["method"] == label, "passes_per_epoch"] = passes
+        for lev in ("group", "instance"):
+            for absolute in (False, True):
+                col = f"auroc_{lev}{'_abs' if absolute else ''}"
+                s.loc[s["method"] == label, col] = planted_window_auroc(
+                    sal, truth, level=lev, absolute=absolute
+                )
         if not rows:
             rows.append(s[s["method"] == "random"])
         rows.append(s[s["method"] == label])
-        print(f"  {label}: {time.perf_counter() - t0:.0f} s", flush=True)
+        keep = per_epoch["metric"] == "probability"
+        units.append(per_epoch[keep & (per_epoch["method"] == label)])
+        print(
+            f"  {label}: explained in {seconds:.0f} s, scored in "
+            f"{time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
     table = pd.concat(rows, ignore_index=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
+    pairs = paired_to(pd.concat(units, ignore_index=True), "freqmask", args.n_boot)
+    pairs.to_csv(Path(args.out).with_suffix(".paired.csv"), index=False)
     print(f"wrote {args.out}")
     print(summary(table))
+    print()
+    print(paired_summary(pairs))
+
+
+def _explained(held, model, label, entry, cache):
+    """The map of one method (cached in ``cache``), its time and passes."""
+    fname = cache / f"{label}-saltfr.h5"
+    meta = cache / f"{label}-cost.json"
+    if fname.is_file() and meta.is_file():
+        cost = json.loads(meta.read_text())
+        return mfm.read_saliency_tfr(fname), cost["seconds"], cost["passes"]
+    kw = dict(method=entry) if isinstance(entry, str) else dict(entry)
+    n_seen = [0]
+
+    def count(module, inputs, output):
+        n_seen[0] += len(inputs[0])
+
+    handle = model.register_forward_hook(count)
+    try:
+        t0 = time.perf_counter()
+        sal = mfm.explain(
+            held,
+            model,
+            bands="canonical",
+            time_windows=TW,
+            random_state=0,
+            verbose=False,
+            **kw,
+        )
+        seconds = time.perf_counter() - t0
+    finally:
+        handle.remove()
+    passes = n_seen[0] / len(held)
+    sal.save(fname, overwrite=True)
+    meta.write_text(json.dumps(dict(seconds=seconds, passes=passes)))
+    return sal, seconds, passes
+
+
+def paired_to(units, base, n_boot):
+    """Paired bootstrap of ``base`` against every other method, per curve."""
+    rows = []
+    keys = ["ranking", "operator", "order"]
+    for key, sub in units.groupby(keys):
+        wide = sub.pivot(index="unit", columns="method", values="area")
+        for other in wide.columns:
+            if other == base:
+                continue
+            res = paired_comparison(
+                wide[base].to_numpy(), wide[other].to_numpy(), n_boot=n_boot
+            )
+            rows.append(dict(zip(keys, key, strict=True), method=other, **res))
+    return pd.DataFrame(rows)
+
+
+def paired_summary(pairs):
+    """FreqMask minus each method: MoRF (lower is better) and LeRF (higher)."""
+    out = [
+        "| FreqMask minus | MoRF ref. | LeRF ref. | MoRF zero | LeRF zero |",
+        "|---|---|---|---|---|",
+    ]
+    inst = pairs[pairs["ranking"] == "instance"]
+    for other, sub in inst.groupby("method", sort=False):
+        cells = []
+        for op in ("reference", "zero"):
+            for order in ("MoRF", "LeRF"):
+                r = sub[(sub["operator"] == op) & (sub["order"] == order)].iloc[0]
+                good = r["ci_high"] < 0 if order == "MoRF" else r["ci_low"] > 0
+                bad = r["ci_low"] > 0 if order == "MoRF" else r["ci_high"] < 0
+                word = "win" if good else "loss" if bad else "tie"
+                cells.append(
+                    f"{r['difference']:+.3f} [{r['ci_low']:+.3f}, "
+                    f"{r['ci_high']:+.3f}] {word}"
+                )
+        out.append(f"| {other} | " + " | ".join(cells[:1] + cells[1:]) + " |")
+    return "\n".join(out)
 
 
 def summary(table):
     """A markdown table: one row per method, the instance-level areas."""
     head = (
-        "| method | AUROC (group map) | s / epoch | passes / epoch "
+        "| method | AUROC group (abs.) | AUROC per epoch (abs.) | s / epoch "
+        "| passes / epoch "
         "| MoRF ref. (diff. to random) | LeRF ref. | MoRF zero | LeRF zero "
-        "| group MoRF ref. |\n|---|--:|--:|--:|---|---|---|---|---|"
+        "| group MoRF ref. |\n|---|--:|--:|--:|--:|---|---|---|---|---|"
     )
     out = [head]
     n = int(table["n_epochs"].iloc[0])
@@ -171,8 +283,15 @@ def summary(table):
             return txt
 
         r0 = sub.iloc[0]
+        if label == "random":  # compare_methods' AUROC of the random map
+            au = f"– | {r0['auroc']:.3f}"
+        else:
+            au = (
+                f"{r0['auroc_group']:.3f} ({r0['auroc_group_abs']:.3f}) "
+                f"| {r0['auroc_instance']:.3f} ({r0['auroc_instance_abs']:.3f})"
+            )
         out.append(
-            f"| {label} | {r0['auroc']:.3f} | {r0['time_s'] / n:.3f} "
+            f"| {label} | {au} | {r0['time_s'] / n:.3f} "
             f"| {r0['passes_per_epoch']:.0f} "
             f"| {cell('instance', 'reference', 'MoRF')} "
             f"| {cell('instance', 'reference', 'LeRF')} "
