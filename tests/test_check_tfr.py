@@ -151,6 +151,15 @@ def test_check_tfr_windows_and_errors(burst):
     )
     assert res.details["randomization"].shape == (len(held),)
     assert list(res.checks.index) == ["randomization"]
+    # 6 epochs, 4 right: the interval reaches chance, and the line says so
+    # rather than calling the model at chance
+    idx = np.r_[0:3, len(held) - 3 : len(held)]
+    few = ev.check_explanation(
+        held[idx], model, grad[idx], checks=("accuracy",), n_boot=200
+    )
+    assert few.verdicts == {"accuracy": "fail"} and few.accuracy > few.chance
+    assert "not shown above chance" in few.checks.loc["accuracy", "line"]
+    assert "too few epochs (6)" in few.checks.loc["accuracy", "line"]
     with pytest.raises(ValueError, match="must give the bands"):
         ev.check_explanation(
             held, model, grad, checks=("randomization",), explain_kw={}, n_boot=0

@@ -124,3 +124,35 @@ def _check_same_cells(saliency, other):
             "windows of the saliency (or leave explain_kw=None to use those "
             "stored in saliency.method_params)."
         )
+
+
+def _cells_line(res):
+    """The verdict line of the cell test (a CellTestResult) in words.
+
+    For a time-resolved map it also says how many clusters hold the
+    significant cells and which windows they reach: a cluster is significant
+    as a whole, so one cluster over every window says "salient, somewhere,
+    at some time", and the strongest cells say where and when.
+    """
+    n_sig = int(res.significant.sum())
+    tfr = res.times is not None
+    kind = " channel x band x window" if tfr else ""
+    line = (
+        f"{n_sig} of {res.significant.size}{kind} cells reliably salient (p "
+        f"< {res.alpha:g}, {res.correction}, {res.n_observations} observations)"
+    )
+    if not n_sig:
+        return line
+    if tfr:
+        times = np.asarray(res.times)[res.significant.any(axis=(0, 1))]
+        if res.correction == "cluster":
+            n_clu = int((np.asarray(res.cluster_p_values) < res.alpha).sum())
+            line += f" in {n_clu} cluster{'' if n_clu == 1 else 's'}"
+        line += f" over windows at {times.min():.2f} to {times.max():.2f} s"
+    t = np.where(res.significant, res.t, -np.inf)
+    order = np.argsort(t, None)[::-1][: min(3, n_sig)]
+    top = [
+        res.cell_label(idx)
+        for idx in zip(*np.unravel_index(order, t.shape), strict=True)
+    ]
+    return line + ", strongest: " + ", ".join(top)

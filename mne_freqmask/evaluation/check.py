@@ -23,6 +23,7 @@ the same way over its channel x band x window cells, on its own windows.
 """
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,7 @@ from mne.utils import _validate_type, logger, verbose
 from mne_freqmask._inputs import _ready_epochs
 from mne_freqmask._saliency_utils import steps_summary
 from mne_freqmask.evaluation._check_maps import (
+    _cells_line,
     _check_grid,
     _check_same_cells,
     _explain_kw,
@@ -370,12 +372,23 @@ def check_explanation(
     timings["accuracy"] = time.perf_counter() - start
     if "accuracy" in checks:
         verdict = "tie" if np.isnan(low) else "pass" if low > chance else "fail"
-        words = (
-            "above chance"
-            if verdict == "pass"
-            else "at chance: the map explains a model that has not learnt "
-            "the task on these epochs"
-        )
+        if verdict == "pass":
+            words = "above chance"
+        elif verdict == "tie":
+            words = "no interval (n_boot=0 or one epoch): no verdict"
+        elif acc <= chance:
+            words = (
+                "at chance: the map explains a model that has not learnt the "
+                "task on these epochs"
+            )
+        else:  # above chance, but the interval reaches it
+            words = (
+                f"not shown above chance (the interval reaches {chance:.2f}): "
+                f"too few {'epochs' if codes is None else 'groups'} "
+                f"({len(unit)}) to tell, or a model that has not "
+                "learnt the task; the other verdicts are about a model not "
+                "shown to work"
+            )
         rows["accuracy"] = _row(
             verdict,
             acc,
@@ -443,7 +456,15 @@ def check_explanation(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             rand_model = untrained_copy(model)  # every layer re-initialised
-        rand = _explain(epochs, rand_model, saliency.method, kw, random_state, device)
+        with warnings.catch_warnings():
+            # a randomised model often predicts one class for every epoch:
+            # expected here, not the user's model to check
+            warnings.filterwarnings(
+                "ignore", "The model predicts class", RuntimeWarning
+            )
+            rand = _explain(
+                epochs, rand_model, saliency.method, kw, random_state, device
+            )
         _check_same_cells(saliency, rand)
         rho = np.array(
             [
@@ -492,19 +513,7 @@ def check_explanation(
         details["cells"] = res
         n_sig = int(res.significant.sum())
         verdict = "pass" if n_sig > 0 else "fail"
-        kind = "" if res.times is None else " channel x band x window"
-        line = (
-            f"{n_sig} of {res.significant.size}{kind} cells reliably salient (p "
-            f"< {alpha:g}, {res.correction}, {res.n_observations} observations)"
-        )
-        if n_sig:
-            t = np.where(res.significant, res.t, -np.inf)
-            order = np.argsort(t, None)[::-1][: min(3, n_sig)]
-            top = [
-                res.cell_label(idx)
-                for idx in zip(*np.unravel_index(order, t.shape), strict=True)
-            ]
-            line += ", strongest: " + ", ".join(top)
+        line = _cells_line(res)
         rows["cells"] = _row(verdict, n_sig, np.nan, np.nan, "at least one cell", line)
         timings["cells"] = time.perf_counter() - start
 
