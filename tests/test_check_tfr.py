@@ -160,6 +160,16 @@ def test_check_tfr_windows_and_errors(burst):
     assert few.verdicts == {"accuracy": "fail"} and few.accuracy > few.chance
     assert "not shown above chance" in few.checks.loc["accuracy", "line"]
     assert "too few epochs (6)" in few.checks.loc["accuracy", "line"]
+    # groups: one observation per group in the cell test, over all windows
+    res = ev.check_explanation(
+        held, model, grad, checks=("cells",), groups=np.arange(len(held)) // 4
+    )
+    assert res.n_groups == 8 and res.details["cells"].t.shape == (8, 5, 9)
+    assert "8 observations" in res.checks.loc["cells", "line"]
+    # the map's own windows given again (as "auto" would not be) are accepted
+    ev.check_explanation(
+        held, model, grad, checks=("accuracy",), explain_kw=dict(time_windows=TW)
+    )
     with pytest.raises(ValueError, match="must give the bands"):
         ev.check_explanation(
             held, model, grad, checks=("randomization",), explain_kw={}, n_boot=0

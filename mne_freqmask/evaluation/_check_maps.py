@@ -61,10 +61,8 @@ def _explain_kw(saliency, explain_kw):
     if given is None:
         kw["time_windows"] = saliency.time_windows
         return kw
-    try:
-        other = short_time_grid(
-            grid.sfreq, grid.n_times, saliency.bands, given, grid.tmin
-        )
+    try:  # the windows in samples (one band: any window has its bins)
+        other = short_time_grid(grid.sfreq, grid.n_times, 1, given, grid.tmin)
         same = (other.win_length, other.hop) == (grid.win_length, grid.hop)
     except ValueError:
         same = False
