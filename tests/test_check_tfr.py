@@ -159,7 +159,7 @@ def test_check_tfr_windows_and_errors(burst):
     )
     assert few.verdicts == {"accuracy": "fail"} and few.accuracy > few.chance
     assert "not shown above chance" in few.checks.loc["accuracy", "line"]
-    assert "too few epochs (6)" in few.checks.loc["accuracy", "line"]
+    assert "reaches 0.50; 6 epochs" in few.checks.loc["accuracy", "line"]
     # groups: one observation per group in the cell test, over all windows
     res = ev.check_explanation(
         held, model, grad, checks=("cells",), groups=np.arange(len(held)) // 4

@@ -383,11 +383,11 @@ def check_explanation(
             )
         else:  # above chance, but the interval reaches it
             words = (
-                f"not shown above chance (the interval reaches {chance:.2f}): "
-                f"too few {'epochs' if codes is None else 'groups'} "
-                f"({len(unit)}) to tell, or a model that has not "
-                "learnt the task; the other verdicts are about a model not "
-                "shown to work"
+                "not shown above chance: it could be at chance (the interval "
+                f"reaches {chance:.2f}; {len(unit)} "
+                f"{'epochs' if codes is None else 'groups'}), so the other "
+                "verdicts may be about a model that has not learnt the task; "
+                "more held-out epochs would tell"
             )
         rows["accuracy"] = _row(
             verdict,
