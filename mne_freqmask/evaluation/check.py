@@ -17,9 +17,13 @@ the training epochs says little) and gives one verdict per check:
   not the model.
 - ``cells``: is any channel x band cell reliably salient across epochs (or
   groups), by the sign-flip permutation test?
+
+A time-resolved map (:class:`~mne_freqmask.SpectralSaliencyTFR`) is checked
+the same way over its channel x band x window cells, on its own windows.
 """
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +33,13 @@ from mne.utils import _validate_type, logger, verbose
 
 from mne_freqmask._inputs import _ready_epochs
 from mne_freqmask._saliency_utils import steps_summary
+from mne_freqmask.evaluation._check_maps import (
+    _cells_line,
+    _check_grid,
+    _check_same_cells,
+    _explain_kw,
+    _random_like,
+)
 from mne_freqmask.evaluation._common import (
     _explain,
     _group_codes,
@@ -42,6 +53,7 @@ from mne_freqmask.evaluation.sanity import spearman
 from mne_freqmask.evaluation.stats import bootstrap_ci, cell_permutation_test
 from mne_freqmask.models import parameter_layers, untrained_copy
 from mne_freqmask.saliency import SpectralSaliency
+from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 from mne_freqmask.utils._docs import fill_doc
 
 #: the checks :func:`check_explanation` can run, in the order it runs them
@@ -76,6 +88,9 @@ class ExplanationCheck:
         The optimiser's step counts and stop reasons (FreqMask), e.g.
         ``"steps: median 60 (max 100); stopped: converged 40, cap 0, first
         allowed step 0"``, or ``""``.
+    time_windows : tuple of float | None
+        ``(length, step)`` in seconds of the windows of a time-resolved map
+        (its cells are channel x band x window); None for a whole-epoch map.
     details : dict
         What each check returned (``"deletion"``: the table of
         :func:`compare_methods`; ``"randomization"``: per-epoch rank
@@ -92,6 +107,7 @@ class ExplanationCheck:
     timings: dict = field(default_factory=dict)
     steps: str = ""
     details: dict = field(default_factory=dict)
+    time_windows: tuple | None = None
 
     @property
     def verdicts(self):
@@ -114,7 +130,15 @@ class ExplanationCheck:
             known, and one line per check.
         """
         head = (
-            f"Check of a {self.method} explanation on {self.n_epochs} epochs"
+            f"Check of a {self.method} explanation"
+            + (
+                ""
+                if self.time_windows is None
+                else " in time (channel x band x window cells, "
+                f"{self.time_windows[0]:g} s windows every "
+                f"{self.time_windows[1]:g} s)"
+            )
+            + f" on {self.n_epochs} epochs"
             + (f" ({self.n_groups} groups)" if self.n_groups != self.n_epochs else "")
             + f": accuracy {self.accuracy:.2f} (chance {self.chance:.2f})"
         )
@@ -185,13 +209,6 @@ def _has_positions(info):
     return bool(np.isfinite(locs).all() and (np.abs(locs).sum(1) > 0).all())
 
 
-def _default_explain_kw(saliency):
-    """The parameters that produced ``saliency``, for re-explaining."""
-    kw = dict(saliency.method_params)
-    kw["picks"] = list(saliency.ch_names)
-    return kw
-
-
 @verbose
 @fill_doc
 def check_explanation(
@@ -225,8 +242,10 @@ def check_explanation(
     ----------
     %(epochs_explain)s
     %(model)s
-    saliency : SpectralSaliency
-        The per-epoch map of ``model`` on ``epochs`` (any method).
+    saliency : SpectralSaliency | SpectralSaliencyTFR
+        The per-epoch map of ``model`` on ``epochs`` (any method), whole-epoch
+        or time-resolved (``explain(..., time_windows=...)``: checked over its
+        channel x band x window cells, on its own windows).
     checks : tuple of str
         Which of ``"accuracy"``, ``"deletion"``, ``"randomization"`` and
         ``"cells"`` to run (default: all; see Notes).
@@ -252,6 +271,8 @@ def check_explanation(
         fails when its lower end is above.
     %(explain_kw)s
         None (default): the parameters stored in ``saliency.method_params``.
+        For a time-resolved map ``time_windows`` is the map's own (other
+        windows are refused).
     %(eval_boot)s
     alpha : float
         Significance level of the cell permutation test.
@@ -286,11 +307,20 @@ def check_explanation(
       side.
     - **randomization**: every layer with parameters is re-initialised at
       once (on a copy) and the epochs are explained again with the same
-      method and parameters (Adebayo et al., 2018).
+      method, parameters (and windows) (Adebayo et al., 2018); the value is
+      the mean per-epoch Spearman correlation over all the cells.
     - **cells**: :func:`cell_permutation_test` of each map against its own
-      median (clusters over neighbouring channels and bands when the
-      channels have positions, max-t otherwise). Pass when at least one cell
-      is significant at ``alpha``.
+      median (clusters over neighbouring channels and bands, and for a
+      time-resolved map neighbouring windows, when the channels have
+      positions; max-t otherwise). Pass when at least one cell is
+      significant at ``alpha``; the strongest cells are named (a
+      time-resolved one with its window's centre, e.g. ``"C4 beta 0.75
+      s"``).
+
+    For a time-resolved map the random control of ``morf`` / ``lerf`` is a
+    random map on the same channel x band x window cells, and the cells are
+    removed in the short-time Fourier transform of the map's windows (see
+    :func:`~mne_freqmask.evaluation.remove_cells`).
 
     A pass is not a proof: the removal checks ask whether the model's
     output depends on the ranked cells, on these epochs and for this
@@ -300,7 +330,12 @@ def check_explanation(
     ----------
     Adebayo, J. et al. (2018). Sanity checks for saliency maps. NeurIPS.
     """
-    _validate_type(saliency, SpectralSaliency, "saliency")
+    _validate_type(
+        saliency,
+        (SpectralSaliency, SpectralSaliencyTFR),
+        "saliency",
+        "SpectralSaliency or SpectralSaliencyTFR",
+    )
     _validate_type(checks, (tuple, list), "checks")
     for c in checks:
         if c not in CHECKS:
@@ -309,6 +344,7 @@ def check_explanation(
         raise ValueError(
             "saliency must hold one map per epoch (pass the map before .average())."
         )
+    _check_grid(saliency)
     _validate_type(max_similarity, "numeric", "max_similarity")
     epochs = _ready_epochs(epochs)
     if len(saliency) != len(epochs):
@@ -317,7 +353,8 @@ def check_explanation(
             "check the map on the epochs it explains."
         )
     _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
-    kw = _default_explain_kw(saliency) if explain_kw is None else dict(explain_kw)
+    _validate_type(explain_kw, (dict, None), "explain_kw")
+    kw = _explain_kw(saliency, explain_kw)
     codes = _group_codes(epochs, groups)
     n_groups = len(epochs) if codes is None else int(codes.max() + 1)
     timings, details, rows = {}, {}, {}
@@ -335,12 +372,23 @@ def check_explanation(
     timings["accuracy"] = time.perf_counter() - start
     if "accuracy" in checks:
         verdict = "tie" if np.isnan(low) else "pass" if low > chance else "fail"
-        words = (
-            "above chance"
-            if verdict == "pass"
-            else "at chance: the map explains a model that has not learnt "
-            "the task on these epochs"
-        )
+        if verdict == "pass":
+            words = "above chance"
+        elif verdict == "tie":
+            words = "no interval (n_boot=0 or one epoch): no verdict"
+        elif acc <= chance:
+            words = (
+                "at chance: the map explains a model that has not learnt the "
+                "task on these epochs"
+            )
+        else:  # above chance, but the interval reaches it
+            words = (
+                "not shown above chance: it could be at chance (the interval "
+                f"reaches {chance:.2f}; {len(unit)} "
+                f"{'epochs' if codes is None else 'groups'}), so the other "
+                "verdicts may be about a model that has not learnt the task; "
+                "more held-out epochs would tell"
+            )
         rows["accuracy"] = _row(
             verdict,
             acc,
@@ -355,13 +403,13 @@ def check_explanation(
         scores = compare_methods(
             epochs,
             model,
-            {"map": saliency, "random": "random"},
+            # the control on the map's own cells (and windows)
+            {"map": saliency, "random": _random_like(saliency, random_state)},
             rankings=("instance",),
             operators=(operator,),
             orders=("morf", "lerf"),
             y=y,
             reference=reference,
-            explain_kw=kw,
             groups=groups,
             baseline="random",
             n_boot=max(n_boot, 1),
@@ -408,7 +456,16 @@ def check_explanation(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             rand_model = untrained_copy(model)  # every layer re-initialised
-        rand = _explain(epochs, rand_model, saliency.method, kw, random_state, device)
+        with warnings.catch_warnings():
+            # a randomised model often predicts one class for every epoch:
+            # expected here, not the user's model to check
+            warnings.filterwarnings(
+                "ignore", "The model predicts class", RuntimeWarning
+            )
+            rand = _explain(
+                epochs, rand_model, saliency.method, kw, random_state, device
+            )
+        _check_same_cells(saliency, rand)
         rho = np.array(
             [
                 spearman(a, b)
@@ -456,18 +513,7 @@ def check_explanation(
         details["cells"] = res
         n_sig = int(res.significant.sum())
         verdict = "pass" if n_sig > 0 else "fail"
-        line = (
-            f"{n_sig} of {res.significant.size} cells reliably salient (p < "
-            f"{alpha:g}, {res.correction}, {res.n_observations} observations)"
-        )
-        if n_sig:
-            t = np.where(res.significant, res.t, -np.inf)
-            order = np.argsort(t, None)[::-1][: min(3, n_sig)]
-            top = [
-                f"{res.ch_names[c]} {res.band_names[b]}"
-                for c, b in zip(*np.unravel_index(order, t.shape), strict=True)
-            ]
-            line += ", strongest: " + ", ".join(top)
+        line = _cells_line(res)
         rows["cells"] = _row(verdict, n_sig, np.nan, np.nan, "at least one cell", line)
         timings["cells"] = time.perf_counter() - start
 
@@ -483,6 +529,9 @@ def check_explanation(
         timings=timings,
         steps=steps_summary(saliency.diagnostics) or "",
         details=details,
+        time_windows=None
+        if not isinstance(saliency, SpectralSaliencyTFR)
+        else tuple(saliency.time_windows),
     )
     for line in result.lines():
         logger.info(line)

@@ -283,8 +283,8 @@ def compare_methods(
     quantus : bool
         Add Quantus' ``complexity`` and ``sparseness`` of each method's maps
         (:func:`~mne_freqmask.evaluation.quantus_scores`; needs the
-        ``evaluation`` extra; channel x band maps only, not time-resolved
-        ones).
+        ``evaluation`` extra; a time-resolved map over all its channel x
+        band x window cells).
     %(eval_boot)s
     return_epoch_scores : bool
         Also return the area of every epoch (of every group with ``groups``),

@@ -3,8 +3,8 @@
 FLEXtime (Brüsch et al.) reports Quantus' ``Complexity`` next to its
 faithfulness curves (``src/evaluation/metrics.py``, ``compute_complexity``, in
 theabrusch/FLEXtime); :func:`quantus_scores` computes it, and Quantus'
-``Sparseness``, on each channel x band map with Quantus (the ``evaluation``
-extra), not a rewrite.
+``Sparseness``, on each channel x band map (or channel x band x window map)
+with Quantus (the ``evaluation`` extra), not a rewrite.
 """
 
 import numpy as np
@@ -12,6 +12,7 @@ import pandas as pd
 from mne.utils import _check_option, _validate_type
 
 from mne_freqmask.saliency import SpectralSaliency
+from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 from mne_freqmask.utils._deps import import_optional
 
 #: our name -> Quantus class name
@@ -19,7 +20,7 @@ QUANTUS_METRICS = {"complexity": "Complexity", "sparseness": "Sparseness"}
 
 
 def quantus_scores(saliency, *, metrics=("complexity", "sparseness"), level="instance"):
-    """Quantus' complexity / sparseness of each channel x band map.
+    """Quantus' complexity / sparseness of each channel x band (x window) map.
 
     Each map is passed to the Quantus metric as one explanation (its
     ``__call__`` with the map as both input and attribution, no model needed),
@@ -31,8 +32,11 @@ def quantus_scores(saliency, *, metrics=("complexity", "sparseness"), level="ins
 
     Parameters
     ----------
-    saliency : SpectralSaliency
-        The maps (per epoch or one group map).
+    saliency : SpectralSaliency | SpectralSaliencyTFR
+        The maps (per epoch or one group map). A time-resolved map is one
+        explanation of all its channel x band x window cells (its band x
+        window cells flattened per channel; both metrics depend only on the
+        set of cell values).
     metrics : tuple of str
         Among ``"complexity"`` and ``"sparseness"``.
     level : "instance" | "group"
@@ -52,13 +56,20 @@ def quantus_scores(saliency, *, metrics=("complexity", "sparseness"), level="ins
     ``__call__`` used here applies them, so signed maps (LRP, integrated
     gradients) are scored on their magnitude.
     """
-    _validate_type(saliency, SpectralSaliency, "saliency")
+    _validate_type(
+        saliency,
+        (SpectralSaliency, SpectralSaliencyTFR),
+        "saliency",
+        "SpectralSaliency or SpectralSaliencyTFR",
+    )
     _check_option("level", level, ("instance", "group"))
     _validate_type(metrics, (tuple, list), "metrics")
     for m in metrics:
         _check_option("metrics", m, tuple(QUANTUS_METRICS))
     quantus = import_optional("quantus")
     values = np.asarray(saliency.get_data(), np.float64)
+    if isinstance(saliency, SpectralSaliencyTFR):  # (..., channels, cells)
+        values = values.reshape(values.shape[:-2] + (-1,))
     if values.ndim == 2:
         values = values[None]
     elif level == "group":

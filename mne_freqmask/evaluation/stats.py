@@ -1,9 +1,9 @@
 """Statistics over epochs: reliable cells, confidence intervals, paired tests.
 
-- :func:`cell_permutation_test`: which channel x band cells are reliably
-  salient across epochs or subjects; a sign-flip permutation test of the maps
-  minus a baseline, corrected over cells by spatio-spectral clusters or by
-  the maximum statistic (:mod:`mne.stats`).
+- :func:`cell_permutation_test`: which channel x band (x window) cells are
+  reliably salient across epochs or subjects; a sign-flip permutation test of
+  the maps minus a baseline, corrected over cells by spatio-spectral(-temporal)
+  clusters or by the maximum statistic (:mod:`mne.stats`).
 - :func:`bootstrap_ci`: the percentile bootstrap confidence interval, over
   epochs, of the mean of any per-epoch score (a deletion curve's points, its
   area).
@@ -21,6 +21,7 @@ import pandas as pd
 from mne.utils import _check_option, _validate_type, check_random_state, verbose
 
 from mne_freqmask.saliency import SpectralSaliency
+from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 from mne_freqmask.utils._docs import fill_doc
 
 
@@ -28,17 +29,20 @@ from mne_freqmask.utils._docs import fill_doc
 class CellTestResult:
     """Result of :func:`cell_permutation_test`.
 
+    The cell arrays have shape ``(n_channels, n_bands)``, or ``(n_channels,
+    n_bands, n_windows)`` for a :class:`~mne_freqmask.SpectralSaliencyTFR`.
+
     Attributes
     ----------
-    t : ndarray, shape (n_channels, n_bands)
+    t : ndarray, shape (n_channels, n_bands[, n_windows])
         One-sample t-values of (map - baseline) across observations.
-    p_values : ndarray, shape (n_channels, n_bands)
+    p_values : ndarray, shape (n_channels, n_bands[, n_windows])
         Corrected p-values: the p-value of the cluster holding the cell (1 for
         cells in no cluster) for ``"cluster"``, the max-t corrected p-value of
         the cell for ``"tmax"``.
-    significant : ndarray of bool, shape (n_channels, n_bands)
+    significant : ndarray of bool, shape (n_channels, n_bands[, n_windows])
         ``p_values < alpha``.
-    clusters : list of ndarray of bool, shape (n_channels, n_bands)
+    clusters : list of ndarray of bool, shape (n_channels, n_bands[, n_windows])
         The clusters (``"cluster"`` only).
     cluster_p_values : ndarray
         One p-value per cluster (``"cluster"`` only).
@@ -50,6 +54,8 @@ class CellTestResult:
         Rows and columns.
     alpha : float
         The significance level.
+    times : ndarray, shape (n_windows,) | None
+        Centre of each window in seconds (time-resolved maps; else None).
     """
 
     t: np.ndarray
@@ -62,6 +68,7 @@ class CellTestResult:
     alpha: float
     clusters: list = field(default_factory=list)
     cluster_p_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    times: np.ndarray | None = None
 
     def to_data_frame(self):
         """One row per cell.
@@ -69,23 +76,43 @@ class CellTestResult:
         Returns
         -------
         df : pandas.DataFrame
-            Columns ``channel``, ``band``, ``t``, ``p_value`` and
-            ``significant``.
+            Columns ``channel``, ``band``, (time-resolved maps: ``time``, the
+            window's centre in s,) ``t``, ``p_value`` and ``significant``.
         """
-        ch, band = np.meshgrid(
-            np.arange(len(self.ch_names)),
-            np.arange(len(self.band_names)),
-            indexing="ij",
+        idx = np.indices(self.t.shape).reshape(self.t.ndim, -1)
+        cols = dict(
+            channel=np.asarray(self.ch_names)[idx[0]],
+            band=np.asarray(self.band_names)[idx[1]],
         )
+        if self.times is not None:
+            cols["time"] = np.asarray(self.times, float)[idx[2]]
         return pd.DataFrame(
             dict(
-                channel=np.asarray(self.ch_names)[ch.ravel()],
-                band=np.asarray(self.band_names)[band.ravel()],
+                cols,
                 t=self.t.ravel(),
                 p_value=self.p_values.ravel(),
                 significant=self.significant.ravel(),
             )
         )
+
+    def cell_label(self, index):
+        """Name of one cell, e.g. ``"C4 beta"`` or ``"C4 beta 0.75 s"``.
+
+        Parameters
+        ----------
+        index : tuple of int
+            ``(channel, band)``, or ``(channel, band, window)`` for a
+            time-resolved map (an index into :attr:`t`).
+
+        Returns
+        -------
+        label : str
+            The channel, the band and (time-resolved) the window's centre.
+        """
+        label = f"{self.ch_names[index[0]]} {self.band_names[index[1]]}"
+        if self.times is not None:
+            label += f" {float(self.times[index[2]]):.2f} s"
+        return label
 
     def __repr__(self):
         return (
@@ -117,19 +144,20 @@ def cell_permutation_test(
     baseline is tested against 0 with a sign-flip permutation test, corrected
     for the many cells either by spatio-spectral clusters
     (:func:`mne.stats.permutation_cluster_1samp_test`) or by the maximum
-    statistic (:func:`mne.stats.permutation_t_test`).
+    statistic (:func:`mne.stats.permutation_t_test`). A time-resolved map
+    (:class:`~mne_freqmask.SpectralSaliencyTFR`) is tested over its channel x
+    band x window cells, its clusters also spanning neighbouring windows.
 
     Parameters
     ----------
-    saliency : SpectralSaliency
+    saliency : SpectralSaliency | SpectralSaliencyTFR
         Per-epoch maps.
-    baseline : "median" | float | SpectralSaliency
+    baseline : "median" | float | SpectralSaliency | SpectralSaliencyTFR
         What "salient" is compared with. ``"median"`` (default) subtracts
         each map's own median over cells (the removal game's threshold): a
         cell is reliably salient when it beats the typical cell of its map.
-        A number is subtracted from every cell. A
-        :class:`~mne_freqmask.SpectralSaliency` is a null map (e.g. of a
-        randomised model, see
+        A number is subtracted from every cell. A map of the class of
+        ``saliency`` is a null map (e.g. of a randomised model, see
         :func:`cascading_randomization`): a group-level one is subtracted
         from every observation, a per-epoch one with the same epochs epoch by
         epoch (a paired test).
@@ -142,12 +170,16 @@ def cell_permutation_test(
         ``"auto"`` (default): clusters over neighbouring channels
         (:func:`mne.channels.find_ch_adjacency` on the saliency's ``info``,
         which needs channel positions) combined with neighbouring bands
-        (:func:`mne.stats.combine_adjacency`). A sparse matrix over the
-        ``n_bands * n_channels`` cells (band-major, as in
-        :func:`~mne.stats.combine_adjacency` ``(n_bands, ch_adjacency)``).
-        None: no clusters; every cell is tested on its own with the max-t
-        correction over cells (the permutation distribution of the largest
-        t-value, as :func:`mne.stats.permutation_t_test`).
+        (:func:`mne.stats.combine_adjacency`), and for a time-resolved map
+        with neighbouring windows too (``combine_adjacency(n_bands,
+        n_windows, ch_adjacency)``, as MNE's frequency x time x channel
+        cluster tests). A sparse matrix over the ``n_bands * n_channels``
+        cells (band-major, as in :func:`~mne.stats.combine_adjacency`
+        ``(n_bands, ch_adjacency)``), or the ``n_bands * n_windows *
+        n_channels`` cells of a time-resolved map (``(n_bands, n_windows,
+        ch_adjacency)``). None: no clusters; every cell is tested on its own
+        with the max-t correction over cells (the permutation distribution of
+        the largest t-value, as :func:`mne.stats.permutation_t_test`).
     threshold : float | None
         Cluster-forming t threshold (None: MNE's default, the t quantile for
         p = 0.05 of the chosen tail).
@@ -174,23 +206,29 @@ def cell_permutation_test(
     """
     import mne
 
-    _validate_type(saliency, SpectralSaliency, "saliency")
+    kinds = (SpectralSaliency, SpectralSaliencyTFR)
+    _validate_type(saliency, kinds, "saliency", "SpectralSaliency[TFR]")
     if saliency.level != "instance":
         raise TypeError(
             "cell_permutation_test needs per-epoch saliency, but this one is group "
             f"level ({saliency.dims}); use the output of explain() before "
             ".average()."
         )
+    tfr = isinstance(saliency, SpectralSaliencyTFR)
     data = saliency.get_data().astype(np.float64)
+    cells = data.shape[1:]  # (n_channels, n_bands[, n_windows])
     if isinstance(baseline, str):
         _check_option("baseline", baseline, ("median",))
-        data = data - np.median(data, axis=(1, 2), keepdims=True)
-    elif isinstance(baseline, SpectralSaliency):
+        axes = tuple(range(1, data.ndim))
+        data = data - np.median(data, axis=axes, keepdims=True)
+    elif isinstance(baseline, kinds):
         null = baseline.get_data().astype(np.float64)
-        if null.shape[-2:] != data.shape[-2:]:
+        if type(baseline) is not type(saliency) or null.shape[-len(cells) :] != cells:
             raise ValueError(
-                f"The null map has shape {null.shape[-2:]}, the saliency "
-                f"{data.shape[-2:]} (channels x bands)."
+                f"The null map ({type(baseline).__name__}) has cells of shape "
+                f"{null.shape[1 if baseline.level == 'instance' else 0 :]}, the "
+                f"saliency ({type(saliency).__name__}) {cells}; give a null map "
+                "on the same cells (the same channels, bands and windows)."
             )
         if baseline.level == "instance" and len(null) != len(data):
             raise ValueError(
@@ -220,8 +258,10 @@ def cell_permutation_test(
     n_obs = len(data)
     if n_obs < 2:
         raise ValueError(f"The test needs at least 2 observations, got {n_obs}.")
-    x = data.transpose(0, 2, 1)  # (n_obs, n_bands, n_channels)
-    n_bands, n_ch = x.shape[1:]
+    # channels last: (n_obs, n_bands[, n_windows], n_channels), the order of
+    # combine_adjacency(n_bands[, n_windows], ch_adjacency)
+    x = np.moveaxis(data, 1, -1)
+    lattice = x.shape[1:-1]
     seed = (
         None
         if random_state is None
@@ -234,6 +274,7 @@ def cell_permutation_test(
         ch_names=saliency.ch_names,
         band_names=saliency.band_names,
         alpha=float(alpha),
+        times=saliency.times.copy() if tfr else None,
     )
     stat_fun = partial(mne.stats.ttest_1samp_no_p, sigma=sigma)
     if adjacency is None:
@@ -260,7 +301,18 @@ def cell_permutation_test(
                     f"channels ({exp}); set a montage, give adjacency=, or use "
                     "adjacency=None for the max-t test without clusters."
                 ) from exp
-            adjacency = mne.stats.combine_adjacency(n_bands, ch_adj)
+            # neighbouring bands (and windows): lattices, as MNE's frequency x
+            # time x channel tests. Adjacency decides which supra-threshold
+            # cells pool into one cluster, not the validity of the sign-flip
+            # null, so neighbouring (overlapping) windows are sound neighbours
+            adjacency = mne.stats.combine_adjacency(*lattice, ch_adj)
+        n_cells = x[0].size
+        if adjacency.shape != (n_cells, n_cells):
+            raise ValueError(
+                f"adjacency must be {n_cells} x {n_cells} (the cells, ordered as "
+                f"combine_adjacency{tuple(lattice) + ('ch_adjacency',)}), got "
+                f"{adjacency.shape}."
+            )
     # flattened band-major: a full adjacency needs 1-D observations. A cell
     # that is the same in every observation (a constant map) has t = 0 / 0:
     # NaN, never significant; and no cluster at all is a result (reported as
@@ -280,21 +332,25 @@ def cell_permutation_test(
             buffer_size=None,
             verbose=False,
         )
-    t = t.reshape(n_bands, n_ch)
+    shape = x.shape[1:]
+    t = t.reshape(shape)
     masks = []
     for c in clusters:  # boolean masks, or index tuples without adjacency
-        mask = np.zeros(n_bands * n_ch, bool)
+        mask = np.zeros(x[0].size, bool)
         mask[c] = True
-        masks.append(mask.reshape(n_bands, n_ch))
-    clusters = masks
-    p = np.ones((n_bands, n_ch))
-    for mask, cp in zip(clusters, cluster_p, strict=True):
+        masks.append(mask.reshape(shape))
+    p = np.ones(shape)
+    for mask, cp in zip(masks, cluster_p, strict=True):
         p[mask] = np.minimum(p[mask], cp)
-    common.update(t=t.T, correction=correction)
+
+    def back(a):  # channels first again
+        return np.moveaxis(a, -1, 0)
+
+    common.update(t=back(t), correction=correction)
     return CellTestResult(
-        p_values=p.T,
-        significant=p.T < alpha,
-        clusters=[c.T for c in clusters] if correction == "cluster" else [],
+        p_values=back(p),
+        significant=back(p) < alpha,
+        clusters=[back(c) for c in masks] if correction == "cluster" else [],
         cluster_p_values=np.asarray(cluster_p if correction == "cluster" else []),
         **common,
     )
