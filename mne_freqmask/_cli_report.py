@@ -87,25 +87,11 @@ def lines_html(lines):
 REPORT_CHECKS = ("accuracy", "deletion", "cells")
 
 
-#: the summaries' line when the checks do not run (see :func:`run_check`)
-CHECKS_NOT_RUN = (
-    "not run for time-resolved maps (check_explanation takes whole-epoch maps only)"
-)
-
-
 def run_check(epochs, model, sal, seed):
-    """:func:`~mne_freqmask.evaluation.check_explanation` for the summaries.
-
-    None for a time-resolved map (:data:`CHECKS_NOT_RUN`).
-    """
+    """:func:`~mne_freqmask.evaluation.check_explanation` for the summaries
+    (whole-epoch and time-resolved maps)."""
     from mne_freqmask.evaluation import check_explanation
-    from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 
-    # GUARD (issue #17): check_explanation takes whole-epoch maps only. Once
-    # it accepts a SpectralSaliencyTFR, delete these two lines (the callers
-    # handle both results: check_lines and the reports take None or a check).
-    if isinstance(sal, SpectralSaliencyTFR):
-        return None
     return check_explanation(
         epochs,
         model,
@@ -119,8 +105,6 @@ def run_check(epochs, model, sal, seed):
 
 def check_lines(check):
     """(label, text) pairs of a check's verdicts, for the summaries."""
-    if check is None:
-        return [("Checks", CHECKS_NOT_RUN)]
     return [
         (f"Check {name}", f"{row['verdict'].upper()}: {row['line']}")
         for name, row in check.checks.iterrows()

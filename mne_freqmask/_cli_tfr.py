@@ -6,8 +6,8 @@ band x window cells with their times, the best window) and its own HTML
 report (the band x time image, the topomaps and the channel x band map at
 the best window, the removal game over the channel x band x window cells,
 the parameters). The whole-epoch summary and report stay in
-:mod:`mne_freqmask._cli_report`, whose :func:`~._cli_report.run_check` says
-whether the checks run on such a map.
+:mod:`mne_freqmask._cli_report`, whose :func:`~._cli_report.run_check` runs the
+checks on both kinds of map.
 """
 
 import numpy as np
@@ -92,20 +92,16 @@ def tfr_top_lines(sal):
 
 
 def _check_html(check):
-    if check is not None:
-        return (
-            check.to_html()
-            + "<p>Verdicts of mne_freqmask.check_explanation: pass, fail, or tie "
-            "(the interval includes the reference).</p>"
-        )
-    from html import escape
-
-    from mne_freqmask._cli_report import CHECKS_NOT_RUN
-
-    return f"<p>Checks: {escape(CHECKS_NOT_RUN)}.</p>"
+    return (
+        check.to_html()
+        + "<p>Verdicts of mne_freqmask.check_explanation over the channel x band "
+        "x window cells: pass, fail, or tie (the interval includes the "
+        "reference). Not run here: the model randomisation check (it explains "
+        "every epoch again).</p>"
+    )
 
 
-def write_tfr_report(out, sal, summary_html, removal, check=None):
+def write_tfr_report(out, sal, summary_html, removal, check):
     """Summary, checks, band x time images, best-window maps, removal game."""
     import mne
     import pandas as pd

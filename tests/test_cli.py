@@ -503,7 +503,7 @@ def _line(text, label):
 
 def test_explain_time_windows(saved_burst, tmp_path, capsys):
     """A SpectralSaliencyTFR saved (the map of explain), a summary of its
-    cells and windows, a report; the checks are said not to run."""
+    cells and windows, a report, and the checks over its cells."""
     import mne_freqmask as mfm
     from mne_freqmask._cli_tfr import top_tfr_cells
 
@@ -554,12 +554,20 @@ def test_explain_time_windows(saved_burst, tmp_path, capsys):
         f"{sal.window_edges[k][1]:.2f} s): mean saliency {means[k]:.3g} over "
         f"channels and bands, against {means.mean():.3g}"
     )
-    not_run = (
-        "not run for time-resolved maps (check_explanation takes whole-epoch maps only)"
+    # check_explanation over the channel x band x window cells, as a direct
+    # call gives it (16 epochs: the accuracy's interval is too wide to pass)
+    from mne_freqmask._cli_report import REPORT_CHECKS
+
+    check = mfm.evaluation.check_explanation(
+        epochs, model, sal, checks=REPORT_CHECKS, n_boot=500, random_state=0
     )
-    assert _line(out, "Checks") == not_run
+    for name, row in check.checks.iterrows():
+        assert _line(out, f"Check {name}") == f"{row['verdict'].upper()}: {row['line']}"
+    assert "16 epochs" in _line(out, "Check accuracy")
+    assert check.checks.loc["cells", "verdict"] == "pass"
+    assert "window" in _line(out, "Check cells")
     text = html.read_text()
-    assert f"Checks: {not_run}." in text
+    assert "check_explanation over the channel x band x window cells" in text
     for alt in (
         "Saliency over time and band",
         "Topomaps at the best window",
