@@ -364,9 +364,9 @@ def test_explain_package_file_freqmask_steps(saved_inputs, tmp_path, capsys):
         (["--time-windows", "0.5,0.4"], "at most half the window (0.25 s)"),
         (["--time-windows", "0,0"], "cannot read '0,0'"),
         (
-            ["--time-windows", "auto", "--method", "freqrise"],
-            "the methods that can are ['amplitude_gradients', 'freqmask', "
-            "'integrated_gradients']",
+            ["--time-windows", "auto", "--method", "flextime"],
+            "the methods that can are ['amplitude_gradients', 'dft_lrp', "
+            "'freqmask', 'freqrise', 'integrated_gradients', 'lrp']",
         ),
     ],
 )

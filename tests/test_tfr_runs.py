@@ -186,7 +186,7 @@ def test_explain_files_time_windows(burst, tmp_path):
         mfm.explain_files(fnames, model, out_dir, time_windows=(1.0, 0.5), **kw)
     # methods that cannot run short-time, and bad windows, before any work
     with pytest.raises(ValueError, match="the methods that can are"):
-        mfm.explain_files(fnames, model, out_dir, method="freqrise", time_windows=TW)
+        mfm.explain_files(fnames, model, out_dir, method="flextime", time_windows=TW)
     with pytest.raises(ValueError, match="NOLA"):
         mfm.explain_files(fnames, model, out_dir, time_windows=(0.5, 0.4))
     # nothing half-written is left behind
