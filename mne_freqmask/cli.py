@@ -56,7 +56,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser():
-    from mne_freqmask.methods import METHODS
+    from mne_freqmask.methods import METHODS, SHORT_TIME_METHODS
     from mne_freqmask.models import MODEL_NAMES
 
     parser = _Parser(
@@ -194,7 +194,7 @@ def _build_parser():
         "s Hann windows every 0.25 s) or auto (a quarter of the epoch, half a "
         "window apart). The map is then channel x band x window (a "
         "SpectralSaliencyTFR: read --out with mne_freqmask.read_saliency_tfr). "
-        "Methods: freqmask, amplitude_gradients, integrated_gradients.",
+        f"Methods: {', '.join(sorted(SHORT_TIME_METHODS))}.",
     )
     exp.add_argument("--out", default=None, help="Saliency file to write (.h5).")
     exp.add_argument(
