@@ -102,7 +102,7 @@ class CellTestResult:
         ----------
         index : tuple of int
             ``(channel, band)``, or ``(channel, band, window)`` for a
-            time-resolved map (an index into :attr:`t`).
+            time-resolved map (an index into ``t``).
 
         Returns
         -------
