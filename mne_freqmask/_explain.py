@@ -310,22 +310,15 @@ def explain(
     params = dict(res.params, bands=_bands_param(bands))
     if time_windows is None:
         return SpectralSaliency(res.data, info, grid, method_params=params, **common)
-    fg = grid.frequency_grid
-    return SpectralSaliencyTFR(
-        res.data.reshape(res.data.shape[:2] + (fg.n_bands, grid.n_windows)),
+    n_bands = grid.frequency_grid.n_bands
+    return SpectralSaliencyTFR._from_grid(
+        res.data.reshape(res.data.shape[:2] + (n_bands, grid.n_windows)),
         info,
-        fg.freqs,
-        fg.band_names,
-        fg.band_edges,
-        times=grid.times,
+        grid,
         method_params=dict(
             params,
             time_windows=[grid.win_length / grid.sfreq, grid.hop / grid.sfreq],
         ),
-        win_length=grid.win_length,
-        hop=grid.hop,
-        n_times=inp.n_times,
-        tmin=grid.tmin,
         **common,
     )
 

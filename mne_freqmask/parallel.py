@@ -246,11 +246,15 @@ def explain_files(
 
 def _check_windows_arg(time_windows):
     """Refuse windows that :func:`mne_freqmask.explain` would, before any work."""
-    from mne_freqmask.spectral import short_time_grid
+    from mne_freqmask.spectral import parse_time_windows, short_time_grid
 
-    # the form and the step rule, on a fine sampling (each file's own epochs
-    # decide the samples): "auto" or (length, step) with step <= length / 2
-    short_time_grid(1e4, 10**7, 1, time_windows)
+    # the form, then the step rule (step <= length / 2) on a fine sampling
+    # and an epoch one sample longer than the window: a grid of a few
+    # windows (each file's own epochs decide the samples)
+    parsed = parse_time_windows(time_windows)
+    if parsed != "auto":
+        sfreq = 1e4
+        short_time_grid(sfreq, int(round(parsed[0] * sfreq)) + 1, 1, parsed)
 
 
 def _windows_of(state):

@@ -257,6 +257,26 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
         """Centre of each window in seconds."""
         return self._times
 
+    @classmethod
+    def _from_grid(cls, data, info, grid, **kwargs):
+        """A map on the cells of ``grid`` (a short-time
+        :class:`~mne_freqmask.spectral.ShortTimeGrid`): its bands, window
+        centres and windows; ``kwargs`` are the other parameters."""
+        fg = grid.frequency_grid
+        return cls(
+            data,
+            info,
+            fg.freqs,
+            fg.band_names,
+            fg.band_edges,
+            times=grid.times,
+            win_length=grid.win_length,
+            hop=grid.hop,
+            n_times=grid.n_times,
+            tmin=grid.tmin,
+            **kwargs,
+        )
+
     @property
     def time_windows(self):
         """``(length, step)`` of the windows in seconds (None if unknown)."""

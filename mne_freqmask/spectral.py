@@ -441,14 +441,38 @@ def short_time_grid(sfreq, n_times, bands, time_windows, tmin=0.0):
     grid : ShortTimeGrid
         The grid.
     """
+    time_windows = parse_time_windows(time_windows)
+    if time_windows == "auto":
+        win = max(int(n_times) // 4, 2)
+        return ShortTimeGrid(sfreq, n_times, bands, win, max(win // 2, 1), tmin)
+    length, step = time_windows
+    win = int(round(length * sfreq))
+    hop = int(round(step * sfreq))
+    return ShortTimeGrid(sfreq, n_times, bands, win, hop, tmin)
+
+
+def parse_time_windows(time_windows):
+    """Validate the form of ``time_windows`` (whatever the sampling).
+
+    Parameters
+    ----------
+    time_windows : tuple of float | "auto"
+        See :func:`short_time_grid`.
+
+    Returns
+    -------
+    time_windows : "auto" | tuple of float
+        ``"auto"``, or ``(length, step)`` in seconds, both positive. Whether
+        the step is at most half the window (NOLA) is decided in samples, by
+        :class:`ShortTimeGrid`.
+    """
     if isinstance(time_windows, str):
         if time_windows != "auto":
             raise ValueError(
                 'time_windows must be None, "auto" or (length, step) in seconds, '
                 f"got {time_windows!r}."
             )
-        win = max(int(n_times) // 4, 2)
-        return ShortTimeGrid(sfreq, n_times, bands, win, max(win // 2, 1), tmin)
+        return "auto"
     _validate_type(time_windows, (tuple, list), "time_windows", "tuple or 'auto'")
     try:
         length, step = (float(v) for v in time_windows)
@@ -460,6 +484,4 @@ def short_time_grid(sfreq, n_times, bands, time_windows, tmin=0.0):
         raise ValueError(
             f"time_windows needs length > 0 and step > 0, got {time_windows}."
         )
-    win = int(round(length * sfreq))
-    hop = int(round(step * sfreq))
-    return ShortTimeGrid(sfreq, n_times, bands, win, hop, tmin)
+    return length, step

@@ -96,20 +96,7 @@ def _random_like(saliency, random_state):
     )
     if not isinstance(saliency, SpectralSaliencyTFR):
         return SpectralSaliency(data, saliency.info, saliency.grid, **common)
-    grid = saliency.grid
-    return SpectralSaliencyTFR(
-        data,
-        saliency.info,
-        saliency.freqs,
-        saliency.band_names,
-        saliency.band_edges,
-        times=saliency.times,
-        win_length=grid.win_length,
-        hop=grid.hop,
-        n_times=grid.n_times,
-        tmin=grid.tmin,
-        **common,
-    )
+    return SpectralSaliencyTFR._from_grid(data, saliency.info, saliency.grid, **common)
 
 
 def _check_same_cells(saliency, other):

@@ -84,20 +84,9 @@ def _random_map(epochs, explain_kw, rng):
     grid = short_time_grid(
         epochs.info["sfreq"], n_times, bands, time_windows, epochs.tmin
     )
-    fg = grid.frequency_grid
-    shape = (len(epochs), len(picks), fg.n_bands, grid.n_windows)
-    return SpectralSaliencyTFR(
-        rng.random_sample(shape).astype(np.float32),
-        info,
-        fg.freqs,
-        fg.band_names,
-        fg.band_edges,
-        times=grid.times,
-        win_length=grid.win_length,
-        hop=grid.hop,
-        n_times=n_times,
-        tmin=grid.tmin,
-        **common,
+    shape = (len(epochs), len(picks), grid.frequency_grid.n_bands, grid.n_windows)
+    return SpectralSaliencyTFR._from_grid(
+        rng.random_sample(shape).astype(np.float32), info, grid, **common
     )
 
 
