@@ -62,6 +62,11 @@ from mne_freqmask.evaluation.counterfactual import (
 )
 from mne_freqmask.evaluation.csp import CSPComparison, csp_comparison
 from mne_freqmask.evaluation.ood import band_log_power, ood_score
+from mne_freqmask.evaluation.quantus_bridge import (
+    BandComponentModel,
+    quantus_explain_func,
+    quantus_inputs,
+)
 from mne_freqmask.evaluation.removal import (
     deletion_curves,
     evaluate_removal,
@@ -88,6 +93,7 @@ from mne_freqmask.evaluation.verify import PlantedVerification, verify_planted
 
 __all__ = [
     "ARTIFACT_CHANNELS",
+    "BandComponentModel",
     "CellTestResult",
     "CSPComparison",
     "PlantedVerification",
@@ -110,6 +116,8 @@ __all__ = [
     "label_randomization",
     "ood_score",
     "paired_comparison",
+    "quantus_explain_func",
+    "quantus_inputs",
     "quantus_scores",
     "remove_cells",
     "salient_cells",

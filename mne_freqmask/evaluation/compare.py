@@ -26,6 +26,7 @@ from mne_freqmask.evaluation._common import (
     _source,
 )
 from mne_freqmask.evaluation.complexity import quantus_scores
+from mne_freqmask.evaluation.quantus_bridge import SENSITIVITY_DRAWS, _max_sensitivity
 from mne_freqmask.evaluation.removal import deletion_curves
 from mne_freqmask.evaluation.stats import bootstrap_ci, paired_comparison
 from mne_freqmask.evaluation.truth import ground_truth_scores, planted_window_auroc
@@ -204,6 +205,7 @@ def compare_methods(
     groups=None,
     explain_kw=None,
     quantus=False,
+    sensitivity=False,
     n_boot=1000,
     ci=0.95,
     return_epoch_scores=False,
@@ -274,6 +276,24 @@ def compare_methods(
         (:func:`~mne_freqmask.evaluation.quantus_scores`; needs the
         ``evaluation`` extra; a time-resolved map over all its channel x
         band x window cells).
+    sensitivity : bool | int
+        Add ``max_sensitivity``: Quantus' Max-Sensitivity of each method
+        (Yeh et al., 2019; lower: more robust), the mean over epochs of the
+        largest relative change of an epoch's map,
+        ``||e(x + d) - e(x)|| / ||e(x)||``, over draws of Gaussian noise
+        ``d`` of 5 %% of the data's standard deviation: the perturbation of
+        FLEXtime's ``compute_sensitivity.py``. ``True``: 10 draws (FLEXtime's
+        number); an int: that many. Each draw explains every epoch again, so
+        this costs ``n_draws + 1`` times the method's time; ``False``
+        (default): not computed. Computed by
+        :class:`quantus.MaxSensitivity` on
+        :func:`~mne_freqmask.evaluation.quantus_inputs` with
+        :func:`~mne_freqmask.evaluation.quantus_explain_func` (the class
+        explained: the one predicted on the unperturbed epoch), so it needs
+        the ``evaluation`` extra (without Quantus, an ImportError names
+        it). NaN for precomputed maps and the random map (there is no method
+        to run again). Whole-epoch maps of all channels only (no
+        ``time_windows`` or ``picks`` in ``explain_kw``).
     %(eval_boot)s
     return_epoch_scores : bool
         Also return the area of every epoch (of every group with ``groups``),
@@ -300,7 +320,8 @@ def compare_methods(
         forward, over the number of epochs, including the two-epoch model
         check of :func:`mne_freqmask.explain`; a backward pass is not counted),
         with ``truth`` also ``auroc`` and ``rank_accuracy``, with ``quantus``
-        also ``complexity`` and ``sparseness``, and with a ``baseline`` on
+        also ``complexity`` and ``sparseness``, with ``sensitivity`` also
+        ``max_sensitivity``, and with a ``baseline`` on
         the area rows ``difference`` (score minus the baseline's),
         ``diff_ci_low``, ``diff_ci_high`` and ``p_value`` (paired bootstrap).
     epoch_scores : pandas.DataFrame
@@ -333,6 +354,7 @@ def compare_methods(
     _validate_type(explain_kw, (dict, None), "explain_kw")
     explain_kw = dict(explain_kw or {})
     entries = _entries(methods)
+    n_draws = _sensitivity_draws(sensitivity)
     if baseline is not None and baseline not in entries:
         logger.info(f"baseline {baseline!r} is not among the methods; no comparison.")
         baseline = None
@@ -355,6 +377,10 @@ def compare_methods(
                 "before .average())."
             )
         extra = _map_columns(sal, truth, quantus)
+        if n_draws:
+            extra["max_sensitivity"] = _sensitivity(
+                epochs, model, entry, explain_kw, n_draws, seed, device
+            )
         for ranking in rankings:
             for operator in operators:
                 curves, per_epoch = deletion_curves(
@@ -445,6 +471,38 @@ def compare_methods(
         ignore_index=True,
     )
     return scores, per_unit
+
+
+def _sensitivity_draws(sensitivity):
+    """Number of noise draws of the sensitivity score (0: not computed)."""
+    _validate_type(sensitivity, (bool, "int-like"), "sensitivity", "bool or int")
+    if isinstance(sensitivity, bool):
+        return SENSITIVITY_DRAWS if sensitivity else 0
+    if int(sensitivity) < 0:
+        raise ValueError(
+            f"sensitivity must be a bool or a number of draws >= 0, got {sensitivity}."
+        )
+    return int(sensitivity)
+
+
+def _sensitivity(epochs, model, entry, explain_kw, n_draws, seed, device):
+    """Mean Max-Sensitivity of a method over the epochs (NaN: no method)."""
+    if not isinstance(entry, str | dict) or entry == "random":
+        return np.nan
+    kw = dict(explain_kw)
+    if isinstance(entry, dict):
+        kw.update(entry)
+        entry = kw.pop("method")
+    scores = _max_sensitivity(
+        epochs,
+        model,
+        entry,
+        explain_kw=kw,
+        n_draws=n_draws,
+        random_state=seed,
+        device=device,
+    )
+    return float(np.nanmean(scores))
 
 
 def _nan2(frac):
