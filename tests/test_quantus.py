@@ -18,7 +18,12 @@ import mne_freqmask as mfm
 from mne_freqmask import evaluation as ev
 
 #: bands covering 0 Hz to Nyquist (64 Hz), the planted alpha in one of them
-BANDS = {"slow": (0.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0), "high": (30.0, 64.0)}
+BANDS = {
+    "slow": (0.0, 8.0),
+    "alpha": (8.0, 13.0),
+    "beta": (13.0, 30.0),
+    "high": (30.0, 64.0),
+}
 N_EPOCHS = 8
 
 
@@ -28,9 +33,7 @@ def inputs(simulated):
     epochs, truth, model, history = simulated
     idx = np.sort(history["val_idx"])
     codes = epochs.events[idx, 2]
-    pick = np.concatenate(
-        [idx[codes == c][: N_EPOCHS // 2] for c in np.unique(codes)]
-    )
+    pick = np.concatenate([idx[codes == c][: N_EPOCHS // 2] for c in np.unique(codes)])
     held = epochs[np.sort(pick)]
     x, y, wrapped = ev.quantus_inputs(held, model, bands=BANDS)
     return held, truth, model, x, y, wrapped
@@ -150,8 +153,10 @@ def test_quantus_metrics(inputs):
     more faithful than a random one."""
     quantus = pytest.importorskip("quantus")
     held, truth, model, x, y, wrapped = inputs
-    flags = [(m.training, [p.requires_grad for p in m.parameters(recurse=False)])
-             for m in model.modules()]
+    flags = [
+        (m.training, [p.requires_grad for p in m.parameters(recurse=False)])
+        for m in model.modules()
+    ]
     n_times = x.shape[-1]
     explain_kw = dict(explain_func=ev.quantus_explain_func, channel_first=True)
     ef_kw = dict(method="amplitude_gradients")
@@ -168,8 +173,12 @@ def test_quantus_metrics(inputs):
         )
         curve = np.asarray(
             metric(
-                model=wrapped, x_batch=x, y_batch=y, a_batch=a,
-                channel_first=True, softmax=True,
+                model=wrapped,
+                x_batch=x,
+                y_batch=y,
+                a_batch=a,
+                channel_first=True,
+                softmax=True,
             )
         )
         aucs[name] = curve.mean(1)
@@ -177,10 +186,12 @@ def test_quantus_metrics(inputs):
     assert aucs["planted"].mean() < aucs["random"].mean() - 0.05
     # faithfulness through explain_func: Faithfulness Correlation
     faith = quantus.FaithfulnessCorrelation(
-        nr_runs=5, subset_size=2 * n_times, perturb_baseline=0.0,
-        return_aggregate=False, **_quantus_kw(),
+        nr_runs=5,
+        subset_size=2 * n_times,
+        perturb_baseline=0.0,
+        return_aggregate=False,
+        **_quantus_kw(),
     )
-    np.random.seed(0)  # Quantus draws its subsets from numpy's global state
     scores = faith(
         model=wrapped, x_batch=x, y_batch=y, explain_func_kwargs=ef_kw, **explain_kw
     )
@@ -188,7 +199,9 @@ def test_quantus_metrics(inputs):
     # robustness: Max-Sensitivity (noise in units of the data's std)
     sens = quantus.MaxSensitivity(nr_samples=3, lower_bound=0.05, **_quantus_kw())
     scores = np.asarray(
-        sens(model=wrapped, x_batch=x, y_batch=y, explain_func_kwargs=ef_kw, **explain_kw)
+        sens(
+            model=wrapped, x_batch=x, y_batch=y, explain_func_kwargs=ef_kw, **explain_kw
+        )
     )
     assert scores.shape == (N_EPOCHS,)
     assert np.isfinite(scores).all() and (scores > 0).all()

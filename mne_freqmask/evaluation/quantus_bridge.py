@@ -106,8 +106,9 @@ class BandComponentModel(torch.nn.Module):
         if tuple(shape[1:]) != self.shape:
             raise ValueError(
                 "BandComponentModel takes band components of shape (n_epochs, "
-                f"n_channels, n_bands, n_times) = (N, {', '.join(map(str, self.shape))}) "
-                f"(those of quantus_inputs), got {tuple(shape)}."
+                "n_channels, n_bands, n_times) = (N, "
+                f"{', '.join(map(str, self.shape))}) (those of quantus_inputs), "
+                f"got {tuple(shape)}."
             )
 
     def forward(self, x):
@@ -461,8 +462,8 @@ def _max_sensitivity(
     )
     # Quantus draws its noise from numpy's global generator: seed it for this
     # call only and give the caller's state back
-    state = np.random.get_state()
-    np.random.seed(check_random_state(random_state).randint(0, 2**31 - 1))
+    state = np.random.get_state()  # noqa: NPY002 (Quantus' global generator)
+    np.random.seed(check_random_state(random_state).randint(0, 2**31 - 1))  # noqa: NPY002
     try:
         scores = metric(
             model=wrapped,
@@ -474,5 +475,5 @@ def _max_sensitivity(
             explain_func_kwargs=dict(method=method, device=device, **kw),
         )
     finally:
-        np.random.set_state(state)
+        np.random.set_state(state)  # noqa: NPY002
     return np.asarray(scores, float)
