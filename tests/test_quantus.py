@@ -216,3 +216,45 @@ def test_quantus_metrics(inputs):
         (m.training, [p.requires_grad for p in m.parameters(recurse=False)])
         for m in model.modules()
     ]
+
+
+def test_sensitivity_in_compare_methods(inputs):
+    """compare_methods(sensitivity=...) adds Quantus' Max-Sensitivity; it
+    grows with the noise, and is NaN for the random map."""
+    pytest.importorskip("quantus")
+    from mne_freqmask.evaluation.quantus_bridge import _max_sensitivity
+
+    held, _, model, *_ = inputs
+    codes = held.events[:, 2]
+    two = [np.flatnonzero(codes == c)[:2] for c in np.unique(codes)]
+    held = held[np.sort(np.concatenate(two))]
+    kw = dict(explain_kw=dict(bands=BANDS), n_draws=2, random_state=0)
+    small = _max_sensitivity(held, model, "amplitude_gradients", noise=0.01, **kw)
+    large = _max_sensitivity(held, model, "amplitude_gradients", noise=0.5, **kw)
+    assert small.shape == (4,) and np.isfinite(small).all()
+    assert (large > small).all()
+    scores = ev.compare_methods(
+        held,
+        model,
+        ["amplitude_gradients", "random"],
+        rankings=("instance",),
+        operators=("zero",),
+        orders=("morf",),
+        fractions=(0.0, 0.5),
+        explain_kw=dict(bands=BANDS),
+        sensitivity=2,
+        n_boot=0,
+    )
+    per_method = scores.groupby("method")["max_sensitivity"].first()
+    assert np.isnan(per_method["random"])
+    # the same seed and draws as the direct call (FLEXtime's 5 % noise)
+    direct = _max_sensitivity(held, model, "amplitude_gradients", **kw)
+    assert per_method["amplitude_gradients"] == pytest.approx(direct.mean())
+    with pytest.raises(ValueError, match="whole-epoch maps"):
+        ev.compare_methods(
+            held,
+            model,
+            ["amplitude_gradients"],
+            sensitivity=1,
+            explain_kw=dict(picks=["C3"]),
+        )

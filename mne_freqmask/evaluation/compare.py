@@ -26,12 +26,17 @@ from mne_freqmask.evaluation._common import (
     _source,
 )
 from mne_freqmask.evaluation.complexity import quantus_scores
-from mne_freqmask.evaluation.quantus_bridge import SENSITIVITY_DRAWS, _max_sensitivity
+from mne_freqmask.evaluation.quantus_bridge import (
+    SENSITIVITY_DRAWS,
+    _check_sensitivity_kw,
+    _max_sensitivity,
+)
 from mne_freqmask.evaluation.removal import deletion_curves
 from mne_freqmask.evaluation.stats import bootstrap_ci, paired_comparison
 from mne_freqmask.evaluation.truth import ground_truth_scores, planted_window_auroc
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
+from mne_freqmask.utils._deps import import_optional
 from mne_freqmask.utils._docs import fill_doc
 
 #: the curve of deletion_curves behind each order
@@ -355,6 +360,9 @@ def compare_methods(
     explain_kw = dict(explain_kw or {})
     entries = _entries(methods)
     n_draws = _sensitivity_draws(sensitivity)
+    if n_draws:
+        _check_sensitivity_kw(explain_kw)
+        import_optional("quantus")  # before any method runs
     if baseline is not None and baseline not in entries:
         logger.info(f"baseline {baseline!r} is not among the methods; no comparison.")
         baseline = None

@@ -411,6 +411,16 @@ SENSITIVITY_NOISE = 0.05
 SENSITIVITY_DRAWS = 10
 
 
+def _check_sensitivity_kw(explain_kw):
+    if "time_windows" in explain_kw or "picks" in explain_kw:
+        raise ValueError(
+            "The sensitivity score is computed on whole-epoch maps of every "
+            "channel (Quantus perturbs every band component of every channel); "
+            "remove time_windows and picks from explain_kw, or pass "
+            "sensitivity=False."
+        )
+
+
 def _max_sensitivity(
     epochs,
     model,
@@ -440,13 +450,7 @@ def _max_sensitivity(
     """
     quantus = import_optional("quantus")
     kw = dict(explain_kw or {})
-    if "time_windows" in kw or "picks" in kw:
-        raise ValueError(
-            "The sensitivity score is computed on whole-epoch maps of every "
-            "channel (Quantus perturbs every band component of every channel); "
-            "remove time_windows and picks from explain_kw, or pass "
-            "sensitivity=False."
-        )
+    _check_sensitivity_kw(kw)
     bands = kw.pop("bands", 10)
     kw.pop("target", None)  # the predicted class, as Quantus' y_batch
     kw.pop("y", None)
