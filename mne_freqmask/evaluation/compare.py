@@ -286,7 +286,7 @@ def compare_methods(
         (Yeh et al., 2019; lower: more robust), the mean over epochs of the
         largest relative change of an epoch's map,
         ``||e(x + d) - e(x)|| / ||e(x)||``, over draws of Gaussian noise
-        ``d`` of 5 %% of the data's standard deviation: the perturbation of
+        ``d`` of 5 per cent of the data's standard deviation: the perturbation of
         FLEXtime's ``compute_sensitivity.py``. ``True``: 10 draws (FLEXtime's
         number); an int: that many. Each draw explains every epoch again, so
         this costs ``n_draws + 1`` times the method's time; ``False``
