@@ -150,7 +150,7 @@ def test_pixel_flipping_is_deletion_curve(inputs):
 def test_quantus_metrics(inputs):
     """A faithfulness, a robustness and a randomisation metric of Quantus
     run on the band components and give finite scores; the planted map is
-    more faithful than a random one."""
+    more faithful than a random one for the class that carries the plant."""
     quantus = pytest.importorskip("quantus")
     held, truth, model, x, y, wrapped = inputs
     flags = [
@@ -183,7 +183,13 @@ def test_quantus_metrics(inputs):
         )
         aucs[name] = curve.mean(1)
     assert np.isfinite(aucs["planted"]).all()
-    assert aucs["planted"].mean() < aucs["random"].mean() - 0.05
+    # removing the planted alpha destroys the evidence for class "high"
+    # (class 1: event codes low 1, high 2), not for "low": on the epochs
+    # predicted "high", the planted map's curve falls faster than a random one
+    high = y == 1
+    assert 0 < high.sum() < len(y)
+    assert (aucs["planted"][high] < aucs["random"][high]).all()
+    assert aucs["planted"][high].mean() < aucs["random"][high].mean() - 0.2
     # faithfulness through explain_func: Faithfulness Correlation
     faith = quantus.FaithfulnessCorrelation(
         nr_runs=5,
