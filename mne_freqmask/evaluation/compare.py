@@ -291,7 +291,7 @@ def compare_methods(
         number); an int: that many. Each draw explains every epoch again, so
         this costs ``n_draws + 1`` times the method's time; ``False``
         (default): not computed. Computed by
-        :class:`quantus.MaxSensitivity` on
+        ``quantus.MaxSensitivity`` on
         :func:`~mne_freqmask.evaluation.quantus_inputs` with
         :func:`~mne_freqmask.evaluation.quantus_explain_func` (the class
         explained: the one predicted on the unperturbed epoch), so it needs

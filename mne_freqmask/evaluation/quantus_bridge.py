@@ -98,7 +98,18 @@ class BandComponentModel(torch.nn.Module):
         return (len(self.info["ch_names"]), self.grid.n_bands, self.n_times)
 
     def train(self, mode=True):
-        """Set this wrapper's flag only (the user's model is not changed)."""
+        """Set this wrapper's flag only (the user's model is not changed).
+
+        Parameters
+        ----------
+        mode : bool
+            The wrapper's ``training`` flag.
+
+        Returns
+        -------
+        self : BandComponentModel
+            The wrapper.
+        """
         self.training = bool(mode)
         return self
 
@@ -112,7 +123,18 @@ class BandComponentModel(torch.nn.Module):
             )
 
     def forward(self, x):
-        """The model's output on the epochs ``scale * x.sum(2)``."""
+        """The model's output on the epochs ``scale * x.sum(2)``.
+
+        Parameters
+        ----------
+        x : Tensor, shape (n_epochs, n_channels, n_bands, n_times)
+            Band components.
+
+        Returns
+        -------
+        out : Tensor, shape (n_epochs, n_classes)
+            The user's model's output, on the device of ``x``.
+        """
         self._check_input(x.shape)
         dev = _model_device(self.model) or x.device
         with model_context(self.model, dev):
@@ -133,7 +155,7 @@ class BandComponentModel(torch.nn.Module):
         Returns
         -------
         epochs : mne.EpochsArray
-            The epochs, with :attr:`info` and :attr:`tmin`; the event codes
+            The epochs, with the wrapper's ``info`` and ``tmin``; the event codes
             ``1 .. n_outputs`` are named ``"output 0"`` ... .
         """
         x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
@@ -152,6 +174,13 @@ class BandComponentModel(torch.nn.Module):
         )
 
     def extra_repr(self):
+        """Return the grid and scale for the module's repr.
+
+        Returns
+        -------
+        text : str
+            Channels, bands, samples and scale.
+        """
         return (
             f"channels={self.shape[0]}, bands={self.grid.band_names}, "
             f"n_times={self.n_times}, scale={self.scale:.3g}"
@@ -228,8 +257,8 @@ def quantus_inputs(
 
     Returns
     -------
-    x_batch : ndarray of float32, shape (n_epochs, n_channels, n_bands, n_times)
-        The band components of every channel of every epoch (the model sees
+    x_batch : ndarray, shape (n_epochs, n_channels, n_bands, n_times)
+        The band components (float32) of every channel of every epoch (the model sees
         all channels, bad ones included), divided by ``scale``:
         ``x_batch.sum(2) * scale`` is the epochs' data.
     y_batch : ndarray of int, shape (n_epochs,)
@@ -351,8 +380,8 @@ def quantus_explain_func(
 
     Returns
     -------
-    a_batch : ndarray of float32, shape (n_epochs, n_channels, n_bands, 1)
-        One value per channel x band cell of each epoch.
+    a_batch : ndarray, shape (n_epochs, n_channels, n_bands, 1)
+        One value (float32) per channel x band cell of each epoch.
 
     Notes
     -----
