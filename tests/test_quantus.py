@@ -111,14 +111,14 @@ def test_explain_func_is_explain(inputs):
 
 def test_pixel_flipping_is_deletion_curve(inputs):
     """Quantus' PixelFlipping, whole cells with a zero baseline, is the
-    package's MoRF deletion curve with zero removal (instance ranks): two
-    cells (2 x n_times features of the components) per step."""
+    package's MoRF deletion curve with zero removal (instance ranks): four
+    cells (4 x n_times features of the components) per step."""
     quantus = pytest.importorskip("quantus")
     held, _, model, x, y, wrapped = inputs
     sal = mfm.explain(held, model, method="amplitude_gradients", bands=BANDS)
     a = sal.get_data()[..., None]
     metric = quantus.PixelFlipping(
-        features_in_step=2 * x.shape[-1], perturb_baseline=0.0, **_quantus_kw()
+        features_in_step=4 * x.shape[-1], perturb_baseline=0.0, **_quantus_kw()
     )
     curves = np.asarray(
         metric(
@@ -131,14 +131,14 @@ def test_pixel_flipping_is_deletion_curve(inputs):
         )
     )
     n_cells = a.shape[1] * a.shape[2]
-    assert curves.shape == (N_EPOCHS, n_cells // 2)
+    assert curves.shape == (N_EPOCHS, n_cells // 4)
     _, scores = ev.deletion_curves(
         held,
         model,
         sal,
         level="instance",
         y=y,
-        fractions=np.arange(2, n_cells + 1, 2) / n_cells,
+        fractions=np.arange(4, n_cells + 1, 4) / n_cells,
         curves=("deletion",),
         random_state=None,
         return_epoch_scores=True,
