@@ -15,6 +15,10 @@
   curves, areas, intervals, time and model passes
   (:func:`mne_freqmask.viz.plot_deletion_curves` draws it); Quantus'
   complexity and sparseness of the maps (:func:`quantus_scores`).
+- Any Quantus metric on the maps (:func:`quantus_inputs`,
+  :func:`quantus_explain_func`): the epochs as per-band components whose
+  band axis the maps share; :func:`compare_methods` reports Quantus'
+  Max-Sensitivity through them (``sensitivity=True``).
 - The removal game, the curves and :func:`compare_methods` also score a
   time-resolved :class:`~mne_freqmask.SpectralSaliencyTFR`: its channel x
   band x window cells are removed in the short-time Fourier transform
