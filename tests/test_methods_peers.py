@@ -352,6 +352,27 @@ def test_amplitude_gradients_match_braindecode(simulated):
     )
 
 
+def test_amplitude_gradient_at_zero_amplitude():
+    """A bin of zero amplitude (a flat channel, the DC of a mean-removed epoch)
+    gets its gradient, not 0 (torch.polar's backward gives 0 there)."""
+    from mne_freqmask.methods.gradients import amplitude_gradient
+
+    torch.manual_seed(0)
+    n_ch, n_t = 3, 64
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(n_ch * n_t, 2))
+    x = torch.randn(2, n_ch, n_t)
+    flat, tiny = x.clone(), x.clone()
+    flat[:, 1] = 0.0  # amplitude 0, phase 0 in every bin
+    # amplitude 1e-6, phase 0 in every bin: a linear model's amplitude
+    # gradient does not depend on the amplitude, so both must agree
+    tiny[:, 1] = torch.fft.irfft(torch.full((n_t // 2 + 1,), 1e-6 + 0j), n=n_t)
+    args = (torch.arange(n_ch), torch.tensor([0, 1]))
+    g_flat, _ = amplitude_gradient(model, flat, *args)
+    g_tiny, _ = amplitude_gradient(model, tiny, *args)
+    assert g_flat[:, 1].abs().max() > 0
+    np.testing.assert_allclose(g_flat.numpy(), g_tiny.numpy(), rtol=1e-4, atol=1e-6)
+
+
 # ---------------------------------------------------------------------------
 # all methods: planted cells, model guard, picks and bands
 

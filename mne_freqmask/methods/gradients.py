@@ -70,9 +70,11 @@ def amplitude_gradient(model, x, picks, target, grid=None):
     amps = spec.abs().requires_grad_(True)
     phases = spec.angle()
     with torch.enable_grad():
-        rebuilt = grid_inverse(
-            grid, torch.polar(amps, phases), x.shape[-1], norm="backward"
-        ).to(x.dtype)
+        # amplitude x unit phasor rather than torch.polar: polar's backward
+        # gives a zero gradient at an amplitude of exactly 0 (the DC bin of a
+        # mean-removed epoch), so the map jumped with 1e-7 input changes
+        spec = torch.complex(amps * torch.cos(phases), amps * torch.sin(phases))
+        rebuilt = grid_inverse(grid, spec, x.shape[-1], norm="backward").to(x.dtype)
         out = model(x.index_copy(1, picks, rebuilt))
         sel = out.gather(1, target[:, None].long())[:, 0]
         (grad,) = torch.autograd.grad(sel.sum(), amps)
