@@ -506,11 +506,17 @@ def clever_hans_test(
        :class:`~mne_freqmask.models.InputScaler`). A model that has learnt
        nothing needs nothing.
     2. **Relies**: the excess drop (controls' removal minus suspects') of the
-       pooled epochs, or of the epochs of one class, is above 0 beyond its
-       interval and at least ``min_effect``. An artefact planted in one class
-       costs only that class's epochs; pooled, its drop is diluted by the
-       other classes, so each class is tested too and the verdict names the
-       classes that rely (``result.relies_classes``).
+       pooled epochs is above 0 beyond its interval and at least
+       ``min_effect``; or that of the epochs of one class is, and the pooled
+       excess is above 0. An artefact planted in one class costs only that
+       class's epochs (the others, which lack it, may even gain: without the
+       artefact every epoch looks like theirs); pooled, its drop is diluted,
+       so each class is tested too and the verdict names the classes that
+       rely (``result.relies_classes``). A class whose excess passes while
+       the pooled excess is not above 0 gives "inconclusive: ... the other
+       classes gain as much": the removal only moved the predictions from
+       one class to another (seen on weak clean models whose output shifts
+       when slow frontal activity is removed).
     3. **No reliance**: only when, pooled, the upper bounds of the suspect
        cells' drop, the controls' drop and the excess drop all lie below
        ``min_effect``, and no class's suspect drop reaches ``min_effect``.
@@ -683,14 +689,22 @@ def _overall(per_class, min_effect, at_chance):
     pooled = per_class.loc["all"]
     if at_chance:
         return "", False, []
-    if relying or pooled["state"] == "relies":
-        if pooled["state"] == "relies" and len(relying) in (0, len(classes)):
+    where = "; ".join(f"class {c!r}: {per_class.loc[c, 'verdict']}" for c in relying)
+    pooled_text = f"pooled: {pooled['state']}, {pooled['verdict']}"
+    if pooled["state"] == "relies":
+        if len(relying) in (0, len(classes)):
             return f"relies on the suspected cells ({pooled['verdict']})", True, relying
-        where = ", ".join(
-            f"class {c!r}: {per_class.loc[c, 'verdict']}" for c in relying
-        )
-        pooled_text = f"pooled: {pooled['state']}, {pooled['verdict']}"
         return f"relies on the suspected cells ({where}; {pooled_text})", True, relying
+    if relying and pooled["excess_drop"] > 0:  # diluted by the other classes
+        return f"relies on the suspected cells ({where}; {pooled_text})", True, relying
+    if relying:  # a class loses what another gains: the removal moves the
+        # predictions between the classes, not only the evidence of one
+        return (
+            f"inconclusive: the removal costs more than the controls' in "
+            f"{where}, but the other classes gain as much ({pooled_text})",
+            False,
+            [],
+        )
     # a one-class cost must not be hidden by the pooled mean
     costly = [c for c in classes if per_class.loc[c, "suspect_drop"] >= min_effect]
     if pooled["state"] == "no reliance" and not costly:
