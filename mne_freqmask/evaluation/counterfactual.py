@@ -501,8 +501,9 @@ def clever_hans_test(
 
     1. **At chance** (accuracy not above the larger class's share, one-sided
        binomial test at 0.05): ``"inconclusive: the model is at chance"``,
-       with the input-scale hint of :func:`mne_freqmask.explain` when the
-       data look like volts (a model trained on microvolts needs
+       and, when the model predicts one class for every epoch and the data
+       look like volts, the input-scale hint of :func:`mne_freqmask.explain`
+       (a model trained on microvolts needs
        :class:`~mne_freqmask.models.InputScaler`). A model that has learnt
        nothing needs nothing.
     2. **Relies**: the excess drop (controls' removal minus suspects') of the
@@ -584,6 +585,7 @@ def clever_hans_test(
     dev = resolve_device(device, model)
     prob = {k: np.empty(len(src)) for k in _ROWS}
     correct = {k: np.empty(len(src)) for k in _ROWS}
+    predicted = np.empty(len(src), int)
     with model_context(model, dev):
         for sl, xb in _chunks(src):
             fill = None
@@ -602,6 +604,8 @@ def clever_hans_test(
                 logits = predict(model, xr, dev)
                 prob[name][sl] = softmax(logits)[np.arange(len(yb)), yb]
                 correct[name][sl] = logits.argmax(1) == yb
+                if name == "original":
+                    predicted[sl] = logits.argmax(1)
     n_classes = int(max(labels.max() + 1, 2))
     chance = _check_chance(correct["original"], labels, n_classes)
     _, p_chance = _chance_test(correct["original"], labels, n_classes)
@@ -644,10 +648,18 @@ def clever_hans_test(
     verdict, relies, relying = _overall(per_class, min_effect, at_chance)
     if at_chance:
         acc = float(correct["original"].mean())
+        # explain's hint, where explain gives it: one class for every epoch
+        one = len(np.unique(predicted)) == 1
+        hint = (
+            f" It predicts class {int(predicted[0])} for every epoch."
+            + _units_hint(scale)
+            if one
+            else ""
+        )
         verdict = (
             f"inconclusive: the model is at chance (accuracy {acc:.2f}, chance "
             f"{chance:.2f}, binomial p={p_chance:.2f}, {len(labels)} epochs); a "
-            "model that has learnt nothing needs nothing.{}".format(_units_hint(scale))
+            f"model that has learnt nothing needs nothing.{hint}"
         )
     band_names = list(grid.band_names)
     control_channels = {
