@@ -139,7 +139,7 @@ def _control_pool(info, picks, suspect_rows):
             raise ValueError("channel positions missing")
         with use_log_level(False):
             adjacency, _ = find_ch_adjacency(pick_info(info, picks), None)
-    except Exception as err:  # no montage, mixed channel types, too few sensors
+    except (ValueError, RuntimeError) as err:  # no montage, mixed types, Qhull
         warn(
             f"The suspects' spatial neighbours cannot be found ({err}): the "
             "controls are drawn from every other channel and may include "
