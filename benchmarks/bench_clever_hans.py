@@ -22,6 +22,11 @@ Run (about 1-2 minutes per model on one busy core)::
 
     PYTHONPATH=. nice python benchmarks/bench_clever_hans.py \
         --model shallowfbcspnet --seeds 0 1 2
+
+``--previous FILE`` also runs the ``clever_hans_test`` of another version of
+``mne_freqmask/evaluation/counterfactual.py`` on the same models (e.g.
+``git show b98169b:mne_freqmask/evaluation/counterfactual.py > old.py``,
+the version before issue #31; called as it was, without ``groups``).
 """
 
 import argparse
@@ -75,7 +80,18 @@ def main():
     parser.add_argument("--amplitude", type=float, default=2.0)
     parser.add_argument("--max-epochs", type=int, default=30)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--kinds", nargs="+", default=["clean", "artefact"])
+    parser.add_argument("--previous", default=None)
     args = parser.parse_args()
+    previous = None
+    if args.previous:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location(
+            "mne_freqmask.evaluation._previous", args.previous
+        )
+        previous = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(previous)
     torch.set_num_threads(1)
     mne.set_log_level("ERROR")
     wins = windows()
@@ -97,6 +113,8 @@ def main():
     rows = []
     for seed in args.seeds:
         for kind, data in (("clean", wins), ("artefact", art)):
+            if kind not in args.kinds:
+                continue
             t0 = time.time()
             model, hist = fit(
                 data,
@@ -136,10 +154,20 @@ def main():
                 row[f"{name}_suspect"] = float(pc.loc["all", "suspect_drop"])
                 row[f"{name}_control"] = float(pc.loc["all", "control_drop"])
                 row[f"{name}_excess"] = float(pc.loc["all", "excess_drop"])
+                if previous is not None:
+                    old = previous.clever_hans_test(
+                        held, model, random_state=seed, verbose=False, **kw
+                    )
+                    row[f"{name}_previous"] = old.verdict.split(" (")[0]
+                    row[f"{name}_previous_controls"] = ",".join(
+                        old.control_channels["delta"]
+                    )
             rows.append(row)
             print(pd.Series(row).to_string(), flush=True)
     table = pd.DataFrame(rows)
     cols = ["model", "seed", "kind", "accuracy", "truth_drop"] + list(calls)
+    if previous is not None:
+        cols += [f"{name}_previous" for name in calls]
     print(table[cols].to_string(index=False, float_format="%.2f"))
 
 
