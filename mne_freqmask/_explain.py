@@ -371,6 +371,23 @@ def _check_result(data, inp, model, device, method):
 _N_CHECK = 64
 
 
+def _units_hint(scale):
+    """The input-scale hint for data of standard deviation ``scale``.
+
+    One sentence naming :class:`~mne_freqmask.models.InputScaler` when the
+    data look like volts (a model trained on microvolts and given volts
+    predicts one class); "" otherwise. Used by :func:`explain` and the
+    evaluation functions that answer "at chance".
+    """
+    if scale >= 1e-3:
+        return ""
+    return (
+        f" The data have a standard deviation of {scale:.2g}: if the model was "
+        "trained on microvolts (e.g. epochs.get_data() * 1e6), wrap it as "
+        "torch.nn.Sequential(mne_freqmask.models.InputScaler(1e6), model)."
+    )
+
+
 def _warn_model(inp, model, device):
     """Warn, naming the fix, when a model is unlikely to explain anything.
 
@@ -380,13 +397,7 @@ def _warn_model(inp, model, device):
     repeats ("" when the data are not in volts-like units).
     """
     scale = float(inp.scale) if np.ndim(inp.scale) == 0 else float(np.max(inp.scale))
-    units = (
-        f" The data have a standard deviation of {scale:.2g}: if the model was "
-        "trained on microvolts (e.g. epochs.get_data() * 1e6), wrap it as "
-        "torch.nn.Sequential(mne_freqmask.models.InputScaler(1e6), model)."
-        if scale < 1e-3
-        else ""
-    )
+    units = _units_hint(scale)
     n = min(len(inp.x), _N_CHECK)
     if n >= 8:
         # read in small batches: epochs not preloaded stay bounded in memory

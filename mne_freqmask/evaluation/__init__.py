@@ -33,7 +33,8 @@
 - Ground truth (:func:`ground_truth_scores`, :func:`score_planted`) and
   the verdict against untrained copies of the model (:func:`verify_planted`);
   the counterfactual Clever-Hans test (:func:`clever_hans_test`: remove
-  frontal slow cells and matched controls, compare the model's drops), the
+  frontal slow cells and matched controls far from them, compare the
+  model's drops, pooled and per class), the
   Clever-Hans screen (:func:`clever_hans_report`) and the comparison with
   CSP-LDA, band by band (:func:`csp_comparison`: relevance share, CSP-LDA
   accuracy next to the model's, pattern / relevance correlation).

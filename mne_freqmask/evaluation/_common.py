@@ -268,13 +268,19 @@ def _group_means(values, codes):
     return sums / counts.reshape((-1,) + (1,) * (values.ndim - 1))
 
 
-def _check_chance(correct, labels, n_classes):
+def _chance_test(correct, labels, n_classes):
+    """Chance level (the larger class's share) and the one-sided binomial p."""
     from scipy.stats import binomtest
 
     counts = np.bincount(labels, minlength=n_classes)
     chance = float(counts.max() / counts.sum())
     k, n = int(correct.sum()), len(correct)
-    p = binomtest(k, n, chance, alternative="greater").pvalue
+    return chance, float(binomtest(k, n, chance, alternative="greater").pvalue)
+
+
+def _check_chance(correct, labels, n_classes):
+    chance, p = _chance_test(correct, labels, n_classes)
+    k, n = int(correct.sum()), len(correct)
     if p > 0.05:
         warn(
             f"The model is at chance on these epochs (accuracy {k / n:.2f}, "
