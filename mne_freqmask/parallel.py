@@ -182,7 +182,8 @@ def _explain_one(
         if not isinstance(model, torch.nn.Module):
             model = _load_model_file(model, model_options)
         if isinstance(kw.get("reference"), str):  # read here, once per file
-            kw = dict(kw, reference=mne.read_epochs(kw["reference"], verbose=False))
+            ref = mne.read_epochs(kw["reference"], preload=False, verbose=False)
+            kw = dict(kw, reference=ref)
         if threads is not None:
             torch.set_num_threads(threads)
         identity = file_identity(fname)
