@@ -201,8 +201,9 @@ def _build_parser():
         "--out-dir",
         default=None,
         help="Folder for one saliency file per epochs file (<name>-sal.h5, "
-        "with --time-windows <name>-sal-tfr.h5); files already there are "
-        "skipped (a stopped run resumes).",
+        "with --time-windows <name>-sal-tfr.h5); files already made by the "
+        "same run are skipped (a stopped run resumes), files made by another "
+        "model, method, parameter or input are refused without --overwrite.",
     )
     exp.add_argument(
         "--jobs",

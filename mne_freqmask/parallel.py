@@ -2,8 +2,14 @@
 
 :func:`explain_files` explains each ``-epo.fif`` file and writes its
 :class:`~mne_freqmask.SpectralSaliency` (with ``time_windows``: its
-:class:`~mne_freqmask.SpectralSaliencyTFR`) next to the others, skipping
-files already done, so an interrupted run resumes where it stopped. The files
+:class:`~mne_freqmask.SpectralSaliencyTFR`) next to the others, with a
+fingerprint record beside each (``<out>.fingerprint.json``: the run's
+fingerprint of :mod:`mne_freqmask._fingerprint`, the one checkpoints use, and
+the hash of the map). A rerun skips the files whose record matches it, so an
+interrupted run resumes where it stopped, and redoes (``overwrite=True``) or
+refuses, naming what changed, the others: a stale map is never taken as
+done. A file that fails stops the run or, with ``on_error="continue"``, is
+reported while the others go on. The files
 run in parallel through joblib, the convention of the MNE ecosystem (as
 :func:`mne.parallel.parallel_func` and mne-bids-pipeline): inside
 ``joblib.parallel_config(backend="dask")`` with a ``dask.distributed``
@@ -347,11 +353,11 @@ def explain_files(
 
     Returns
     -------
-    out_fnames : ExplainedFiles
+    out_fnames : list of Path
         A list of the saliency files (:class:`pathlib.Path`) in the order of
         ``fnames``, those skipped because they were done included and those
         that failed left out; its ``failures`` attribute lists the files that
-        failed (:class:`~mne_freqmask.parallel.FileFailure`: ``fname``,
+        failed (named tuples ``FileFailure``: ``fname``,
         ``out``, ``error``).
 
     Notes

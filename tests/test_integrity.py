@@ -181,7 +181,8 @@ def test_one_fingerprint_for_checkpoints_and_files(files, tmp_path, monkeypatch)
     assert _checkpoint._model_sha is _fingerprint.model_sha
     fnames, out_dir = files
     model = _model(0)
-    kw = dict(method="amplitude_gradients", bands=4, random_state=0)
+    # FreqMask: its method_params are not in alphabetical order
+    kw = dict(method="freqmask", bands=4, n_steps=3, min_steps=3, random_state=0)
     epochs = mne.read_epochs(fnames[0], preload=False, verbose=False)
     for tag in ("real", "patched"):
         if tag == "patched":
