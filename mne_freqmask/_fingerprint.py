@@ -256,3 +256,71 @@ def describe_changes(stored, fp):
         else:
             out.append(_NAMES.get(key, key))
     return out
+
+
+# ------------------------------------------------- the records of explain_files
+
+#: the fingerprint record written beside each saliency file: ``<out>`` + this
+RECORD_END = ".fingerprint.json"
+
+
+def record_name(out):
+    """The fingerprint record of the saliency file ``out``."""
+    return Path(f"{out}{RECORD_END}")
+
+
+def resolved_windows(time_windows, sfreq, n_times):
+    """``(win_length, hop)`` in samples that ``time_windows`` gives (or None)."""
+    from mne_freqmask.spectral import short_time_grid
+
+    if time_windows is None:
+        return None
+    grid = short_time_grid(float(sfreq), int(n_times), 1, time_windows)
+    return grid.win_length, grid.hop
+
+
+def file_fingerprint(run, identity, time_windows, sfreq, n_times):
+    """The fingerprint of one file's run (the one of ``explain(checkpoint=)``)."""
+    return run_fingerprint(
+        **run,
+        windows=resolved_windows(time_windows, sfreq, n_times),
+        sfreq=sfreq,
+        data={"input": identity_text(identity)},
+    )
+
+
+def file_sha(fname):
+    """SHA-256 (hex) of a file's bytes."""
+    with open(fname, "rb") as fid:
+        return hashlib.file_digest(fid, "sha256").hexdigest()
+
+
+def record_status(out, run, identity, time_windows):
+    """``"todo"``, ``"done"`` or why the existing ``out`` is not this run's map."""
+    if not out.exists():
+        return "todo"
+    rec_name = record_name(out)
+    if not rec_name.is_file():
+        return (
+            "it has no fingerprint record (it was written by an earlier version "
+            "of mne_freqmask or by another program), so what made it is unknown"
+        )
+    try:
+        rec = json.loads(rec_name.read_text())
+        stored, inp = rec["fingerprint"], rec["input"]
+        map_sha = rec["map_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"its fingerprint record {rec_name.name} is unreadable"
+    if file_sha(out) != map_sha:
+        return (
+            "it is not the map its fingerprint record was written for (it was "
+            "changed since, or a run stopped while replacing it)"
+        )
+    try:
+        fp = file_fingerprint(run, identity, time_windows, inp["sfreq"], inp["n_times"])
+    except (ValueError, KeyError, TypeError) as exp:  # windows unfit for the file
+        fp = dict(stored, time_windows=f"time_windows={time_windows!r} ({exp})")
+    changes = describe_changes(stored, fp)
+    if changes:
+        return f"it was made by a run with other inputs: {'; '.join(changes)} changed"
+    return "done"

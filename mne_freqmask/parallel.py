@@ -40,8 +40,6 @@ def _out_name(fname, out_dir, suffix):
     return Path(out_dir) / f"{name}{suffix}"
 
 
-#: the fingerprint record written beside each saliency file: ``<out>`` + this
-RECORD_END = ".fingerprint.json"
 #: with ``on_error="continue"``: the files that failed, beside the outputs
 FAILURES_TSV = "explain_files_failures.tsv"
 #: parameters of explain() that do not change what is computed
@@ -73,11 +71,6 @@ class ExplainedFiles(list):
         self.failures = list(failures)
 
 
-def record_name(out):
-    """The fingerprint record of the saliency file ``out``."""
-    return Path(f"{out}{RECORD_END}")
-
-
 def _load_model_file(path, options):
     """The one call of the model loader (a worker loads the file itself)."""
     from mne_freqmask._cli_load import load_any_model
@@ -94,72 +87,6 @@ def _named_error(exp, fname):
         new = RuntimeError(msg)
     new.__cause__ = exp
     return new
-
-
-def _resolved_windows(time_windows, sfreq, n_times):
-    """``(win_length, hop)`` in samples that ``time_windows`` gives (or None)."""
-    from mne_freqmask.spectral import short_time_grid
-
-    if time_windows is None:
-        return None
-    grid = short_time_grid(float(sfreq), int(n_times), 1, time_windows)
-    return grid.win_length, grid.hop
-
-
-def _file_fingerprint(run, identity, time_windows, sfreq, n_times):
-    """The fingerprint of one file's run (the one of ``explain(checkpoint=)``)."""
-    from mne_freqmask._fingerprint import identity_text, run_fingerprint
-
-    return run_fingerprint(
-        **run,
-        windows=_resolved_windows(time_windows, sfreq, n_times),
-        sfreq=sfreq,
-        data={"input": identity_text(identity)},
-    )
-
-
-def _file_sha(fname):
-    import hashlib
-
-    with open(fname, "rb") as fid:
-        return hashlib.file_digest(fid, "sha256").hexdigest()
-
-
-def _status(out, run, identity, time_windows):
-    """``"todo"``, ``"done"`` or why the existing ``out`` is not this run's map."""
-    import json
-
-    from mne_freqmask._fingerprint import describe_changes
-
-    if not out.exists():
-        return "todo"
-    rec_name = record_name(out)
-    if not rec_name.is_file():
-        return (
-            "it has no fingerprint record (it was written by an earlier version "
-            "of mne_freqmask or by another program), so what made it is unknown"
-        )
-    try:
-        rec = json.loads(rec_name.read_text())
-        stored, inp = rec["fingerprint"], rec["input"]
-        map_sha = rec["map_sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return f"its fingerprint record {rec_name.name} is unreadable"
-    if _file_sha(out) != map_sha:
-        return (
-            "it is not the map its fingerprint record was written for (it was "
-            "changed since, or a run stopped while replacing it)"
-        )
-    try:
-        fp = _file_fingerprint(
-            run, identity, time_windows, inp["sfreq"], inp["n_times"]
-        )
-    except (ValueError, KeyError, TypeError) as exp:  # windows unfit for the file
-        fp = dict(stored, time_windows=f"time_windows={time_windows!r} ({exp})")
-    changes = describe_changes(stored, fp)
-    if changes:
-        return f"it was made by a run with other inputs: {'; '.join(changes)} changed"
-    return "done"
 
 
 def _explain_one(
@@ -179,7 +106,12 @@ def _explain_one(
     import torch
 
     from mne_freqmask._explain import explain
-    from mne_freqmask._fingerprint import file_identity
+    from mne_freqmask._fingerprint import (
+        file_fingerprint,
+        file_identity,
+        file_sha,
+        record_name,
+    )
     from mne_freqmask.utils._checks import _write_new_file
 
     before = torch.get_num_threads()
@@ -209,9 +141,9 @@ def _explain_one(
         # map with another run's record
         sal.save(tmp, overwrite=True, verbose=False)
         rec = dict(
-            fingerprint=_file_fingerprint(run, identity, time_windows, sfreq, n_times),
+            fingerprint=file_fingerprint(run, identity, time_windows, sfreq, n_times),
             input=dict(identity, fname=str(fname), sfreq=sfreq, n_times=n_times),
-            map_sha256=_file_sha(tmp),
+            map_sha256=file_sha(tmp),
         )
         text = json.dumps(rec, indent=1, sort_keys=True)
         _write_new_file(
@@ -393,7 +325,11 @@ def explain_files(
     from mne import BaseEpochs
     from mne.utils import _check_option
 
-    from mne_freqmask._fingerprint import file_identity, reference_identity
+    from mne_freqmask._fingerprint import (
+        file_identity,
+        record_status,
+        reference_identity,
+    )
 
     _validate_type(model, (torch.nn.Module, "path-like"), "model")
     _validate_type(model_options, (dict, None), "model_options")
@@ -495,7 +431,7 @@ def explain_files(
     todo, failures = [], []
     for k, (fname, out) in enumerate(zip(fnames, outs, strict=True)):
         try:
-            status = _status(out, run, file_identity(fname), time_windows)
+            status = record_status(out, run, file_identity(fname), time_windows)
         except OSError as exp:  # an input file that cannot be read
             status = _named_error(exp, fname)
         if isinstance(status, Exception):

@@ -20,15 +20,27 @@ SFREQ, N_TIMES, N_EPOCHS = 64.0, 64, 6
 FAST = dict(method="amplitude_gradients", bands=4, threads=1)
 
 
-def _epochs(seed):
+def _epochs(seed, scale=1e-5):
     rng = np.random.default_rng(seed)
-    data = 1e-5 * rng.standard_normal((N_EPOCHS, len(CH_NAMES), N_TIMES))
+    data = scale * rng.standard_normal((N_EPOCHS, len(CH_NAMES), N_TIMES))
     events = np.c_[np.arange(N_EPOCHS) * N_TIMES, np.zeros(N_EPOCHS, int)]
     events = np.c_[events, np.resize([1, 2], N_EPOCHS)]
     info = mne.create_info(CH_NAMES, SFREQ, "eeg")
     return mne.EpochsArray(
         data, info, events=events, event_id=dict(a=1, b=2), verbose=False
     )
+
+
+class Tiny(torch.nn.Module):
+    """A conv over channels and a linear read-out (picklable, unlike EEGNet)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv1d(len(CH_NAMES), 3, 9)
+        self.lin = torch.nn.Linear(3 * (N_TIMES - 8), 2)
+
+    def forward(self, x):
+        return self.lin(torch.tanh(self.conv(x * 1e5)).flatten(1))
 
 
 def _model(seed):
@@ -126,9 +138,7 @@ def test_rerun_redoes_or_refuses_what_changed(files, torch_threads):
         mfm.explain_files(fnames, model_b, out_dir, **ig8)
     # a map edited after its record was written: not done either
     mfm.explain_files(fnames, model_b, out_dir, overwrite=True, **ig8)
-    sal = mfm.read_saliency(outs[0])
-    sal._data[:] = 0
-    sal.save(outs[0], overwrite=True)
+    mfm.read_saliency(outs[1]).save(outs[0], overwrite=True)
     with pytest.raises(ValueError, match="not the map its fingerprint record"):
         mfm.explain_files(fnames, model_b, out_dir, **ig8)
     # the record names the input and the run
@@ -210,33 +220,33 @@ def test_one_fingerprint_for_checkpoints_and_files(files, tmp_path, monkeypatch)
 
 
 def test_parallel_model_file_and_reference(files, tmp_path, torch_threads):
-    """n_jobs=2: workers load the model file and read the reference once
-    written to disk; the maps equal a serial run with everything in memory.
-    The CLI's many-file route at --jobs 2 with a state dict file."""
+    """n_jobs=2: the reference goes to the workers once, as a file; the maps
+    equal a serial run with everything in memory, and a run given the
+    reference's file. The CLI's many-file route at --jobs 2 with a state
+    dict file of EEGNet (which cannot be pickled: the workers load it)."""
     from mne_freqmask import cli
 
     fnames, out_dir = files
-    model = _model(0)
-    model_file = tmp_path / "eegnet.pt"
-    save_model(model_file, model)
+    torch.manual_seed(0)
+    tiny = Tiny().eval()
     reference = mne.concatenate_epochs(
-        [_epochs(10 + k) for k in range(2)], verbose=False
+        [_epochs(10 + k, scale=5e-5) for k in range(2)], verbose=False
     )
     reference.metadata = __import__("pandas").DataFrame(
         dict(subject=np.repeat([0, 1], N_EPOCHS))
     )
-    kw = dict(bands=4, n_steps=3, min_steps=3, random_state=0, threads=1)
-    serial = mfm.explain_files(fnames, model, out_dir, reference=reference, **kw)
+    kw = dict(bands=4, n_steps=5, min_steps=5, lr=0.1, random_state=0, threads=1)
+    serial = mfm.explain_files(fnames, tiny, out_dir, reference=reference, **kw)
     par_dir = tmp_path / "par"
     par_dir.mkdir()
-    par = mfm.explain_files(
-        fnames, model_file, par_dir, reference=reference, n_jobs=2, **kw
-    )
+    par = mfm.explain_files(fnames, tiny, par_dir, reference=reference, n_jobs=2, **kw)
     for a, b in zip(serial, par, strict=True):
         assert mfm.read_saliency(a) == mfm.read_saliency(b)
-    # the reference matters: without it the map differs
-    alone = _direct(fnames[0], model, **kw)
-    assert not np.allclose(alone, mfm.read_saliency(serial[0]).get_data())
+    # the reference matters (its scale and subject centres): without it the
+    # map differs
+    with_ref = mfm.read_saliency(serial[0]).get_data()
+    assert np.ptp(with_ref) > 0.1
+    assert np.abs(_direct(fnames[0], tiny, **kw) - with_ref).max() > 0.1
     # the temporary reference file is gone; the records agree on the run
     assert not any(p.name.startswith(".") for p in par_dir.iterdir())
     rec_a = json.loads(Path(f"{serial[0]}.fingerprint.json").read_text())
@@ -247,10 +257,10 @@ def test_parallel_model_file_and_reference(files, tmp_path, torch_threads):
     reference.save(ref_file, fmt="double", verbose=False)
     file_dir = tmp_path / "reffile"
     file_dir.mkdir()
-    by_file = mfm.explain_files(fnames, model, file_dir, reference=ref_file, **kw)
+    by_file = mfm.explain_files(fnames, tiny, file_dir, reference=ref_file, **kw)
     assert mfm.read_saliency(by_file[0]) == mfm.read_saliency(serial[0])
-    # the CLI at --jobs 2 with a state dict + --model-class (EEGNet cannot
-    # be pickled: the workers load the file)
+    # the CLI at --jobs 2 with a state dict + --model-class
+    model = _model(0)
     state_file = tmp_path / "state.pt"
     torch.save(model[1].state_dict(), state_file)  # the EEGNet behind the scaler
     cli_dir = tmp_path / "cli"
@@ -265,3 +275,12 @@ def test_parallel_model_file_and_reference(files, tmp_path, torch_threads):
         name = fname.name.replace("-epo.fif", "-sal.h5")
         got = mfm.read_saliency(cli_dir / name).get_data()
         np.testing.assert_array_equal(got, _direct(fname, model, **FAST))
+    # the Python route with a file of save_model at n_jobs=2: the same maps
+    model_file = tmp_path / "eegnet.pt"
+    save_model(model_file, model)
+    api_dir = tmp_path / "api"
+    api_dir.mkdir()
+    fast = dict(FAST, n_jobs=2)
+    for out in mfm.explain_files(fnames, model_file, api_dir, **fast):
+        cli_out = cli_dir / out.name
+        assert mfm.read_saliency(out) == mfm.read_saliency(cli_out)
