@@ -60,6 +60,8 @@ def run_explain_files(args):
         bands=parse_bands(args.bands),
         picks=parse_picks(args.picks),
         random_state=args.seed,
-        verbose="warning" if args.quiet else "info",
+        # --quiet: stdout holds the files written only (main prints each
+        # failure on stderr)
+        verbose="error" if args.quiet else "info",
         **method_kw,
     )

@@ -148,9 +148,11 @@ def test_rerun_redoes_or_refuses_what_changed(files, torch_threads):
     assert rec["fingerprint"]["method"] == "integrated_gradients"
 
 
-def test_on_error_continue_and_raise(files, torch_threads):
+def test_on_error_continue_and_raise(files, tmp_path, capsys, torch_threads):
     """One corrupt epochs file among three."""
     fnames, out_dir = files
+    model_file = tmp_path / "eegnet.pt"
+    save_model(model_file, _model(0))
     fnames[1].write_bytes(b"\x00" * 5000)  # not a FIF file any more
     res = mfm.explain_files(fnames, _model(0), out_dir, on_error="continue", **FAST)
     assert [o.name for o in res] == ["sub-0-sal.h5", "sub-2-sal.h5"]
@@ -178,6 +180,21 @@ def test_on_error_continue_and_raise(files, torch_threads):
     res = mfm.explain_files(fnames, _model(0), out_dir, on_error="continue", **FAST)
     assert len(res) == 3 and res.failures == []
     assert not (out_dir / "explain_files_failures.tsv").exists()
+    # the command line: --on-error continue lists the failure, exit status 1
+    from mne_freqmask import cli
+
+    fnames[2].write_bytes(b"\x00" * 5000)
+    cli_dir = out_dir.parent / "cli"
+    cli_dir.mkdir()
+    argv = ["explain", *map(str, fnames), str(model_file), "--out-dir", str(cli_dir)]
+    argv += ["--method", "amplitude_gradients", "--bands", "4", "--quiet"]
+    capsys.readouterr()
+    assert cli.main(argv + ["--on-error", "continue"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.split() == [str(cli_dir / f"sub-{k}-sal.h5") for k in (0, 1)]
+    assert f"mne-freqmask: failed: {fnames[2]}: " in captured.err
+    assert cli.main(argv) == 2  # --on-error raise: the error names the file
+    assert str(fnames[2]) in capsys.readouterr().err
     with pytest.raises(ValueError, match="on_error"):
         mfm.explain_files(fnames, _model(0), out_dir, on_error="ignore", **FAST)
 
