@@ -327,6 +327,7 @@ def explain_files(
 
     from mne_freqmask._fingerprint import (
         file_identity,
+        model_sha,
         record_status,
         reference_identity,
     )
@@ -418,7 +419,7 @@ def explain_files(
     )
     params = _run_params(method, explain_kw)
     run = dict(
-        model=_fingerprint_model(net),
+        model=model_sha(net),
         method=method,
         bands=params.pop("bands"),
         picks=params.pop("picks"),
@@ -504,12 +505,6 @@ def explain_files(
         logger.warning(f"explain_files: {item.fname} failed: {item.error}")
     _write_failures(out_dir / FAILURES_TSV, report)
     return ExplainedFiles([o for k, o in enumerate(outs) if k not in failed], report)
-
-
-def _fingerprint_model(model):
-    from mne_freqmask._fingerprint import model_sha
-
-    return model_sha(model)
 
 
 def _write_failures(fname, report):
