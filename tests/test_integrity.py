@@ -229,6 +229,12 @@ def test_one_fingerprint_for_checkpoints_and_files(files, tmp_path, monkeypatch)
         direct = mfm.explain(epochs, model, verbose=False, **kw)
         np.testing.assert_array_equal(by_ckpt.get_data(), direct.get_data())
         assert list(by_ckpt.method_params.items()) == list(direct.method_params.items())
+    # a checkpoint of an earlier version (a weaker fingerprint) is refused
+    state = h5io.read_hdf5(str(ckpt), title="mnefreqmask_checkpoint")
+    state["version"] = 1
+    h5io.write_hdf5(str(ckpt), state, title="mnefreqmask_checkpoint", overwrite=True)
+    with pytest.raises(ValueError, match="earlier version of mne_freqmask.*delete"):
+        mfm.explain(epochs, model, checkpoint=ckpt, verbose=False, **kw)
     # the model's structure is part of its hash: an input scale is not a weight
     scaled = torch.nn.Sequential(mfm.models.InputScaler(1e6), model)
     unscaled = torch.nn.Sequential(mfm.models.InputScaler(1.0), model)
