@@ -125,7 +125,15 @@ def _explain_one(
         if threads is not None:
             torch.set_num_threads(threads)
         identity = file_identity(fname)
-        epochs = mne.read_epochs(fname, preload=False, verbose=False)
+        try:
+            epochs = mne.read_epochs(fname, preload=False, verbose=False)
+        except Exception as exp:  # truncated, damaged, or not epochs at all
+            raise ValueError(
+                f"cannot be read as MNE epochs ({type(exp).__name__}: {exp}); "
+                "check that it is a whole -epo.fif file written by "
+                "mne.Epochs.save (not truncated, not a raw or other file), or "
+                "leave it out."
+            ) from exp
         sfreq, n_times = float(epochs.info["sfreq"]), len(epochs.times)
         sal = explain(
             epochs,

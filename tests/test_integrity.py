@@ -160,6 +160,7 @@ def test_on_error_continue_and_raise(files, tmp_path, capsys, torch_threads):
     fail = res.failures[0]
     assert fail.fname == fnames[1] and fail.out == out_dir / "sub-1-sal.h5"
     assert not fail.out.exists() and fail.error.split(":")[0].endswith("Error")
+    assert "cannot be read as MNE epochs" in fail.error
     for fname, out in zip([fnames[0], fnames[2]], res, strict=True):
         np.testing.assert_array_equal(
             mfm.read_saliency(out).get_data(), _direct(fname, _model(0), **FAST)
