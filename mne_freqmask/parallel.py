@@ -90,12 +90,24 @@ def _named_error(exp, fname):
 
 
 def _explain_one(
-    fname, out, model, model_options, method, device, threads, time_windows, kw, run
+    fname,
+    out,
+    model,
+    model_options,
+    method,
+    device,
+    threads,
+    time_windows,
+    kw,
+    run,
+    identity,
 ):
     """Read, explain and write one file; return ``(out, None)`` or ``(None, error)``.
 
     Runs in a joblib / Dask worker. ``model`` is a module or a model file
-    (loaded here); ``kw["reference"]`` may be an epochs file (read here).
+    (loaded here); ``kw["reference"]`` may be an epochs file (read here);
+    ``identity`` is the input's file identity taken by the caller (hashed
+    again only if the file's size or modification time changed since).
     Whatever fails is returned, named after the file, so that the caller
     decides whether the others go on.
     """
@@ -124,7 +136,9 @@ def _explain_one(
             kw = dict(kw, reference=ref)
         if threads is not None:
             torch.set_num_threads(threads)
-        identity = file_identity(fname)
+        st = os.stat(fname)
+        if (st.st_size, st.st_mtime_ns) != (identity["size"], identity["mtime_ns"]):
+            identity = file_identity(fname)  # changed since it was hashed
         try:
             epochs = mne.read_epochs(fname, preload=False, verbose=False)
         except Exception as exp:  # truncated, damaged, or not epochs at all
@@ -437,10 +451,11 @@ def explain_files(
     )
     if n_jobs == 1:
         model = net  # no second load in this process
-    todo, failures = [], []
+    todo, failures, identities = [], [], {}
     for k, (fname, out) in enumerate(zip(fnames, outs, strict=True)):
         try:
-            status = record_status(out, run, file_identity(fname), time_windows)
+            identities[k] = file_identity(fname)
+            status = record_status(out, run, identities[k], time_windows)
         except OSError as exp:  # an input file that cannot be read
             status = _named_error(exp, fname)
         if isinstance(status, Exception):
@@ -490,6 +505,7 @@ def explain_files(
                 time_windows,
                 explain_kw,
                 run,
+                identities[k],
             )
             for i, k in enumerate(todo)
         )
