@@ -11,16 +11,17 @@ as in an uninterrupted run, so the saliency is the same.
 
 A fingerprint of the arguments (method and its parameters, bands, picks,
 labels and targets, the epochs' channels, events and data scale, the
-reference, the model's weights, the random seed, the chunk size and, for a
-time-resolved run (``time_windows``), the windows in samples) is stored with
-the results; a run whose fingerprint differs is refused. A chunk of a
+reference, the model's class, structure and weights, the random seed, the
+chunk size and, for a time-resolved run (``time_windows``), the windows in
+samples; :mod:`mne_freqmask._fingerprint`, which
+:func:`mne_freqmask.explain_files` uses too) is stored with the results; a
+run whose fingerprint differs is refused. A chunk of a
 time-resolved run holds the flat channel x (band x window) cells that the
 methods return; :func:`mne_freqmask.explain` reshapes the whole as it does
 without a checkpoint.
 """
 
 import dataclasses
-import hashlib
 import json
 import os
 import uuid
@@ -29,11 +30,22 @@ from pathlib import Path
 import numpy as np
 from mne.utils import _validate_type, logger
 
+from mne_freqmask._fingerprint import (
+    array_sha,
+    changed_keys,
+    epochs_identity,
+    jsonable,
+    model_sha,
+    reference_identity,
+    run_fingerprint,
+    windows_text,
+)
 from mne_freqmask._inputs import READ_CHUNK
+from mne_freqmask._saliency_utils import _params_to_json
 from mne_freqmask.methods._registry import MethodResult
 
 _TITLE = "mnefreqmask_checkpoint"
-_VERSION = 1
+_VERSION = 2
 
 
 class _EpochRange:
@@ -81,38 +93,12 @@ class _EpochRange:
             yield sl, (self._read(sl) if native else self[sl])
 
 
-def _sha(*arrays):
-    h = hashlib.sha256()
-    for arr in arrays:
-        if arr is None:
-            h.update(b"none")
-            continue
-        arr = np.ascontiguousarray(arr)
-        h.update(f"{arr.dtype.str}{arr.shape}".encode())
-        h.update(arr.tobytes())
-    return h.hexdigest()
-
-
-def _model_sha(model):
-    import torch
-
-    h = hashlib.sha256(type(model).__qualname__.encode())
-    for name, t in model.state_dict().items():
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def _jsonable(value):
-    def default(obj):
-        if isinstance(obj, np.generic):
-            return obj.item()
-        if isinstance(obj, np.ndarray):
-            return _sha(obj)
-        return repr(obj)
-
-    return json.dumps(value, sort_keys=True, default=default)
+# one fingerprint for checkpoints and explain_files (mne_freqmask._fingerprint);
+# the names below are kept for the code that imports them from here
+_sha = array_sha
+_model_sha = model_sha
+_jsonable = jsonable
+_windows_text = windows_text
 
 
 def fingerprint(
@@ -129,40 +115,22 @@ def fingerprint(
 ):
     """What must be equal for a checkpoint to be resumed (name -> str).
 
-    ``windows`` is ``(win_length, hop)`` in samples for a time-resolved run
-    (the key ``"time_windows"``; absent for a whole-epoch run, so that
-    whole-epoch checkpoints of earlier versions still resume).
+    :func:`mne_freqmask._fingerprint.run_fingerprint` with the epochs in
+    memory as the input. ``windows`` is ``(win_length, hop)`` in samples for
+    a time-resolved run (the key ``"time_windows"``; absent for a
+    whole-epoch run).
     """
-    fp = {
-        "method": method,
-        "method_kw": _jsonable(method_kw),
-        "bands": _jsonable(bands),
-        "picks": _jsonable([epochs.ch_names[i] for i in inp.picks]),
-        "channels": _jsonable(list(epochs.ch_names)),
-        "sfreq": repr(float(epochs.info["sfreq"])),
-        "n_times": str(inp.n_times),
-        "events": _sha(epochs.events),
-        "n_epochs": str(inp.n_epochs),
-        "y": _sha(inp.y),
-        "target": _sha(inp.target),
-        "data_scale": repr(float(inp.scale)),
-        "reference": "epochs"
-        if reference is None
-        else f"{len(reference)} epochs, events {_sha(reference.events)}",
-        "groups": _sha(np.asarray(inp.ref_groups).astype(str)),
-        "model": _model_sha(model),
-        "random_state": repr(random_state),
-    }
-    if windows is not None:
-        fp["time_windows"] = _windows_text(windows, epochs.info["sfreq"])
-    return fp
-
-
-def _windows_text(windows, sfreq):
-    win, hop = (int(v) for v in windows)
-    return (
-        f"time_windows=({win / sfreq:g}, {hop / sfreq:g}): {win}-sample windows "
-        f"every {hop} samples"
+    return run_fingerprint(
+        model=model,
+        method=method,
+        method_kw=method_kw,
+        bands=bands,
+        picks=[epochs.ch_names[i] for i in inp.picks],
+        random_state=random_state,
+        reference=reference_identity(reference),
+        windows=windows,
+        sfreq=epochs.info["sfreq"],
+        data=epochs_identity(epochs, inp),
     )
 
 
@@ -240,8 +208,15 @@ def run_chunks(path, fp, func, inp, grid, model, *, device, chunk_size, kw):
     state = None
     if path.exists():
         state = _read(path)
+        if int(state.get("version", 1)) < _VERSION:
+            raise ValueError(
+                f"checkpoint {path} was written by an earlier version of "
+                "mne_freqmask, whose fingerprint of a run was weaker (the "
+                "model's hash now covers its structure); it cannot be resumed: "
+                "delete it, or pass another checkpoint file, to start over."
+            )
         stored = json.loads(state["fingerprint"])
-        diff = sorted(k for k in set(stored) | set(fp) if stored.get(k) != fp.get(k))
+        diff = changed_keys(stored, fp)
         size = int(state["chunk_size"])
         if not callable(chunk_size) and int(chunk_size) != size:
             diff.append("chunk_size")
@@ -281,7 +256,9 @@ def run_chunks(path, fp, func, inp, grid, model, *, device, chunk_size, kw):
         res = func(sub, grid, model, device=device, chunk_size=size, **kw)
         done[str(k)] = dict(
             data=np.asarray(res.data),
-            params=json.dumps(res.params, sort_keys=True, default=repr),
+            # the container's own encoding, keys in the method's order: a
+            # resumed run's method_params are those of an uninterrupted one
+            params=_params_to_json(res.params),
             diagnostics={key: np.asarray(v) for key, v in res.diagnostics.items()},
         )
         _write(path, state)

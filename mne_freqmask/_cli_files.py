@@ -1,7 +1,6 @@
 """``mne-freqmask explain`` on several epochs files (one saliency file each)."""
 
 from mne_freqmask._cli_load import (
-    load_any_model,
     parse_bands,
     parse_model_kwargs,
     parse_pairs,
@@ -16,7 +15,8 @@ def run_explain_files(args):
 
     One saliency file per epochs file through
     :func:`mne_freqmask.explain_files` (files already done are skipped);
-    returns the saliency files.
+    returns its result (the saliency files, and ``failures`` with
+    ``--on-error continue``).
     """
     from mne_freqmask.parallel import explain_files
 
@@ -37,16 +37,20 @@ def run_explain_files(args):
     method_kw = parse_pairs(args.param, "--param")
     if args.n_steps is not None:
         method_kw["n_steps"] = args.n_steps
-    net, _ = load_any_model(
-        args.model,
+    # the model FILE and its loader's options: each worker loads it itself
+    # (any --jobs, any model: a loaded module may not pickle), and the
+    # fingerprint of the run is that of the loaded model
+    options = dict(
         model_class_name=args.model_class,
         model_kwargs=parse_model_kwargs(args.model_kwargs),
         scale=args.input_scale,
     )
     return explain_files(
         list(args.epochs),
-        net,
+        args.model,
         args.out_dir,
+        model_options=options,
+        on_error=args.on_error,
         method=args.method,
         time_windows=time_windows,
         overwrite=args.overwrite,
@@ -56,6 +60,8 @@ def run_explain_files(args):
         bands=parse_bands(args.bands),
         picks=parse_picks(args.picks),
         random_state=args.seed,
-        verbose="warning" if args.quiet else "info",
+        # --quiet: stdout holds the files written only (main prints each
+        # failure on stderr)
+        verbose="error" if args.quiet else "info",
         **method_kw,
     )

@@ -201,8 +201,9 @@ def _build_parser():
         "--out-dir",
         default=None,
         help="Folder for one saliency file per epochs file (<name>-sal.h5, "
-        "with --time-windows <name>-sal-tfr.h5); files already there are "
-        "skipped (a stopped run resumes).",
+        "with --time-windows <name>-sal-tfr.h5); files already made by the "
+        "same run are skipped (a stopped run resumes), files made by another "
+        "model, method, parameter or input are refused without --overwrite.",
     )
     exp.add_argument(
         "--jobs",
@@ -210,6 +211,14 @@ def _build_parser():
         default=1,
         help="With --out-dir: epochs files explained at once (joblib; -1: all "
         "cores). --n-jobs is then the torch threads per file (default 1).",
+    )
+    exp.add_argument(
+        "--on-error",
+        choices=("raise", "continue"),
+        default="raise",
+        help="With --out-dir: stop at the first epochs file that fails (raise, "
+        "the default), or explain the others and list the failures on stderr "
+        "and in explain_files_failures.tsv (continue; exit status 1).",
     )
     exp.add_argument("--report", default=None, help="HTML report to write.")
     exp.add_argument(
@@ -252,6 +261,12 @@ def main(argv=None):
             written = run_explain_files(args)
             for path in written:
                 print(path)
+            for item in written.failures:
+                print(
+                    f"mne-freqmask: failed: {item.fname}: {item.error}", file=sys.stderr
+                )
+            if written.failures:
+                return 1
         else:
             written = run_explain(
                 args.epochs[0],

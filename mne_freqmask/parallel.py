@@ -2,8 +2,14 @@
 
 :func:`explain_files` explains each ``-epo.fif`` file and writes its
 :class:`~mne_freqmask.SpectralSaliency` (with ``time_windows``: its
-:class:`~mne_freqmask.SpectralSaliencyTFR`) next to the others, skipping
-files already done, so an interrupted run resumes where it stopped. The files
+:class:`~mne_freqmask.SpectralSaliencyTFR`) next to the others, with a
+fingerprint record beside each (``<out>.fingerprint.json``: the run's
+fingerprint of :mod:`mne_freqmask._fingerprint`, the one checkpoints use, and
+the hash of the map). A rerun skips the files whose record matches it, so an
+interrupted run resumes where it stopped, and redoes (``overwrite=True``) or
+refuses, naming what changed, the others: a stale map is never taken as
+done. A file that fails stops the run or, with ``on_error="continue"``, is
+reported while the others go on. The files
 run in parallel through joblib, the convention of the MNE ecosystem (as
 :func:`mne.parallel.parallel_func` and mne-bids-pipeline): inside
 ``joblib.parallel_config(backend="dask")`` with a ``dask.distributed``
@@ -12,7 +18,9 @@ many.
 """
 
 import os
+import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 from mne.utils import _validate_type, logger, verbose
 
@@ -32,22 +40,115 @@ def _out_name(fname, out_dir, suffix):
     return Path(out_dir) / f"{name}{suffix}"
 
 
-def _explain_one(fname, out, model, method, device, threads, time_windows, explain_kw):
-    """Read, explain and write one file (runs in a joblib / Dask worker)."""
+#: with ``on_error="continue"``: the files that failed, beside the outputs
+FAILURES_TSV = "explain_files_failures.tsv"
+#: parameters of explain() that do not change what is computed
+_NEUTRAL = ("epochs", "model", "method", "device", "n_jobs", "verbose", "checkpoint")
+
+
+class FileFailure(NamedTuple):
+    """An epochs file that :func:`explain_files` could not explain."""
+
+    #: the epochs file
+    fname: Path
+    #: its saliency file (not written)
+    out: Path
+    #: the error, ``"TypeName: message"``
+    error: str
+
+
+class ExplainedFiles(list):
+    """The saliency files of :func:`explain_files`, and the files that failed.
+
+    A list of :class:`pathlib.Path` (the saliency files written or found
+    done, in the order of ``fnames``) with one attribute, ``failures``: a
+    list of :class:`FileFailure` (``fname``, ``out``, ``error``), empty
+    unless ``on_error="continue"`` met errors.
+    """
+
+    def __init__(self, outs, failures=()):
+        super().__init__(outs)
+        self.failures = list(failures)
+
+
+def _load_model_file(path, options):
+    """The one call of the model loader (a worker loads the file itself)."""
+    from mne_freqmask._cli_load import load_any_model
+
+    return load_any_model(path, **(options or {}))[0]
+
+
+def _named_error(exp, fname):
+    """``exp`` with the epochs file's name in front of its message."""
+    msg = f"{fname}: {type(exp).__name__}: {exp}"
+    try:
+        new = type(exp)(msg)
+    except Exception:  # exceptions whose constructor takes other arguments
+        new = RuntimeError(msg)
+    new.__cause__ = exp
+    return new
+
+
+def _explain_one(
+    fname,
+    out,
+    model,
+    model_options,
+    method,
+    device,
+    threads,
+    time_windows,
+    kw,
+    run,
+    identity,
+):
+    """Read, explain and write one file; return ``(out, None)`` or ``(None, error)``.
+
+    Runs in a joblib / Dask worker. ``model`` is a module or a model file
+    (loaded here); ``kw["reference"]`` may be an epochs file (read here);
+    ``identity`` is the input's file identity taken by the caller (hashed
+    again only if the file's size or modification time changed since).
+    Whatever fails is returned, named after the file, so that the caller
+    decides whether the others go on.
+    """
+    import json
+    import uuid
+
     import mne
     import torch
 
     from mne_freqmask._explain import explain
+    from mne_freqmask._fingerprint import (
+        file_fingerprint,
+        file_identity,
+        file_sha,
+        record_name,
+    )
+    from mne_freqmask.utils._checks import _write_new_file
 
-    if not isinstance(model, torch.nn.Module):  # a model file, loaded here
-        from mne_freqmask._cli_load import load_any_model
-
-        model, _ = load_any_model(model)
     before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.tmp.h5")
     try:
-        epochs = mne.read_epochs(fname, preload=False, verbose=False)
+        if not isinstance(model, torch.nn.Module):
+            model = _load_model_file(model, model_options)
+        if isinstance(kw.get("reference"), str):  # read here, once per file
+            ref = mne.read_epochs(kw["reference"], preload=False, verbose=False)
+            kw = dict(kw, reference=ref)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        st = os.stat(fname)
+        if (st.st_size, st.st_mtime_ns) != (identity["size"], identity["mtime_ns"]):
+            identity = file_identity(fname)  # changed since it was hashed
+        try:
+            epochs = mne.read_epochs(fname, preload=False, verbose=False)
+        except Exception as exp:  # truncated, damaged, or not epochs at all
+            raise ValueError(
+                f"cannot be read as MNE epochs ({type(exp).__name__}: {exp}); "
+                "check that it is a whole -epo.fif file written by "
+                "mne.Epochs.save (not truncated, not a raw or other file), or "
+                "leave it out."
+            ) from exp
+        sfreq, n_times = float(epochs.info["sfreq"]), len(epochs.times)
         sal = explain(
             epochs,
             model,
@@ -55,12 +156,55 @@ def _explain_one(fname, out, model, method, device, threads, time_windows, expla
             device=device,
             time_windows=time_windows,
             verbose=False,
-            **explain_kw,
+            **kw,
         )
-        sal.save(out, overwrite=True, verbose=False)  # atomic: a temp file, renamed
+        # the map under a temporary name, then its record, then the rename:
+        # a stopped run leaves a record whose map hash no map has, never a
+        # map with another run's record
+        sal.save(tmp, overwrite=True, verbose=False)
+        rec = dict(
+            fingerprint=file_fingerprint(run, identity, time_windows, sfreq, n_times),
+            input=dict(identity, fname=str(fname), sfreq=sfreq, n_times=n_times),
+            map_sha256=file_sha(tmp),
+        )
+        text = json.dumps(rec, indent=1, sort_keys=True)
+        _write_new_file(
+            record_name(out), lambda p: Path(p).write_text(text), overwrite=True
+        )
+        os.replace(tmp, out)
+    except Exception as exp:
+        return None, _named_error(exp, fname)
     finally:
         torch.set_num_threads(before)
-    return str(out)
+        tmp.unlink(missing_ok=True)
+    return str(out), None
+
+
+def _run_params(method, explain_kw):
+    """explain()'s and the method's parameters that change the result, defaults
+    filled in (so that giving a default explicitly changes nothing)."""
+    import inspect
+
+    from mne_freqmask._explain import _check_method_kw, explain
+    from mne_freqmask.methods import get_method
+
+    func = get_method(method)
+    sig = inspect.signature(explain).parameters
+    own = {k: v for k, v in explain_kw.items() if k in sig}
+    method_kw = {k: v for k, v in explain_kw.items() if k not in sig}
+    _check_method_kw(method, func, method_kw)
+    fixed = {"inp", "grid", "model", "device", "chunk_size", "random_state"}
+    params = {
+        k: p.default
+        for k, p in inspect.signature(func).parameters.items()
+        if k not in fixed and p.default is not inspect.Parameter.empty
+    }
+    params.update(method_kw)
+    for k, p in sig.items():
+        if k in _NEUTRAL or k == "time_windows" or p.kind != p.KEYWORD_ONLY:
+            continue
+        params[k] = own.get(k, p.default)
+    return params
 
 
 @verbose
@@ -74,9 +218,11 @@ def explain_files(
     time_windows=None,
     suffix=None,
     overwrite=False,
+    on_error="raise",
     n_jobs=1,
     device="auto",
     threads=None,
+    model_options=None,
     verbose=None,
     **explain_kw,
 ):
@@ -90,13 +236,15 @@ def explain_files(
     model : torch.nn.Module | path-like
         The trained classifier (see :func:`mne_freqmask.explain`; never
         modified), or its file: one written by
-        :func:`mne_freqmask.models.save_model` or ``torch.jit.save``, which
-        each worker loads itself. Workers of other processes or machines
-        receive a module pickled, which braindecode's models with
-        weight constraints (EEGNet, ...) do not allow: pass their file then.
+        :func:`mne_freqmask.models.save_model` or ``torch.jit.save`` (or,
+        with ``model_options``, a state dict), which each worker loads
+        itself. Workers of other processes or machines receive a module
+        pickled, which braindecode's models with weight constraints
+        (EEGNet, ...) do not allow: pass their file then.
     out_dir : path-like
         Existing folder for the saliency files: ``<name><suffix>``, where
-        ``<name>`` is the epochs file's name without ``-epo.fif``.
+        ``<name>`` is the epochs file's name without ``-epo.fif``. Each has a
+        fingerprint record beside it, ``<name><suffix>.fingerprint.json``.
     method : str
         The method of :func:`mne_freqmask.explain`.
     time_windows : None | tuple of float | "auto"
@@ -112,13 +260,23 @@ def explain_files(
         for time-resolved ones (MNE's ``-tfr.h5`` ending for TFR files), so
         that the two kinds never share a name in one folder.
     overwrite : bool
-        Explain again files whose saliency file exists. ``False`` (default)
-        skips them: a run that was interrupted resumes where it stopped (a
+        What to do with a saliency file that exists but was not made by this
+        run (another model, method, parameter, ``time_windows`` or input
+        file content, or no fingerprint record). ``False`` (default): refuse,
+        naming what changed, before any file is explained. ``True``: explain
+        that file again. Either way a file whose fingerprint matches this
+        run is skipped, so an interrupted run resumes where it stopped (a
         file is written under a temporary name and renamed when complete,
-        so an existing one is whole). A file to be skipped is read first:
-        one of the other kind (whole-epoch against time-resolved), or of
-        other windows, is refused before any file is explained, so that a
-        resumed run never mixes the two.
+        so an existing one is whole).
+    on_error : "raise" | "continue"
+        What a file that fails does (unreadable, wrong channels, ...; the
+        convention of mne-bids-pipeline). ``"raise"`` (default): stop with
+        the error, its message starting with the file's name; the files
+        written before are whole. ``"continue"``: log the failure, go on
+        with the other files and report every failure in the result's
+        ``failures`` and in ``explain_files_failures.tsv`` in ``out_dir``
+        (removed by a later run without failures). A file refused because
+        of ``overwrite=False`` counts as a failure too.
     n_jobs : int
         Files explained at once (joblib's ``n_jobs``: ``-1`` for all cores,
         or all Dask workers under ``joblib.parallel_config(backend="dask")``).
@@ -132,20 +290,43 @@ def explain_files(
         files run in parallel (``n_jobs != 1``: the workers share the cores),
         otherwise torch's current setting. FreqMask's map depends slightly on
         the thread count (see :ref:`performance`); fix it to compare runs.
+    model_options : dict | None
+        With a model file: options of the model loader, as the command
+        line's ``--model-class``, ``--model-kwargs`` and ``--input-scale``
+        (``model_class_name``, ``model_kwargs``, ``scale``), e.g.
+        ``dict(model_class_name="EEGNet", model_kwargs=dict(n_chans=8,
+        n_outputs=2, n_times=256))`` for a state dict.
     %(verbose)s
     **explain_kw
         Further parameters of :func:`mne_freqmask.explain` (``bands``,
-        ``picks``, ``reference``, method parameters ...), the same for every
-        file.
+        ``picks``, method parameters ...), the same for every file.
+        ``reference`` may be an epochs file (path-like), which each worker
+        reads itself; epochs in memory are written once to a temporary file
+        in ``out_dir`` when files run in parallel, so that they do not travel
+        with every file.
 
     Returns
     -------
-    out_fnames : list of pathlib.Path
-        The saliency file of each epochs file, in the order of ``fnames``
-        (including those skipped because they existed).
+    out_fnames : list of Path
+        A list of the saliency files (:class:`pathlib.Path`) in the order of
+        ``fnames``, those skipped because they were done included and those
+        that failed left out; its ``failures`` attribute lists the files that
+        failed (named tuples ``FileFailure``: ``fname``,
+        ``out``, ``error``).
 
     Notes
     -----
+    What a rerun checks, per saliency file, against its fingerprint record:
+    the model (a hash of its class, structure and weights), the method, every
+    parameter of the method and of :func:`~mne_freqmask.explain` that changes
+    the result (defaults filled in), bands, picks, ``time_windows`` (in
+    samples), ``random_state``, the reference (a file: its content; epochs
+    in memory: their number and events only) and the epochs file's size and
+    SHA-256 (split parts included), and that the saliency file is the one
+    the record was written for. Not checked: the device and thread count
+    (they change FreqMask's map within rounding), the versions of the
+    packages, and the data of a reference passed in memory.
+
     On a Dask cluster (e.g. ``dask.distributed.LocalCluster``, or a
     ``dask-jobqueue`` cluster on an HPC system)::
 
@@ -163,12 +344,28 @@ def explain_files(
 
     import torch
     from joblib import Parallel, delayed
+    from mne import BaseEpochs
+    from mne.utils import _check_option
+
+    from mne_freqmask._fingerprint import (
+        file_identity,
+        model_sha,
+        record_status,
+        reference_identity,
+    )
 
     _validate_type(model, (torch.nn.Module, "path-like"), "model")
+    _validate_type(model_options, (dict, None), "model_options")
+    _check_option("on_error", on_error, ("raise", "continue"))
     if not isinstance(model, torch.nn.Module):
         model = Path(model).expanduser().absolute()
-        if not model.is_file():
+        if not model.exists():
             raise FileNotFoundError(f"No such model file: {model}")
+    elif model_options:
+        raise ValueError(
+            "model_options are for a model file; model is a torch.nn.Module "
+            "already: drop model_options."
+        )
     elif n_jobs != 1:
         try:
             pickle.dumps(model)
@@ -187,6 +384,7 @@ def explain_files(
     missing = [str(f) for f in fnames if not Path(f).is_file()]
     if missing:
         raise FileNotFoundError(f"No such epochs file(s): {missing}")
+    fnames = [Path(f).expanduser().absolute() for f in fnames]
     _validate_type(out_dir, "path-like", "out_dir")
     out_dir = Path(out_dir).expanduser().absolute()
     if not out_dir.is_dir():
@@ -209,6 +407,20 @@ def explain_files(
     devices = [device] if isinstance(device, str) else list(device)
     for k, d in enumerate(devices):
         _validate_type(d, str, f"device[{k}]")
+    explain_kw = dict(explain_kw)
+    if explain_kw.pop("checkpoint", None) is not None:
+        raise ValueError(
+            "checkpoint is for one epochs file; explain_files resumes by file "
+            "(a file done is skipped): drop checkpoint."
+        )
+    reference = explain_kw.get("reference")
+    if reference is not None:
+        _validate_type(reference, (BaseEpochs, "path-like"), "reference")
+        if not isinstance(reference, BaseEpochs):
+            reference = Path(reference).expanduser().absolute()
+            if not reference.is_file():
+                raise FileNotFoundError(f"No such reference epochs file: {reference}")
+            explain_kw["reference"] = str(reference)
     outs = [_out_name(f, out_dir, suffix) for f in fnames]
     seen = {}
     for f, out in zip(fnames, outs, strict=True):
@@ -220,28 +432,118 @@ def explain_files(
         seen[out] = f
     if threads is None and n_jobs != 1:
         threads = 1
-    todo = [k for k, out in enumerate(outs) if overwrite or not out.exists()]
-    for k in sorted(set(range(len(outs))) - set(todo)):
-        _check_done(outs[k], time_windows)
+    # the model as the workers will see it: loaded once here for its hash
+    # (and its errors); a file goes to the workers, which load it themselves
+    net = (
+        model
+        if isinstance(model, torch.nn.Module)
+        else _load_model_file(model, model_options)
+    )
+    params = _run_params(method, explain_kw)
+    run = dict(
+        model=model_sha(net),
+        method=method,
+        bands=params.pop("bands"),
+        picks=params.pop("picks"),
+        random_state=params.pop("random_state"),
+        reference=reference_identity(reference),
+        method_kw={k: v for k, v in params.items() if k != "reference"},
+    )
+    if n_jobs == 1:
+        model = net  # no second load in this process
+    todo, failures, identities = [], [], {}
+    for k, (fname, out) in enumerate(zip(fnames, outs, strict=True)):
+        try:
+            identities[k] = file_identity(fname)
+            status = record_status(out, run, identities[k], time_windows)
+        except OSError as exp:  # an input file that cannot be read
+            status = _named_error(exp, fname)
+        if isinstance(status, Exception):
+            failures.append((k, status))
+        elif status == "todo" or (status != "done" and overwrite):
+            todo.append(k)
+        elif status != "done":
+            failures.append(
+                (
+                    k,
+                    ValueError(
+                        f"{out} exists but {status}. Pass overwrite=True "
+                        "(--overwrite on the command line) to explain "
+                        f"{fname.name} again, or another out_dir or suffix "
+                        "to keep it."
+                    ),
+                )
+            )
+    if failures and on_error == "raise":
+        errors = [str(e) for _, e in failures]
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        if all(isinstance(e, ValueError) for _, e in failures):
+            raise ValueError(" ".join(errors[:3]) + more)
+        raise failures[0][1]
     logger.info(
         f"explain_files: {len(todo)} of {len(fnames)} files to explain "
-        f"({len(fnames) - len(todo)} already done), n_jobs={n_jobs}"
+        f"({len(fnames) - len(todo) - len(failures)} already done), n_jobs={n_jobs}"
     )
-    jobs = (
-        delayed(_explain_one)(
-            os.fspath(fnames[k]),
-            outs[k],
-            model,
-            method,
-            devices[k % len(devices)],
-            threads,
-            time_windows,
-            explain_kw,
+    tmp_ref = None
+    try:
+        if isinstance(reference, BaseEpochs) and n_jobs != 1 and len(todo) > 1:
+            # once to disk, read by each worker, rather than pickled with
+            # every file (joblib memmaps arrays for its own processes only;
+            # a Dask graph would carry the whole reference per task)
+            tmp_ref = out_dir / f".reference-{uuid.uuid4().hex[:12]}-epo.fif"
+            reference.save(tmp_ref, fmt="double", verbose=False)
+            explain_kw["reference"] = str(tmp_ref)
+        jobs = (
+            delayed(_explain_one)(
+                fnames[k],
+                outs[k],
+                model,
+                model_options,
+                method,
+                devices[i % len(devices)],
+                threads,
+                time_windows,
+                explain_kw,
+                run,
+                identities[k],
+            )
+            for i, k in enumerate(todo)
         )
-        for k in todo
-    )
-    Parallel(n_jobs=n_jobs)(jobs)
-    return outs
+        results = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
+        for k, (_, error) in zip(todo, results, strict=True):
+            if error is None:
+                continue
+            if on_error == "raise":
+                raise error
+            failures.append((k, error))
+    finally:
+        if tmp_ref is not None:
+            for part in out_dir.glob(f"{tmp_ref.name[:-4]}*.fif"):
+                part.unlink(missing_ok=True)
+    failed = {k for k, _ in failures}
+    report = [
+        FileFailure(fnames[k], outs[k], str(e).removeprefix(f"{fnames[k]}: "))
+        for k, e in sorted(failures, key=lambda item: item[0])
+    ]
+    for item in report:
+        logger.warning(f"explain_files: {item.fname} failed: {item.error}")
+    _write_failures(out_dir / FAILURES_TSV, report)
+    return ExplainedFiles([o for k, o in enumerate(outs) if k not in failed], report)
+
+
+def _write_failures(fname, report):
+    """``explain_files_failures.tsv``: one row per failure; removed if none."""
+    from mne_freqmask.utils._checks import _write_new_file
+
+    if not report:
+        fname.unlink(missing_ok=True)
+        return
+    rows = ["fname\tout\terror"]
+    for item in report:
+        error = " ".join(item.error.split())  # one line, no tabs
+        rows.append(f"{item.fname}\t{item.out}\t{error}")
+    text = "\n".join(rows) + "\n"
+    _write_new_file(fname, lambda p: Path(p).write_text(text), overwrite=True)
 
 
 def _check_windows_arg(time_windows):
@@ -255,59 +557,3 @@ def _check_windows_arg(time_windows):
     if parsed != "auto":
         sfreq = 1e4
         short_time_grid(sfreq, int(round(parsed[0] * sfreq)) + 1, 1, parsed)
-
-
-def _windows_of(state):
-    """``(win_length, hop)`` in samples of a saved TFR map (None if unknown)."""
-    if state.get("win_length") is None or state.get("hop") is None:
-        return None
-    return int(state["win_length"]), int(state["hop"])
-
-
-def _expected_windows(time_windows, state):
-    """The ``(win_length, hop)`` that ``time_windows`` gives on that file's epochs."""
-    from mne_freqmask.spectral import short_time_grid
-
-    n_times, sfreq = state.get("n_times"), state["info"]["sfreq"]
-    if n_times is None:
-        return None
-    grid = short_time_grid(sfreq, int(n_times), 1, time_windows)
-    return grid.win_length, grid.hop
-
-
-def _check_done(out, time_windows):
-    """Raise unless the existing ``out`` is a map of the kind (and windows) asked."""
-    import h5io
-
-    from mne_freqmask._saliency_io import H5_TITLE
-
-    try:
-        state = h5io.read_hdf5(str(out), title=H5_TITLE, slash="replace")
-        tfr = "time" in tuple(state["dims"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ValueError(
-            f"{out} exists but is not a saliency file of mne_freqmask; delete "
-            "it, or pass overwrite=True (or another out_dir or suffix)."
-        ) from None
-    fix = "pass overwrite=True to replace it, or another out_dir or suffix"
-    if tfr != (time_windows is not None):
-        held = "a time-resolved SpectralSaliencyTFR" if tfr else "a whole-epoch"
-        held += "" if tfr else " SpectralSaliency"
-        asked = (
-            f"time-resolved maps (time_windows={time_windows!r})"
-            if time_windows is not None
-            else "whole-epoch maps (time_windows=None)"
-        )
-        raise ValueError(
-            f"{out} exists and holds {held}, but this run asks for {asked}; {fix}."
-        )
-    if tfr:
-        held, asked = _windows_of(state), _expected_windows(time_windows, state)
-        if None not in (held, asked) and held != asked:
-            sfreq = state["info"]["sfreq"]
-            raise ValueError(
-                f"{out} exists and holds windows of {held[0] / sfreq:g} s every "
-                f"{held[1] / sfreq:g} s, but this run asks for time_windows="
-                f"{time_windows!r} ({asked[0] / sfreq:g} s every "
-                f"{asked[1] / sfreq:g} s); {fix}."
-            )

@@ -53,8 +53,10 @@ def test_explain_files_serial_resume_and_errors(files, tmp_path):
     assert again == outs
     assert os.stat(outs[0]).st_mtime_ns == mtimes[0]
     assert outs[1].is_file()  # ... and redoes the one missing
-    # nothing half-written is left behind
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(o.name for o in outs)
+    # nothing half-written is left behind: the maps and their records
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        name for o in outs for name in (o.name, f"{o.name}.fingerprint.json")
+    )
     with pytest.raises(FileNotFoundError, match="does not exist; create it"):
         mfm.explain_files(fnames, model, tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match="No such epochs file"):

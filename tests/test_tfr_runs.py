@@ -177,19 +177,21 @@ def test_explain_files_time_windows(burst, tmp_path):
     assert mfm.read_saliency_tfr(outs[1]).time_windows == TW
     # the other kind, or other windows, under the name of a file done: refused
     same = dict(kw, suffix="-sal.h5")
-    with pytest.raises(ValueError, match="holds a whole-epoch SpectralSaliency"):
+    whole_text = r"time_windows=None \(whole epoch\)"
+    tw_text = r"time_windows=\(0.5, 0.25\)"
+    with pytest.raises(ValueError, match=rf"{whole_text} -> {tw_text}"):
         mfm.explain_files(fnames, model, out_dir, time_windows=TW, **same)
     same = dict(kw, suffix="-sal-tfr.h5")
-    with pytest.raises(ValueError, match=r"holds a time-resolved .*overwrite=True"):
+    with pytest.raises(ValueError, match=rf"{tw_text}.* -> {whole_text}.*overwrite"):
         mfm.explain_files(fnames, model, out_dir, **same)
-    with pytest.raises(ValueError, match=r"holds windows of 0.5 s every 0.25 s"):
+    with pytest.raises(ValueError, match=rf"{tw_text}.* -> time_windows=\(1, 0.5\)"):
         mfm.explain_files(fnames, model, out_dir, time_windows=(1.0, 0.5), **kw)
     # methods that cannot run short-time, and bad windows, before any work
     with pytest.raises(ValueError, match="the methods that can are"):
         mfm.explain_files(fnames, model, out_dir, method="flextime", time_windows=TW)
     with pytest.raises(ValueError, match="NOLA"):
         mfm.explain_files(fnames, model, out_dir, time_windows=(0.5, 0.4))
-    # nothing half-written is left behind
+    # nothing half-written is left behind: the maps and their records
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(
-        o.name for o in outs + whole
+        name for o in outs + whole for name in (o.name, f"{o.name}.fingerprint.json")
     )
