@@ -38,7 +38,6 @@ from mne_freqmask._cli_tfr import (
     TFR_TITLE,
     tfr_method_lines,
     tfr_top_lines,
-    write_tfr_report,
 )
 from mne_freqmask._saliency_utils import steps_summary
 
@@ -459,7 +458,7 @@ def run_explain(
     ``time_windows="0.5,0.25"``); unless ``quiet``, progress and a summary
     (with the fit's step counts) are printed. With ``time_windows`` the map
     is time-resolved: saved as a :class:`~mne_freqmask.SpectralSaliencyTFR`,
-    summarised and reported by :mod:`mne_freqmask._cli_tfr`.
+    summarised by :mod:`mne_freqmask._cli_tfr`.
     """
     import mne
     from mne.utils import use_log_level
@@ -549,10 +548,7 @@ def run_explain(
         check = run_check(epochs, net, sal, seed)
         lines += check_lines(check)
         html_lines = lines + [("Time", f"{time.perf_counter() - t0:.1f} s")]
-        if tfr:
-            write_tfr_report(report, sal, lines_html(html_lines), removal, check)
-        else:
-            write_report(report, sal, lines_html(html_lines), removal, check)
+        write_report(report, sal, lines_html(html_lines), removal, check)
         written.append(report)
     if not quiet:
         lines.append(("Time", f"{time.perf_counter() - t0:.1f} s"))
