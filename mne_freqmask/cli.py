@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from mne_freqmask._cli_files import run_explain_files
+from mne_freqmask._cli_files import run_explain_bids, run_explain_files
 from mne_freqmask._cli_load import check_out
 from mne_freqmask._cli_report import (
     check_lines,
@@ -210,6 +210,24 @@ def _build_parser():
         help="With --out-dir: epochs files explained at once (joblib; -1: all "
         "cores). --n-jobs is then the torch threads per file (default 1).",
     )
+    exp.add_argument(
+        "--bids",
+        action="store_true",
+        help="EPOCHS is a BIDS folder (a BIDS root or e.g. derivatives/"
+        "mne-bids-pipeline): explain each of its epochs files "
+        "(sub-*/.../*_proc-clean_epo.fif) into BIDS derivatives, in --out-dir "
+        "(default <bids_root>/derivatives/mne-freqmask). Needs mne-bids.",
+    )
+    exp.add_argument(
+        "--bids-subjects", default=None, help="With --bids: subjects, e.g. 01,02."
+    )
+    exp.add_argument("--bids-tasks", default=None, help="With --bids: tasks.")
+    exp.add_argument(
+        "--bids-processing",
+        default="clean",
+        help='With --bids: the proc- label of the epochs files (default clean; "" '
+        "for any).",
+    )
     exp.add_argument("--report", default=None, help="HTML report to write.")
     exp.add_argument(
         "--overwrite", action="store_true", help="Replace existing output files."
@@ -247,6 +265,9 @@ def main(argv=None):
                 n_jobs=args.n_jobs,
             )
             print(out if args.quiet else f"Report written to {out}")
+        elif args.bids:
+            for path in run_explain_bids(args):
+                print(path)
         elif args.out_dir is not None or len(args.epochs) > 1:
             written = run_explain_files(args)
             for path in written:
