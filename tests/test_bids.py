@@ -18,9 +18,11 @@ EXPLAIN_KW = dict(method="amplitude_gradients", bands="canonical")
 def bids_inputs(tmp_path_factory, torch_threads):
     """A BIDS root whose mne-bids-pipeline derivatives hold one cleaned epochs
     file per subject (``sub-XX/eeg/sub-XX_task-mi_proc-clean_epo.fif``, the
-    pipeline's names), and a small trained EEGNet saved to a file."""
+    pipeline's names), and a small seeded EEGNet saved to a file (untrained:
+    these tests are about files and names; the maps are compared with
+    explain's own)."""
     from mne_freqmask.datasets.simulated import make_epochs
-    from mne_freqmask.models import fit, save_model
+    from mne_freqmask.models import make_model, save_model
 
     folder = tmp_path_factory.mktemp("bids")
     bids_root = folder / "ds"
@@ -38,7 +40,10 @@ def bids_inputs(tmp_path_factory, torch_threads):
         verbose=False,
     )
     epochs, _ = make_epochs(n_subjects=2, n_epochs_per_class=6, random_state=3)
-    model, _ = fit(epochs, "eegnet", max_epochs=2, random_state=0)
+    torch_threads.manual_seed(0)
+    model = make_model(
+        "eegnet", len(epochs.ch_names), 2, len(epochs.times), epochs.info["sfreq"]
+    ).eval()
     per_subject = {}
     for k, sub in enumerate(SUBJECTS):
         path = mne_bids.BIDSPath(
