@@ -8,6 +8,7 @@ import numpy as np
 from mne._fiff.pick import _picks_to_idx
 from mne.utils import _check_option, _check_pandas_installed
 
+from mne_freqmask._saliency_mne import cell_mask
 from mne_freqmask.utils._docs import fill_doc
 
 
@@ -239,10 +240,8 @@ class TFRExportMixin:
         fig : instance of matplotlib.figure.Figure
             The figure.
         """
-        from mne_freqmask.viz import _cell_mask
-
         _, _, ti = self._select(None, None, None, None, tmin, tmax)
-        cells = _cell_mask(mask, self.ch_names, self._band_names, self._times, ti)
+        cells = cell_mask(mask, self.ch_names, self._band_names, self._times, ti)
         spectral = self.average(dim="times", tmin=tmin, tmax=tmax)
         if spectral.level == "instance":
             spectral = spectral.average()

@@ -565,29 +565,6 @@ class DataFrameMixin:
         so plot them without a decibel scale
         (``spectrum.plot(dB=False, amplitude=False)``).
         """
-        from mne.time_frequency import EpochsSpectrumArray, SpectrumArray
-        from mne.utils import use_log_level
+        from mne_freqmask._saliency_mne import spectrum_of
 
-        _check_option("freqs", freqs, ("bands", "bins"))
-        data = self._data
-        if freqs == "bands":
-            spec_freqs = self._band_edges.mean(axis=1)
-        else:
-            grid = self.grid
-            keep = grid.bin_band >= 0
-            spec_freqs = grid.freqs[keep]
-            data = grid.expand(data)[..., keep]
-        spec_freqs = np.asarray(spec_freqs, float)
-        if self.level == "group":
-            return SpectrumArray(data.copy(), self._info.copy(), spec_freqs)
-        spectrum = EpochsSpectrumArray(
-            data.copy(),
-            self._info.copy(),
-            spec_freqs,
-            events=None if self._events is None else self._events.copy(),
-            event_id=None if self._event_id is None else dict(self._event_id),
-        )
-        if self._metadata is not None:
-            with use_log_level(False):  # no "Adding metadata with ..." line
-                spectrum.metadata = self._metadata.copy()
-        return spectrum
+        return spectrum_of(self, freqs)

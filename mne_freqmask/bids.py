@@ -184,8 +184,13 @@ def explain_bids(
         As in :func:`mne_freqmask.explain`: time-resolved maps.
     overwrite : bool
         Explain again files whose map exists (``False``: skip them).
-    n_jobs, device, threads
-        As for :func:`~mne_freqmask.explain_files`.
+    n_jobs : int
+        Files explained at once, as for :func:`~mne_freqmask.explain_files`.
+    device : str | list of str
+        Device of the explanations, as for
+        :func:`~mne_freqmask.explain_files`.
+    threads : int | None
+        Torch threads per file, as for :func:`~mne_freqmask.explain_files`.
     %(verbose)s
     **explain_kw
         Further parameters of :func:`mne_freqmask.explain` (``bands``,

@@ -282,12 +282,18 @@ def test_report_whole_epoch(simulated, tmp_path):
     fname = tmp_path / "report.html"
     report.save(fname, open_browser=False, verbose=False)
     html = fname.read_text()
-    for text in ("Group saliency per band", "Removal game", "not run here"):
+    for text in (
+        "Group saliency per band",
+        "Removal game",
+        "Checks run: accuracy, cells",
+    ):
         assert text.lower() in html.lower(), text
     # the checks' cell test marks its significant cells on the topomaps
     cells = checks.details["cells"]
     if cells.significant.any():
         assert "Marked: the cells significant in cell_permutation_test" in html
+    with pytest.raises(TypeError, match="checks must be"):
+        add_saliency_to_report(report, sal, checks=removal)
     with pytest.raises(TypeError, match="report must be"):
         add_saliency_to_report(fname, sal)
     with pytest.raises(TypeError, match="saliency must be"):
