@@ -13,6 +13,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 from mne.utils import _validate_type, logger, verbose
 
 from mne_freqmask.utils._docs import fill_doc
@@ -39,10 +40,14 @@ def _label(text):
 
 
 def _as_list(value, name):
-    _validate_type(value, (None, str, list, tuple), name, "None, str or list of str")
-    if value is None or isinstance(value, str):
-        return value
-    return [str(v) for v in value]
+    """Labels as find_matching_paths takes them (text)."""
+    _validate_type(
+        value, (None, str, "int-like", list, tuple), name, "None, str or list of str"
+    )
+    if value is None:
+        return None
+    values = [value] if isinstance(value, str) or np.ndim(value) == 0 else value
+    return [str(v) for v in values]
 
 
 def _write_json(fname, content):
@@ -168,8 +173,9 @@ def explain_bids(
         ``<bids_root>`` is ``root``, or the folder above ``derivatives``
         when ``root`` is in one.
     subjects, sessions, tasks, runs : str | list of str | None
-        The entities of the files to explain (None: all), as
-        :func:`mne_bids.find_matching_paths` takes them.
+        The labels of the files to explain (None: all), as
+        :func:`mne_bids.find_matching_paths` takes them; an int is its
+        label as text (``runs=1`` matches ``run-1``, not ``run-01``).
     processing : str | None
         The ``proc`` entity of the epochs files (``"clean"``: the cleaned
         epochs of mne-bids-pipeline); None: any.
