@@ -300,14 +300,14 @@ def explain_bids(
     explain_files(
         [Path(p.fpath) for p in paths],
         model,
-        None,
+        out_root,
         method=method,
         time_windows=time_windows,
         overwrite=overwrite,
         n_jobs=n_jobs,
         device=device,
         threads=threads,
-        out_fnames=outs,
+        out_names=[out.relative_to(out_root).as_posix() for out in outs],
         verbose=verbose,
         **explain_kw,
     )

@@ -77,7 +77,7 @@ def explain_files(
     n_jobs=1,
     device="auto",
     threads=None,
-    out_fnames=None,
+    out_names=None,
     verbose=None,
     **explain_kw,
 ):
@@ -95,10 +95,9 @@ def explain_files(
         each worker loads itself. Workers of other processes or machines
         receive a module pickled, which braindecode's models with
         weight constraints (EEGNet, ...) do not allow: pass their file then.
-    out_dir : path-like | None
+    out_dir : path-like
         Existing folder for the saliency files: ``<name><suffix>``, where
-        ``<name>`` is the epochs file's name without ``-epo.fif``. None with
-        ``out_fnames``.
+        ``<name>`` is the epochs file's name without ``-epo.fif``.
     method : str
         The method of :func:`mne_freqmask.explain`.
     time_windows : None | tuple of float | "auto"
@@ -134,12 +133,12 @@ def explain_files(
         files run in parallel (``n_jobs != 1``: the workers share the cores),
         otherwise torch's current setting. FreqMask's map depends slightly on
         the thread count (see :ref:`performance`); fix it to compare runs.
-    out_fnames : list of path-like | None
+    out_names : list of str | None
         The saliency file of each epochs file, in the order of ``fnames``,
-        in existing folders (with ``out_dir=None``; ``suffix`` is then
-        unused): for names that ``out_dir`` and ``suffix`` cannot make, such
+        relative to ``out_dir`` (subfolders included, which must exist;
+        ``suffix`` is then unused): names that ``suffix`` cannot make, such
         as the BIDS names of :func:`mne_freqmask.explain_bids`. None
-        (default): from ``out_dir`` and ``suffix``.
+        (default): ``<name><suffix>``.
     %(verbose)s
     **explain_kw
         Further parameters of :func:`mne_freqmask.explain` (``bands``,
@@ -195,15 +194,12 @@ def explain_files(
     missing = [str(f) for f in fnames if not Path(f).is_file()]
     if missing:
         raise FileNotFoundError(f"No such epochs file(s): {missing}")
-    if out_fnames is None:
-        _validate_type(out_dir, "path-like", "out_dir")
-        out_dir = Path(out_dir).expanduser().absolute()
-        if not out_dir.is_dir():
-            raise FileNotFoundError(
-                f"The output folder {out_dir} does not exist; create it first."
-            )
-    else:
-        out_fnames = _check_out_fnames(out_fnames, fnames, out_dir)
+    _validate_type(out_dir, "path-like", "out_dir")
+    out_dir = Path(out_dir).expanduser().absolute()
+    if not out_dir.is_dir():
+        raise FileNotFoundError(
+            f"The output folder {out_dir} does not exist; create it first."
+        )
     if time_windows is not None:
         from mne_freqmask.methods._registry import check_short_time
 
@@ -220,7 +216,10 @@ def explain_files(
     devices = [device] if isinstance(device, str) else list(device)
     for k, d in enumerate(devices):
         _validate_type(d, str, f"device[{k}]")
-    outs = out_fnames or [_out_name(f, out_dir, suffix) for f in fnames]
+    if out_names is None:
+        outs = [_out_name(f, out_dir, suffix) for f in fnames]
+    else:
+        outs = _named_outs(out_names, fnames, out_dir)
     seen = {}
     for f, out in zip(fnames, outs, strict=True):
         if out in seen:
@@ -255,22 +254,22 @@ def explain_files(
     return outs
 
 
-def _check_out_fnames(out_fnames, fnames, out_dir):
-    """``out_fnames`` as absolute paths, one per epochs file, in existing folders."""
-    if out_dir is not None:
-        raise ValueError("Give out_dir or out_fnames, not both.")
-    _validate_type(out_fnames, (list, tuple), "out_fnames", "list of path-like")
-    if len(out_fnames) != len(fnames):
+def _named_outs(out_names, fnames, out_dir):
+    """The files ``out_dir / name``, one per epochs file, in existing folders."""
+    _validate_type(out_names, (list, tuple), "out_names", "list of str")
+    if len(out_names) != len(fnames):
         raise ValueError(
-            f"out_fnames must hold one file per epochs file ({len(fnames)}), got "
-            f"{len(out_fnames)}."
+            f"out_names must hold one name per epochs file ({len(fnames)}), got "
+            f"{len(out_names)}."
         )
     outs = []
-    for k, out in enumerate(out_fnames):
-        _validate_type(out, "path-like", f"out_fnames[{k}]")
-        out = Path(out).expanduser().absolute()
+    for k, name in enumerate(out_names):
+        _validate_type(name, "path-like", f"out_names[{k}]")
+        out = (out_dir / name).absolute()
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ValueError(f"out_names[{k}] must be inside out_dir, got {name}.")
         if not out.name.lower().endswith((".h5", ".hdf5")):
-            raise ValueError(f"out_fnames[{k}] must end with .h5 or .hdf5: {out}")
+            raise ValueError(f"out_names[{k}] must end with .h5 or .hdf5: {name}")
         if not out.parent.is_dir():
             raise FileNotFoundError(
                 f"The output folder {out.parent} does not exist; create it first."

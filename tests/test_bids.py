@@ -147,6 +147,17 @@ def test_explain_bids_selection_and_errors(bids_inputs, tmp_path):
     assert not (tmp_path / "x").exists()
     with pytest.raises(FileNotFoundError, match="does not exist"):
         mfm.explain_bids(tmp_path / "nope", model)
+    # explain_files' out_names (the BIDS names) stay inside out_dir
+    fname = pipeline / "sub-01" / "eeg" / f"sub-01_task-{TASK}_proc-clean_epo.fif"
+    for names, match in (
+        (["a.h5", "b.h5"], "one name per epochs file"),
+        (["../a.h5"], "inside out_dir"),
+        (["a.fif"], r"\.h5"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            mfm.explain_files([fname], model, tmp_path, out_names=names)
+    with pytest.raises(FileNotFoundError, match="create it first"):
+        mfm.explain_files([fname], model, tmp_path, out_names=["no/a.h5"])
 
 
 def test_explain_bids_command(bids_inputs, tmp_path, capsys):
