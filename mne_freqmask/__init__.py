@@ -27,6 +27,7 @@ from mne_freqmask.saliency_tfr import (  # noqa: E402
 from mne_freqmask.spectral import FrequencyGrid, ShortTimeGrid  # noqa: E402
 
 _SUBMODULES = (
+    "bids",
     "datasets",
     "evaluation",
     "lrp",

@@ -539,14 +539,14 @@ class DataFrameMixin:
         freqs : "bands" | "bins"
             What the frequency axis of the spectrum holds. ``"bands"``
             (default): one frequency per band, its centre
-            ``(fmin + fmax) / 2`` in Hz, in the order of :attr:`band_names`
-            (as :meth:`SpectralSaliencyTFR.to_tfr
+            ``(fmin + fmax) / 2`` in Hz, in the order of ``band_names`` (as
+            :meth:`SpectralSaliencyTFR.to_tfr
             <mne_freqmask.SpectralSaliencyTFR.to_tfr>` does). MNE's
-            containers have no place for the band names and edges: they stay
-            in :attr:`band_names` and :attr:`band_edges`, and
+            containers have no place for the band names and edges: they
+            stay in ``band_names`` and ``band_edges``, and
             ``spectrum.freqs[k]`` is the centre of ``band_names[k]``.
-            ``"bins"``: the rfft bins of the explained epochs
-            (:attr:`grid`), each holding the value of the band it belongs to
+            ``"bins"``: the rfft bins of the explained epochs (those of
+            ``grid``), each holding the value of the band it belongs to
             (bins in no band are left out), so that a plot of the spectrum
             draws each band over its true width.
 
@@ -556,13 +556,13 @@ class DataFrameMixin:
             :class:`~mne.time_frequency.EpochsSpectrumArray` for per-epoch
             maps (with the events, ``event_id`` and metadata),
             :class:`~mne.time_frequency.SpectrumArray` for a group-level map,
-            with a copy of :attr:`info`.
+            with a copy of ``info``.
 
         Notes
         -----
         MNE labels an array spectrum a "Power Spectrum" of an "unknown
-        method": the values are the saliency (see :attr:`method`), not power,
-        so plot them without a decibel scale
+        method": the values are the saliency of ``method``, not power, so
+        plot them without a decibel scale
         (``spectrum.plot(dB=False, amplitude=False)``).
         """
         from mne_freqmask._saliency_mne import spectrum_of
