@@ -199,6 +199,7 @@ INTERSPHINX = {
     "matplotlib": ("https://matplotlib.org/stable", None),
     "pandas": ("https://pandas.pydata.org/docs", None),
     "torch": ("https://docs.pytorch.org/docs/stable", None),
+    "mne_bids": ("https://mne.tools/mne-bids/stable", None),
 }
 # top-level modules whose objects those inventories document
 EXTERNAL_MODULES = {
@@ -214,6 +215,7 @@ EXTERNAL_MODULES = {
     "h5io",
     "pooch",
     "braindecode",
+    "mne_bids",
 }
 # labels of other projects' documentation used by our docstrings (``:ref:``);
 # MNE's ``verbose`` docstring links to its logging tutorial
