@@ -156,9 +156,11 @@ def _check_args(saliency, checks, removal, cell_test):
 def _mask_caption(cell_test):
     if cell_test is None:
         return ""
+    sig = np.asarray(cell_test.significant)
     return (
-        f" Marked: the cells significant in cell_permutation_test "
-        f"({cell_test.correction} correction, alpha={cell_test.alpha:g}, "
+        " Marked: the channels of the cells significant in "
+        f"cell_permutation_test ({int(sig.sum())} of {sig.size} cells; "
+        f"{cell_test.correction} correction, alpha={cell_test.alpha:g}, "
         f"{cell_test.n_observations} observations)."
     )
 

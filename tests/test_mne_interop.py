@@ -289,9 +289,9 @@ def test_report_whole_epoch(simulated, tmp_path):
     ):
         assert text.lower() in html.lower(), text
     # the checks' cell test marks its significant cells on the topomaps
-    cells = checks.details["cells"]
-    if cells.significant.any():
-        assert "Marked: the cells significant in cell_permutation_test" in html
+    n_sig = int(checks.details["cells"].significant.sum())
+    n_cells = sal.shape[1] * sal.shape[2]
+    assert f"cell_permutation_test ({n_sig} of {n_cells} cells;" in html
     with pytest.raises(TypeError, match="checks must be"):
         add_saliency_to_report(report, sal, checks=removal)
     with pytest.raises(TypeError, match="report must be"):
