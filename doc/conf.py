@@ -110,6 +110,8 @@ numpydoc_xref_aliases = {
     "Info": "mne.Info",
     "EpochsTFRArray": "mne.time_frequency.EpochsTFRArray",
     "AverageTFRArray": "mne.time_frequency.AverageTFRArray",
+    "EpochsSpectrumArray": "mne.time_frequency.EpochsSpectrumArray",
+    "SpectrumArray": "mne.time_frequency.SpectrumArray",
     # matplotlib
     "Figure": "matplotlib.figure.Figure",
     "Axes": "matplotlib.axes.Axes",
@@ -127,6 +129,8 @@ numpydoc_xref_aliases = {
     "MethodResult": "mne_freqmask.methods.MethodResult",
     "RuleConfig": "mne_freqmask.lrp.rules.RuleConfig",
     "BatchRelevance": "mne_freqmask.lrp.relevance.BatchRelevance",
+    "CellTestResult": "mne_freqmask.evaluation.CellTestResult",
+    "ExplanationCheck": "mne_freqmask.evaluation.ExplanationCheck",
 }
 # words of type descriptions that are not objects to link
 numpydoc_xref_ignore = {
@@ -199,6 +203,7 @@ INTERSPHINX = {
     "matplotlib": ("https://matplotlib.org/stable", None),
     "pandas": ("https://pandas.pydata.org/docs", None),
     "torch": ("https://docs.pytorch.org/docs/stable", None),
+    "mne_bids": ("https://mne.tools/mne-bids/stable", None),
 }
 # top-level modules whose objects those inventories document
 EXTERNAL_MODULES = {
@@ -214,6 +219,7 @@ EXTERNAL_MODULES = {
     "h5io",
     "pooch",
     "braindecode",
+    "mne_bids",
 }
 # labels of other projects' documentation used by our docstrings (``:ref:``);
 # MNE's ``verbose`` docstring links to its logging tutorial

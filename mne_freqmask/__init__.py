@@ -9,6 +9,7 @@ _LAZY = {
     "evaluate_removal": "mne_freqmask.evaluation",
     "check_explanation": "mne_freqmask.evaluation",
     "explain_files": "mne_freqmask.parallel",
+    "explain_bids": "mne_freqmask.bids",
     "FreqMaskExplainer": "mne_freqmask.amortised",
     "read_freqmask_explainer": "mne_freqmask.amortised",
 }
@@ -26,6 +27,7 @@ from mne_freqmask.saliency_tfr import (  # noqa: E402
 from mne_freqmask.spectral import FrequencyGrid, ShortTimeGrid  # noqa: E402
 
 _SUBMODULES = (
+    "bids",
     "datasets",
     "evaluation",
     "lrp",
@@ -47,6 +49,7 @@ __all__ = [
     "concatenate_saliencies",
     "evaluate_removal",
     "explain",
+    "explain_bids",
     "explain_files",
     "read_freqmask_explainer",
     "read_saliency",

@@ -31,6 +31,14 @@ def run_explain_files(args):
             "--out-dir each file gets <name>-sal.h5 (with --time-windows "
             "<name>-sal-tfr.h5), and a stopped run resumes."
         )
+    net, kwargs = _files_kwargs(args)
+    return explain_files(list(args.epochs), net, args.out_dir, **kwargs)
+
+
+def _files_kwargs(args):
+    """The model file and the keyword arguments of
+    :func:`~mne_freqmask.explain_files` (and :func:`~mne_freqmask.explain_bids`)
+    from the options."""
     time_windows = parse_time_windows(args.time_windows)
     if time_windows is not None:
         check_short_time(args.method)  # before the model is loaded
@@ -45,10 +53,7 @@ def run_explain_files(args):
         model_kwargs=parse_model_kwargs(args.model_kwargs),
         scale=args.input_scale,
     )
-    return explain_files(
-        list(args.epochs),
-        args.model,
-        args.out_dir,
+    return args.model, dict(
         model_options=options,
         on_error=args.on_error,
         method=args.method,
@@ -64,4 +69,37 @@ def run_explain_files(args):
         # failure on stderr)
         verbose="error" if args.quiet else "info",
         **method_kw,
+    )
+
+
+def _labels(text):
+    """``"01,02"`` -> ``["01", "02"]`` (None stays None)."""
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def run_explain_bids(args):
+    """``mne-freqmask explain BIDS_ROOT MODEL --bids``: the epochs files of a
+    BIDS folder into BIDS derivatives (:func:`mne_freqmask.explain_bids`);
+    returns the saliency files."""
+    from mne_freqmask.bids import explain_bids
+
+    if len(args.epochs) != 1:
+        raise ValueError(
+            f"--bids takes one BIDS folder before MODEL, got {len(args.epochs)}."
+        )
+    if args.out is not None or args.report is not None or args.checkpoint:
+        raise ValueError(
+            "--out, --report and --checkpoint are for one epochs file; with "
+            "--bids each file gets its BIDS-named map in the derivatives "
+            "folder (--out-dir), and a stopped run resumes."
+        )
+    net, kwargs = _files_kwargs(args)
+    return explain_bids(
+        args.epochs[0],
+        net,
+        out_root=args.out_dir,
+        subjects=_labels(args.bids_subjects),
+        tasks=_labels(args.bids_tasks),
+        processing=args.bids_processing or None,
+        **kwargs,
     )

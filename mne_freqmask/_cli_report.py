@@ -1,7 +1,5 @@
 """The command line's summary lines and HTML report (demo and explain)."""
 
-import os
-
 import numpy as np
 
 
@@ -112,69 +110,23 @@ def check_lines(check):
 
 
 def write_report(out, sal, summary_html, removal, check=None):
-    """Summary, topomaps, band image, frequency plot, removal game, parameters."""
+    """The command's report: the summary, then the map's section of
+    :func:`mne_freqmask.viz.add_saliency_to_report` (whole-epoch and
+    time-resolved maps), saved atomically to ``out``."""
     import mne
-    import pandas as pd
 
-    group = sal.average()
+    from mne_freqmask._report import save_report
+    from mne_freqmask.viz import add_saliency_to_report
+
+    when = ", and when?" if "time" in sal.dims else "?"
     # verbose=False: no "Embedding : jquery..." lines from MNE's renderer
     report = mne.Report(
-        title=f"mne-freqmask: what does the model rely on? ({sal.method})",
+        title=f"mne-freqmask: what does the model rely on{when} ({sal.method})",
         verbose=False,
     )
     report.add_html(summary_html, "Summary")
-    if check is not None:
-        report.add_html(
-            check.to_html()
-            + "<p>Verdicts of mne_freqmask.check_explanation: pass, fail, or tie "
-            "(the interval includes the reference). Not run here: the model "
-            "randomisation check (it explains every epoch again).</p>",
-            "Is the map true? (check_explanation)",
-        )
-    if has_positions(group.info):
-        report.add_figure(
-            group.plot_topomap(show=False),
-            "Group saliency per band (topomaps)",
-            caption="Saliency averaged over the explained epochs, one map per band.",
-        )
-    report.add_figure(
-        group.plot_bands(show=False),
-        "Channel x band saliency",
-        caption="Rows: channels; columns: bands.",
-    )
-    report.add_figure(
-        group.plot(show=False),
-        "Saliency over frequency",
-        caption="Group saliency per channel over frequency.",
-    )
-    table = pd.concat(removal, names=["level"]).round(3)
-    report.add_html(
-        table.to_html() + "<p>RN: non-salient half of the channel x band cells "
-        "zeroed in the spectrum; RS: salient half zeroed.</p>",
-        "Removal game",
-    )
-    params = pd.Series({k: str(v) for k, v in sal.method_params.items()})
-    report.add_html(params.to_frame("value").to_html(), "Parameters")
+    add_saliency_to_report(report, sal, checks=check, removal=removal, verbose=False)
     save_report(report, out)
-
-
-def save_report(report, out):
-    """Save an :class:`mne.Report` to ``out`` atomically; close the figures."""
-    import matplotlib.pyplot as plt
-
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.part.html")
-    try:
-        report.save(tmp, open_browser=False, overwrite=True, verbose=False)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-        plt.close("all")
-
-
-def has_positions(info):
-    from mne_freqmask.utils._checks import _channels_without_positions
-
-    return not _channels_without_positions(info).any()
 
 
 def n_subjects(epochs):

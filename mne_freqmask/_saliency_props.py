@@ -189,3 +189,9 @@ class SaliencyProperties:
     def shape(self):
         """Shape of the data."""
         return self._data.shape
+
+    def _repr_html_(self):
+        """A small table of what the map is, for notebooks."""
+        from ._report import saliency_html
+
+        return saliency_html(self)

@@ -8,6 +8,7 @@ import numpy as np
 from mne._fiff.pick import _picks_to_idx
 from mne.utils import _check_option, _check_pandas_installed
 
+from mne_freqmask._saliency_mne import cell_mask
 from mne_freqmask.utils._docs import fill_doc
 
 
@@ -208,7 +209,7 @@ class TFRExportMixin:
         plt_show(show)
         return figs
 
-    def plot_topomap(self, tmin=None, tmax=None, bands=None, **kwargs):
+    def plot_topomap(self, tmin=None, tmax=None, bands=None, *, mask=None, **kwargs):
         """Plot topomaps of the saliency in a time range, one per band.
 
         The windows centred in ``[tmin, tmax]`` are averaged (and the epochs,
@@ -222,16 +223,26 @@ class TFRExportMixin:
             window).
         bands : None | str | list of str
             The bands to draw, by name; None draws all.
+        mask : None | ndarray of bool | CellTestResult
+            Channels to mark in each band's topomap: an array of shape
+            ``(n_channels, n_bands, n_windows)``, ``(n_channels, n_bands)``
+            or ``(n_channels,)`` (the map's channels, bands and windows), or
+            the result of :func:`~mne_freqmask.evaluation.cell_permutation_test`
+            on this map (its significant channel x band x window cells). A
+            channel is marked in a band when its cell is marked in any of the
+            windows drawn. ``mask_params`` (in ``kwargs``) says how.
         **kwargs
             Passed to :meth:`mne_freqmask.SpectralSaliency.plot_topomap`
-            (``vlim``, ``cmap``, ``axes``, ``show``, ...).
+            (``vlim``, ``cmap``, ``mask_params``, ``axes``, ``show``, ...).
 
         Returns
         -------
         fig : instance of matplotlib.figure.Figure
             The figure.
         """
+        _, _, ti = self._select(None, None, None, None, tmin, tmax)
+        cells = cell_mask(mask, self.ch_names, self._band_names, self._times, ti)
         spectral = self.average(dim="times", tmin=tmin, tmax=tmax)
         if spectral.level == "instance":
             spectral = spectral.average()
-        return spectral.plot_topomap(bands=bands, **kwargs)
+        return spectral.plot_topomap(bands=bands, mask=cells, **kwargs)

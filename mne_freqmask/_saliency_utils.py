@@ -451,7 +451,8 @@ class EpochSelectionMixin:
 
 
 class DataFrameMixin:
-    """:meth:`to_data_frame`, like MNE's ``ToDataFrameMixin``."""
+    """:meth:`to_data_frame` (like MNE's ``ToDataFrameMixin``) and
+    :meth:`to_spectrum`."""
 
     @fill_doc
     def to_data_frame(self, picks=None, bands=None, index=None, long_format=True):
@@ -529,3 +530,41 @@ class DataFrameMixin:
                 _check_option("index", key, valid_index)
             df = df.set_index(keys if len(keys) > 1 else keys[0])
         return df
+
+    def to_spectrum(self, freqs="bands"):
+        """Convert to MNE's spectrum container.
+
+        Parameters
+        ----------
+        freqs : "bands" | "bins"
+            What the frequency axis of the spectrum holds. ``"bands"``
+            (default): one frequency per band, its centre
+            ``(fmin + fmax) / 2`` in Hz, in the order of ``band_names`` (as
+            :meth:`SpectralSaliencyTFR.to_tfr
+            <mne_freqmask.SpectralSaliencyTFR.to_tfr>` does). MNE's
+            containers have no place for the band names and edges: they
+            stay in ``band_names`` and ``band_edges``, and
+            ``spectrum.freqs[k]`` is the centre of ``band_names[k]``.
+            ``"bins"``: the rfft bins of the explained epochs (those of
+            ``grid``), each holding the value of the band it belongs to
+            (bins in no band are left out), so that a plot of the spectrum
+            draws each band over its true width.
+
+        Returns
+        -------
+        spectrum : instance of EpochsSpectrumArray | SpectrumArray
+            :class:`~mne.time_frequency.EpochsSpectrumArray` for per-epoch
+            maps (with the events, ``event_id`` and metadata),
+            :class:`~mne.time_frequency.SpectrumArray` for a group-level map,
+            with a copy of ``info``.
+
+        Notes
+        -----
+        MNE labels an array spectrum a "Power Spectrum" of an "unknown
+        method": the values are the saliency of ``method``, not power, so
+        plot them without a decibel scale
+        (``spectrum.plot(dB=False, amplitude=False)``).
+        """
+        from mne_freqmask._saliency_mne import spectrum_of
+
+        return spectrum_of(self, freqs)

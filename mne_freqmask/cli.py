@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from mne_freqmask._cli_files import run_explain_files
+from mne_freqmask._cli_files import run_explain_bids, run_explain_files
 from mne_freqmask._cli_load import check_out
 from mne_freqmask._cli_report import (
     check_lines,
@@ -38,7 +38,6 @@ from mne_freqmask._cli_tfr import (
     TFR_TITLE,
     tfr_method_lines,
     tfr_top_lines,
-    write_tfr_report,
 )
 from mne_freqmask._saliency_utils import steps_summary
 
@@ -220,6 +219,24 @@ def _build_parser():
         "the default), or explain the others and list the failures on stderr "
         "and in explain_files_failures.tsv (continue; exit status 1).",
     )
+    exp.add_argument(
+        "--bids",
+        action="store_true",
+        help="EPOCHS is a BIDS folder (a BIDS root or e.g. derivatives/"
+        "mne-bids-pipeline): explain each of its epochs files "
+        "(sub-*/.../*_proc-clean_epo.fif) into BIDS derivatives, in --out-dir "
+        "(default <bids_root>/derivatives/mne-freqmask). Needs mne-bids.",
+    )
+    exp.add_argument(
+        "--bids-subjects", default=None, help="With --bids: subjects, e.g. 01,02."
+    )
+    exp.add_argument("--bids-tasks", default=None, help="With --bids: tasks.")
+    exp.add_argument(
+        "--bids-processing",
+        default="clean",
+        help='With --bids: the proc- label of the epochs files (default clean; "" '
+        "for any).",
+    )
     exp.add_argument("--report", default=None, help="HTML report to write.")
     exp.add_argument(
         "--overwrite", action="store_true", help="Replace existing output files."
@@ -257,6 +274,9 @@ def main(argv=None):
                 n_jobs=args.n_jobs,
             )
             print(out if args.quiet else f"Report written to {out}")
+        elif args.bids:
+            for path in run_explain_bids(args):
+                print(path)
         elif args.out_dir is not None or len(args.epochs) > 1:
             written = run_explain_files(args)
             for path in written:
@@ -474,7 +494,7 @@ def run_explain(
     ``time_windows="0.5,0.25"``); unless ``quiet``, progress and a summary
     (with the fit's step counts) are printed. With ``time_windows`` the map
     is time-resolved: saved as a :class:`~mne_freqmask.SpectralSaliencyTFR`,
-    summarised and reported by :mod:`mne_freqmask._cli_tfr`.
+    summarised by :mod:`mne_freqmask._cli_tfr`.
     """
     import mne
     from mne.utils import use_log_level
@@ -564,10 +584,7 @@ def run_explain(
         check = run_check(epochs, net, sal, seed)
         lines += check_lines(check)
         html_lines = lines + [("Time", f"{time.perf_counter() - t0:.1f} s")]
-        if tfr:
-            write_tfr_report(report, sal, lines_html(html_lines), removal, check)
-        else:
-            write_report(report, sal, lines_html(html_lines), removal, check)
+        write_report(report, sal, lines_html(html_lines), removal, check)
         written.append(report)
     if not quiet:
         lines.append(("Time", f"{time.perf_counter() - t0:.1f} s"))

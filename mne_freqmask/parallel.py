@@ -223,6 +223,7 @@ def explain_files(
     device="auto",
     threads=None,
     model_options=None,
+    out_names=None,
     verbose=None,
     **explain_kw,
 ):
@@ -296,6 +297,12 @@ def explain_files(
         (``model_class_name``, ``model_kwargs``, ``scale``), e.g.
         ``dict(model_class_name="EEGNet", model_kwargs=dict(n_chans=8,
         n_outputs=2, n_times=256))`` for a state dict.
+    out_names : list of str | None
+        The saliency file of each epochs file, in the order of ``fnames``,
+        relative to ``out_dir`` (subfolders included, which must exist;
+        ``suffix`` is then unused): names that ``suffix`` cannot make, such
+        as the BIDS names of :func:`mne_freqmask.explain_bids`. None
+        (default): ``<name><suffix>``.
     %(verbose)s
     **explain_kw
         Further parameters of :func:`mne_freqmask.explain` (``bands``,
@@ -421,7 +428,10 @@ def explain_files(
             if not reference.is_file():
                 raise FileNotFoundError(f"No such reference epochs file: {reference}")
             explain_kw["reference"] = str(reference)
-    outs = [_out_name(f, out_dir, suffix) for f in fnames]
+    if out_names is None:
+        outs = [_out_name(f, out_dir, suffix) for f in fnames]
+    else:
+        outs = _named_outs(out_names, fnames, out_dir)
     seen = {}
     for f, out in zip(fnames, outs, strict=True):
         if out in seen:
@@ -544,6 +554,30 @@ def _write_failures(fname, report):
         rows.append(f"{item.fname}\t{item.out}\t{error}")
     text = "\n".join(rows) + "\n"
     _write_new_file(fname, lambda p: Path(p).write_text(text), overwrite=True)
+
+
+def _named_outs(out_names, fnames, out_dir):
+    """The files ``out_dir / name``, one per epochs file, in existing folders."""
+    _validate_type(out_names, (list, tuple), "out_names", "list of str")
+    if len(out_names) != len(fnames):
+        raise ValueError(
+            f"out_names must hold one name per epochs file ({len(fnames)}), got "
+            f"{len(out_names)}."
+        )
+    outs = []
+    for k, name in enumerate(out_names):
+        _validate_type(name, "path-like", f"out_names[{k}]")
+        out = (out_dir / name).absolute()
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ValueError(f"out_names[{k}] must be inside out_dir, got {name}.")
+        if not out.name.lower().endswith((".h5", ".hdf5")):
+            raise ValueError(f"out_names[{k}] must end with .h5 or .hdf5: {name}")
+        if not out.parent.is_dir():
+            raise FileNotFoundError(
+                f"The output folder {out.parent} does not exist; create it first."
+            )
+        outs.append(out)
+    return outs
 
 
 def _check_windows_arg(time_windows):

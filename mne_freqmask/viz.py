@@ -11,6 +11,8 @@ import numpy as np
 from mne._fiff.pick import _picks_to_idx
 from mne.utils import _validate_type, copy_function_doc_to_method_doc
 
+from ._report import add_saliency_to_report  # noqa: F401 (public here)
+from ._saliency_mne import cell_mask
 from ._saliency_norm import value_label
 from .spectral import band_indices
 from .utils._checks import _channels_without_positions
@@ -165,6 +167,8 @@ def plot_saliency_topomap(
     cmap="Reds",
     sensors=True,
     contours=6,
+    mask=None,
+    mask_params=None,
     axes=None,
     colorbar=True,
     show=True,
@@ -191,6 +195,19 @@ def plot_saliency_topomap(
         string (e.g. ``"k."``). Default ``True``.
     contours : int | array-like
         Number of contour lines (``0`` for none) or their levels. Default 6.
+    mask : None | ndarray of bool | CellTestResult
+        Channels to mark in each band's topomap, as MNE marks significant
+        sensors (:func:`mne.viz.plot_topomap`'s ``mask``): an array of shape
+        ``(n_channels, n_bands)`` (the map's channels and all its bands, in
+        their order; each plotted band takes its column), ``(n_channels,)``
+        (the same channels in every band), or the result of
+        :func:`~mne_freqmask.evaluation.cell_permutation_test` on this map,
+        whose significant cells are marked (matched by channel and band
+        name). None (default) marks nothing.
+    mask_params : dict | None
+        How the marked channels are drawn (:func:`mne.viz.plot_topomap`'s
+        ``mask_params``, e.g. ``dict(marker="o", markerfacecolor="w",
+        markeredgecolor="k", markersize=6)``); None: MNE's default.
     axes : list of matplotlib.axes.Axes | None
         One Axes per plotted band. ``None`` (default) creates a figure with one
         row of topomaps.
@@ -226,6 +243,8 @@ def plot_saliency_topomap(
         )
     _check_positions(info)
     data, _, band_idx, title = _summary(saliency, bands=bands)
+    cells = cell_mask(mask, saliency.ch_names, saliency.band_names)
+    _validate_type(mask_params, (dict, None), "mask_params", "dict or None")
     n_bands = len(band_idx)
     shared = vlim in ("joint", "symmetric") or None not in vlim
     if vlim == "joint":
@@ -254,6 +273,8 @@ def plot_saliency_topomap(
             vlim=vlims[k],
             sensors=sensors,
             contours=use_contours,
+            mask=None if cells is None else cells[:, bi],
+            mask_params=mask_params,
             show=False,
         )
         fmin, fmax = edges[bi]
@@ -424,6 +445,8 @@ class PlotSaliencyMixin:
         cmap="Reds",
         sensors=True,
         contours=6,
+        mask=None,
+        mask_params=None,
         axes=None,
         colorbar=True,
         show=True,
@@ -435,6 +458,8 @@ class PlotSaliencyMixin:
             cmap=cmap,
             sensors=sensors,
             contours=contours,
+            mask=mask,
+            mask_params=mask_params,
             axes=axes,
             colorbar=colorbar,
             show=show,

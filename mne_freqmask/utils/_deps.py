@@ -21,6 +21,7 @@ OPTIONAL = {
     "zennit": ("zennit", "attribution", ("torch", "torchvision", "zennit")),
     "captum": ("captum", "attribution", ("torch", "captum")),
     "quantus": ("quantus", "evaluation", ("quantus", "numpy")),
+    "mne_bids": ("mne-bids", "bids", ("mne", "mne-bids")),
 }
 
 # braindecode 1.8.1 evaluates `mne.channels.make_standard_montage("standard_1020")`

@@ -1,0 +1,349 @@
+"""A saliency map in an HTML report, and in a notebook.
+
+:func:`add_saliency_to_report` (public as
+``mne_freqmask.viz.add_saliency_to_report``) adds a map of either container
+(:class:`~mne_freqmask.SpectralSaliency`,
+:class:`~mne_freqmask.SpectralSaliencyTFR`), and when given its checks, its
+removal game and its cell test, to a user's :class:`mne.Report`: the one
+implementation of the report, which the command line calls too.
+:func:`saliency_html` is the small table of what a map is, shown by the
+containers' ``_repr_html_`` in notebooks and at the head of the report's
+section. No torch is imported here.
+"""
+
+import os
+from html import escape
+
+import numpy as np
+from mne.utils import _validate_type, verbose
+
+from mne_freqmask.utils._docs import fill_doc
+
+
+def _is_tfr(sal):
+    return "time" in sal.dims
+
+
+def _plural(n, word):
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _names(names, n_max=8):
+    names = list(names)
+    shown = ", ".join(names[:n_max])
+    return shown + (f", ... ({len(names)})" if len(names) > n_max else "")
+
+
+def saliency_rows(sal):
+    """``(label, text)`` rows that say what a map is (both containers)."""
+    sizes = " × ".join(sal.dims) + ": " + " × ".join(map(str, sal.shape))
+    if sal.level == "instance":
+        level = f"per epoch ({_plural(len(sal), 'epoch')})"
+    else:
+        level = "group" + ("" if sal.nave is None else f" of {sal.nave} epochs")
+    rows = [
+        ("Method", sal.method),
+        ("Level", level),
+        ("Dims", sizes),
+        ("Channels", _names(sal.ch_names)),
+        (
+            "Bands",
+            ", ".join(
+                f"{n} {lo:g}-{hi:g} Hz"
+                for n, (lo, hi) in zip(sal.band_names, sal.band_edges, strict=True)
+            ),
+        ),
+    ]
+    if _is_tfr(sal):
+        win = sal.time_windows
+        span = f"centres {sal.times[0]:.3g} to {sal.times[-1]:.3g} s"
+        rows.append(
+            (
+                "Windows",
+                f"{_plural(len(sal.times), 'window')}, {span}"
+                + ("" if win is None else f" ({win[0]:g} s every {win[1]:g} s)"),
+            )
+        )
+    norm = sal.method_params.get("normalization")
+    rows.append(("Values", "saliency" if norm is None else f"normalized ({norm})"))
+    return rows
+
+
+def rows_html(rows):
+    """``(label, text)`` rows as an HTML table."""
+    body = "".join(
+        f"<tr><th>{escape(str(label))}</th><td>{escape(str(text))}</td></tr>"
+        for label, text in rows
+    )
+    return f'<table class="table">{body}</table>'
+
+
+def saliency_html(sal):
+    """The HTML table of :func:`saliency_rows`, headed by the class name."""
+    return f"<p><b>{type(sal).__name__}</b></p>" + rows_html(saliency_rows(sal))
+
+
+def has_positions(info):
+    """Whether every channel of ``info`` has a position (topomaps need them)."""
+    from mne_freqmask.utils._checks import _channels_without_positions
+
+    return not _channels_without_positions(info).any()
+
+
+def top_tfr_cells(group, n=3):
+    """The ``n`` highest channel x band x window cells of a group TFR map."""
+    values = group.get_data()
+    edges = group.window_edges
+    order = np.argsort(values, axis=None, kind="stable")[::-1][:n]
+    cells = []
+    for flat in order:
+        ch, band, win = np.unravel_index(flat, values.shape)
+        cells.append(
+            dict(
+                channel=group.ch_names[ch],
+                band=group.band_names[band],
+                time=float(group.times[win]),
+                edges=edges[win],
+                value=float(values[ch, band, win]),
+            )
+        )
+    return cells
+
+
+def best_window(group):
+    """Index of the window with the highest mean saliency, and the means."""
+    means = group.get_data().mean(axis=(0, 1))
+    return int(np.argmax(means)), means
+
+
+def _span(edges):
+    return f"{edges[0]:.2f}-{edges[1]:.2f} s"
+
+
+def _check_args(saliency, checks, removal, cell_test):
+    # duck-typed: this module is imported by the containers (``_repr_html_``)
+    # and by viz, so it imports neither them nor the evaluation
+    import pandas as pd
+
+    if not all(hasattr(saliency, a) for a in ("dims", "average", "plot_topomap")):
+        raise TypeError(
+            "saliency must be an instance of SpectralSaliency or "
+            f"SpectralSaliencyTFR, got {type(saliency)} instead."
+        )
+    if checks is not None and not all(
+        hasattr(checks, a) for a in ("to_html", "checks", "details")
+    ):
+        raise TypeError(
+            "checks must be the result of mne_freqmask.check_explanation (an "
+            f"ExplanationCheck), got {type(checks)} instead."
+        )
+    if isinstance(removal, pd.DataFrame):
+        removal = {removal.attrs.get("level", "map"): removal}
+    _validate_type(removal, (dict, None), "removal", "DataFrame, dict or None")
+    for key, table in (removal or {}).items():
+        _validate_type(table, pd.DataFrame, f"removal[{key!r}]", "DataFrame")
+    if cell_test is None and checks is not None:
+        cell_test = checks.details.get("cells")
+    if cell_test is not None and not hasattr(cell_test, "significant"):
+        raise TypeError(
+            "cell_test must be the result of "
+            "mne_freqmask.evaluation.cell_permutation_test, got "
+            f"{type(cell_test).__name__}."
+        )
+    return removal, cell_test
+
+
+def _mask_caption(cell_test):
+    if cell_test is None:
+        return ""
+    sig = np.asarray(cell_test.significant)
+    return (
+        " Marked: the channels of the cells significant in "
+        f"cell_permutation_test ({int(sig.sum())} of {sig.size} cells; "
+        f"{cell_test.correction} correction, alpha={cell_test.alpha:g}, "
+        f"{cell_test.n_observations} observations)."
+    )
+
+
+def _add_figures(group, cell_test, add):
+    """The figures of a whole-epoch map."""
+    if has_positions(group.info):
+        add(
+            group.plot_topomap(mask=cell_test, show=False),
+            "Group saliency per band (topomaps)",
+            "Saliency averaged over the explained epochs, one map per band."
+            + _mask_caption(cell_test),
+        )
+    add(
+        group.plot_bands(show=False),
+        "Channel x band saliency",
+        "Rows: channels; columns: bands.",
+    )
+    add(
+        group.plot(show=False),
+        "Saliency over frequency",
+        "Group saliency per channel over frequency.",
+    )
+
+
+def _add_tfr_figures(group, cell_test, add):
+    """The figures of a time-resolved map."""
+    k, _ = best_window(group)
+    t, span = float(group.times[k]), _span(group.window_edges[k])
+    add(
+        group.plot(combine="mean", show=False)[0],
+        "Saliency over time and band",
+        "Group saliency per band (rows) and window (columns, at the window "
+        "centres), averaged over channels.",
+    )
+    chs = list(dict.fromkeys(c["channel"] for c in top_tfr_cells(group, n=9)))[:3]
+    add(
+        group.plot(chs, show=False),
+        "Saliency over time and band: channels of the top cells",
+        [f"{ch} alone (one of the channels of the top cells)." for ch in chs],
+    )
+    if has_positions(group.info):
+        add(
+            group.plot_topomap(tmin=t, tmax=t, mask=cell_test, show=False),
+            f"Topomaps at the best window ({t:.2f} s)",
+            f"Group saliency per band in the window {span}, the window with "
+            "the highest mean saliency." + _mask_caption(cell_test),
+        )
+    add(
+        group.average(dim="times", tmin=t, tmax=t).plot_bands(show=False),
+        f"Channel x band saliency at the best window ({t:.2f} s)",
+        f"Rows: channels; columns: bands; the window {span}.",
+    )
+
+
+@verbose
+@fill_doc
+def add_saliency_to_report(
+    report,
+    saliency,
+    *,
+    checks=None,
+    removal=None,
+    cell_test=None,
+    title=None,
+    tags=("saliency",),
+    replace=False,
+    verbose=None,
+):
+    """Add a saliency map (and its checks) to an :class:`mne.Report`.
+
+    Adds, in one section of the report: a table of what the map is (method,
+    level, dims, channels, bands, windows), the verdicts of its checks,
+    figures of its group map, the removal game and the method's parameters.
+    For a :class:`~mne_freqmask.SpectralSaliency` the figures are the
+    topomaps per band, the channel x band image and the saliency over
+    frequency; for a :class:`~mne_freqmask.SpectralSaliencyTFR`, the band x
+    time image (mean over channels, and the channels of the top cells), the
+    topomaps and the channel x band image at the window with the highest
+    mean saliency. The command line's reports (``mne-freqmask demo``,
+    ``mne-freqmask explain --report``) are made by this function.
+
+    Parameters
+    ----------
+    report : instance of mne.Report
+        The report to add to (yours, or mne-bids-pipeline's); modified in
+        place.
+    saliency : SpectralSaliency | SpectralSaliencyTFR
+        The map, per epoch (its epochs are averaged for the figures) or
+        group level.
+    checks : ExplanationCheck | None
+        The result of :func:`~mne_freqmask.evaluation.check_explanation` on
+        this map: its verdicts are added as a table.
+    removal : pandas.DataFrame | dict | None
+        The removal game: a table of :func:`~mne_freqmask.evaluate_removal`,
+        or a dict of them (e.g. ``{"group": ..., "instance": ...}``, one per
+        ``level``).
+    cell_test : CellTestResult | None
+        The result of :func:`~mne_freqmask.evaluation.cell_permutation_test`
+        on this map: its significant cells are marked on the topomaps. None
+        (default) takes the one of ``checks`` when it ran the ``"cells"``
+        check.
+    title : str | None
+        Title of the section that holds the items (None:
+        ``"<method> saliency"``). Give each map its own title to add several
+        maps to one report.
+    tags : str | tuple of str
+        Tags of the items (MNE's report filters by tag); the method's name is
+        added.
+    replace : bool
+        Replace items of the same title in the same section (as
+        :meth:`mne.Report.add_figure`); ``False`` (default) appends.
+    %(verbose)s
+
+    Returns
+    -------
+    report : instance of mne.Report
+        The report (the same object).
+
+    Notes
+    -----
+    The figures are closed once they are in the report. Save with
+    :meth:`mne.Report.save`.
+    """
+    import matplotlib.pyplot as plt
+    import mne
+    import pandas as pd
+
+    _validate_type(report, mne.Report, "report", "mne.Report")
+    removal, cell_test = _check_args(saliency, checks, removal, cell_test)
+    _validate_type(title, (str, None), "title", "str or None")
+    section = f"{saliency.method} saliency" if title is None else title
+    tags = ((tags,) if isinstance(tags, str) else tuple(tags)) + (saliency.method,)
+    tags = tuple(dict.fromkeys(tags))
+    kw = dict(tags=tags, section=section, replace=replace)
+    tfr = _is_tfr(saliency)
+    cells_name = "channel x band x window" if tfr else "channel x band"
+
+    report.add_html(saliency_html(saliency), "The map", **kw)
+    if checks is not None:
+        report.add_html(
+            checks.to_html()
+            + "<p>Verdicts of mne_freqmask.check_explanation"
+            + (" over the channel x band x window cells" if tfr else "")
+            + ": pass, fail, or tie (the interval includes the reference). "
+            + f"Checks run: {', '.join(map(str, checks.checks.index))}.</p>",
+            "Is the map true? (check_explanation)",
+            **kw,
+        )
+
+    def add(fig, fig_title, caption):
+        report.add_figure(fig, fig_title, caption=caption, **kw)
+        for f in fig if isinstance(fig, list) else [fig]:
+            plt.close(f)
+
+    group = saliency.average() if saliency.level == "instance" else saliency
+    (_add_tfr_figures if tfr else _add_figures)(group, cell_test, add)
+    if removal:
+        table = pd.concat(removal, names=["level"]).round(3)
+        report.add_html(
+            table.to_html() + f"<p>Cells: {cells_name}. RN: non-salient half of "
+            "the cells removed from the spectrum; RS: salient half removed "
+            "(a faithful map keeps RN near the original and RS well below).</p>",
+            "Removal game",
+            **kw,
+        )
+    params = pd.Series({k: str(v) for k, v in saliency.method_params.items()})
+    report.add_html(params.to_frame("value").to_html(), "Parameters", **kw)
+    return report
+
+
+def save_report(report, out):
+    """Save an :class:`mne.Report` to ``out`` atomically; close the figures.
+
+    The report is written under a temporary name in the same folder and
+    renamed, so that an interrupted save leaves no half-written file.
+    """
+    import matplotlib.pyplot as plt
+
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.part.html")
+    try:
+        report.save(tmp, open_browser=False, overwrite=True, verbose=False)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+        plt.close("all")
