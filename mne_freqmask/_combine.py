@@ -3,6 +3,7 @@
 import numpy as np
 from mne.utils import _validate_type
 
+from mne_freqmask._provenance import merge_provenance
 from mne_freqmask.saliency import SpectralSaliency
 
 
@@ -27,7 +28,9 @@ def combine_saliency(all_saliency, weights):
     -------
     saliency : SpectralSaliency
         The group-level combination; ``method_params["combine_weights"]``
-        records the weights and ``nave`` is the total number of epochs.
+        records the weights and ``nave`` is the total number of epochs; the
+        provenance is kept as by
+        :func:`~mne_freqmask.concatenate_saliencies`.
 
     Notes
     -----
@@ -82,4 +85,5 @@ def combine_saliency(all_saliency, weights):
         dims=("channel", "band"),
         nave=int(sum(m.nave for m in maps)),
         n_times=first.grid.n_times,
+        provenance=merge_provenance([m.provenance for m in maps]),
     )

@@ -12,6 +12,7 @@ import os
 import numpy as np
 from mne.utils import _check_option, _check_pandas_installed, _validate_type
 
+from mne_freqmask._provenance import merge_provenance, provenance_repr
 from mne_freqmask.spectral import FrequencyGrid, band_indices
 from mne_freqmask.utils._docs import fill_doc
 
@@ -236,6 +237,7 @@ def concatenate(saliencies):
         metadata=metadata,
         diagnostics=diagnostics,
         n_times=first._n_times,
+        provenance=merge_provenance([s.provenance for s in saliencies]),
     )
 
 
@@ -274,7 +276,9 @@ def saliency_repr(sal):
     frange = f"{sal.band_edges.min():0.1f}-{sal.band_edges.max():0.1f} Hz"
     steps = steps_summary(sal.diagnostics)
     steps = "" if steps is None else f"; {steps}"
-    return f"<SpectralSaliency ({head}) | {' × '.join(sizes)}, {frange}{steps}>"
+    made = provenance_repr(sal.provenance)
+    made = f"; {made}" if made else ""
+    return f"<SpectralSaliency ({head}) | {' × '.join(sizes)}, {frange}{steps}{made}>"
 
 
 #: short names of the ``diagnostics["stop"]`` codes 0, 1, 2, in the order of
@@ -447,6 +451,7 @@ class EpochSelectionMixin:
             metadata=None if self._metadata is None else self._metadata.iloc[idx],
             diagnostics={k: v[idx] for k, v in self._diagnostics.items()},
             n_times=self._n_times,
+            provenance=self._provenance,
         )
 
 
