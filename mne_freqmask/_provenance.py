@@ -23,6 +23,7 @@ A provenance is a JSON-like dict:
 """
 
 import json
+import sys
 from copy import deepcopy
 from datetime import datetime, timezone
 
@@ -40,10 +41,11 @@ def _versions(model=None):
         "mne": mne.__version__,
         "numpy": np.__version__,
     }
-    if model is not None:
+    if model is not None or "torch" in sys.modules:  # torch ran
         import torch
 
         out["torch"] = torch.__version__
+    if model is not None:
         modules = (type(m).__module__ for m in model.modules())
         if any(name.split(".")[0] == "braindecode" for name in modules):
             from importlib.metadata import PackageNotFoundError, version
