@@ -30,7 +30,6 @@ import numpy as np
 from mne.utils import _validate_type, logger
 
 from mne_freqmask._inputs import READ_CHUNK
-from mne_freqmask._provenance import provenance_json
 from mne_freqmask._saliency_io import check_h5_file, write_h5
 from mne_freqmask.methods._registry import MethodResult
 
@@ -235,8 +234,12 @@ def _write(path, state):
         raise
 
 
-def run_chunks(path, fp, func, inp, grid, model, *, device, chunk_size, kw):
+def run_chunks(
+    path, fp, func, inp, grid, model, *, device, chunk_size, kw, provenance=None
+):
     """Run ``func`` chunk by chunk, resuming from and writing to ``path``.
+
+    ``provenance`` (JSON text) is stored in a new checkpoint.
 
     ``chunk_size`` is an int, or a callable giving the "auto" size (the size
     stored in an existing checkpoint is used instead).
@@ -264,7 +267,7 @@ def run_chunks(path, fp, func, inp, grid, model, *, device, chunk_size, kw):
             fingerprint=json.dumps(fp, sort_keys=True),
             chunk_size=size,
             chunks={},
-            provenance=provenance_json(model, fp.get("method"), kw),
+            provenance=provenance or "{}",
         )
     starts = list(range(0, inp.n_epochs, size))
     done = state["chunks"]

@@ -8,7 +8,7 @@ from mne.utils import _check_option, _validate_type, logger, verbose, warn
 
 from mne_freqmask._checkpoint import check_checkpoint_args, fingerprint, run_chunks
 from mne_freqmask._inputs import _ready_epochs, make_input
-from mne_freqmask._provenance import make_provenance
+from mne_freqmask._provenance import make_provenance, provenance_json
 from mne_freqmask._torch_utils import (
     check_model,
     model_context,
@@ -286,6 +286,7 @@ def explain(
                     else chunk_size_for(func, chunk_size, inp, grid, dev)
                 ),
                 kw=dict(random_state=random_state, **method_kw),
+                provenance=provenance_json(model, method, method_kw),
             )
         else:
             size = chunk_size_for(func, chunk_size, inp, grid, dev)

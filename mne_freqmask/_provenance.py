@@ -3,9 +3,10 @@
 One builder (:func:`make_provenance`), called where a result is created
 (:func:`mne_freqmask.explain`, the checkpoint of a run,
 :class:`~mne_freqmask.FreqMaskExplainer`), and the helpers the containers
-use to keep it (:func:`check_provenance`, :func:`merge_provenance`) and show
-it (:func:`provenance_summary`). No torch at import: the containers that
-carry provenance are read without it.
+use to keep it (:func:`merge_provenance`) and show it
+(:func:`provenance_summary`, :func:`provenance_repr`); the containers make
+it JSON-like. No torch at import: the containers that carry provenance are
+read without it.
 
 A provenance is a JSON-like dict:
 
@@ -27,17 +28,15 @@ import sys
 from copy import deepcopy
 from datetime import datetime, timezone
 
-from mne.utils import _validate_type
-
 
 def _versions(model=None):
     import mne
     import numpy as np
 
-    import mne_freqmask
-
+    # the package is imported (this is one of its modules); not imported
+    # here, which would make an import circle of the package's modules
     out = {
-        "mne_freqmask": mne_freqmask.__version__,
+        "mne_freqmask": sys.modules[__name__.split(".")[0]].__version__,
         "mne": mne.__version__,
         "numpy": np.__version__,
     }
@@ -123,33 +122,17 @@ def make_provenance(
         method_params=method_params or {},
         source=None if source is None else str(source),
     )
-    return check_provenance(out)
+    return out
 
 
 def provenance_json(model, method, method_params):
-    """:func:`make_provenance` as JSON text (the checkpoint stores it so).
+    """:func:`make_provenance` as JSON text (a checkpoint stores it so).
 
     Parameters that JSON cannot hold (e.g. an explainer object) are kept as
-    their ``repr``.
+    their ``repr``, as the checkpoint keeps a method's parameters.
     """
-    from mne_freqmask._saliency_utils import _json_default
-
-    def default(obj):
-        try:
-            return _json_default(obj)
-        except TypeError:
-            return repr(obj)
-
-    params = json.loads(json.dumps(method_params or {}, default=default))
-    return json.dumps(make_provenance(model, method=method, method_params=params))
-
-
-def check_provenance(provenance):
-    """A JSON-like copy of ``provenance`` (None: an empty dict)."""
-    from mne_freqmask._saliency_utils import _params_to_json
-
-    _validate_type(provenance, (dict, None), "provenance", "dict or None")
-    return json.loads(_params_to_json(provenance or {}))
+    prov = make_provenance(model, method=method, method_params=method_params)
+    return json.dumps(prov, default=repr)
 
 
 def merge_provenance(provenances):
@@ -160,7 +143,7 @@ def merge_provenance(provenances):
     ``"model_hash"`` stays at the top when every input comes from the same
     model, and is absent when they do not).
     """
-    provenances = [check_provenance(p) for p in provenances]
+    provenances = [deepcopy(p or {}) for p in provenances]
     first = provenances[0]
     if all(p == first for p in provenances[1:]):
         return deepcopy(first)

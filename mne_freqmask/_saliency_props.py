@@ -9,9 +9,8 @@ containers set in their ``__init__``; no torch.
 import json
 from copy import deepcopy
 
-from mne.utils import object_diff
+from mne.utils import _validate_type, object_diff
 
-from ._provenance import check_provenance
 from ._saliency_io import check_state_keys, info_from_state
 from ._saliency_utils import _metadata_from_json, _metadata_to_json, _params_to_json
 
@@ -85,8 +84,9 @@ class SaliencyProperties:
         )
 
     def _set_provenance(self, provenance):
-        """Store ``provenance`` (called by ``__init__``; None: empty)."""
-        self._provenance = check_provenance(provenance)
+        """Store a JSON-like copy of ``provenance`` (None: empty)."""
+        _validate_type(provenance, (dict, None), "provenance", "dict or None")
+        self._provenance = json.loads(_params_to_json(provenance or {}))
 
     def _eq_state(self):
         """The state that ``==`` compares: all but the provenance, with the
