@@ -24,6 +24,7 @@ from mne_freqmask.saliency_tfr import (  # noqa: E402
     read_saliency_tfr,
 )
 from mne_freqmask.spectral import FrequencyGrid, ShortTimeGrid  # noqa: E402
+from mne_freqmask.utils._deps import sys_info  # noqa: E402
 
 _SUBMODULES = (
     "datasets",
@@ -51,6 +52,7 @@ __all__ = [
     "read_freqmask_explainer",
     "read_saliency",
     "read_saliency_tfr",
+    "sys_info",
 ]
 
 

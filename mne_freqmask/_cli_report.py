@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 
+from mne_freqmask._provenance import provenance_summary
+
 
 def model_name(net):
     """Class name of the model (the network behind an input scaler)."""
@@ -50,7 +52,8 @@ def method_lines(sal, method):
             "Method",
             f"{method} on {len(sal.ch_names)} channels x {sal.shape[-1]} "
             f"bands ({', '.join(sal.band_names)})",
-        )
+        ),
+        ("Provenance", provenance_summary(sal.provenance)),
     ]
 
 

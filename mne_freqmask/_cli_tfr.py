@@ -12,6 +12,8 @@ checks on both kinds of map.
 
 import numpy as np
 
+from mne_freqmask._provenance import provenance_summary
+
 #: title of the terminal summary and of the report
 TFR_TITLE = "mne-freqmask explain: what does the model rely on, and when?"
 
@@ -38,6 +40,7 @@ def tfr_method_lines(sal, method):
             f"{sal.times[-1]:.2f} s (the bands on the {bins:g} Hz bins of one "
             "window)",
         ),
+        ("Provenance", provenance_summary(sal.provenance)),
     ]
 
 
