@@ -23,6 +23,7 @@ from mne_freqmask._amortised_train import MaskNet, Trainer, band_log_power
 from mne_freqmask._checkpoint import _model_sha
 from mne_freqmask._inputs import _ready_epochs, make_input
 from mne_freqmask._provenance import make_provenance
+from mne_freqmask._saliency_utils import _params_to_json
 from mne_freqmask._torch_utils import (
     check_model,
     model_context,
@@ -263,12 +264,13 @@ class FreqMaskExplainer:
         self.model_fingerprint = fp
         self.fit_params = dict(params, random_state=_seed_param(random_state))
         self.history = history
-        self.provenance = make_provenance(
+        prov = make_provenance(
             model,
             method=METHOD,
             method_params=self.method_params(),
             source=getattr(epochs, "filename", None),
         )
+        self.provenance = json.loads(_params_to_json(prov))  # as read back
         return self
 
     # ------------------------------------------------------------------
