@@ -278,7 +278,7 @@ def saliency_repr(sal):
     steps = "" if steps is None else f"; {steps}"
     made = provenance_repr(sal.provenance)
     made = f"; {made}" if made else ""
-    return f"<SpectralSaliency ({head}) | {' × '.join(sizes)}, {frange}{steps}{made}>"
+    return f"<SpectralSaliency ({head}) | {' × '.join(sizes)}, {frange}{made}{steps}>"
 
 
 #: short names of the ``diagnostics["stop"]`` codes 0, 1, 2, in the order of

@@ -118,6 +118,13 @@ def test_provenance_content_and_roundtrip(from_file, model, tmp_path):
     line = provenance_summary(sal.provenance)
     assert line.startswith(f"Tiny {sal.provenance['model_hash'][:8]}; mne_freqmask ")
     assert f"from {epo_fname}" in line
+    # the command line's summary and report show it
+    from mne_freqmask._cli_report import method_lines
+    from mne_freqmask._cli_tfr import tfr_method_lines
+
+    assert ("Provenance", line) in method_lines(sal, sal.method)
+    tfr_line = ("Provenance", provenance_summary(tfr.provenance))
+    assert tfr_line in tfr_method_lines(tfr, tfr.method)
 
 
 def test_provenance_braindecode(torch_threads):
