@@ -58,6 +58,12 @@ def combine_saliency(all_saliency, weights):
             and np.array_equal(sal.band_edges, first.band_edges)
             and np.array_equal(sal.freqs, first.freqs)
         )
+        if not same and sorted(sal.ch_names) == sorted(first.ch_names):
+            raise ValueError(
+                f"all_saliency[{k}] has the channels of all_saliency[0] in another "
+                "order; put them in the same order first, e.g. "
+                f"all_saliency[{k}].pick(all_saliency[0].ch_names)."
+            )
         if not same:
             raise ValueError(
                 f"all_saliency[{k}] has other channels or bands than "

@@ -196,6 +196,14 @@ def concatenate(saliencies):
             )
     first = saliencies[0]
     for k, sal in enumerate(saliencies[1:], 1):
+        if sal.ch_names != first.ch_names and sorted(sal.ch_names) == sorted(
+            first.ch_names
+        ):
+            raise ValueError(
+                f"saliencies[{k}] has the channels of saliencies[0] in another "
+                "order; put them in the same order first, e.g. "
+                f"saliencies[{k}].pick(saliencies[0].ch_names)."
+            )
         same = (
             sal.ch_names == first.ch_names
             and sal.band_names == first.band_names

@@ -417,3 +417,51 @@ def test_sys_info(capsys):
             version = "not installed"
         line = next(x for x in out.splitlines() if x.split()[:1] == [dist])
         assert line.split()[1:] == version.split(), line
+
+
+# ---------------------------------------------------------------- fuzz
+
+
+def test_tired_researcher_files_and_maps(from_file, tmp_path):
+    """Reordered channels, NaN, bads and files of an earlier version."""
+    import h5io
+
+    sal, _, _ = from_file
+    # maps of the same channels in another order: the fix is named and works
+    order = sal.ch_names[::-1]
+    shuffled = sal.copy().pick(order)
+    assert shuffled.ch_names == order
+    with pytest.raises(ValueError, match=r"another order.*\.pick\(saliencies\[0\]"):
+        mfm.concatenate_saliencies([sal, shuffled])
+    with pytest.raises(ValueError, match=r"another order.*\.pick\(all_saliency\[0\]"):
+        mfm.combine_saliency([sal, shuffled], [1, -1])
+    fixed = mfm.concatenate_saliencies([sal, shuffled.copy().pick(sal.ch_names)])
+    np.testing.assert_array_equal(fixed.get_data()[len(sal) :], sal.get_data())
+    # a map holding NaN (e.g. built by hand) and bads: saved and read back equal
+    data = sal.get_data()
+    data[0, 1, 2] = np.nan
+    info = sal.info.copy()
+    info["bads"] = ["C3"]
+    odd = mfm.SpectralSaliency(
+        data, info, sal.grid, method="custom", provenance=sal.provenance
+    )
+    odd.save(tmp_path / "odd.h5")
+    back = mfm.read_saliency(tmp_path / "odd.h5")
+    assert back == odd and back.info["bads"] == ["C3"]
+    assert np.isnan(back.get_data()[0, 1, 2])
+    assert back.copy().pick("all", exclude="bads").ch_names == [
+        ch for ch in sal.ch_names if ch != "C3"
+    ]
+    # a checkpoint of an earlier version (no byte checksum) still resumes
+    epochs, model = _epochs(), _model()
+    fname = tmp_path / "run.h5"
+    kw = dict(method="amplitude_gradients", chunk_size=2, checkpoint=fname)
+    first = mfm.explain(epochs, model, **kw)
+    state = h5io.read_hdf5(str(fname), title="mnefreqmask_checkpoint")
+    del state["provenance"]
+    fname.unlink()
+    h5io.write_hdf5(str(fname), state, title="mnefreqmask_checkpoint", slash="replace")
+    assert fname.read_bytes()[:4] == b"\x89HDF"
+    model.calls = 0
+    assert mfm.explain(epochs, model, **kw) == first
+    assert model.calls == 2  # the model check and the check of the predictions
