@@ -25,6 +25,7 @@ from mne_freqmask.saliency_tfr import (  # noqa: E402
     read_saliency_tfr,
 )
 from mne_freqmask.spectral import FrequencyGrid, ShortTimeGrid  # noqa: E402
+from mne_freqmask.utils._deps import sys_info  # noqa: E402
 
 _SUBMODULES = (
     "bids",
@@ -54,6 +55,7 @@ __all__ = [
     "read_freqmask_explainer",
     "read_saliency",
     "read_saliency_tfr",
+    "sys_info",
 ]
 
 

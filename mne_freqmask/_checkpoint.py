@@ -41,6 +41,7 @@ from mne_freqmask._fingerprint import (
     windows_text,
 )
 from mne_freqmask._inputs import READ_CHUNK
+from mne_freqmask._saliency_io import check_h5_file, write_h5
 from mne_freqmask._saliency_utils import _params_to_json
 from mne_freqmask.methods._registry import MethodResult
 
@@ -174,9 +175,13 @@ def check_checkpoint_args(checkpoint, method, method_kw, random_state):
 def _read(path):
     import h5io
 
+    # the bytes are checked first: HDF5 can hang on a damaged file
+    check_h5_file(
+        path, "delete it or pass another checkpoint file (the run starts over)"
+    )
     try:
         state = h5io.read_hdf5(str(path), title=_TITLE, slash="replace")
-    except (ValueError, OSError) as exp:
+    except Exception as exp:  # HDF5 on a damaged file raises anything
         raise ValueError(
             f"checkpoint {path} exists but is not a checkpoint of "
             f"mne_freqmask.explain ({exp}); pass another file name or delete it."
@@ -186,11 +191,9 @@ def _read(path):
 
 def _write(path, state):
     """Write ``state`` to ``path`` atomically (temporary file, fsync, rename)."""
-    import h5io
-
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        h5io.write_hdf5(str(tmp), state, title=_TITLE, slash="replace", overwrite=True)
+        write_h5(tmp, state, _TITLE)  # with the byte checksum that _read checks
         with open(tmp, "rb+") as fid:
             os.fsync(fid.fileno())
         os.replace(tmp, path)
@@ -199,8 +202,12 @@ def _write(path, state):
         raise
 
 
-def run_chunks(path, fp, func, inp, grid, model, *, device, chunk_size, kw):
+def run_chunks(
+    path, fp, func, inp, grid, model, *, device, chunk_size, kw, provenance=None
+):
     """Run ``func`` chunk by chunk, resuming from and writing to ``path``.
+
+    ``provenance`` (JSON text) is stored in a new checkpoint.
 
     ``chunk_size`` is an int, or a callable giving the "auto" size (the size
     stored in an existing checkpoint is used instead).
@@ -235,6 +242,7 @@ def run_chunks(path, fp, func, inp, grid, model, *, device, chunk_size, kw):
             fingerprint=json.dumps(fp, sort_keys=True),
             chunk_size=size,
             chunks={},
+            provenance=provenance or "{}",
         )
     starts = list(range(0, inp.n_epochs, size))
     done = state["chunks"]

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from mne_freqmask._provenance import provenance_summary
+
 
 def model_name(net):
     """Class name of the model (the network behind an input scaler)."""
@@ -48,7 +50,8 @@ def method_lines(sal, method):
             "Method",
             f"{method} on {len(sal.ch_names)} channels x {sal.shape[-1]} "
             f"bands ({', '.join(sal.band_names)})",
-        )
+        ),
+        ("Provenance", provenance_summary(sal.provenance)),
     ]
 
 

@@ -7,6 +7,7 @@ band x window cells with their times, the best window). Its report is
 (:func:`~._cli_report.write_report`).
 """
 
+from mne_freqmask._provenance import provenance_summary
 from mne_freqmask._report import _span, best_window, top_tfr_cells
 
 #: title of the terminal summary and of the report
@@ -31,6 +32,7 @@ def tfr_method_lines(sal, method):
             f"{sal.times[-1]:.2f} s (the bands on the {bins:g} Hz bins of one "
             "window)",
         ),
+        ("Provenance", provenance_summary(sal.provenance)),
     ]
 
 

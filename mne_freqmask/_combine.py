@@ -3,6 +3,7 @@
 import numpy as np
 from mne.utils import _validate_type
 
+from mne_freqmask._provenance import merge_provenance
 from mne_freqmask.saliency import SpectralSaliency
 
 
@@ -27,7 +28,9 @@ def combine_saliency(all_saliency, weights):
     -------
     saliency : SpectralSaliency
         The group-level combination; ``method_params["combine_weights"]``
-        records the weights and ``nave`` is the total number of epochs.
+        records the weights and ``nave`` is the total number of epochs; the
+        provenance is kept as by
+        :func:`~mne_freqmask.concatenate_saliencies`.
 
     Notes
     -----
@@ -55,6 +58,12 @@ def combine_saliency(all_saliency, weights):
             and np.array_equal(sal.band_edges, first.band_edges)
             and np.array_equal(sal.freqs, first.freqs)
         )
+        if not same and sorted(sal.ch_names) == sorted(first.ch_names):
+            raise ValueError(
+                f"all_saliency[{k}] has the channels of all_saliency[0] in another "
+                "order; put them in the same order first, e.g. "
+                f"all_saliency[{k}].pick(all_saliency[0].ch_names)."
+            )
         if not same:
             raise ValueError(
                 f"all_saliency[{k}] has other channels or bands than "
@@ -82,4 +91,5 @@ def combine_saliency(all_saliency, weights):
         dims=("channel", "band"),
         nave=int(sum(m.nave for m in maps)),
         n_times=first.grid.n_times,
+        provenance=merge_provenance([m.provenance for m in maps]),
     )

@@ -8,6 +8,7 @@ from mne.utils import _check_option, _validate_type, logger, verbose, warn
 
 from mne_freqmask._checkpoint import check_checkpoint_args, fingerprint, run_chunks
 from mne_freqmask._inputs import _ready_epochs, make_input
+from mne_freqmask._provenance import make_provenance, provenance_json
 from mne_freqmask._torch_utils import (
     check_model,
     model_context,
@@ -206,6 +207,9 @@ def explain(
     saliency : SpectralSaliency | SpectralSaliencyTFR
         One map per epoch (epoch x channel x band, and x window with
         ``time_windows``); ``saliency.average()`` is the group-level map.
+        ``saliency.provenance`` records what made it (versions, the model's
+        class and hash, the method and its parameters, the epochs' file,
+        the creation time) and is saved with it.
 
     Notes
     -----
@@ -282,6 +286,7 @@ def explain(
                     else chunk_size_for(func, chunk_size, inp, grid, dev)
                 ),
                 kw=dict(random_state=random_state, **method_kw),
+                provenance=provenance_json(model, method, method_kw),
             )
         else:
             size = chunk_size_for(func, chunk_size, inp, grid, dev)
@@ -299,26 +304,31 @@ def explain(
         # the band edges of a short-time grid are those of its frequency grid
         _warn_map(res.data, units, getattr(grid, "frequency_grid", grid))
         _warn_outputs(n_classes, epochs.event_id)
+    info = _picked_info(epochs.info, inp.picks)
+    params = dict(res.params, bands=_bands_param(bands))
+    if time_windows is not None:
+        params["time_windows"] = [grid.win_length / grid.sfreq, grid.hop / grid.sfreq]
     common = dict(
         method=method,
+        method_params=params,
         events=epochs.events.copy(),
         event_id=dict(epochs.event_id),
         metadata=None if epochs.metadata is None else epochs.metadata.copy(),
         diagnostics=res.diagnostics,
+        provenance=make_provenance(
+            model,
+            method=method,
+            method_params=params,
+            source=getattr(epochs, "filename", None),
+        ),
     )
-    info = _picked_info(epochs.info, inp.picks)
-    params = dict(res.params, bands=_bands_param(bands))
     if time_windows is None:
-        return SpectralSaliency(res.data, info, grid, method_params=params, **common)
+        return SpectralSaliency(res.data, info, grid, **common)
     n_bands = grid.frequency_grid.n_bands
     return SpectralSaliencyTFR._from_grid(
         res.data.reshape(res.data.shape[:2] + (n_bands, grid.n_windows)),
         info,
         grid,
-        method_params=dict(
-            params,
-            time_windows=[grid.win_length / grid.sfreq, grid.hop / grid.sfreq],
-        ),
         **common,
     )
 

@@ -9,7 +9,7 @@ containers set in their ``__init__``; no torch.
 import json
 from copy import deepcopy
 
-from mne.utils import object_diff
+from mne.utils import _validate_type, object_diff
 
 from ._saliency_io import check_state_keys, info_from_state
 from ._saliency_utils import _metadata_from_json, _metadata_to_json, _params_to_json
@@ -49,6 +49,7 @@ class SaliencyProperties:
             metadata=_metadata_to_json(self._metadata),
             diagnostics=self._diagnostics,
             n_times=self._n_times,
+            provenance=json.dumps(self._provenance),
             **self._own_state(),
         )
 
@@ -77,14 +78,36 @@ class SaliencyProperties:
             metadata=_metadata_from_json(state["metadata"]),
             diagnostics=state["diagnostics"],
             n_times=state.get("n_times"),
+            # files of earlier versions hold none: an empty dict
+            provenance=json.loads(state.get("provenance") or "{}"),
             **self._own_kwargs(state),
         )
 
+    def _set_provenance(self, provenance):
+        """Store a JSON-like copy of ``provenance`` (None: empty)."""
+        _validate_type(provenance, (dict, None), "provenance", "dict or None")
+        self._provenance = json.loads(_params_to_json(provenance or {}))
+
+    def _eq_state(self):
+        """The state that ``==`` compares: all but the provenance, with the
+        method parameters parsed (their key order does not matter)."""
+        state = self.__getstate__()
+        del state["provenance"]
+        state["method_params"] = json.loads(state["method_params"])
+        return state
+
     def __eq__(self, other):
-        """Test equivalence (via :func:`mne.utils.object_diff` on the state)."""
+        """Test equivalence (:func:`mne.utils.object_diff` on the state).
+
+        The provenance is left out: two maps are equal when they hold the
+        same saliency of the same cells with the same method and parameters,
+        whenever and by whichever run they were made (a run resumed from a
+        checkpoint equals an uninterrupted one). Compare ``.provenance``
+        to ask whether they were made alike.
+        """
         if not isinstance(other, type(self)):
             return NotImplemented
-        return object_diff(self.__getstate__(), other.__getstate__()) == ""
+        return object_diff(self._eq_state(), other._eq_state()) == ""
 
     __hash__ = None
 
@@ -149,6 +172,23 @@ class SaliencyProperties:
     def method_params(self):
         """The method's parameters (a copy)."""
         return deepcopy(self._method_params)
+
+    @property
+    def provenance(self):
+        """What made the map (a dict, a copy; empty for files of earlier versions).
+
+        Filled by :func:`~mne_freqmask.explain`: ``created`` (UTC, ISO 8601),
+        ``versions`` (mne_freqmask, MNE, NumPy, torch and, for a braindecode
+        model, braindecode), ``model_class``, ``model_hash`` (SHA-256 of the
+        model's class and state dict), ``method`` and ``method_params`` (at
+        creation) and ``source`` (the epochs' file, or None). Saved and read
+        back with the map, kept by selection, :meth:`pick`, :meth:`average`
+        and :meth:`copy`; :func:`~mne_freqmask.concatenate_saliencies` and
+        :func:`~mne_freqmask.combine_saliency` keep equal provenances and
+        otherwise keep what all share plus ``"inputs"``, the list of each
+        input's. Not compared by ``==``.
+        """
+        return deepcopy(self._provenance)
 
     @property
     def nave(self):

@@ -12,6 +12,7 @@ import os
 import numpy as np
 from mne.utils import _check_option, _check_pandas_installed, _validate_type
 
+from mne_freqmask._provenance import merge_provenance, provenance_repr
 from mne_freqmask.spectral import FrequencyGrid, band_indices
 from mne_freqmask.utils._docs import fill_doc
 
@@ -195,6 +196,14 @@ def concatenate(saliencies):
             )
     first = saliencies[0]
     for k, sal in enumerate(saliencies[1:], 1):
+        if sal.ch_names != first.ch_names and sorted(sal.ch_names) == sorted(
+            first.ch_names
+        ):
+            raise ValueError(
+                f"saliencies[{k}] has the channels of saliencies[0] in another "
+                "order; put them in the same order first, e.g. "
+                f"saliencies[{k}].pick(saliencies[0].ch_names)."
+            )
         same = (
             sal.ch_names == first.ch_names
             and sal.band_names == first.band_names
@@ -236,6 +245,7 @@ def concatenate(saliencies):
         metadata=metadata,
         diagnostics=diagnostics,
         n_times=first._n_times,
+        provenance=merge_provenance([s.provenance for s in saliencies]),
     )
 
 
@@ -274,7 +284,9 @@ def saliency_repr(sal):
     frange = f"{sal.band_edges.min():0.1f}-{sal.band_edges.max():0.1f} Hz"
     steps = steps_summary(sal.diagnostics)
     steps = "" if steps is None else f"; {steps}"
-    return f"<SpectralSaliency ({head}) | {' × '.join(sizes)}, {frange}{steps}>"
+    made = provenance_repr(sal.provenance)
+    made = f"; {made}" if made else ""
+    return f"<SpectralSaliency ({head}) | {' × '.join(sizes)}, {frange}{made}{steps}>"
 
 
 #: short names of the ``diagnostics["stop"]`` codes 0, 1, 2, in the order of
@@ -447,6 +459,7 @@ class EpochSelectionMixin:
             metadata=None if self._metadata is None else self._metadata.iloc[idx],
             diagnostics={k: v[idx] for k, v in self._diagnostics.items()},
             n_times=self._n_times,
+            provenance=self._provenance,
         )
 
 

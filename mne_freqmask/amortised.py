@@ -17,11 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mne.utils import _validate_type, verbose
+from mne.utils import _validate_type, logger, verbose
 
 from mne_freqmask._amortised_train import MaskNet, Trainer, band_log_power
 from mne_freqmask._checkpoint import _model_sha
 from mne_freqmask._inputs import _ready_epochs, make_input
+from mne_freqmask._provenance import make_provenance
+from mne_freqmask._saliency_utils import _params_to_json
 from mne_freqmask._torch_utils import (
     check_model,
     model_context,
@@ -73,6 +75,13 @@ class FreqMaskExplainer:
         ``train_loss``, ``val_loss`` and ``val_cross_entropy`` per pass over
         the training epochs, ``best_epoch`` (whose weights are kept),
         ``n_epochs`` (passes run) and ``train_time`` (seconds).
+    provenance : dict
+        What made the explainer (as :attr:`SpectralSaliency.provenance
+        <mne_freqmask.SpectralSaliency.provenance>`: versions, the model's
+        class and hash, the training parameters, the epochs' file, the
+        creation time); saved with it (empty when read from a file of an
+        earlier version). The maps it explains carry the model's class and
+        hash from here.
 
     See Also
     --------
@@ -107,6 +116,7 @@ class FreqMaskExplainer:
         self.l1_mask = _check_positive(l1_mask, "l1_mask", strict=False)
         self.n_donors = _check_positive(n_donors, "n_donors", integer=True)
         self.net = None
+        self.provenance = {}
 
     def __repr__(self):
         if self.net is None:
@@ -254,6 +264,13 @@ class FreqMaskExplainer:
         self.model_fingerprint = fp
         self.fit_params = dict(params, random_state=_seed_param(random_state))
         self.history = history
+        prov = make_provenance(
+            model,
+            method=METHOD,
+            method_params=self.method_params(),
+            source=getattr(epochs, "filename", None),
+        )
+        self.provenance = json.loads(_params_to_json(prov))  # as read back
         return self
 
     # ------------------------------------------------------------------
@@ -357,15 +374,24 @@ class FreqMaskExplainer:
             epochs, picks=self.picks, y=None, target=None, reference=None, groups=None
         )
         data = self.predict_masks(inp.x)
+        params = self.method_params()
         return SpectralSaliency(
             data,
             _picked_info(epochs.info, self.picks),
             self.grid,
             method=METHOD,
-            method_params=self.method_params(),
+            method_params=params,
             events=epochs.events.copy(),
             event_id=dict(epochs.event_id),
             metadata=None if epochs.metadata is None else epochs.metadata.copy(),
+            # the model is not called: its hash and class are those of fit
+            provenance=make_provenance(
+                method=METHOD,
+                method_params=params,
+                source=getattr(epochs, "filename", None),
+                model_hash=self.model_fingerprint,
+                model_cls=self.provenance.get("model_class"),
+            ),
         )
 
     def method_params(self):
@@ -406,6 +432,7 @@ class FreqMaskExplainer:
             model_fingerprint=self.model_fingerprint,
             fit_params=self.fit_params,
             history={k: v for k, v in self.history.items()},
+            provenance=self.provenance,
         )
 
     @verbose
@@ -413,7 +440,9 @@ class FreqMaskExplainer:
         """Save the explainer (weights and configuration) to a ``.pt`` file.
 
         The file holds the network's state dict, the features' reference
-        statistics and a JSON configuration; it is written under a temporary
+        statistics, a JSON configuration (with the :attr:`provenance`) and
+        the SHA-256 of all of them, which
+        :func:`read_freqmask_explainer` checks; it is written under a temporary
         name in the same folder and renamed, so an interrupted save leaves no
         partial file.
 
@@ -437,6 +466,9 @@ class FreqMaskExplainer:
             feature_mean=torch.as_tensor(self.feature_mean),
             feature_std=torch.as_tensor(self.feature_std),
         )
+        # torch.load reads zeroed tensor bytes without a word (measured):
+        # the SHA-256 of the content is stored with it and checked on reading
+        state["checksum"] = _state_digest(state)
         _write_new_file(fname, lambda tmp: torch.save(state, tmp), overwrite)
 
 
@@ -466,6 +498,14 @@ def read_freqmask_explainer(fname, verbose=None):
             f"{fname} is not a FreqMaskExplainer file ({type(exp).__name__}: "
             f"{exp}); write one with FreqMaskExplainer.save."
         ) from None
+    if "checksum" not in state:  # a file of an earlier version
+        logger.info(f"{fname} holds no checksum (older file); not verified.")
+    elif state["checksum"] != _state_digest(state):
+        raise ValueError(
+            f"{fname} is damaged: its content does not match the SHA-256 "
+            "checksum written with it (the file was corrupted or changed after "
+            "saving); save the explainer again or fit it again."
+        )
     if cfg.get("format_version", 0) > _FORMAT_VERSION:
         raise ValueError(
             f"{fname} was written by a newer mne_freqmask (format "
@@ -487,12 +527,27 @@ def read_freqmask_explainer(fname, verbose=None):
     exp.model_fingerprint = cfg["model_fingerprint"]
     exp.fit_params = cfg["fit_params"]
     exp.history = cfg["history"]
+    exp.provenance = cfg.get("provenance") or {}  # none in earlier files
     exp.feature_mean = state["feature_mean"].numpy()
     exp.feature_std = state["feature_std"].numpy()
     net = MaskNet(len(exp.picks), exp.grid.n_bands, exp.hidden, exp.n_layers)
     net.load_state_dict(state["state_dict"])
     exp.net = net.eval()
     return exp
+
+
+def _state_digest(state):
+    """SHA-256 of a saved explainer's content (config text and tensors)."""
+    from mne_freqmask._saliency_io import _digest
+
+    def arrays(value):
+        if isinstance(value, dict):
+            return {k: arrays(v) for k, v in value.items() if k != "checksum"}
+        if isinstance(value, torch.Tensor):
+            return value.detach().cpu().numpy()
+        return value
+
+    return _digest(arrays(state))
 
 
 def _check_pt_fname(fname):

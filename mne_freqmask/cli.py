@@ -1,4 +1,4 @@
-"""Command line: ``mne-freqmask demo`` and ``mne-freqmask explain``.
+"""Command line: ``mne-freqmask demo``, ``explain`` and ``sys-info``.
 
 ``demo`` runs offline by default, on simulated epochs whose answer is known
 (class-dependent 8-12 Hz power on C3/C4): it trains a small braindecode model,
@@ -253,6 +253,16 @@ def _build_parser():
         action="store_true",
         help="Print only the files written (no progress, no summary).",
     )
+    info = sub.add_parser(
+        "sys-info",
+        help="Print versions for a bug report (as mne sys_info).",
+        description="MNE's system information (mne.sys_info) and the versions "
+        "of mne-freqmask and its own dependencies (torch, braindecode, zennit, "
+        "captum, quantus, ...).",
+    )
+    info.add_argument(
+        "--show-paths", action="store_true", help="Also show module paths."
+    )
     return parser
 
 
@@ -260,7 +270,11 @@ def main(argv=None):
     """Entry point of the ``mne-freqmask`` command."""
     args = _build_parser().parse_args(argv)
     try:
-        if args.command == "demo":
+        if args.command == "sys-info":
+            from mne_freqmask.utils._deps import sys_info
+
+            sys_info(show_paths=args.show_paths)
+        elif args.command == "demo":
             out = run_demo(
                 args.out,
                 overwrite=args.overwrite,

@@ -105,6 +105,9 @@ class SpectralSaliency(
         Number of time samples of the explained epochs (with
         ``info["sfreq"]``, it fixes the rfft bins; see :attr:`grid`). None
         infers it from ``freqs``.
+    provenance : dict | None
+        What made the map (JSON-like; see :attr:`provenance`):
+        :func:`~mne_freqmask.explain` fills it. None: an empty dict.
 
     See Also
     --------
@@ -136,6 +139,7 @@ class SpectralSaliency(
         metadata=None,
         diagnostics=None,
         n_times=None,
+        provenance=None,
     ):
         _validate_type(info, Info, "info", "mne.Info")
         freqs, band_names, band_edges, n_times = unpack_grid(
@@ -180,6 +184,7 @@ class SpectralSaliency(
         self._metadata = metadata
         self._diagnostics = diagnostics
         self._n_times = None if n_times is None else int(n_times)
+        self._set_provenance(provenance)
 
     # ------------------------------------------------------------------
     # state: the single source of truth for pickle, HDF5 and equality
@@ -255,8 +260,8 @@ class SpectralSaliency(
         -------
         saliency : instance of SpectralSaliency
             Group-level saliency, ``dims=("channel", "band")``, with
-            ``nave`` the number of epochs, no events or metadata and empty
-            diagnostics.
+            ``nave`` the number of epochs, no events or metadata, empty
+            diagnostics and the same provenance.
         """
         self._check_instance("average()")
         return type(self)(
@@ -270,6 +275,7 @@ class SpectralSaliency(
             dims=_DIMS["group"],
             nave=len(self),
             n_times=self._n_times,
+            provenance=self._provenance,
         )
 
     @fill_doc
@@ -335,11 +341,19 @@ def read_saliency(fname, verbose=None):
     Returns
     -------
     saliency : instance of SpectralSaliency
-        The saliency, equal (``==``) to the one saved.
+        The saliency, equal (``==``) to the one saved, with its
+        :attr:`~SpectralSaliency.provenance` (empty for a file written
+        before provenance was recorded).
 
     See Also
     --------
     SpectralSaliency.save
+
+    Notes
+    -----
+    The file's bytes are checked against the SHA-256 checksum written with
+    them before the file is parsed, so a damaged, truncated or foreign file
+    ends in an error that names it (never in a hang of the HDF5 library).
     """
     return read_state(
         fname,
@@ -364,6 +378,8 @@ def concatenate_saliencies(saliencies):
         All epochs in the order given. The method parameters are those of the
         first; events, metadata and diagnostics are concatenated when every
         input has them (and dropped otherwise); ``event_id`` is merged.
+        The provenance is the inputs' when they are equal; otherwise it holds
+        the entries they all share and ``"inputs"``, the list of each one's.
     """
     _validate_type(saliencies, (list, tuple), "saliencies", "list of SpectralSaliency")
     for k, sal in enumerate(saliencies):

@@ -20,6 +20,7 @@ from mne.utils import (
     verbose,
 )
 
+from ._provenance import provenance_repr
 from ._saliency_io import read_state, write_state
 from ._saliency_props import SaliencyProperties
 from ._saliency_tfr_export import TFRExportMixin
@@ -95,6 +96,9 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
         Samples of the explained epochs.
     tmin : float | None
         Time of the epochs' first sample in seconds (``epochs.tmin``).
+    provenance : dict | None
+        What made the map (JSON-like; see :attr:`provenance`):
+        :func:`~mne_freqmask.explain` fills it. None: an empty dict.
 
     See Also
     --------
@@ -129,6 +133,7 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
         hop=None,
         n_times=None,
         tmin=None,
+        provenance=None,
     ):
         _validate_type(info, Info, "info", "mne.Info")
         _validate_type(dims, (tuple, list), "dims", "tuple of str")
@@ -178,6 +183,7 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
         )
         _validate_type(tmin, ("numeric", None), "tmin", "float or None")
         self._tmin = None if tmin is None else float(tmin)
+        self._set_provenance(provenance)
 
     # ------------------------------------------------------------------
     # state: pickle, HDF5 and equality
@@ -209,10 +215,12 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
         head = self._method
         if self.level == "group":
             head += f", group of {self._nave} epoch{'' if self._nave == 1 else 's'}"
+        made = provenance_repr(self._provenance)
         return (
             f"<SpectralSaliencyTFR ({head}) | {sizes}, "
             f"{self._band_edges.min():0.1f}-{self._band_edges.max():0.1f} Hz, "
-            f"{self._times[0]:0.3f}-{self._times[-1]:0.3f} s>"
+            f"{self._times[0]:0.3f}-{self._times[-1]:0.3f} s"
+            f"{'; ' + made if made else ''}>"
         )
 
     def _replace(self, data, *, idx=None, nave=None):
@@ -243,6 +251,7 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
             hop=self._hop,
             n_times=self._n_times,
             tmin=self._tmin,
+            provenance=self._provenance,
             **per_epoch,
         )
 
@@ -456,6 +465,7 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
             metadata=self._metadata,
             diagnostics=self._diagnostics if instance else None,
             n_times=self._win_length,
+            provenance=self._provenance,
         )
 
     @fill_doc
@@ -512,8 +522,10 @@ def read_saliency_tfr(fname, verbose=None):
     Returns
     -------
     saliency : instance of SpectralSaliencyTFR
-        The saliency, equal (``==``) to the one saved. The file's checksum is
-        verified as for :func:`~mne_freqmask.read_saliency`.
+        The saliency, equal (``==``) to the one saved, with its
+        :attr:`~SpectralSaliencyTFR.provenance` (empty for a file written
+        before provenance was recorded). The file's checksum is verified
+        before it is parsed, as for :func:`~mne_freqmask.read_saliency`.
     """
     return read_state(
         fname,

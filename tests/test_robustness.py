@@ -476,12 +476,14 @@ def _copy(fname, tmp_path):
 
 
 def test_checksum_roundtrip(saved):
-    import h5io
+    import hashlib
 
     sal, fname = saved
     assert read_saliency(fname) == sal
-    stored = h5io.read_hdf5(str(fname), title="mnefreqmask_checksum")
-    assert stored["algorithm"] == "sha256" and len(stored["digest"]) == 64
+    # the SHA-256 of the bytes after the 512-byte HDF5 user block, in the block
+    raw = fname.read_bytes()
+    assert raw[:20] == b"mne_freqmask sha256 "
+    assert raw[20:84].decode() == hashlib.sha256(raw[512:]).hexdigest()
 
 
 @pytest.mark.parametrize(
@@ -502,7 +504,7 @@ def test_changed_bytes_detected(saved, tmp_path, path, edit):
     edited = _copy(fname, tmp_path)
     with h5py.File(edited, "r+") as f:
         edit(f[path])
-    with pytest.raises(ValueError, match="is damaged: its content does not match"):
+    with pytest.raises(ValueError, match="is damaged: its bytes do not match"):
         read_saliency(edited)
 
 
@@ -528,10 +530,11 @@ def test_incomplete_and_inconsistent_files(saved, tmp_path):
     h5io.write_hdf5(tmp_path / "bands.h5", bad, title="mnefreqmask")
     with pytest.raises(ValueError, match="cannot be read back .* bands but band_na"):
         read_saliency(tmp_path / "bands.h5")
-    # channel names that disagree with the channel entries
-    edited = _copy(fname, tmp_path)
+    # channel names that disagree with the channel entries, in a file of an
+    # earlier version (no user block, no checksum)
+    edited = tmp_path / "older.h5"
+    h5io.write_hdf5(edited, state, title="mnefreqmask", slash="replace")
     with h5py.File(edited, "r+") as f:
-        del f["mnefreqmask_checksum"]
         f["mnefreqmask/key_info/key_ch_names/idx_1"][0] = ord("X")
     with catch_logging() as log:
         with pytest.raises(ValueError, match="stored info is inconsistent"):

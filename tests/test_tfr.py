@@ -271,7 +271,7 @@ def test_container_io_and_mne_tfr(tfr_sal, tmp_path):
     h5py = pytest.importorskip("h5py")
     with h5py.File(fname, "r+") as f:
         f["mnefreqmask/key_times"][1] = 0.3
-    with pytest.raises(ValueError, match="is damaged: its content does not match"):
+    with pytest.raises(ValueError, match="is damaged: its bytes do not match"):
         mfm.read_saliency_tfr(fname)
     spectral = sal.average(dim="times")
     spectral.save(tmp_path / "s.h5")

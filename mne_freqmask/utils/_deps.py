@@ -96,3 +96,44 @@ def import_optional(module):
             return importlib.import_module(module)
     except Exception as exp:  # OSError (ABI), ImportError, RuntimeError, ...
         raise ImportError(dependency_error(module, exp)) from exp
+
+
+#: distributions whose versions :func:`sys_info` adds to MNE's list: the torch
+#: family, the optional extras (:data:`OPTIONAL`) and the file and parallel
+#: back ends
+SYS_INFO_DEPS = (
+    ("torch",)
+    + tuple(dict.fromkeys(dist for dist, _, _ in OPTIONAL.values()))
+    + ("h5io", "h5py", "joblib", "dask", "distributed")
+)
+
+
+def sys_info(fid=None, *, show_paths=False):
+    """Print the system information for debugging, with this package's versions.
+
+    MNE's :func:`mne.sys_info` (platform, Python, CPU, memory, MNE and its
+    dependencies; no check for a newer MNE, which needs the network), then
+    the version of mne_freqmask and of each of its own dependencies (torch,
+    braindecode, zennit, captum, Quantus, ...), read from the installed
+    metadata without importing them. Paste it into a bug report. The
+    command ``mne-freqmask sys-info`` prints the same.
+
+    Parameters
+    ----------
+    fid : file-like | None
+        Where to write (default: stdout).
+    show_paths : bool
+        Also show the paths of the modules (as in MNE).
+    """
+    import sys
+
+    import mne
+
+    fid = sys.stdout if fid is None else fid
+    mne.sys_info(fid=fid, show_paths=show_paths, check_version=False)
+    version = sys.modules[__name__.split(".")[0]].__version__
+    width = max(len(d) for d in SYS_INFO_DEPS) + 1
+    lines = [f"\nmne-freqmask {version}", "Dependencies of mne-freqmask"]
+    for dist in SYS_INFO_DEPS:
+        lines.append(f"  {dist:<{width}} {_installed(dist) or 'not installed'}")
+    print("\n".join(lines), file=fid)
