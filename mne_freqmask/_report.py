@@ -66,6 +66,11 @@ def saliency_rows(sal):
         )
     norm = sal.method_params.get("normalization")
     rows.append(("Values", "saliency" if norm is None else f"normalized ({norm})"))
+    provenance = getattr(sal, "provenance", None)
+    if provenance:
+        from mne_freqmask._provenance import provenance_summary
+
+        rows.append(("Provenance", provenance_summary(provenance)))
     return rows
 
 
