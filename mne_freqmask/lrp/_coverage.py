@@ -28,6 +28,15 @@ from mne.utils import warn
 #: nothing of the decision reached the input.
 MIN_SHARE = 0.02
 
+#: Fraction of epochs whose share is below ``MIN_SHARE`` (negative or tiny)
+#: above which a warning is given, whatever the median. A negative share
+#: means that the biases and BatchNorm shifts absorbed more than the whole
+#: logit, so the input's relevance sums to evidence *against* the explained
+#: class: measured in 51 % of the epochs of an EEGNet trained on real EEG
+#: (EEGBCI, ``benchmarks/bench_lrp_share.py``), while the models of the test
+#: suite on simulated data stay below 10 %.
+MAX_LOW_FRACTION = 0.25
+
 
 class LRPCoverageWarning(UserWarning):
     """LRP met operations without a rule (their plain gradient was used)."""
@@ -51,8 +60,24 @@ _FUSED = frozenset(
 _ADD_PRODUCTS = frozenset("baddbmm addbmm addmm addmv addr addcmul addcdiv".split())
 
 
+#: Operations named by the coverage check of ``method="dft_lrp"`` (zennit),
+#: which sees modules where :func:`~mne_freqmask.lrp.lrp_rules` sees functions.
+_ZENNIT_HINTS = {
+    "MultiheadAttention": (
+        "zennit treats attention as an activation and passes relevance through "
+        "it unchanged: no attention rule"
+    ),
+    "residual add": (
+        "sum of two input-dependent tensors: zennit's plain gradient copies the "
+        "relevance into both branches"
+    ),
+}
+
+
 def hint(name):
     """Why ``name`` has no rule, and what to do about it (a short phrase)."""
+    if name in _ZENNIT_HINTS:
+        return _ZENNIT_HINTS[name]
     if name in _RECURRENT:
         return "recurrent layer (nn.LSTM/GRU/RNN): no LRP rule"
     if name in _FUSED:
@@ -76,7 +101,7 @@ def describe(plain_ops):
     )
 
 
-def check_coverage(plain_ops, strict=False):
+def check_coverage(plain_ops, strict=False, advice=""):
     """Warn (or raise) when operations without an LRP rule were met.
 
     Parameters
@@ -85,6 +110,8 @@ def check_coverage(plain_ops, strict=False):
         Operation name -> number of calls (``mode.plain_ops``).
     strict : bool
         Raise :class:`LRPCoverageError` instead of warning.
+    advice : str
+        A sentence appended to the message (e.g. which method has the rules).
     """
     if not plain_ops:
         return
@@ -93,7 +120,7 @@ def check_coverage(plain_ops, strict=False):
         f"LRP: {n} operation call{'s' if n > 1 else ''} on the relevance path "
         f"had no LRP rule, so relevance crossed them as a plain gradient and "
         f"is not LRP there: {describe(plain_ops)}. See the table of supported "
-        "operations in the user guide (LRP rules)."
+        "operations in the user guide (LRP rules)." + (f" {advice}" if advice else "")
     )
     if strict:
         raise LRPCoverageError(msg + " (strict=True)")
@@ -109,13 +136,21 @@ def input_share(total, logit):
     return np.asarray(total, float) / np.where(logit == 0, np.finfo(float).tiny, logit)
 
 
-def check_share(share, level=MIN_SHARE):
-    """Warn when the median magnitude of the input share is below ``level``.
+def check_share(share, level=MIN_SHARE, max_low=MAX_LOW_FRACTION):
+    """Warn when little of the explained logit reached the input.
 
-    The magnitude, because per-epoch shares of a transformer scatter on both
-    sides of zero (a quarter of a trained EEGConformer's epochs have
-    ``|share| < 0.1``), so that the median of the signed shares of a handful
-    of epochs falls near zero by chance; the median of ``|share|`` does not.
+    Two warnings (:class:`LRPConservationWarning`): the median magnitude of
+    the input share is below ``level``; or the share is below ``level``
+    (negative, or positive but tiny) in more than ``max_low`` of the epochs.
+
+    The magnitude for the first, because per-epoch shares of a transformer
+    scatter on both sides of zero (a quarter of a trained EEGConformer's
+    epochs have ``|share| < 0.1``), so that the median of the signed shares of
+    a handful of epochs falls near zero by chance; the median of ``|share|``
+    does not. The second catches a model whose biases and BatchNorm shifts
+    absorb more than the logit in many epochs (EEGNet on real EEG), where
+    ``|share|`` is not small but the map of those epochs sums to evidence
+    against the explained class.
 
     Parameters
     ----------
@@ -123,6 +158,9 @@ def check_share(share, level=MIN_SHARE):
         Per-epoch share of the explained logit that reached the input.
     level : float
         The level (``MIN_SHARE``).
+    max_low : float
+        The largest fraction of epochs allowed below ``level``
+        (``MAX_LOW_FRACTION``); checked from 4 epochs on.
 
     Returns
     -------
@@ -142,6 +180,24 @@ def check_share(share, level=MIN_SHARE):
             "at operations without a rule), so the map holds little of the "
             "decision. Check the model's layers against the table of supported "
             'operations, or try rule="zplus" / attention="cplrp".',
+            LRPConservationWarning,
+            module="mne_freqmask",
+            ignore_namespaces=_OURS,
+        )
+        return median
+    low = ~(share >= level)
+    if len(share) >= 4 and low.mean() > max_low:
+        n_neg = int((share < 0).sum())
+        warn(
+            f"LRP: in {int(low.sum())} of {len(share)} epochs "
+            f"({low.mean():.0%}) the input received less than {level:g} of the "
+            f"explained logit ({n_neg} negative; signed median "
+            f"{np.median(share):.3g}): the biases, BatchNorm shifts and "
+            "stabilisers absorbed (nearly) all of the logit, or more, so the "
+            "maps of those epochs sum to little or to evidence against the "
+            'explained class. diagnostics["input_share"] and '
+            '["absorbed"] hold it per epoch; compare the signed map with its '
+            'magnitude (np.abs), or try rule="zplus".',
             LRPConservationWarning,
             module="mne_freqmask",
             ignore_namespaces=_OURS,
