@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 
+from mne_freqmask.viz import scale_caption
+
 
 def model_name(net):
     """Class name of the model (the network behind an input scaler)."""
@@ -117,6 +119,9 @@ def write_report(out, sal, summary_html, removal, check=None):
     import pandas as pd
 
     group = sal.average()
+    # signed maps (LRP, gradients) are drawn on a diverging scale symmetric
+    # about 0 by the plot methods (viz.color_scale); the captions say so
+    scale = scale_caption(group.get_data())
     # verbose=False: no "Embedding : jquery..." lines from MNE's renderer
     report = mne.Report(
         title=f"mne-freqmask: what does the model rely on? ({sal.method})",
@@ -135,12 +140,13 @@ def write_report(out, sal, summary_html, removal, check=None):
         report.add_figure(
             group.plot_topomap(show=False),
             "Group saliency per band (topomaps)",
-            caption="Saliency averaged over the explained epochs, one map per band.",
+            caption="Saliency averaged over the explained epochs, one map per band."
+            + scale,
         )
     report.add_figure(
         group.plot_bands(show=False),
         "Channel x band saliency",
-        caption="Rows: channels; columns: bands.",
+        caption="Rows: channels; columns: bands." + scale,
     )
     report.add_figure(
         group.plot(show=False),

@@ -12,6 +12,8 @@ checks on both kinds of map.
 
 import numpy as np
 
+from mne_freqmask.viz import scale_caption
+
 #: title of the terminal summary and of the report
 TFR_TITLE = "mne-freqmask explain: what does the model rely on, and when?"
 
@@ -109,6 +111,7 @@ def write_tfr_report(out, sal, summary_html, removal, check):
     from mne_freqmask._cli_report import has_positions, save_report
 
     group = sal.average()
+    scale = scale_caption(group.get_data())  # signed: diverging, symmetric
     k, _ = best_window(group)
     t, span = float(group.times[k]), _span(group.window_edges[k])
     report = mne.Report(
@@ -121,25 +124,27 @@ def write_tfr_report(out, sal, summary_html, removal, check):
         group.plot(combine="mean", show=False)[0],
         "Saliency over time and band",
         caption="Group saliency per band (rows) and window (columns, at the "
-        "window centres), averaged over channels.",
+        "window centres), averaged over channels." + scale,
     )
     chs = list(dict.fromkeys(c["channel"] for c in top_tfr_cells(group, n=9)))[:3]
     report.add_figure(
         group.plot(chs, show=False),
         "Saliency over time and band: channels of the top cells",
-        caption=[f"{ch} alone (one of the channels of the top cells)." for ch in chs],
+        caption=[
+            f"{ch} alone (one of the channels of the top cells).{scale}" for ch in chs
+        ],
     )
     if has_positions(group.info):
         report.add_figure(
             group.plot_topomap(tmin=t, tmax=t, show=False),
             f"Topomaps at the best window ({t:.2f} s)",
             caption=f"Group saliency per band in the window {span}, the window "
-            "with the highest mean saliency.",
+            "with the highest mean saliency." + scale,
         )
     report.add_figure(
         group.average(dim="times", tmin=t, tmax=t).plot_bands(show=False),
         f"Channel x band saliency at the best window ({t:.2f} s)",
-        caption=f"Rows: channels; columns: bands; the window {span}.",
+        caption=f"Rows: channels; columns: bands; the window {span}.{scale}",
     )
     table = pd.concat(removal, names=["level"]).round(3)
     report.add_html(

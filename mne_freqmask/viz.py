@@ -61,6 +61,82 @@ def _summary(saliency, picks=None, bands=None):
     return data, ch_names, band_idx, f"{saliency.method} saliency ({note})"
 
 
+#: Colormaps of the plots: a non-negative map, and a signed map (0 in white).
+CMAP_UNSIGNED = "Reds"
+CMAP_SIGNED = "RdBu_r"
+
+
+def is_signed(values):
+    """Whether a map is signed: it holds a negative value.
+
+    Decided from the data rather than from the method, because a method's
+    sign depends on its parameters and on what was done to the map since
+    (LRP and the gradient methods are signed, a mask is not, but
+    ``normalize("zscore")`` or a difference of two maps makes any map
+    signed).
+
+    Parameters
+    ----------
+    values : array-like
+        The map's values (all epochs, channels, bands, windows).
+
+    Returns
+    -------
+    signed : bool
+        True when any finite value is below 0.
+    """
+    values = np.asarray(values, float)
+    finite = values[np.isfinite(values)]
+    return bool(finite.size and finite.min() < 0)
+
+
+def color_scale(values, cmap=None, vlim=None, *, unsigned_vlim=(None, None)):
+    """The colormap and colour limits of a map, chosen from its sign.
+
+    The one rule of every plot of a map (topomaps, channel x band images,
+    band x time images, the report): a signed map (see :func:`is_signed`) is
+    drawn with the diverging ``"RdBu_r"`` on a scale symmetric about 0
+    (``vlim="symmetric"``: from ``-m`` to ``m``, ``m`` the largest absolute
+    value drawn), so that white is 0, red evidence for the explained class
+    and blue against it; a non-negative map with ``"Reds"`` from its smallest
+    to its largest value. An explicit ``cmap`` or ``vlim`` is kept.
+
+    Parameters
+    ----------
+    values : array-like
+        The map's values (decides whether it is signed).
+    cmap : None | str | matplotlib.colors.Colormap
+        None: from the sign.
+    vlim : None | str | tuple
+        None: ``"symmetric"`` for a signed map, else ``unsigned_vlim``.
+    unsigned_vlim : str | tuple
+        The limits of a non-negative map.
+
+    Returns
+    -------
+    cmap : str | matplotlib.colors.Colormap
+        The colormap.
+    vlim : str | tuple
+        The colour limits, as the plot functions take them.
+    """
+    signed = is_signed(values)
+    if cmap is None:
+        cmap = CMAP_SIGNED if signed else CMAP_UNSIGNED
+    if vlim is None:
+        vlim = "symmetric" if signed else unsigned_vlim
+    return cmap, vlim
+
+
+def scale_caption(values):
+    """A sentence for a figure's caption saying how its colours read."""
+    if is_signed(values):
+        return (
+            " Signed map: red is evidence for the explained class, blue "
+            "against, white 0 (colour scale symmetric about 0)."
+        )
+    return ""
+
+
 def _check_vlim(vlim, allow_joint):
     msg = "(vmin, vmax) with floats or None" + (', "joint"' if allow_joint else "")
     msg += ' or "symmetric"'
@@ -161,8 +237,8 @@ def plot_saliency_topomap(
     saliency,
     bands=None,
     *,
-    vlim="joint",
-    cmap="Reds",
+    vlim=None,
+    cmap=None,
     sensors=True,
     contours=6,
     axes=None,
@@ -175,9 +251,12 @@ def plot_saliency_topomap(
     ----------
     %(sal_saliency_plot)s
     %(sal_bands_select)s
-    vlim : "joint" | "symmetric" | tuple of (float | None, float | None)
-        Color limits. ``"joint"`` (default) shares one color scale, from the
-        smallest to the largest plotted value, across all bands.
+    vlim : None | "joint" | "symmetric" | tuple of (float | None, float | None)
+        Color limits. None (default): ``"symmetric"`` for a signed map (one
+        holding a negative value), else ``"joint"`` (see
+        :func:`~mne_freqmask.viz.color_scale`). ``"joint"`` shares one color
+        scale, from the smallest to the largest plotted value, across all
+        bands.
         ``"symmetric"`` shares one scale centred on 0, from ``-m`` to ``m``
         with ``m`` the largest absolute plotted value: the scale for signed
         relevance (LRP, gradients) with a diverging ``cmap`` such as
@@ -216,6 +295,7 @@ def plot_saliency_topomap(
 
     _check_saliency(saliency)
     _validate_type(colorbar, bool, "colorbar")
+    cmap, vlim = color_scale(saliency.get_data(), cmap, vlim, unsigned_vlim="joint")
     vlim = _check_vlim(vlim, allow_joint=True)
     info = saliency.info
     ch_types = info.get_channel_types(unique=True)
@@ -272,8 +352,8 @@ def plot_saliency_bands(
     *,
     picks=None,
     bands=None,
-    cmap="Reds",
-    vlim=(None, None),
+    cmap=None,
+    vlim=None,
     axes=None,
     colorbar=True,
     show=True,
@@ -286,11 +366,14 @@ def plot_saliency_bands(
     %(sal_picks)s
     %(sal_bands_select)s
     %(sal_cmap)s
-    vlim : "symmetric" | tuple of (float | None, float | None)
-        Color limits; ``None`` entries (default) are the smallest and largest
-        plotted values. ``"symmetric"``: from ``-m`` to ``m``, ``m`` the
-        largest absolute plotted value (0 at the centre of a diverging
-        ``cmap`` such as ``"RdBu_r"``, for signed relevance).
+    vlim : None | "symmetric" | tuple of (float | None, float | None)
+        Color limits. None (default): ``"symmetric"`` for a signed map (one
+        holding a negative value), else from the smallest to the largest
+        plotted value (see :func:`~mne_freqmask.viz.color_scale`); ``None``
+        entries of a pair are the smallest and largest plotted values.
+        ``"symmetric"``: from ``-m`` to ``m``, ``m`` the largest absolute
+        plotted value (0 at the centre of a diverging ``cmap`` such as
+        ``"RdBu_r"``, for signed relevance).
     %(sal_axes_single)s
     colorbar : bool
         Add a colorbar labelled with what the values are ("saliency", or the
@@ -307,6 +390,7 @@ def plot_saliency_bands(
 
     _check_saliency(saliency)
     _validate_type(colorbar, bool, "colorbar")
+    cmap, vlim = color_scale(saliency.get_data(), cmap, vlim)
     vlim = _check_vlim(vlim, allow_joint=False)
     axes = _check_axes_single(axes)
     data, ch_names, band_idx, title = _summary(saliency, picks=picks, bands=bands)
@@ -420,8 +504,8 @@ class PlotSaliencyMixin:
         self,
         bands=None,
         *,
-        vlim="joint",
-        cmap="Reds",
+        vlim=None,
+        cmap=None,
         sensors=True,
         contours=6,
         axes=None,
@@ -446,8 +530,8 @@ class PlotSaliencyMixin:
         *,
         picks=None,
         bands=None,
-        cmap="Reds",
-        vlim=(None, None),
+        cmap=None,
+        vlim=None,
         axes=None,
         colorbar=True,
         show=True,

@@ -62,7 +62,7 @@ between hooked modules *is* the relevance, so a plain gradient is only right
 where it merely moves relevance around (reshapes, indexing, concatenation,
 means and pooling, dropout, ReLU). Any other operation on the relevance path
 (a recurrent layer, LayerNorm, softmax, a product of two input-dependent
-tensors, a residual sum, an in-place non-linearity, TSception's
+tensors, a residual sum, an in-place non-linearity, a power
 ``log(mean(x ** 2))``) and every ``nn.MultiheadAttention`` (which zennit
 passes through unchanged, as if it were an activation) are counted, and a
 :class:`~mne_freqmask.lrp.LRPCoverageWarning` names them with a pointer to
