@@ -37,6 +37,8 @@ class BatchRelevance:
         Operations without a rule that were not linear (name -> calls), on
         the relevance path: tensors or tuples of them (``lstm``, ``gru``)
         that depend on the input, in-place variants (``tanh_``) included.
+    predicted : torch.Tensor of bool, shape (n_epochs,) | None
+        Whether the explained class is the model's prediction.
     """
 
     relevance: torch.Tensor
@@ -44,6 +46,7 @@ class BatchRelevance:
     target: torch.Tensor
     absorbed: float | None
     plain_ops: Counter
+    predicted: torch.Tensor | None = None
 
 
 def lrp_batch(model, x, target, cfg, *, track_constants=False, strict=False):
@@ -52,8 +55,10 @@ def lrp_batch(model, x, target, cfg, *, track_constants=False, strict=False):
     The model is put in eval mode with its parameters frozen for the call,
     and its flags are restored afterwards: the rules tell the input's path
     from constants by ``requires_grad``, so a parameter that requires a
-    gradient would be taken for an input-dependent tensor (measured: an
-    input relevance 188 times the logit on an unfrozen EEGNet).
+    gradient would be taken for an input-dependent tensor and its layer
+    crossed by the plain gradient (measured on an EEGNet: the gamma and z+
+    rules silently gave the epsilon rule's relevance; issue #31 reports
+    188 times the logit).
 
     Parameters
     ----------
@@ -125,7 +130,12 @@ def _lrp_batch(model, x, target, cfg, track_constants, strict):
             )
         )
     return BatchRelevance(
-        (x * grads[0]).detach(), logit.detach(), target, absorbed, mode.plain_ops
+        (x * grads[0]).detach(),
+        logit.detach(),
+        target,
+        absorbed,
+        mode.plain_ops,
+        out.detach().argmax(1) == target,
     )
 
 
@@ -232,6 +242,7 @@ def _relevance(model, x, target, cfg, batch_size, device, strict=False):
     rel = np.empty(x.shape, np.float64)
     logits = np.empty(len(x), np.float64)
     targets = np.empty(len(x), np.int64)
+    predicted = np.empty(len(x), bool)
     plain = {}
     with model_context(model, dev):
         batches = iter_relevance(
@@ -241,7 +252,8 @@ def _relevance(model, x, target, cfg, batch_size, device, strict=False):
             rel[sl] = res.relevance.double().cpu().numpy()
             logits[sl] = res.logit.double().cpu().numpy()
             targets[sl] = res.target.cpu().numpy()
-    check_lrp(rel.reshape(len(rel), -1).sum(1), logits, plain)
+            predicted[sl] = res.predicted.cpu().numpy()
+    check_lrp(rel.reshape(len(rel), -1).sum(1), logits, plain, predicted=predicted)
     return rel, logits, targets
 
 
@@ -304,7 +316,7 @@ def log_plain_ops(plain_ops):
         )
 
 
-def check_lrp(total, logit, plain_ops, advice=""):
+def check_lrp(total, logit, plain_ops, advice="", predicted=None):
     """Log the conservation share, and warn where LRP was not LRP.
 
     Parameters
@@ -318,6 +330,9 @@ def check_lrp(total, logit, plain_ops, advice=""):
         :class:`~mne_freqmask.lrp.LRPCoverageWarning` names them.
     advice : str
         Appended to the coverage warning (what to use instead).
+    predicted : None | ndarray of bool, shape (n_epochs,)
+        Whether each epoch was explained for its predicted class (see
+        :func:`~mne_freqmask.lrp._coverage.check_share`).
 
     Returns
     -------
@@ -337,7 +352,7 @@ def check_lrp(total, logit, plain_ops, advice=""):
         )
     log_plain_ops(plain_ops)
     check_coverage(plain_ops, advice=advice)
-    check_share(share)
+    check_share(share, predicted=predicted)
     return share
 
 

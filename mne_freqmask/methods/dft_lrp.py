@@ -141,12 +141,13 @@ def dft_lrp(
     total = np.empty(n_epochs, np.float64)
     logit = np.empty(n_epochs, np.float64)
     n_plain = np.zeros(n_epochs, np.int64)
+    predicted = np.empty(n_epochs, bool)
     plain = Counter()
     with _zennit_model(model, composite, epsilon) as (lrp_model, covered):
         for sl, x in iter_chunks(inp, chunk_size, model, device):
             counter = _ZennitCoverage(covered)
             try:
-                rel, logit_b = _relevance_counted(
+                rel, logit_b, pred_b = _relevance_counted(
                     lrp_model,
                     x,
                     torch.as_tensor(target[sl], device=device),
@@ -165,9 +166,12 @@ def dft_lrp(
             out[sl] = grid.collapse(rel_f.cpu().numpy(), np.sum)
             total[sl] = rel.double().sum((1, 2)).cpu().numpy()
             logit[sl] = logit_b.double().cpu().numpy()
+            predicted[sl] = pred_b.cpu().numpy()
     logger.info(f"DFT-LRP (zennit, {composite}):")
     # zennit's initial relevance is 1: the input's total is its share
-    share = check_lrp(total, np.ones(n_epochs), dict(plain), advice=ADVICE)
+    share = check_lrp(
+        total, np.ones(n_epochs), dict(plain), advice=ADVICE, predicted=predicted
+    )
     params = dict(
         composite=composite,
         epsilon=epsilon,
@@ -223,7 +227,7 @@ def _relevance_counted(model, x, target, counter, strict):
             check_coverage(counter.plain_ops, strict=True, advice=ADVICE)
         logit = out.gather(1, target.long()[:, None])[:, 0]
         (rel,) = torch.autograd.grad(logit.sum(), x)
-    return rel.detach(), logit.detach()
+    return rel.detach(), logit.detach(), out.detach().argmax(1) == target.long()
 
 
 #: Operations whose plain gradient only moves zennit's relevance around

@@ -85,6 +85,7 @@ def lrp(
     total = np.empty(n_epochs)
     target = np.empty(n_epochs, np.int64)
     n_plain = np.zeros(n_epochs, np.int64)
+    predicted = np.empty(n_epochs, bool)
     plain = {}
     batches = iter_relevance(
         model, inp.x, inp.target, cfg, chunk_size, device, plain, strict=strict
@@ -96,8 +97,9 @@ def lrp(
         logit[sl] = res.logit.double().cpu().numpy()
         total[sl] = res.relevance.double().sum((1, 2)).cpu().numpy()
         target[sl] = res.target.cpu().numpy()
+        predicted[sl] = res.predicted.cpu().numpy()
     logger.info(f"LRP ({params['attention']}, rule={params['rule']}):")
-    share = check_lrp(total, logit, plain)
+    share = check_lrp(total, logit, plain, predicted=predicted)
     diagnostics = dict(
         target=target,
         logit=logit,
