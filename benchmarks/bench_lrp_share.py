@@ -10,15 +10,22 @@ Real EEG: EEGBCI subject 1 (``../shared/data/eegbci_S001``), runs 6, 10 and
 volts. An EEGNet (:func:`mne_freqmask.models.fit`, ``--max-epochs`` passes)
 is trained per seed on 80 % of the trials; all 45 trials are explained
 (the predicted class; the share is a property of the model and the data,
-and 9 held-out trials are too few for fractions). For every held-out epoch and every LRP path the
-script records the **input share** (input relevance summed over channels
-and times / the explained logit; for zennit's ``dft_lrp``, whose initial
-relevance is 1, the input relevance itself) and the **absorbed** part
-(logit minus input relevance). For ``method="lrp"`` it also measures the
-absorbed relevance directly, per epoch, as the relevance of every additive
+and 9 held-out trials are too few for fractions). For every epoch and
+every LRP path the script records the **input share** (input relevance
+summed over channels and times / the explained logit; for zennit's
+``dft_lrp``, whose initial relevance is 1, the input relevance itself) and
+the **absorbed** part (logit minus input relevance). For ``method="lrp"``
+it also measures the absorbed relevance directly, per epoch, as the
+relevance of every additive
 constant (``lrp_batch(..., track_constants=True)`` on batches of one):
 where the rules conserve, input + constants = logit, so the two measures
 agree, and the absorbed part is where the logit went.
+
+``--artifact A`` first plants a class-correlated frontal slow deflection
+(:func:`mne_freqmask.datasets.simulated.plant_artifact`: 1-3 Hz on Fp1,
+Fp2, AF7, AF8, amplitude ``A`` times the channels' median standard
+deviation, in 90 % of the trials of class 1 and 10 % of class 0), as in
+the artefact models of issue #31.
 
 Printed and saved: per path, the median input share, the fraction of
 epochs with a negative share, the fraction below
@@ -68,12 +75,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--max-epochs", type=int, default=40)
+    parser.add_argument("--artifact", type=float, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     epochs = load_epochs(DATA, runs=(6, 10, 14), verbose=False)
+    if args.artifact is not None:
+        from mne_freqmask.datasets.simulated import plant_artifact
+
+        epochs = plant_artifact(
+            epochs,
+            channels=("Fp1", "Fp2", "AF7", "AF8"),
+            amplitude=args.artifact,
+            verbose=False,
+        )
     results = dict(
         data="EEGBCI S001 runs 6/10/14 (both fists vs both feet), 4 s, 160 Hz",
+        artifact=args.artifact,
         n_epochs=len(epochs),
         torch=torch.__version__,
         machine=platform.machine(),
