@@ -1024,6 +1024,7 @@ def test_signed_lrp_maps_on_a_diverging_symmetric_scale(tiny_epochs):
         assert im.get_cmap().name == "RdBu_r"
         np.testing.assert_allclose(im.get_clim(), (-m, m), rtol=1e-6)
     assert "symmetric about 0" in scale_caption(group.get_data())
+    assert scale_caption(np.abs(group.get_data())) == ""
     tfr = explain(
         tiny_epochs, model, method="lrp", bands="canonical", time_windows=(0.5, 0.25),
         verbose=False,
@@ -1032,3 +1033,20 @@ def test_signed_lrp_maps_on_a_diverging_symmetric_scale(tiny_epochs):
     assert img.get_cmap().name == "RdBu_r"
     lo, hi = img.get_clim()
     assert lo == -hi and hi == pytest.approx(np.abs(tfr.average().get_data()).max())
+
+
+def test_report_says_signed_scale(tiny_epochs, tmp_path):
+    """The CLI report draws a signed map on the diverging scale and says so."""
+    import pandas as pd
+
+    from mne_freqmask._cli_report import write_report
+
+    sal = explain(
+        tiny_epochs, _eegnet(tiny_epochs), method="lrp", bands="canonical",
+        verbose=False,
+    )  # fmt: skip
+    out = tmp_path / "report.html"
+    removal = {"group": pd.DataFrame({"accuracy": [1.0]}, index=["original"])}
+    write_report(out, sal, "<p>summary</p>", removal)
+    text = out.read_text()
+    assert text.count("Signed map: red is evidence for the explained class") >= 2
