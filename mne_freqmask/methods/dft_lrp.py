@@ -156,7 +156,11 @@ def dft_lrp(
                 )
             except LRPCoverageError:
                 raise
-            except Exception as exp:
+            except (KeyError, RuntimeError) as exp:
+                # the model ran in check_model: a failure here is zennit's
+                # hooks (anything else, an out-of-memory, is raised as is)
+                if isinstance(exp, RuntimeError) and "hook" not in str(exp):
+                    raise
                 raise _hook_error(exp) from exp
             n_plain[sl] = sum(counter.plain_ops.values())
             plain.update(counter.plain_ops)
