@@ -8,8 +8,8 @@ import numpy as np
 from mne._fiff.pick import _picks_to_idx
 from mne.utils import _check_option, _check_pandas_installed
 
+from mne_freqmask._color_scale import image_scale
 from mne_freqmask.utils._docs import fill_doc
-from mne_freqmask.viz import _check_vlim, _resolve_vlim, color_scale
 
 
 def _channels_text(names, n_max=4):
@@ -175,8 +175,7 @@ class TFRExportMixin:
                     f"axes must hold one Axes per image ({len(images)}), got "
                     f"{len(axes)}; pass combine='mean' for one image."
                 )
-        cmap, vlim = color_scale(self._data, cmap, vlim)
-        lo, hi = _resolve_vlim(_check_vlim(vlim, allow_joint=False), data)
+        cmap, (lo, hi) = image_scale(self._data, data, cmap, vlim)
         step = float(np.diff(self._times).min()) if len(self._times) > 1 else 1.0
         extent = (times[0] - step / 2, times[-1] + step / 2, -0.5, len(names) - 0.5)
         edges = dict(zip(self._band_names, self._band_edges, strict=True))

@@ -11,6 +11,16 @@ import numpy as np
 from mne._fiff.pick import _picks_to_idx
 from mne.utils import _validate_type, copy_function_doc_to_method_doc
 
+from ._color_scale import (  # noqa: F401 (public here)
+    CMAP_SIGNED,
+    CMAP_UNSIGNED,
+    _check_vlim,
+    _resolve_vlim,
+    color_scale,
+    image_scale,
+    is_signed,
+    scale_caption,
+)
 from ._saliency_norm import value_label
 from .spectral import band_indices
 from .utils._checks import _channels_without_positions
@@ -59,120 +69,6 @@ def _summary(saliency, picks=None, bands=None):
         note = "group"
     ch_names = [saliency.ch_names[i] for i in ch_idx]
     return data, ch_names, band_idx, f"{saliency.method} saliency ({note})"
-
-
-#: Colormaps of the plots: a non-negative map, and a signed map (0 in white).
-CMAP_UNSIGNED = "Reds"
-CMAP_SIGNED = "RdBu_r"
-
-
-def is_signed(values):
-    """Whether a map is signed: it holds a negative value.
-
-    Decided from the data rather than from the method, because a method's
-    sign depends on its parameters and on what was done to the map since
-    (LRP and the gradient methods are signed, a mask is not, but
-    ``normalize("zscore")`` or a difference of two maps makes any map
-    signed).
-
-    Parameters
-    ----------
-    values : array-like
-        The map's values (all epochs, channels, bands, windows).
-
-    Returns
-    -------
-    signed : bool
-        True when any finite value is below 0.
-    """
-    values = np.asarray(values, float)
-    finite = values[np.isfinite(values)]
-    return bool(finite.size and finite.min() < 0)
-
-
-def color_scale(values, cmap=None, vlim=None, *, unsigned_vlim=(None, None)):
-    """The colormap and colour limits of a map, chosen from its sign.
-
-    The one rule of every plot of a map (topomaps, channel x band images,
-    band x time images, the report): a signed map (see :func:`is_signed`) is
-    drawn with the diverging ``"RdBu_r"`` on a scale symmetric about 0
-    (``vlim="symmetric"``: from ``-m`` to ``m``, ``m`` the largest absolute
-    value drawn), so that white is 0, red evidence for the explained class
-    and blue against it; a non-negative map with ``"Reds"`` from its smallest
-    to its largest value. An explicit ``cmap`` or ``vlim`` is kept.
-
-    Parameters
-    ----------
-    values : array-like
-        The map's values (decides whether it is signed).
-    cmap : None | str | matplotlib.colors.Colormap
-        None: from the sign.
-    vlim : None | str | tuple
-        None: ``"symmetric"`` for a signed map, else ``unsigned_vlim``.
-    unsigned_vlim : str | tuple
-        The limits of a non-negative map.
-
-    Returns
-    -------
-    cmap : str | matplotlib.colors.Colormap
-        The colormap.
-    vlim : str | tuple
-        The colour limits, as the plot functions take them.
-    """
-    signed = is_signed(values)
-    if cmap is None:
-        cmap = CMAP_SIGNED if signed else CMAP_UNSIGNED
-    if vlim is None:
-        vlim = "symmetric" if signed else unsigned_vlim
-    return cmap, vlim
-
-
-def scale_caption(values):
-    """A sentence for a figure's caption saying how its colours read."""
-    if is_signed(values):
-        return (
-            " Signed map: red is evidence for the explained class, blue "
-            "against, white 0 (colour scale symmetric about 0)."
-        )
-    return ""
-
-
-def _check_vlim(vlim, allow_joint):
-    msg = "(vmin, vmax) with floats or None" + (', "joint"' if allow_joint else "")
-    msg += ' or "symmetric"'
-    if isinstance(vlim, str):
-        if vlim == "symmetric" or (allow_joint and vlim == "joint"):
-            return vlim
-        raise ValueError(f"vlim must be {msg}, got {vlim!r}.")
-    try:
-        vmin, vmax = vlim
-    except (TypeError, ValueError):
-        raise ValueError(f"vlim must be {msg}, got {vlim!r}.") from None
-    for v in (vmin, vmax):
-        if v is not None:
-            _validate_type(v, "numeric", "vlim entries", "float or None")
-    if vmin is not None and vmax is not None and not vmin < vmax:
-        raise ValueError(f"vlim needs vmin < vmax, got {vlim!r}.")
-    return (vmin, vmax)
-
-
-def _resolve_vlim(vlim, values):
-    """Fill the None entries of a (vmin, vmax) pair from ``values``.
-
-    ``"symmetric"``: ``(-m, m)`` with ``m`` the largest absolute value, so
-    that 0 sits at the centre of a diverging colormap.
-    """
-    if vlim == "symmetric":
-        m = float(np.max(np.abs(values)))
-        m = m if m > 0 else 1e-12
-        return -m, m
-    vmin, vmax = vlim
-    vmin = float(np.min(values)) if vmin is None else float(vmin)
-    vmax = float(np.max(values)) if vmax is None else float(vmax)
-    if vmax <= vmin:  # constant map: give the colormap a non-empty range
-        pad = max(abs(vmin) * 1e-3, 1e-12)
-        vmin, vmax = vmin - pad, vmax + pad
-    return vmin, vmax
 
 
 def _check_positions(info):
@@ -390,11 +286,9 @@ def plot_saliency_bands(
 
     _check_saliency(saliency)
     _validate_type(colorbar, bool, "colorbar")
-    cmap, vlim = color_scale(saliency.get_data(), cmap, vlim)
-    vlim = _check_vlim(vlim, allow_joint=False)
     axes = _check_axes_single(axes)
     data, ch_names, band_idx, title = _summary(saliency, picks=picks, bands=bands)
-    vmin, vmax = _resolve_vlim(vlim, data)
+    cmap, (vmin, vmax) = image_scale(saliency.get_data(), data, cmap, vlim)
     if axes is None:
         n_ch, n_b = data.shape
         figsize = (1.5 + 0.8 * n_b, 1.2 + 0.22 * n_ch)
