@@ -316,7 +316,11 @@ def check_explanation(
       positions; max-t otherwise). Pass when at least one cell is
       significant at ``alpha``; the strongest cells are named (a
       time-resolved one with its window's centre, e.g. ``"C4 beta 0.75
-      s"``). A **signed** map (one holding a negative value: LRP,
+      s"``). Strongest means the largest t-value, i.e. the most reliable
+      across epochs, not the largest mean: a cell the model uses in a
+      subset of the epochs only (an artefact present in one class) has a
+      large mean but a wide spread, and can rank below weaker cells that
+      are present in every epoch. A **signed** map (one holding a negative value: LRP,
       gradients) is tested on its magnitude (``absolute=True``): a cell
       the model relies on carries evidence for the explained class in some
       epochs and against it in others (a fixed ``target`` explained on
