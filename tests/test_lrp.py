@@ -1002,12 +1002,16 @@ def test_negative_share_in_many_epochs_warns():
     with torch.no_grad():
         model[1].weight.fill_(-0.1)  # the input argues against the class...
         model[1].bias.fill_(2.0)  # ...which the bias decides
-    with pytest.warns(LRPConservationWarning, match=r"in 4 of 4 epochs .*4 negative"):
-        _, logit = relevance_time(model, np.ones((4, 2, 3)))
+    match = r"in 10 of 10 epochs .*10 negative"
+    with pytest.warns(LRPConservationWarning, match=match):
+        _, logit = relevance_time(model, np.ones((10, 2, 3)))
     assert np.all(logit > 0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        check_share(np.array([1.0, 0.9, -0.5, 1.1, 1.2]))  # 1 of 5: no warning
+        check_share(np.r_[np.ones(6), -np.ones(4)])  # 4 of 10: no warning
+        check_share(-np.ones(9))  # fewer than 10 epochs: no warning
+    with pytest.warns(LRPConservationWarning, match="5 of 10"):
+        check_share(np.r_[np.ones(5), -np.ones(5)])
 
 
 def test_signed_lrp_maps_on_a_diverging_symmetric_scale(tiny_epochs):

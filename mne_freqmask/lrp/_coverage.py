@@ -29,14 +29,17 @@ from mne.utils import warn
 MIN_SHARE = 0.02
 
 #: Fraction of epochs whose share is below ``MIN_SHARE`` (negative or tiny)
-#: above which a warning is given, whatever the median. A negative share
-#: means that the biases and BatchNorm shifts absorbed more than the whole
-#: logit, so the input's relevance sums to evidence *against* the explained
-#: class: issue #31 reports it in 51 % of the epochs of an EEGNet trained on
-#: real EEG with a planted artefact; EEGNets trained on EEGBCI here stay at
-#: 0-2 % (``benchmarks/bench_lrp_share.py``). Only epochs explained for
+#: from which a warning is given, whatever the median (from 10 epochs on).
+#: A negative share means that the biases and BatchNorm shifts absorbed more
+#: than the whole logit, so the input's relevance sums to evidence *against*
+#: the explained class. Measured: 50 % of the held-out epochs of the test
+#: suite's simulated EEGNet (the whole class without the planted alpha;
+#: epsilon and gamma rules) and 51 % in issue #31 (an EEGNet on real EEG);
+#: but also 31 % (10 of 32) of a trained EEGConformer's epochs, whose single
+#: epochs scatter on both sides of zero, and 0-9 % on EEGNets trained on
+#: EEGBCI (``benchmarks/bench_lrp_share.py``). Only epochs explained for
 #: their predicted class count (see :func:`check_share`).
-MAX_LOW_FRACTION = 0.25
+MAX_LOW_FRACTION = 0.5
 
 
 class LRPCoverageWarning(UserWarning):
@@ -142,7 +145,7 @@ def check_share(share, level=MIN_SHARE, max_low=MAX_LOW_FRACTION, predicted=None
 
     Two warnings (:class:`LRPConservationWarning`): the median magnitude of
     the input share is below ``level``; or the share is below ``level``
-    (negative, or positive but tiny) in more than ``max_low`` of the epochs.
+    (negative, or positive but tiny) in ``max_low`` or more of the epochs.
 
     The magnitude for the first, because per-epoch shares of a transformer
     scatter on both sides of zero (a quarter of a trained EEGConformer's
@@ -160,8 +163,9 @@ def check_share(share, level=MIN_SHARE, max_low=MAX_LOW_FRACTION, predicted=None
     level : float
         The level (``MIN_SHARE``).
     max_low : float
-        The largest fraction of epochs allowed below ``level``
-        (``MAX_LOW_FRACTION``); checked from 4 epochs on.
+        The fraction of epochs below ``level`` from which to warn
+        (``MAX_LOW_FRACTION``); checked from 10 epochs on (a few epochs of a
+        small or untrained model scatter on both sides of zero).
     predicted : None | ndarray of bool, shape (n_epochs,)
         Whether each epoch was explained for its predicted class. The
         fraction counts only those: the logit of a class the model did not
@@ -194,7 +198,7 @@ def check_share(share, level=MIN_SHARE, max_low=MAX_LOW_FRACTION, predicted=None
     if predicted is not None:
         share = share[np.asarray(predicted, bool)]
     low = ~(share >= level)
-    if len(share) >= 4 and low.mean() > max_low:
+    if len(share) >= 10 and low.mean() >= max_low:
         n_neg = int((share < 0).sum())
         which = "" if predicted is None else " explained for their predicted class"
         warn(

@@ -340,8 +340,8 @@ def check_lrp(total, logit, plain_ops, advice="", predicted=None):
         ``total / logit`` per epoch; a
         :class:`~mne_freqmask.lrp.LRPConservationWarning` is given when its
         median is below ``MIN_SHARE`` in magnitude, or when it is below
-        ``MIN_SHARE`` (negative or tiny) in more than ``MAX_LOW_FRACTION`` of
-        the epochs.
+        ``MIN_SHARE`` (negative or tiny) in ``MAX_LOW_FRACTION`` or more of
+        the epochs explained for their predicted class (from 10 of them).
     """
     share = input_share(total, logit)
     if len(share):
