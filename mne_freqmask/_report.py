@@ -17,6 +17,7 @@ from html import escape
 import numpy as np
 from mne.utils import _validate_type, verbose
 
+from mne_freqmask._color_scale import scale_caption
 from mne_freqmask.utils._docs import fill_doc
 
 
@@ -172,17 +173,21 @@ def _mask_caption(cell_test):
 
 def _add_figures(group, cell_test, add):
     """The figures of a whole-epoch map."""
+    # signed maps (LRP, gradients) are drawn on a diverging scale symmetric
+    # about 0 by the plot methods (viz.color_scale); the captions say so
+    scale = scale_caption(group.get_data())
     if has_positions(group.info):
         add(
             group.plot_topomap(mask=cell_test, show=False),
             "Group saliency per band (topomaps)",
             "Saliency averaged over the explained epochs, one map per band."
-            + _mask_caption(cell_test),
+            + _mask_caption(cell_test)
+            + scale,
         )
     add(
         group.plot_bands(show=False),
         "Channel x band saliency",
-        "Rows: channels; columns: bands.",
+        "Rows: channels; columns: bands." + scale,
     )
     add(
         group.plot(show=False),
@@ -195,29 +200,30 @@ def _add_tfr_figures(group, cell_test, add):
     """The figures of a time-resolved map."""
     k, _ = best_window(group)
     t, span = float(group.times[k]), _span(group.window_edges[k])
+    scale = scale_caption(group.get_data())  # signed: diverging, symmetric
     add(
         group.plot(combine="mean", show=False)[0],
         "Saliency over time and band",
         "Group saliency per band (rows) and window (columns, at the window "
-        "centres), averaged over channels.",
+        "centres), averaged over channels." + scale,
     )
     chs = list(dict.fromkeys(c["channel"] for c in top_tfr_cells(group, n=9)))[:3]
     add(
         group.plot(chs, show=False),
         "Saliency over time and band: channels of the top cells",
-        [f"{ch} alone (one of the channels of the top cells)." for ch in chs],
+        [f"{ch} alone (one of the channels of the top cells).{scale}" for ch in chs],
     )
     if has_positions(group.info):
         add(
             group.plot_topomap(tmin=t, tmax=t, mask=cell_test, show=False),
             f"Topomaps at the best window ({t:.2f} s)",
             f"Group saliency per band in the window {span}, the window with "
-            "the highest mean saliency." + _mask_caption(cell_test),
+            "the highest mean saliency." + _mask_caption(cell_test) + scale,
         )
     add(
         group.average(dim="times", tmin=t, tmax=t).plot_bands(show=False),
         f"Channel x band saliency at the best window ({t:.2f} s)",
-        f"Rows: channels; columns: bands; the window {span}.",
+        f"Rows: channels; columns: bands; the window {span}.{scale}",
     )
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from mne._fiff.pick import _picks_to_idx
 from mne.utils import _check_option, _check_pandas_installed
 
+from mne_freqmask._color_scale import image_scale
 from mne_freqmask._saliency_mne import cell_mask
 from mne_freqmask.utils._docs import fill_doc
 
@@ -108,8 +109,8 @@ class TFRExportMixin:
         combine=None,
         tmin=None,
         tmax=None,
-        vlim=(None, None),
-        cmap="Reds",
+        vlim=None,
+        cmap=None,
         title=None,
         axes=None,
         show=True,
@@ -133,11 +134,15 @@ class TFRExportMixin:
             image of the channels' mean.
         tmin, tmax : float | None
             Draw the windows centred in ``[tmin, tmax]`` s (None: all).
-        vlim : tuple of (float | None)
-            Colour limits, shared by all images; None: the smallest / the
-            largest value drawn.
-        cmap : str
-            Matplotlib colour map.
+        vlim : None | "symmetric" | tuple of (float | None)
+            Colour limits, shared by all images. None (default):
+            ``"symmetric"`` for a signed map (one holding a negative value),
+            from ``-m`` to ``m`` with ``m`` the largest absolute value drawn;
+            else the smallest / the largest value drawn (a None entry of a
+            pair likewise); see :func:`~mne_freqmask.viz.color_scale`.
+        cmap : None | str
+            Matplotlib colour map. None (default): ``"RdBu_r"`` for a signed
+            map, else ``"Reds"``.
         title : None | str
             Title of each image (None: the method and the channel).
         axes : None | Axes | list of Axes
@@ -171,9 +176,7 @@ class TFRExportMixin:
                     f"axes must hold one Axes per image ({len(images)}), got "
                     f"{len(axes)}; pass combine='mean' for one image."
                 )
-        lo, hi = vlim
-        lo = float(np.min(data)) if lo is None else lo
-        hi = float(np.max(data)) if hi is None else hi
+        cmap, (lo, hi) = image_scale(self._data, data, cmap, vlim)
         step = float(np.diff(self._times).min()) if len(self._times) > 1 else 1.0
         extent = (times[0] - step / 2, times[-1] + step / 2, -0.5, len(names) - 0.5)
         edges = dict(zip(self._band_names, self._band_edges, strict=True))

@@ -11,6 +11,16 @@ import numpy as np
 from mne._fiff.pick import _picks_to_idx
 from mne.utils import _validate_type, copy_function_doc_to_method_doc
 
+from ._color_scale import (  # noqa: F401 (public here)
+    CMAP_SIGNED,
+    CMAP_UNSIGNED,
+    _check_vlim,
+    _resolve_vlim,
+    color_scale,
+    image_scale,
+    is_signed,
+    scale_caption,
+)
 from ._report import add_saliency_to_report  # noqa: F401 (public here)
 from ._saliency_mne import cell_mask
 from ._saliency_norm import value_label
@@ -61,44 +71,6 @@ def _summary(saliency, picks=None, bands=None):
         note = "group"
     ch_names = [saliency.ch_names[i] for i in ch_idx]
     return data, ch_names, band_idx, f"{saliency.method} saliency ({note})"
-
-
-def _check_vlim(vlim, allow_joint):
-    msg = "(vmin, vmax) with floats or None" + (', "joint"' if allow_joint else "")
-    msg += ' or "symmetric"'
-    if isinstance(vlim, str):
-        if vlim == "symmetric" or (allow_joint and vlim == "joint"):
-            return vlim
-        raise ValueError(f"vlim must be {msg}, got {vlim!r}.")
-    try:
-        vmin, vmax = vlim
-    except (TypeError, ValueError):
-        raise ValueError(f"vlim must be {msg}, got {vlim!r}.") from None
-    for v in (vmin, vmax):
-        if v is not None:
-            _validate_type(v, "numeric", "vlim entries", "float or None")
-    if vmin is not None and vmax is not None and not vmin < vmax:
-        raise ValueError(f"vlim needs vmin < vmax, got {vlim!r}.")
-    return (vmin, vmax)
-
-
-def _resolve_vlim(vlim, values):
-    """Fill the None entries of a (vmin, vmax) pair from ``values``.
-
-    ``"symmetric"``: ``(-m, m)`` with ``m`` the largest absolute value, so
-    that 0 sits at the centre of a diverging colormap.
-    """
-    if vlim == "symmetric":
-        m = float(np.max(np.abs(values)))
-        m = m if m > 0 else 1e-12
-        return -m, m
-    vmin, vmax = vlim
-    vmin = float(np.min(values)) if vmin is None else float(vmin)
-    vmax = float(np.max(values)) if vmax is None else float(vmax)
-    if vmax <= vmin:  # constant map: give the colormap a non-empty range
-        pad = max(abs(vmin) * 1e-3, 1e-12)
-        vmin, vmax = vmin - pad, vmax + pad
-    return vmin, vmax
 
 
 def _check_positions(info):
@@ -163,8 +135,8 @@ def plot_saliency_topomap(
     saliency,
     bands=None,
     *,
-    vlim="joint",
-    cmap="Reds",
+    vlim=None,
+    cmap=None,
     sensors=True,
     contours=6,
     mask=None,
@@ -179,9 +151,12 @@ def plot_saliency_topomap(
     ----------
     %(sal_saliency_plot)s
     %(sal_bands_select)s
-    vlim : "joint" | "symmetric" | tuple of (float | None, float | None)
-        Color limits. ``"joint"`` (default) shares one color scale, from the
-        smallest to the largest plotted value, across all bands.
+    vlim : None | "joint" | "symmetric" | tuple of (float | None, float | None)
+        Color limits. None (default): ``"symmetric"`` for a signed map (one
+        holding a negative value), else ``"joint"`` (see
+        :func:`~mne_freqmask.viz.color_scale`). ``"joint"`` shares one color
+        scale, from the smallest to the largest plotted value, across all
+        bands.
         ``"symmetric"`` shares one scale centred on 0, from ``-m`` to ``m``
         with ``m`` the largest absolute plotted value: the scale for signed
         relevance (LRP, gradients) with a diverging ``cmap`` such as
@@ -233,6 +208,7 @@ def plot_saliency_topomap(
 
     _check_saliency(saliency)
     _validate_type(colorbar, bool, "colorbar")
+    cmap, vlim = color_scale(saliency.get_data(), cmap, vlim, unsigned_vlim="joint")
     vlim = _check_vlim(vlim, allow_joint=True)
     info = saliency.info
     ch_types = info.get_channel_types(unique=True)
@@ -293,8 +269,8 @@ def plot_saliency_bands(
     *,
     picks=None,
     bands=None,
-    cmap="Reds",
-    vlim=(None, None),
+    cmap=None,
+    vlim=None,
     axes=None,
     colorbar=True,
     show=True,
@@ -307,11 +283,14 @@ def plot_saliency_bands(
     %(sal_picks)s
     %(sal_bands_select)s
     %(sal_cmap)s
-    vlim : "symmetric" | tuple of (float | None, float | None)
-        Color limits; ``None`` entries (default) are the smallest and largest
-        plotted values. ``"symmetric"``: from ``-m`` to ``m``, ``m`` the
-        largest absolute plotted value (0 at the centre of a diverging
-        ``cmap`` such as ``"RdBu_r"``, for signed relevance).
+    vlim : None | "symmetric" | tuple of (float | None, float | None)
+        Color limits. None (default): ``"symmetric"`` for a signed map (one
+        holding a negative value), else from the smallest to the largest
+        plotted value (see :func:`~mne_freqmask.viz.color_scale`); ``None``
+        entries of a pair are the smallest and largest plotted values.
+        ``"symmetric"``: from ``-m`` to ``m``, ``m`` the largest absolute
+        plotted value (0 at the centre of a diverging ``cmap`` such as
+        ``"RdBu_r"``, for signed relevance).
     %(sal_axes_single)s
     colorbar : bool
         Add a colorbar labelled with what the values are ("saliency", or the
@@ -328,10 +307,9 @@ def plot_saliency_bands(
 
     _check_saliency(saliency)
     _validate_type(colorbar, bool, "colorbar")
-    vlim = _check_vlim(vlim, allow_joint=False)
     axes = _check_axes_single(axes)
     data, ch_names, band_idx, title = _summary(saliency, picks=picks, bands=bands)
-    vmin, vmax = _resolve_vlim(vlim, data)
+    cmap, (vmin, vmax) = image_scale(saliency.get_data(), data, cmap, vlim)
     if axes is None:
         n_ch, n_b = data.shape
         figsize = (1.5 + 0.8 * n_b, 1.2 + 0.22 * n_ch)
@@ -441,8 +419,8 @@ class PlotSaliencyMixin:
         self,
         bands=None,
         *,
-        vlim="joint",
-        cmap="Reds",
+        vlim=None,
+        cmap=None,
         sensors=True,
         contours=6,
         mask=None,
@@ -471,8 +449,8 @@ class PlotSaliencyMixin:
         *,
         picks=None,
         bands=None,
-        cmap="Reds",
-        vlim=(None, None),
+        cmap=None,
+        vlim=None,
         axes=None,
         colorbar=True,
         show=True,

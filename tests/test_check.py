@@ -71,3 +71,33 @@ def test_check_groups_and_errors(held_out):
         check_explanation(epochs, model, sal[:3])
     with pytest.raises(ValueError, match="Unknown check 'truth'"):
         check_explanation(epochs, model, sal, checks=("truth",))
+
+
+def test_check_cells_of_a_signed_map(held_out):
+    """A signed map whose sign flips between epochs: tested on its magnitude.
+
+    Explaining one class on epochs of both (``target`` fixed) makes the
+    planted C3/C4 alpha evidence for the class in its own epochs and against
+    it in the others; the one-sided test of the signed values then finds no
+    cell, the test of the magnitude finds C3/C4 alpha.
+    """
+    from mne_freqmask.evaluation import cell_permutation_test
+    from mne_freqmask.lrp import LRPConservationWarning
+
+    epochs, model = held_out
+    target = np.zeros(len(epochs), int)
+    # in the epochs predicted "low" (no planted alpha) the BatchNorm shifts
+    # carry the class and the input's relevance sums against it: warned
+    with pytest.warns(LRPConservationWarning, match="negative"):
+        sal = mfm.explain(epochs, model, method="lrp", target=target, verbose=False)
+    assert sal.get_data().min() < 0
+    signed = cell_permutation_test(sal, adjacency=None, verbose=False)
+    assert signed.significant.sum() == 0
+    res = check_explanation(epochs, model, sal, checks=("cells",))
+    assert res.verdicts == {"cells": "pass"}
+    line = res.checks.loc["cells", "line"]
+    assert "in magnitude (signed map)" in line
+    strongest = line.split("strongest: ")[1].split(", ")[0].split()
+    assert strongest[0] in ("C3", "C4") and strongest[1] == "6.2-12.8", line
+    assert res.details["cells"].absolute and not res.details["cells_signed"].absolute
+    assert "signed values: 0 cells" in line

@@ -41,6 +41,7 @@ import mne  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
+import mne_freqmask.lrp as mne_freqmask_lrp  # noqa: E402
 from mne_freqmask._explain import explain  # noqa: E402
 from mne_freqmask._torch_utils import model_context  # noqa: E402
 from mne_freqmask.datasets.simulated import make_epochs  # noqa: E402
@@ -858,3 +859,198 @@ def test_rule_table_documented():
     assert expected <= set(documented), expected - set(documented)
     for names in _RECURRENT | _FUSED | _ADD_PRODUCTS:
         assert f"``{names}``" in flagged, names
+
+
+# ---------------------------------------------------------------------------
+# issue 31: dft_lrp as loud as lrp, lrp_batch freezes, absorbed relevance,
+# signed maps on a diverging scale
+
+
+@pytest.fixture(scope="module")
+def tiny_epochs():
+    """Six simulated epochs (19 channels, as the models of UNRULED take)."""
+    epochs, _ = make_epochs(n_subjects=1, n_epochs_per_class=3, verbose=False)
+    return epochs
+
+
+def _eegnet(epochs, seed=0):
+    """A seeded EEGNet whose BatchNorm layers hold trained-like statistics.
+
+    Random shifts and running means, so that the BatchNorm shifts absorb a
+    visible part of the logit (at their initial values they absorb none).
+    """
+    torch.manual_seed(seed)
+    model = make_model(
+        "eegnet", len(epochs.ch_names), 2, len(epochs.times), epochs.info["sfreq"]
+    )
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, nn.BatchNorm2d | nn.BatchNorm1d):
+                mod.bias.normal_(0, 0.5)
+                mod.running_mean.normal_(0, 0.5)
+    return model.eval()
+
+
+@pytest.mark.filterwarnings("ignore::mne_freqmask.lrp.LRPConservationWarning")
+@pytest.mark.parametrize("op", ["lstm", "gru", "tanh_"])
+def test_dft_lrp_names_operations_without_a_rule(tiny_epochs, op):
+    """dft_lrp warns as lrp does, pointing to method="lrp"; strict raises."""
+    pytest.importorskip("zennit")
+    torch.manual_seed(0)
+    model = UNRULED[op]().eval()
+    match = rf'{re.escape(op)} x1 \(.*method="lrp" has rules'
+    with pytest.warns(LRPCoverageWarning, match=match):
+        sal = explain(tiny_epochs, model, method="dft_lrp", bands=1, verbose=False)
+    assert (sal.diagnostics["n_plain_ops"] >= 1).all()
+    with pytest.raises(LRPCoverageError, match=rf"{re.escape(op)} x1.*strict=True"):
+        explain(
+            tiny_epochs, model, method="dft_lrp", bands=1, strict=True, verbose=False
+        )
+    # the model is left as it was
+    assert all(p.requires_grad for p in model.parameters())
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+class _Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Conv1d(19, 8, 16, stride=16)
+        self.enc = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.out(self.enc(self.emb(x * 1e5).transpose(1, 2)).mean(1))
+
+
+def test_dft_lrp_transformer_layer_clear_error(tiny_epochs):
+    """zennit's hooks fail on nn.TransformerEncoderLayer: the fix is named."""
+    pytest.importorskip("zennit")
+    torch.manual_seed(0)
+    model = _Encoder().eval()
+    with pytest.raises(ValueError, match=r'zennit failed inside its hooks.*"lrp"'):
+        explain(tiny_epochs, model, method="dft_lrp", bands=1, verbose=False)
+    # what it points to runs, and is fully covered
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mne_freqmask_lrp.LRPConservationWarning)
+        sal = explain(tiny_epochs, model, method="lrp", bands=1, strict=True)
+    assert (sal.diagnostics["n_plain_ops"] == 0).all()
+
+
+def test_lrp_batch_unfrozen_model(tiny_epochs):
+    """lrp_batch freezes the model for the call and restores its flags."""
+    model = _eegnet(tiny_epochs).train()
+    params = list(model.parameters())
+    params[1].requires_grad_(False)  # the user's own mix of flags
+    flags = [p.requires_grad for p in params]
+    x = torch.as_tensor(tiny_epochs.get_data(), dtype=torch.float32)
+    # gamma: with unfrozen parameters every layer took its weight for an
+    # input-dependent tensor and fell back to the plain gradient (measured:
+    # the epsilon rule's relevance, 10x the gamma rule's on this model)
+    cfg = make_config("gamma")
+    got = lrp_batch(model, x, None, cfg)
+    assert [p.requires_grad for p in params] == flags
+    assert model.training and all(m.training for m in model.modules())
+    frozen = _eegnet(tiny_epochs)
+    with model_context(frozen, CPU):
+        want = lrp_batch(frozen, x, None, cfg)
+        eps = lrp_batch(frozen, x, None, make_config("epsilon"))
+    torch.testing.assert_close(got.logit, want.logit)
+    torch.testing.assert_close(got.relevance, want.relevance)
+    assert not torch.allclose(got.relevance, eps.relevance, rtol=0.1)
+
+
+def test_absorbed_relevance_in_diagnostics(tiny_epochs):
+    """logit - input relevance = what the constants absorbed, per epoch."""
+    model = _eegnet(tiny_epochs).double()
+    sal = explain(tiny_epochs, model, method="lrp", bands=1, verbose=False)
+    diag = sal.diagnostics
+    # measured independently: the relevance of every additive constant
+    # (biases, BatchNorm shifts), one epoch at a time
+    x = torch.as_tensor(tiny_epochs.get_data(), dtype=torch.float64)
+    cfg = make_config("epsilon")
+    const = np.array(
+        [
+            lrp_batch(
+                model, x[i : i + 1], torch.as_tensor(diag["target"][i : i + 1]), cfg,
+                track_constants=True,
+            ).absorbed
+            for i in range(len(x))
+        ]
+    )  # fmt: skip
+    logit = np.abs(diag["logit"])
+    assert np.all(np.abs(const) > 0.01 * logit)  # the shifts absorb some
+    np.testing.assert_allclose(diag["absorbed"], const, atol=1e-4 * logit.max())
+    np.testing.assert_allclose(
+        diag["relevance_total"] + diag["absorbed"], diag["logit"], rtol=1e-9
+    )
+    # dft_lrp: zennit's initial relevance is 1, the absorbed part its rest
+    pytest.importorskip("zennit")
+    sal = explain(tiny_epochs, model, method="dft_lrp", bands=1, verbose=False)
+    diag = sal.diagnostics
+    np.testing.assert_allclose(diag["absorbed"], 1 - diag["relevance_total"])
+    np.testing.assert_allclose(diag["input_share"], diag["relevance_total"])
+    assert np.all(np.abs(diag["absorbed"]) > 1e-3)
+    assert diag["logit"].shape == (len(tiny_epochs),)
+
+
+def test_negative_share_in_many_epochs_warns():
+    """Biases absorbing more than the logit: a warning, though |share| is large."""
+    from mne_freqmask.lrp import LRPConservationWarning
+    from mne_freqmask.lrp._coverage import check_share
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 2)).eval()
+    with torch.no_grad():
+        model[1].weight.fill_(-0.1)  # the input argues against the class...
+        model[1].bias.fill_(2.0)  # ...which the bias decides
+    match = r"in 10 of 10 epochs .*10 negative"
+    with pytest.warns(LRPConservationWarning, match=match):
+        _, logit = relevance_time(model, np.ones((10, 2, 3)))
+    assert np.all(logit > 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_share(np.r_[np.ones(6), -np.ones(4)])  # 4 of 10: no warning
+        check_share(-np.ones(9))  # fewer than 10 epochs: no warning
+    with pytest.warns(LRPConservationWarning, match="5 of 10"):
+        check_share(np.r_[np.ones(5), -np.ones(5)])
+
+
+def test_signed_lrp_maps_on_a_diverging_symmetric_scale(tiny_epochs):
+    """LRP maps (signed) are drawn with RdBu_r, symmetric about 0."""
+    from mne_freqmask.viz import scale_caption
+
+    model = _eegnet(tiny_epochs)
+    sal = explain(tiny_epochs, model, method="lrp", bands="canonical", verbose=False)
+    assert sal.get_data().min() < 0 < sal.get_data().max()
+    group = sal.average()
+    m = np.abs(group.get_data()).max()
+    for fig in (group.plot_topomap(show=False), group.plot_bands(show=False)):
+        im = fig.axes[0].images[0]
+        assert im.get_cmap().name == "RdBu_r"
+        np.testing.assert_allclose(im.get_clim(), (-m, m), rtol=1e-6)
+    assert "symmetric about 0" in scale_caption(group.get_data())
+    assert scale_caption(np.abs(group.get_data())) == ""
+    tfr = explain(
+        tiny_epochs, model, method="lrp", bands="canonical", time_windows=(0.5, 0.25),
+        verbose=False,
+    )  # fmt: skip
+    img = tfr.average().plot(combine="mean", show=False)[0].axes[0].images[0]
+    assert img.get_cmap().name == "RdBu_r"
+    lo, hi = img.get_clim()
+    assert lo == -hi and hi == pytest.approx(np.abs(tfr.average().get_data()).max())
+
+
+def test_report_says_signed_scale(tiny_epochs, tmp_path):
+    """The CLI report draws a signed map on the diverging scale and says so."""
+    import pandas as pd
+
+    from mne_freqmask._cli_report import write_report
+
+    sal = explain(
+        tiny_epochs, _eegnet(tiny_epochs), method="lrp", bands="canonical",
+        verbose=False,
+    )  # fmt: skip
+    out = tmp_path / "report.html"
+    removal = {"group": pd.DataFrame({"accuracy": [1.0]}, index=["original"])}
+    write_report(out, sal, "<p>summary</p>", removal)
+    text = out.read_text()
+    assert text.count("Signed map: red is evidence for the explained class") >= 2

@@ -434,6 +434,25 @@ def test_plot_symmetric_vlim():
     assert_allclose(fig.axes[0].images[0].get_clim(), (-m, m), rtol=1e-6)
     with pytest.raises(ValueError, match="symmetric"):
         signed.plot_bands(vlim="joint", show=False)
+    # by default a signed map (any negative value) gets the diverging scale
+    # symmetric about 0, a non-negative one "Reds" from its min to its max
+    for fig in (
+        signed.plot_topomap(show=False),
+        signed.plot_bands(show=False),
+    ):
+        im = fig.axes[0].images[0]
+        assert im.get_cmap().name == "RdBu_r"
+        assert_allclose(im.get_clim(), (-m, m), rtol=1e-6)
+    positive = _make()
+    assert positive.get_data().min() >= 0
+    im = positive.plot_bands(show=False).axes[0].images[0]
+    assert im.get_cmap().name == "Reds"
+    mean = positive.get_data().mean(0)
+    assert_allclose(im.get_clim(), (mean.min(), mean.max()), rtol=1e-6)
+    # an explicit choice is kept
+    im = signed.plot_bands(cmap="viridis", show=False).axes[0].images[0]
+    assert im.get_cmap().name == "viridis"
+    assert_allclose(im.get_clim(), (-m, m), rtol=1e-6)
 
 
 def test_plot_topomap_no_montage():

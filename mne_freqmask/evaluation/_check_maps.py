@@ -123,7 +123,8 @@ def _cells_line(res):
     tfr = res.times is not None
     kind = " channel x band x window" if tfr else ""
     line = (
-        f"{n_sig} of {res.significant.size}{kind} cells reliably salient (p "
+        f"{n_sig} of {res.significant.size}{kind} cells reliably salient"
+        f"{' in magnitude (signed map)' if res.absolute else ''} (p "
         f"< {res.alpha:g}, {res.correction}, {res.n_observations} observations)"
     )
     if not n_sig:

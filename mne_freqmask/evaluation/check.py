@@ -55,6 +55,7 @@ from mne_freqmask.models import parameter_layers, untrained_copy
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 from mne_freqmask.utils._docs import fill_doc
+from mne_freqmask.viz import is_signed
 
 #: the checks :func:`check_explanation` can run, in the order it runs them
 CHECKS = ("accuracy", "deletion", "randomization", "cells")
@@ -315,7 +316,20 @@ def check_explanation(
       positions; max-t otherwise). Pass when at least one cell is
       significant at ``alpha``; the strongest cells are named (a
       time-resolved one with its window's centre, e.g. ``"C4 beta 0.75
-      s"``).
+      s"``). Strongest means the largest t-value, i.e. the most reliable
+      across epochs, not the largest mean: a cell the model uses in a
+      subset of the epochs only (an artefact present in one class) has a
+      large mean but a wide spread, and can rank below weaker cells that
+      are present in every epoch. A **signed** map (one holding a negative value: LRP,
+      gradients) is tested on its magnitude (``absolute=True``): a cell
+      the model relies on carries evidence for the explained class in some
+      epochs and against it in others (a fixed ``target`` explained on
+      epochs of both classes; real blinks in the clean class of an
+      artefact model), and its signed values then cancel across epochs,
+      so that the one-sided test of the signed values finds no cell at
+      all. The line also gives the count of the signed test
+      (``details["cells_signed"]``): cells whose evidence is *for* the
+      explained class consistently across epochs.
 
     For a time-resolved map the random control of ``morf`` / ``lerf`` is a
     random map on the same channel x band x window cells, and the cells are
@@ -502,18 +516,29 @@ def check_explanation(
     if "cells" in checks:
         start = time.perf_counter()
         adjacency = "auto" if _has_positions(saliency.info) else None
-        res = cell_permutation_test(
-            saliency,
+        cell_kw = dict(
             groups=groups,
             adjacency=adjacency,
             alpha=alpha,
             random_state=random_state,
             verbose=False,
         )
+        # a signed map: its magnitude (see Notes); the signed test is kept
+        # in the line, so that a reader sees why the two differ
+        signed = is_signed(saliency.get_data())
+        res = cell_permutation_test(saliency, absolute=signed, **cell_kw)
         details["cells"] = res
         n_sig = int(res.significant.sum())
         verdict = "pass" if n_sig > 0 else "fail"
         line = _cells_line(res)
+        if signed:
+            res_signed = cell_permutation_test(saliency, **cell_kw)
+            details["cells_signed"] = res_signed
+            line += (
+                f"; signed values: {int(res_signed.significant.sum())} cells "
+                "reliably above the median (evidence for the explained class "
+                "consistently across epochs)"
+            )
         rows["cells"] = _row(verdict, n_sig, np.nan, np.nan, "at least one cell", line)
         timings["cells"] = time.perf_counter() - start
 

@@ -56,6 +56,9 @@ class CellTestResult:
         The significance level.
     times : ndarray, shape (n_windows,) | None
         Centre of each window in seconds (time-resolved maps; else None).
+    absolute : bool
+        Whether the magnitude of the maps was tested (see
+        :func:`cell_permutation_test`).
     """
 
     t: np.ndarray
@@ -69,6 +72,7 @@ class CellTestResult:
     clusters: list = field(default_factory=list)
     cluster_p_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
     times: np.ndarray | None = None
+    absolute: bool = False
 
     def to_data_frame(self):
         """One row per cell.
@@ -136,6 +140,7 @@ def cell_permutation_test(
     sigma=1e-3,
     alpha=0.05,
     random_state=0,
+    absolute=False,
     verbose=None,
 ):
     """Which channel x band cells are reliably salient across epochs or subjects.
@@ -197,6 +202,17 @@ def cell_permutation_test(
         :class:`~mne_freqmask.evaluation.CellTestResult`).
     random_state : None | int
         Seed of the permutations.
+    absolute : bool
+        Test the magnitude of the maps (``np.abs``, before the baseline is
+        subtracted; a null map's magnitude too). For signed maps (LRP,
+        gradients), whose sign says *for* or *against* the explained class:
+        a cell the model relies on may carry evidence for the class in some
+        epochs and against it in others (when the explained class differs
+        between epochs, or when a fixed ``target`` is explained on epochs of
+        every class), so its signed values cancel across epochs and the
+        default one-sided test of the signed values (``tail=1``: larger than
+        the baseline) finds nothing there. Default False (the values as they
+        are).
     %(verbose)s
 
     Returns
@@ -214,8 +230,11 @@ def cell_permutation_test(
             f"level ({saliency.dims}); use the output of explain() before "
             ".average()."
         )
+    _validate_type(absolute, bool, "absolute")
     tfr = isinstance(saliency, SpectralSaliencyTFR)
     data = saliency.get_data().astype(np.float64)
+    if absolute:
+        data = np.abs(data)
     cells = data.shape[1:]  # (n_channels, n_bands[, n_windows])
     if isinstance(baseline, str):
         _check_option("baseline", baseline, ("median",))
@@ -235,7 +254,7 @@ def cell_permutation_test(
                 "A per-epoch null map needs as many epochs as the saliency; "
                 "average it first (baseline.average())."
             )
-        data = data - null
+        data = data - (np.abs(null) if absolute else null)
     else:
         _validate_type(
             baseline, "numeric", "baseline", '"median", float or SpectralSaliency'
@@ -275,6 +294,7 @@ def cell_permutation_test(
         band_names=saliency.band_names,
         alpha=float(alpha),
         times=saliency.times.copy() if tfr else None,
+        absolute=absolute,
     )
     stat_fun = partial(mne.stats.ttest_1samp_no_p, sigma=sigma)
     if adjacency is None:

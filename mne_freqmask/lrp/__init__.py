@@ -60,6 +60,7 @@ from mne_freqmask.evaluation.truth import (
 )
 from mne_freqmask.lrp._context import lrp_rules
 from mne_freqmask.lrp._coverage import (
+    MAX_LOW_FRACTION,
     MIN_SHARE,
     LRPConservationWarning,
     LRPCoverageError,
@@ -81,6 +82,7 @@ __all__ = [
     "LRPCoverageError",
     "LRPCoverageWarning",
     "LabramWrapper",
+    "MAX_LOW_FRACTION",
     "MIN_SHARE",
     "RuleConfig",
     "clever_hans_report",

@@ -37,6 +37,8 @@ class BatchRelevance:
         Operations without a rule that were not linear (name -> calls), on
         the relevance path: tensors or tuples of them (``lstm``, ``gru``)
         that depend on the input, in-place variants (``tanh_``) included.
+    predicted : torch.Tensor of bool, shape (n_epochs,) | None
+        Whether the explained class is the model's prediction.
     """
 
     relevance: torch.Tensor
@@ -44,15 +46,25 @@ class BatchRelevance:
     target: torch.Tensor
     absorbed: float | None
     plain_ops: Counter
+    predicted: torch.Tensor | None = None
 
 
 def lrp_batch(model, x, target, cfg, *, track_constants=False, strict=False):
-    """LRP relevance of one batch (the model is in eval mode and frozen).
+    """LRP relevance of one batch.
+
+    The model is put in eval mode with its parameters frozen for the call,
+    and its flags are restored afterwards: the rules tell the input's path
+    from constants by ``requires_grad``, so a parameter that requires a
+    gradient would be taken for an input-dependent tensor and its layer
+    crossed by the plain gradient (measured on an EEGNet: the gamma and z+
+    rules silently gave the epsilon rule's relevance; issue #31 reports
+    188 times the logit).
 
     Parameters
     ----------
     model : torch.nn.Module
-        The model, on the device of ``x``.
+        The model, on the device of ``x``; left as it was (training flags
+        and ``requires_grad`` restored).
     x : torch.Tensor, shape (n_epochs, n_channels, n_times)
         Input batch in the model's dtype.
     target : torch.Tensor of int | None
@@ -72,6 +84,12 @@ def lrp_batch(model, x, target, cfg, *, track_constants=False, strict=False):
         Relevance, logits, targets and diagnostics.
     """
     x = x.detach().clone().requires_grad_(True)
+    with model_context(model, x.device):
+        return _lrp_batch(model, x, target, cfg, track_constants, strict)
+
+
+def _lrp_batch(model, x, target, cfg, track_constants, strict):
+    """:func:`lrp_batch` on a frozen model in eval mode."""
     with (
         torch.enable_grad(),
         lrp_rules(
@@ -112,7 +130,12 @@ def lrp_batch(model, x, target, cfg, *, track_constants=False, strict=False):
             )
         )
     return BatchRelevance(
-        (x * grads[0]).detach(), logit.detach(), target, absorbed, mode.plain_ops
+        (x * grads[0]).detach(),
+        logit.detach(),
+        target,
+        absorbed,
+        mode.plain_ops,
+        out.detach().argmax(1) == target,
     )
 
 
@@ -219,6 +242,7 @@ def _relevance(model, x, target, cfg, batch_size, device, strict=False):
     rel = np.empty(x.shape, np.float64)
     logits = np.empty(len(x), np.float64)
     targets = np.empty(len(x), np.int64)
+    predicted = np.empty(len(x), bool)
     plain = {}
     with model_context(model, dev):
         batches = iter_relevance(
@@ -228,7 +252,8 @@ def _relevance(model, x, target, cfg, batch_size, device, strict=False):
             rel[sl] = res.relevance.double().cpu().numpy()
             logits[sl] = res.logit.double().cpu().numpy()
             targets[sl] = res.target.cpu().numpy()
-    check_lrp(rel.reshape(len(rel), -1).sum(1), logits, plain)
+            predicted[sl] = res.predicted.cpu().numpy()
+    check_lrp(rel.reshape(len(rel), -1).sum(1), logits, plain, predicted=predicted)
     return rel, logits, targets
 
 
@@ -291,7 +316,7 @@ def log_plain_ops(plain_ops):
         )
 
 
-def check_lrp(total, logit, plain_ops):
+def check_lrp(total, logit, plain_ops, advice="", predicted=None):
     """Log the conservation share, and warn where LRP was not LRP.
 
     Parameters
@@ -303,13 +328,20 @@ def check_lrp(total, logit, plain_ops):
     plain_ops : dict
         Operations without a rule (name -> calls); a
         :class:`~mne_freqmask.lrp.LRPCoverageWarning` names them.
+    advice : str
+        Appended to the coverage warning (what to use instead).
+    predicted : None | ndarray of bool, shape (n_epochs,)
+        Whether each epoch was explained for its predicted class (see
+        :func:`~mne_freqmask.lrp._coverage.check_share`).
 
     Returns
     -------
     share : ndarray, shape (n_epochs,)
         ``total / logit`` per epoch; a
         :class:`~mne_freqmask.lrp.LRPConservationWarning` is given when its
-        median is below ``MIN_SHARE`` in magnitude.
+        median is below ``MIN_SHARE`` in magnitude, or when it is below
+        ``MIN_SHARE`` (negative or tiny) in ``MAX_LOW_FRACTION`` or more of
+        the epochs explained for their predicted class (from 10 of them).
     """
     share = input_share(total, logit)
     if len(share):
@@ -319,8 +351,8 @@ def check_lrp(total, logit, plain_ops):
             f"(median relative deviation {np.median(err):.2%})."
         )
     log_plain_ops(plain_ops)
-    check_coverage(plain_ops)
-    check_share(share)
+    check_coverage(plain_ops, advice=advice)
+    check_share(share, predicted=predicted)
     return share
 
 

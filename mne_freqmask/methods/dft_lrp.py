@@ -54,16 +54,50 @@ conservation; the diagnostic ``relevance_total`` (time-domain relevance
 summed over all channels per epoch; 1 when fully conserved, less when
 biases absorb some) shows how much is left.
 
+**Loud where it is not LRP**, as ``method="lrp"``: while the model runs,
+every torch function called outside the modules that the composite gives a
+rule is watched (a torch function mode, as in
+:func:`~mne_freqmask.lrp.lrp_rules`). In zennit the gradient that flows
+between hooked modules *is* the relevance, so a plain gradient is only right
+where it merely moves relevance around (reshapes, indexing, concatenation,
+means and pooling, dropout, ReLU). Any other operation on the relevance path
+(a recurrent layer, LayerNorm, softmax, a product of two input-dependent
+tensors, a residual sum, an in-place non-linearity, a power
+``log(mean(x ** 2))``) and every ``nn.MultiheadAttention`` (which zennit
+passes through unchanged, as if it were an activation) are counted, and a
+:class:`~mne_freqmask.lrp.LRPCoverageWarning` names them with a pointer to
+``method="lrp"``, which has rules for attention, normalisation and
+residuals (``strict=True``: an :class:`~mne_freqmask.lrp.LRPCoverageError`).
+We warn rather than refuse: the map of a CNN with one uncovered power layer
+is still useful, and the user decides. Where zennit's hooks fail outright
+(in-place residuals, ``nn.TransformerEncoderLayer``), the error says so and
+names ``method="lrp"``.
+
+``diagnostics`` hold, per epoch, ``target``, ``logit`` (the explained
+logit), ``relevance_total`` (input relevance summed over channels and
+times; zennit starts from an initial relevance of 1, so this is also the
+share of the decision that reached the input, ``input_share``),
+``absorbed`` (``1 - relevance_total``: what biases, BatchNorm shifts and
+the stabilisers absorbed, or operations without a rule lost) and
+``n_plain_ops``. A median share below ``mne_freqmask.lrp.MIN_SHARE`` in
+magnitude, or shares that are negative or below it in many epochs, give an
+:class:`~mne_freqmask.lrp.LRPConservationWarning`.
+
 Deterministic: ``random_state`` is not used.
 """
 
 import contextlib
 import copy
+from collections import Counter
 
 import numpy as np
 import torch
-from mne.utils import _check_option, deprecated
+from mne.utils import _check_option, _validate_type, deprecated, logger
+from torch.overrides import TorchFunctionMode
 
+from mne_freqmask.lrp._context import _on_path
+from mne_freqmask.lrp._coverage import LRPCoverageError
+from mne_freqmask.lrp.relevance import check_lrp
 from mne_freqmask.methods._base import MethodResult, iter_chunks
 from mne_freqmask.methods._dft import dft_relevance
 from mne_freqmask.methods._spectral_attr import target_classes
@@ -71,6 +105,13 @@ from mne_freqmask.utils._checks import _check_positive
 
 #: zennit composites offered (all take ``canonizers`` and ``layer_map``).
 COMPOSITES = ("epsilon_plus", "epsilon_plus_flat", "epsilon_alpha2_beta1")
+
+
+#: What the coverage warning of ``dft_lrp`` advises.
+ADVICE = (
+    'method="lrp" has rules for attention, LayerNorm, softmax, products and '
+    "residual sums (an LSTM or GRU has no LRP rule in either)."
+)
 
 
 def dft_lrp(
@@ -83,44 +124,219 @@ def dft_lrp(
     random_state=None,
     composite="epsilon_plus",
     epsilon=1e-6,
+    strict=False,
 ):
-    """DFT-LRP relevance per channel x band cell (see module docstring)."""
+    """DFT-LRP relevance per channel x band cell (see module docstring).
+
+    ``strict=True`` raises :class:`~mne_freqmask.lrp.LRPCoverageError` at an
+    operation without a zennit rule instead of warning.
+    """
     _check_option("composite", composite, COMPOSITES)
+    _validate_type(strict, bool, "strict")
     epsilon = _check_positive(epsilon, "epsilon")
     target = target_classes(inp, model, device)
     picks = inp.picks
-    out = np.empty((inp.n_epochs, len(picks), grid.n_bands), np.float32)
-    total = np.empty(inp.n_epochs, np.float64)
-    with zennit_context(model, composite, epsilon) as lrp_model:
+    n_epochs = inp.n_epochs
+    out = np.empty((n_epochs, len(picks), grid.n_bands), np.float32)
+    total = np.empty(n_epochs, np.float64)
+    logit = np.empty(n_epochs, np.float64)
+    n_plain = np.zeros(n_epochs, np.int64)
+    predicted = np.empty(n_epochs, bool)
+    plain = Counter()
+    with _zennit_model(model, composite, epsilon) as (lrp_model, covered):
         for sl, x in iter_chunks(inp, chunk_size, model, device):
+            counter = _ZennitCoverage(covered)
             try:
-                rel = zennit_relevance(
-                    lrp_model, x, torch.as_tensor(target[sl], device=device)
+                rel, logit_b, pred_b = _relevance_counted(
+                    lrp_model,
+                    x,
+                    torch.as_tensor(target[sl], device=device),
+                    counter,
+                    strict,
                 )
-            except KeyError as exp:
-                # zennit's hooks lose their stored gradient when a module's
-                # output is modified in place (e.g. EEGConformer's residual
-                # ``x += attn(x)``): KeyError 'grad_output' deep inside zennit
-                raise ValueError(
-                    'method="dft_lrp" (zennit) cannot propagate relevance '
-                    "through this model: zennit failed with KeyError "
-                    f"{exp} inside its hooks, which happens when a layer's "
-                    "output is modified in place (residual 'x += ...', as in "
-                    'EEGConformer). Use method="lrp", whose rules handle '
-                    "transformers and in-place residuals."
-                ) from exp
+            except LRPCoverageError:
+                raise
+            except (KeyError, RuntimeError) as exp:
+                # the model ran in check_model: a failure here is zennit's
+                # hooks (anything else, an out-of-memory, is raised as is)
+                if isinstance(exp, RuntimeError) and "hook" not in str(exp):
+                    raise
+                raise _hook_error(exp) from exp
+            n_plain[sl] = sum(counter.plain_ops.values())
+            plain.update(counter.plain_ops)
             # in units of the data's std, so that dft_relevance's absolute
             # stabiliser means the same whatever the units (volts, microvolts)
             rel_f = dft_relevance(x[:, picks] / inp.scale, rel[:, picks], grid=grid)
             out[sl] = grid.collapse(rel_f.cpu().numpy(), np.sum)
             total[sl] = rel.double().sum((1, 2)).cpu().numpy()
+            logit[sl] = logit_b.double().cpu().numpy()
+            predicted[sl] = pred_b.cpu().numpy()
+    logger.info(f"DFT-LRP (zennit, {composite}):")
+    # zennit's initial relevance is 1: the input's total is its share
+    share = check_lrp(
+        total, np.ones(n_epochs), dict(plain), advice=ADVICE, predicted=predicted
+    )
     params = dict(
         composite=composite,
         epsilon=epsilon,
         canonizer="SequentialMergeBatchNorm",
         aggregation="sum",
     )
-    return MethodResult(out, params, dict(target=target, relevance_total=total))
+    diagnostics = dict(
+        target=target,
+        logit=logit,
+        relevance_total=total,
+        input_share=share,
+        absorbed=1.0 - total,
+        n_plain_ops=n_plain,
+    )
+    return MethodResult(out, params, diagnostics)
+
+
+def _hook_error(exp):
+    """A clear error for a failure inside zennit's hooks (the fix named)."""
+    if isinstance(exp, KeyError):
+        # zennit's hooks lose their stored gradient when a module's output is
+        # modified in place (EEGConformer's residual ``x += attn(x)``)
+        why = (
+            f"zennit failed with KeyError {exp} inside its hooks, which happens "
+            "when a layer's output is modified in place (residual 'x += ...', "
+            "as in EEGConformer)"
+        )
+    else:
+        # e.g. nn.TransformerEncoderLayer: zennit's Pass rule on
+        # nn.MultiheadAttention returns one gradient for its three inputs
+        why = (
+            f"zennit failed inside its hooks ({type(exp).__name__}: {exp}); "
+            "its rules cover convolution, linear, BatchNorm, pooling and "
+            "activation modules, not attention (nn.MultiheadAttention, "
+            "nn.TransformerEncoderLayer), normalisation or in-place residuals"
+        )
+    return ValueError(
+        f'method="dft_lrp" (zennit) cannot propagate relevance through this '
+        f'model: {why}. Use method="lrp", whose rules handle transformers and '
+        "in-place residuals."
+    )
+
+
+def _relevance_counted(model, x, target, counter, strict):
+    """``zennit_relevance`` with the operations of the forward pass counted."""
+    x = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        with counter.watch(model):
+            out = model(x)
+        if strict and counter.plain_ops:
+            from mne_freqmask.lrp._coverage import check_coverage
+
+            check_coverage(counter.plain_ops, strict=True, advice=ADVICE)
+        logit = out.gather(1, target.long()[:, None])[:, 0]
+        (rel,) = torch.autograd.grad(logit.sum(), x)
+    return rel.detach(), logit.detach(), out.detach().argmax(1) == target.long()
+
+
+#: Operations whose plain gradient only moves zennit's relevance around
+#: (the gradient between hooked modules is the relevance itself): reshapes,
+#: indexing, concatenation, broadcasting, means and pooling, dropout, ReLU.
+#: A subset of :data:`mne_freqmask.lrp._handlers.LINEAR_NAMES`, whose plain
+#: gradient is LRP-0 under gradient x input but not under zennit's scheme
+#: (a sum copies relevance, a scaling scales it).
+_ZENNIT_PASS = frozenset(
+    """
+    __get__ __getitem__ reshape view view_as permute transpose t flatten
+    unflatten squeeze unsqueeze cat concat concatenate stack hstack vstack
+    split chunk unbind tensor_split clone contiguous pad narrow select
+    index_select gather take_along_dim movedim moveaxis swapaxes swapdims to
+    type type_as float double half bfloat16 detach requires_grad_ expand
+    expand_as repeat mean avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d
+    adaptive_avg_pool2d adaptive_avg_pool3d max_pool1d max_pool2d max_pool3d
+    max_pool1d_with_indices max_pool2d_with_indices max_pool3d_with_indices
+    adaptive_max_pool1d adaptive_max_pool2d dropout dropout1d dropout2d
+    dropout3d alpha_dropout feature_alpha_dropout relu roll flip
+    """.split()
+)
+_ADDS = frozenset("add __add__ __radd__ sub __sub__ __rsub__".split())
+
+
+class _ZennitCoverage(TorchFunctionMode):
+    """Count the operations on the relevance path that zennit has no rule for.
+
+    Functions called inside a module that the composite gives a rule are
+    skipped (the rule replaces the module's whole gradient); so are those
+    inside an ``nn.MultiheadAttention``, which is counted once per call
+    (zennit passes relevance through it unchanged). Any other function whose
+    output depends on the input is counted unless it is in
+    :data:`_ZENNIT_PASS`, or an addition with one input-dependent operand (a
+    bias); a sum of two input-dependent tensors is a ``"residual add"``. The
+    names are those of :func:`~mne_freqmask.lrp._coverage.hint`.
+    """
+
+    def __init__(self, covered):
+        super().__init__()
+        self.covered = covered
+        self.plain_ops = Counter()
+        self._inside = 0
+
+    @contextlib.contextmanager
+    def watch(self, model):
+        """Track module entry / exit on ``model`` and activate the mode."""
+        handles = []
+
+        def enter(module, args):
+            if module in self.covered or isinstance(
+                module, torch.nn.MultiheadAttention
+            ):
+                if isinstance(module, torch.nn.MultiheadAttention) and not self._inside:
+                    if any(_on_path(a) for a in args):
+                        self.plain_ops["MultiheadAttention"] += 1
+                self._inside += 1
+
+        def leave(module, args, output):
+            if module in self.covered or isinstance(
+                module, torch.nn.MultiheadAttention
+            ):
+                self._inside -= 1
+
+        try:
+            for module in model.modules():
+                # first in, last out: zennit's own hooks run inside the frame
+                handles.append(module.register_forward_pre_hook(enter, prepend=True))
+                handles.append(module.register_forward_hook(leave))
+            with self:
+                yield self
+        finally:
+            for handle in handles:
+                handle.remove()
+            self._inside = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self._inside or not _on_path(out):
+            return out
+        name = getattr(func, "__name__", repr(func))
+        if name in _ADDS:
+            operands = list(args[:2]) + [kwargs.get("other")]
+            if sum(_on_path(a) for a in operands) >= 2:
+                self.plain_ops["residual add"] += 1
+        elif name not in _ZENNIT_PASS:
+            self.plain_ops[name] += 1
+        return out
+
+
+@contextlib.contextmanager
+def _zennit_model(model, composite, epsilon):
+    """``zennit_context``'s copy, and the set of its modules that got a rule."""
+    comp = _composite(composite, epsilon)
+    lrp_model = _plain_copy(model)
+    with comp.context(lrp_model) as modified:
+        ctx = {}
+        covered = {
+            child
+            for name, child in modified.named_modules()
+            if comp.module_map(ctx, name, child) is not None
+            and not isinstance(child, torch.nn.MultiheadAttention)
+        }
+        yield modified, covered
 
 
 @contextlib.contextmanager
@@ -130,6 +346,12 @@ def zennit_context(model, composite="epsilon_plus", epsilon=1e-6):
     The composite is removed when the block exits (normally or not); the
     copy is discarded, and ``model`` itself is never modified.
     """
+    with _zennit_model(model, composite, epsilon) as (modified, _):
+        yield modified
+
+
+def _composite(composite, epsilon):
+    """The zennit composite (with our batch-norm merge and InputScaler rule)."""
     from mne_freqmask.utils._deps import import_optional
 
     SequentialMergeBatchNorm = import_optional(
@@ -148,14 +370,12 @@ def zennit_context(model, composite="epsilon_plus", epsilon=1e-6):
                 batch_norm.running_var.data, 1.0 - batch_norm.eps
             )
 
-    comp = ZENNIT_COMPOSITES[composite](
+    return ZENNIT_COMPOSITES[composite](
         epsilon=epsilon,
         stabilizer=epsilon,
         layer_map=[(InputScaler, Pass())],
         canonizers=[_MergeBatchNorm()],
     )
-    with comp.context(_plain_copy(model)) as modified:
-        yield modified
 
 
 def zennit_relevance(model, x, target):

@@ -61,7 +61,12 @@ def lrp(
     ``relevance_total`` (time-domain input relevance), ``input_share``
     (``relevance_total / logit``: the share of the explained logit that
     reached the input; its median is logged and checked against
-    ``mne_freqmask.lrp.MIN_SHARE``) and ``n_plain_ops`` (calls of
+    ``mne_freqmask.lrp.MIN_SHARE``), ``absorbed`` (``logit -
+    relevance_total``: what biases, BatchNorm shifts, embeddings and the
+    rules' stabilisers absorbed, or operations without a rule lost; where the
+    rules conserve, exactly the relevance of the additive constants, as
+    ``lrp_batch(..., track_constants=True)`` measures it) and
+    ``n_plain_ops`` (calls of
     operations without a rule in the epoch's forward pass; 0 when the model is
     fully covered).
     """
@@ -80,6 +85,7 @@ def lrp(
     total = np.empty(n_epochs)
     target = np.empty(n_epochs, np.int64)
     n_plain = np.zeros(n_epochs, np.int64)
+    predicted = np.empty(n_epochs, bool)
     plain = {}
     batches = iter_relevance(
         model, inp.x, inp.target, cfg, chunk_size, device, plain, strict=strict
@@ -91,13 +97,15 @@ def lrp(
         logit[sl] = res.logit.double().cpu().numpy()
         total[sl] = res.relevance.double().sum((1, 2)).cpu().numpy()
         target[sl] = res.target.cpu().numpy()
+        predicted[sl] = res.predicted.cpu().numpy()
     logger.info(f"LRP ({params['attention']}, rule={params['rule']}):")
-    share = check_lrp(total, logit, plain)
+    share = check_lrp(total, logit, plain, predicted=predicted)
     diagnostics = dict(
         target=target,
         logit=logit,
         relevance_total=total,
         input_share=share,
+        absorbed=logit - total,
         n_plain_ops=n_plain,
     )
     return MethodResult(out, params, diagnostics)

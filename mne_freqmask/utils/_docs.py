@@ -168,9 +168,10 @@ picks : str | array-like | slice | None
     channels of the saliency (the explained ones)."""
 
 docdict["sal_cmap"] = """
-cmap : str | instance of matplotlib.colors.Colormap
-    The colormap. Default ``"Reds"`` (saliency is usually non-negative; use
-    a diverging map such as ``"RdBu_r"`` for signed attributions)."""
+cmap : None | str | instance of matplotlib.colors.Colormap
+    The colormap. None (default): ``"RdBu_r"`` for a signed map (one holding
+    a negative value: LRP, gradients), with 0 at its centre, else ``"Reds"``
+    (see :func:`~mne_freqmask.viz.color_scale`)."""
 
 docdict["sal_axes_single"] = """
 axes : instance of matplotlib.axes.Axes | None
