@@ -1,7 +1,6 @@
 """``mne-freqmask explain`` on several epochs files (one saliency file each)."""
 
 from mne_freqmask._cli_load import (
-    load_any_model,
     parse_bands,
     parse_model_kwargs,
     parse_pairs,
@@ -9,6 +8,7 @@ from mne_freqmask._cli_load import (
     parse_time_windows,
 )
 from mne_freqmask.methods._registry import check_short_time
+from mne_freqmask.models import load_any_model
 
 
 def run_explain_files(args):

@@ -466,7 +466,6 @@ def run_explain(
 
     from mne_freqmask import explain
     from mne_freqmask._cli_load import (
-        load_any_model,
         parse_bands,
         parse_model_kwargs,
         parse_pairs,
@@ -474,6 +473,7 @@ def run_explain(
         parse_time_windows,
     )
     from mne_freqmask.methods._registry import check_short_time
+    from mne_freqmask.models import load_any_model
 
     if out is None and report is None:
         raise ValueError(

@@ -40,7 +40,7 @@ def _explain_one(fname, out, model, method, device, threads, time_windows, expla
     from mne_freqmask._explain import explain
 
     if not isinstance(model, torch.nn.Module):  # a model file, loaded here
-        from mne_freqmask._cli_load import load_any_model
+        from mne_freqmask.models import load_any_model
 
         model, _ = load_any_model(model)
     before = torch.get_num_threads()

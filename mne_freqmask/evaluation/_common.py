@@ -12,6 +12,7 @@ from mne.utils import _validate_type, check_random_state, warn
 
 from mne_freqmask._inputs import EpochsSource, _ready_epochs, epochs_labels
 from mne_freqmask._torch_utils import (
+    as_model,
     check_model,
     model_context,
     predict,
@@ -209,7 +210,7 @@ def _per_epoch(values, sl):
 
 
 def _check_model(model):
-    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
+    return as_model(model)
 
 
 def _predictions(model, src, device):

@@ -310,7 +310,7 @@ def clever_hans_test(
     is at chance on the epochs (one-sided binomial test at 0.05).
     """
     _validate_type(epochs, BaseEpochs, "epochs", "mne.Epochs")
-    _check_model(model)
+    model = _check_model(model)
     _check_option("control", control, ("matched", "random"))
     _check_option("removal", removal, ("zero", "reference"))
     _validate_type(min_effect, "numeric", "min_effect")
