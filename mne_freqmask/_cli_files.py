@@ -1,6 +1,7 @@
 """``mne-freqmask explain`` on several epochs files (one saliency file each)."""
 
 from mne_freqmask._cli_load import (
+    explainer_kw,
     parse_bands,
     parse_model_kwargs,
     parse_pairs,
@@ -25,9 +26,15 @@ def run_explain_files(args):
             f"{len(args.epochs)} epochs files need --out-dir (a folder for one "
             "saliency file each); --out is for one file."
         )
-    if args.out is not None or args.report is not None or args.checkpoint:
+    if (
+        args.out is not None
+        or args.report is not None
+        or args.checkpoint
+        or getattr(args, "reference", None) is not None
+    ):
         raise ValueError(
-            "--out, --report and --checkpoint are for one epochs file; with "
+            "--out, --report, --checkpoint and --reference are for one epochs "
+            "file; with "
             "--out-dir each file gets <name>-sal.h5 (with --time-windows "
             "<name>-sal-tfr.h5), and a stopped run resumes."
         )
@@ -37,6 +44,11 @@ def run_explain_files(args):
     method_kw = parse_pairs(args.param, "--param")
     if args.n_steps is not None:
         method_kw["n_steps"] = args.n_steps
+    method_kw.update(explainer_kw(args.method, getattr(args, "explainer", None)))
+    bands, picks = parse_bands(args.bands or "10"), parse_picks(args.picks)
+    if "explainer" in method_kw:
+        bands = method_kw["explainer"].grid.bands if args.bands is None else bands
+        picks = method_kw["explainer"].picks.tolist() if picks is None else picks
     net, _ = load_any_model(
         args.model,
         model_class_name=args.model_class,
@@ -53,8 +65,8 @@ def run_explain_files(args):
         n_jobs=args.jobs,
         device=args.device,
         threads=args.n_jobs,
-        bands=parse_bands(args.bands),
-        picks=parse_picks(args.picks),
+        bands=bands,
+        picks=picks,
         random_state=args.seed,
         verbose="warning" if args.quiet else "info",
         **method_kw,

@@ -7,8 +7,10 @@ loader, :func:`mne_freqmask.models.load_any_model`. Every user mistake raises
 :func:`mne_freqmask.cli.main` prints it and exits 2.
 """
 
+import contextlib
 import json
 import re
+import warnings
 from pathlib import Path
 
 _NUMBER = r"[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"
@@ -159,6 +161,58 @@ def parse_time_windows(text):
     # the rest of explain's rule, on a fine sampling (any epoch length)
     short_time_grid(1e4, 10**7, 1, windows)
     return windows
+
+
+def explainer_kw(method, fname):
+    """``explainer=`` for ``--method freqmask_amortised`` (``--explainer``)."""
+    if fname is None:
+        if method == "freqmask_amortised":
+            raise ValueError(
+                "--method freqmask_amortised needs --explainer FILE, a "
+                "FreqMaskExplainer saved with explainer.save(FILE)."
+            )
+        return {}
+    if method != "freqmask_amortised":
+        raise ValueError(
+            f"--explainer is for --method freqmask_amortised, not {method}; add "
+            "--method freqmask_amortised or drop --explainer."
+        )
+    from mne_freqmask.amortised import read_freqmask_explainer
+
+    return dict(explainer=read_freqmask_explainer(fname, verbose=False))
+
+
+@contextlib.contextmanager
+def one_class_stops(kind):
+    """Stop (exit 2, before the fit) on a model that predicts one class.
+
+    :func:`mne_freqmask.explain` warns before its fit; a command cannot ask,
+    so the warning becomes an error that names the command's fix.
+    """
+    from mne_freqmask._explain import ONE_CLASS, UNITS_HINT
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", ONE_CLASS, RuntimeWarning)
+        try:
+            yield
+        except RuntimeWarning as exp:
+            text = " ".join(str(exp).split())
+            if not text.startswith(ONE_CLASS):
+                raise
+            said, units, _ = text.partition(UNITS_HINT)
+            fix = (
+                " If the model was trained on microvolts (epochs.get_data() * "
+                "1e6), pass --input-scale 1e6"
+                + (
+                    " (or save it with make_model(..., input_scale=1e6))"
+                    if kind == "package file"
+                    else ""
+                )
+                + "."
+                if units
+                else ""
+            )
+            raise ValueError(f"{said} Stopped before the fit.{fix}") from None
 
 
 def check_out(path, suffixes, overwrite, flag):
