@@ -1,11 +1,9 @@
 """``mne-freqmask explain`` on several epochs files (one saliency file each)."""
 
 from mne_freqmask._cli_load import (
-    explainer_kw,
-    parse_bands,
+    explainer_options,
     parse_model_kwargs,
     parse_pairs,
-    parse_picks,
     parse_time_windows,
 )
 from mne_freqmask.methods._registry import check_short_time
@@ -44,11 +42,10 @@ def run_explain_files(args):
     method_kw = parse_pairs(args.param, "--param")
     if args.n_steps is not None:
         method_kw["n_steps"] = args.n_steps
-    method_kw.update(explainer_kw(args.method, getattr(args, "explainer", None)))
-    bands, picks = parse_bands(args.bands or "10"), parse_picks(args.picks)
-    if "explainer" in method_kw:
-        bands = method_kw["explainer"].grid.bands if args.bands is None else bands
-        picks = method_kw["explainer"].picks.tolist() if picks is None else picks
+    extra, bands, picks = explainer_options(
+        args.method, getattr(args, "explainer", None), args.bands, args.picks
+    )
+    method_kw.update(extra)
     net, _ = load_any_model(
         args.model,
         model_class_name=args.model_class,

@@ -163,23 +163,46 @@ def parse_time_windows(text):
     return windows
 
 
-def explainer_kw(method, fname):
-    """``explainer=`` for ``--method freqmask_amortised`` (``--explainer``)."""
-    if fname is None:
-        if method == "freqmask_amortised":
-            raise ValueError(
-                "--method freqmask_amortised needs --explainer FILE, a "
-                "FreqMaskExplainer saved with explainer.save(FILE)."
-            )
-        return {}
-    if method != "freqmask_amortised":
+def explainer_options(method, fname, bands, picks):
+    """``--explainer``, ``--bands`` and ``--picks`` read together.
+
+    Returns ``(method_kw, bands, picks)``: ``explainer=`` (a
+    :class:`~mne_freqmask.FreqMaskExplainer` read from ``fname``) for
+    ``--method freqmask_amortised``; the explainer's bands and picks are the
+    defaults, otherwise 10 bands and the data channels.
+    """
+    if fname is None and method == "freqmask_amortised":
+        raise ValueError(
+            "--method freqmask_amortised needs --explainer FILE, a "
+            "FreqMaskExplainer saved with explainer.save(FILE)."
+        )
+    if fname is not None and method != "freqmask_amortised":
         raise ValueError(
             f"--explainer is for --method freqmask_amortised, not {method}; add "
             "--method freqmask_amortised or drop --explainer."
         )
+    picks = parse_picks(picks)
+    if fname is None:
+        return {}, parse_bands("10" if bands is None else bands), picks
     from mne_freqmask.amortised import read_freqmask_explainer
 
-    return dict(explainer=read_freqmask_explainer(fname, verbose=False))
+    explainer = read_freqmask_explainer(fname, verbose=False)
+    return (
+        dict(explainer=explainer),
+        explainer.grid.bands if bands is None else parse_bands(bands),
+        explainer.picks.tolist() if picks is None else picks,
+    )
+
+
+def read_reference(fname):
+    """``--reference``: the reference epochs (not preloaded), or None."""
+    if fname is None:
+        return None
+    import mne
+
+    if not Path(fname).is_file():
+        raise FileNotFoundError(f"--reference {fname} does not exist.")
+    return mne.read_epochs(fname, preload=False, verbose=False)
 
 
 @contextlib.contextmanager

@@ -490,13 +490,12 @@ def run_explain(
 
     from mne_freqmask import explain
     from mne_freqmask._cli_load import (
-        explainer_kw,
+        explainer_options,
         one_class_stops,
-        parse_bands,
         parse_model_kwargs,
         parse_pairs,
-        parse_picks,
         parse_time_windows,
+        read_reference,
     )
     from mne_freqmask.methods._registry import check_short_time
     from mne_freqmask.models import load_any_model
@@ -513,8 +512,6 @@ def run_explain(
     )
     if not Path(epochs_fname).is_file():
         raise FileNotFoundError(f"{epochs_fname} does not exist.")
-    bands_default = bands is None
-    bands = parse_bands("10" if bands is None else bands)
     time_windows = parse_time_windows(time_windows)
     if time_windows is not None:
         check_short_time(method)  # before the model is loaded
@@ -523,14 +520,9 @@ def run_explain(
         if method_kw.get("n_steps", n_steps) != n_steps:
             raise ValueError("--n-steps and --param n_steps= differ; give one.")
         method_kw["n_steps"] = n_steps
-    method_kw.update(explainer_kw(method, explainer))
-    if "explainer" in method_kw:
-        bands = method_kw["explainer"].grid.bands if bands_default else bands
-        picks = method_kw["explainer"].picks.tolist() if picks is None else picks
-    if reference is not None:
-        if not Path(reference).is_file():
-            raise FileNotFoundError(f"--reference {reference} does not exist.")
-        reference = mne.read_epochs(reference, preload=False, verbose=False)
+    extra, bands, picks = explainer_options(method, explainer, bands, picks)
+    method_kw.update(extra)
+    reference = read_reference(reference)
     t0 = time.perf_counter()
     net, kind = load_any_model(
         model_fname,
@@ -546,7 +538,7 @@ def run_explain(
             net,
             method=method,
             bands=bands,
-            picks=picks if isinstance(picks, list) else parse_picks(picks),
+            picks=picks,
             device=device,
             n_jobs=n_jobs,
             random_state=seed,
