@@ -8,7 +8,6 @@ from mne.utils import _check_option, _validate_type, logger, verbose, warn
 from mne_freqmask._checkpoint import check_checkpoint_args, fingerprint, run_chunks
 from mne_freqmask._inputs import _ready_epochs, check_layout, make_input
 from mne_freqmask._torch_utils import (
-    as_model,
     check_model,
     model_context,
     predict,
@@ -19,7 +18,7 @@ from mne_freqmask._torch_utils import (
 from mne_freqmask.methods import METHODS, get_method
 from mne_freqmask.methods._base import chunk_size_for
 from mne_freqmask.methods._registry import check_short_time
-from mne_freqmask.models import input_scale_of, model_metadata
+from mne_freqmask.models import as_model, input_scale_of, model_metadata
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 from mne_freqmask.spectral import FrequencyGrid, short_time_grid

@@ -23,13 +23,13 @@ from mne_freqmask._amortised_train import MaskNet, Trainer, band_log_power
 from mne_freqmask._checkpoint import _model_sha
 from mne_freqmask._inputs import _ready_epochs, check_layout, make_input
 from mne_freqmask._torch_utils import (
-    as_model,
     check_model,
     model_context,
     model_dtype,
     resolve_device,
     spectral_dtype,
 )
+from mne_freqmask.models import as_model
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.spectral import FrequencyGrid
 from mne_freqmask.utils._checks import (

@@ -12,12 +12,12 @@ from mne.utils import _validate_type, check_random_state, warn
 
 from mne_freqmask._inputs import EpochsSource, _ready_epochs, epochs_labels
 from mne_freqmask._torch_utils import (
-    as_model,
     check_model,
     model_context,
     predict,
     resolve_device,
 )
+from mne_freqmask.models import as_model
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 from mne_freqmask.utils._checks import _check_finite

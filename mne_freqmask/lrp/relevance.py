@@ -10,7 +10,6 @@ from mne.utils import _validate_type, logger, verbose
 
 from mne_freqmask._inputs import epochs_data, epochs_labels
 from mne_freqmask._torch_utils import (
-    as_model,
     model_context,
     model_dtype,
     resolve_device,
@@ -18,6 +17,7 @@ from mne_freqmask._torch_utils import (
 from mne_freqmask.lrp._context import lrp_rules
 from mne_freqmask.lrp._coverage import check_coverage, check_share, input_share
 from mne_freqmask.lrp.rules import make_config
+from mne_freqmask.models import as_model
 from mne_freqmask.utils._checks import _check_positive, _pick_indices
 from mne_freqmask.utils._docs import fill_doc
 

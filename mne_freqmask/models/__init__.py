@@ -23,6 +23,7 @@ from mne_freqmask.models._build import (
     untrained_copy,
 )
 from mne_freqmask.models._load import (
+    as_model,
     load_any_model,
     load_model,
     model_class,
@@ -33,6 +34,7 @@ __all__ = [
     "MODEL_NAMES",
     "InputScaler",
     "LabramWrapper",
+    "as_model",
     "braindecode_module",
     "fit",
     "input_scale_of",

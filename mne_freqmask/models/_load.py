@@ -28,6 +28,7 @@ import zipfile
 from pathlib import Path
 
 import torch
+from mne.utils import _validate_type
 
 from mne_freqmask._torch_utils import model_context, resolve_device
 from mne_freqmask.models._build import (
@@ -49,6 +50,69 @@ _FOLDER_FIX = (
     "pytorch_model.bin, as braindecode's model.save_pretrained(folder) / "
     "push_to_hub write them"
 )
+
+
+def as_model(model, name="model"):
+    """The torch module to explain: ``model`` itself or a fitted skorch net's.
+
+    The one place where a model argument is checked. A
+    :class:`torch.nn.Module` is returned as is; a fitted skorch
+    ``NeuralNetClassifier`` gives its ``module_`` (the trained network,
+    returning logits). braindecode's ``EEGClassifier`` reads
+    :class:`mne.Epochs` in microvolts (``EEGNeuralNet.get_dataset`` calls
+    ``epochs.get_data(units="uV")``), so its network is explained as
+    ``Sequential(InputScaler(1e6), net.module_)``: the function its
+    ``predict(epochs)`` applies to epochs in volts. skorch is not imported: a
+    net is recognised by its ``initialize`` / ``module`` API.
+
+    Parameters
+    ----------
+    model : torch.nn.Module | skorch.NeuralNet
+        The model.
+    name : str
+        Its name in error messages.
+
+    Returns
+    -------
+    module : torch.nn.Module
+        The network (never a copy: the user's own object, wrapped for a
+        braindecode net).
+    """
+    if isinstance(model, torch.nn.Module):
+        return model
+    kind = type(model).__name__
+    if callable(getattr(model, "initialize", None)) and hasattr(model, "module"):
+        if (
+            any(c.__name__ == "NeuralNetRegressor" for c in type(model).__mro__)
+            or getattr(model, "_estimator_type", None) == "regressor"
+        ):
+            raise ValueError(
+                f"{name} is a regression net ({kind}); mne_freqmask explains "
+                "classifiers: every method explains one class score against "
+                "the others (target is a class index, and FreqMask matches the "
+                "perturbed class probabilities to the unperturbed ones), which "
+                "a regression output does not have. Explain a classifier."
+            )
+        module = getattr(model, "module_", None)
+        if not getattr(model, "initialized_", False) or not isinstance(
+            module, torch.nn.Module
+        ):
+            raise ValueError(
+                f"{name} is a {kind} that is not fitted (it has no module_); "
+                f"fit it first ({name}.fit(epochs, y)) or load its weights "
+                f"({name}.initialize(); {name}.load_params(f_params=...))."
+            )
+        if callable(getattr(model, "get_dataset", None)) and any(
+            c.__module__.startswith("braindecode") for c in type(model).__mro__
+        ):
+            return torch.nn.Sequential(InputScaler(1e6), module)
+        return module
+    _validate_type(
+        model,
+        torch.nn.Module,
+        name,
+        "torch.nn.Module or a fitted skorch net (braindecode EEGClassifier)",
+    )
 
 
 def save_model(fname, model, *, overwrite=False, init_args=None):
