@@ -113,7 +113,9 @@ def test_skorch_net_refused_unfitted_or_regressor(classifier):
     with pytest.raises(ValueError, match="regression net.*explains classifiers"):
         explain(epochs, EEGRegressor(EEGNet), verbose=False)
     with pytest.raises(TypeError, match="fitted skorch net"):
-        explain(epochs, "model.pt", verbose=False)
+        explain(epochs, 3, verbose=False)
+    with pytest.raises(FileNotFoundError, match="nope.pt does not exist"):
+        explain(epochs, "nope.pt", verbose=False)
 
 
 @pytest.mark.parametrize(
@@ -148,6 +150,11 @@ def test_hub_folder_python_and_cli(classifier, tmp_path, weights, capsys):
     np.testing.assert_allclose(
         read_saliency(h5).get_data(), expected.get_data(), rtol=1e-5
     )
+    if weights == "model.safetensors":  # a path is a model in Python too
+        with pytest.warns(RuntimeWarning, match="predicts class"):  # volts
+            direct = explain(epochs, folder, verbose=False, **_GRAD)
+        unscaled = explain(epochs, clf.module_, verbose=False, **_GRAD)
+        np.testing.assert_allclose(direct.get_data(), unscaled.get_data(), rtol=1e-5)
 
 
 def test_hub_folder_class_and_not_a_model_folder(classifier, tmp_path, capsys):

@@ -63,11 +63,13 @@ def as_model(model, name="model"):
     ``epochs.get_data(units="uV")``), so its network is explained as
     ``Sequential(InputScaler(1e6), net.module_)``: the function its
     ``predict(epochs)`` applies to epochs in volts. skorch is not imported: a
-    net is recognised by its ``initialize`` / ``module`` API.
+    net is recognised by its ``initialize`` / ``module`` API. A path is read
+    with :func:`load_any_model` (files that hold their class: a
+    :func:`save_model` file, TorchScript, a braindecode model folder).
 
     Parameters
     ----------
-    model : torch.nn.Module | skorch.NeuralNet
+    model : torch.nn.Module | skorch.NeuralNet | path-like
         The model.
     name : str
         Its name in error messages.
@@ -80,6 +82,8 @@ def as_model(model, name="model"):
     """
     if isinstance(model, torch.nn.Module):
         return model
+    if isinstance(model, str | os.PathLike):
+        return load_any_model(model)[0]
     kind = type(model).__name__
     if callable(getattr(model, "initialize", None)) and hasattr(model, "module"):
         if (
@@ -111,7 +115,8 @@ def as_model(model, name="model"):
         model,
         torch.nn.Module,
         name,
-        "torch.nn.Module or a fitted skorch net (braindecode EEGClassifier)",
+        "torch.nn.Module, a fitted skorch net (braindecode EEGClassifier) or "
+        "a model file or folder",
     )
 
 
