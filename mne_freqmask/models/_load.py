@@ -166,7 +166,7 @@ def _check_round_trip(tmp, model, init_args, fname):
     """Raise, naming the differing setting, unless ``tmp`` loads as ``model``."""
     try:
         loaded = load_model(tmp)
-    except (ValueError, TypeError) as exp:
+    except Exception as exp:  # a setting make_model lacks or refuses
         problem = f"load_model cannot rebuild it ({str(exp)[:200]})"
     else:
         kw = init_args.get("kwargs", {})
@@ -508,7 +508,7 @@ def load_any_model(fname, *, model_class_name=None, model_kwargs=None, scale=Non
         ``torch.save(model.state_dict())`` or skorch's
         ``net.save_params(f_params=...)``, safetensors included.
     model_class_name : str | None
-        braindecode class of the weights (``"EEGNet"``); for a hub folder,
+        The braindecode class of the weights (``"EEGNet"``); for a hub folder,
         its class when the model card does not name it.
     model_kwargs : dict | None
         The class's constructor arguments (not for hub folders, whose
