@@ -1,11 +1,12 @@
-"""Optional dependencies: one import path, one message that names the pin.
+"""Optional dependencies: one import path, one message that names the fix.
 
 The ``models`` and ``attribution`` extras promise braindecode (which imports
 torchaudio, a compiled extension tied to one torch ABI), zennit and captum;
 the ``evaluation`` extra Quantus.
 When one of them cannot be imported, the cause is almost always a torch family
-that does not match the pins; the message says which package failed, why, and
-which pins of ``pyproject.toml`` to check, in one line.
+whose builds do not match (torchaudio built for another torch); the message
+says which package failed, why, the versions installed and the tested set
+(``constraints.txt``), in one line.
 """
 
 import contextlib
