@@ -450,7 +450,11 @@ def check_layout(
             head + f"{they} {lack} {missing} and {have} {extra} in addition; "
             f"{pick_fix}."
         )
-    if sfreq is not None and float(epochs.info["sfreq"]) != float(sfreq):
+    # a rate braindecode derives (n_times / input_window_seconds) may differ
+    # from the stored one by rounding only
+    if sfreq is not None and not np.isclose(
+        float(epochs.info["sfreq"]), float(sfreq), rtol=1e-6, atol=0
+    ):
         raise ValueError(
             head + f"{they} {are} sampled at {epochs.info['sfreq']} Hz, {other} "
             f"at {sfreq} Hz; {sfreq_fix}."
