@@ -114,7 +114,7 @@ def test_skorch_net_refused_unfitted_or_regressor(classifier):
         explain(epochs, EEGRegressor(EEGNet), verbose=False)
     with pytest.raises(TypeError, match="fitted skorch net"):
         explain(epochs, 3, verbose=False)
-    with pytest.raises(FileNotFoundError, match="nope.pt does not exist"):
+    with pytest.raises(TypeError, match="'nope.pt' is no existing file"):
         explain(epochs, "nope.pt", verbose=False)
 
 

@@ -83,6 +83,12 @@ def as_model(model, name="model"):
     if isinstance(model, torch.nn.Module):
         return model
     if isinstance(model, str | os.PathLike):
+        if not Path(model).exists():  # e.g. a model's name ("eegnet")
+            raise TypeError(
+                f"{name} must be a torch.nn.Module, a fitted skorch net or a "
+                f"model file or folder; {str(model)!r} is no existing file or "
+                "folder (build a model with mne_freqmask.models.make_model)."
+            )
         return load_any_model(model)[0]
     kind = type(model).__name__
     if callable(getattr(model, "initialize", None)) and hasattr(model, "module"):
