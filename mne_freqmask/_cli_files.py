@@ -1,10 +1,9 @@
 """``mne-freqmask explain`` on several epochs files (one saliency file each)."""
 
 from mne_freqmask._cli_load import (
-    parse_bands,
+    explainer_options,
     parse_model_kwargs,
     parse_pairs,
-    parse_picks,
     parse_time_windows,
 )
 from mne_freqmask.methods._registry import check_short_time
@@ -25,9 +24,15 @@ def run_explain_files(args):
             f"{len(args.epochs)} epochs files need --out-dir (a folder for one "
             "saliency file each); --out is for one file."
         )
-    if args.out is not None or args.report is not None or args.checkpoint:
+    if (
+        args.out is not None
+        or args.report is not None
+        or args.checkpoint
+        or getattr(args, "reference", None) is not None
+    ):
         raise ValueError(
-            "--out, --report and --checkpoint are for one epochs file; with "
+            "--out, --report, --checkpoint and --reference are for one epochs "
+            "file; with "
             "--out-dir each file gets <name>-sal.h5 (with --time-windows "
             "<name>-sal-tfr.h5), and a stopped run resumes."
         )
@@ -45,6 +50,10 @@ def _files_kwargs(args):
     method_kw = parse_pairs(args.param, "--param")
     if args.n_steps is not None:
         method_kw["n_steps"] = args.n_steps
+    extra, bands, picks = explainer_options(
+        args.method, getattr(args, "explainer", None), args.bands, args.picks
+    )
+    method_kw.update(extra)
     # the model FILE and its loader's options: each worker loads it itself
     # (any --jobs, any model: a loaded module may not pickle), and the
     # fingerprint of the run is that of the loaded model
@@ -62,8 +71,8 @@ def _files_kwargs(args):
         n_jobs=args.jobs,
         device=args.device,
         threads=args.n_jobs,
-        bands=parse_bands(args.bands),
-        picks=parse_picks(args.picks),
+        bands=bands,
+        picks=picks,
         random_state=args.seed,
         # --quiet: stdout holds the files written only (main prints each
         # failure on stderr)

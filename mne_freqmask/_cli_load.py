@@ -1,18 +1,16 @@
-"""What ``mne-freqmask explain`` reads from the command line and from disk.
+"""What ``mne-freqmask explain`` reads from the command line.
 
 Pure parsers of the typed options (``--bands``, ``--picks``, ``--param``,
-``--model-kwargs``, ``--time-windows``) and the model loader of the three file
-kinds: a file of :func:`mne_freqmask.models.save_model`, a TorchScript archive
-(``torch.jit.save``) and a plain state dict with ``--model-class``. Every
-user mistake raises ``ValueError`` (or ``FileNotFoundError``) with one line
-that names the fix; :func:`mne_freqmask.cli.main` prints it and exits 2.
+``--model-kwargs``, ``--time-windows``). Models are read by the library's one
+loader, :func:`mne_freqmask.models.load_any_model`. Every user mistake raises
+``ValueError`` (or ``FileNotFoundError``) with one line that names the fix;
+:func:`mne_freqmask.cli.main` prints it and exits 2.
 """
 
-import difflib
+import contextlib
 import json
 import re
 import warnings
-import zipfile
 from pathlib import Path
 
 _NUMBER = r"[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"
@@ -165,168 +163,79 @@ def parse_time_windows(text):
     return windows
 
 
-def _is_torchscript(fname):
-    """True for an archive written by ``torch.jit.save``."""
-    try:
-        with zipfile.ZipFile(fname) as zf:
-            names = zf.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return False
-    return any(n.endswith("constants.pkl") or "/code/" in n for n in names)
+def explainer_options(method, fname, bands, picks):
+    """``--explainer``, ``--bands`` and ``--picks`` read together.
 
-
-def model_class(name):
-    """The braindecode model class called ``name`` (or a package short name)."""
-    import torch
-
-    from mne_freqmask.models import MODEL_NAMES
-    from mne_freqmask.utils._deps import import_optional
-
-    mod = import_optional("braindecode.models")
-    name = MODEL_NAMES.get(name.lower(), name)
-    classes = {
-        key: obj
-        for key in dir(mod)
-        if isinstance(obj := getattr(mod, key), type)
-        and issubclass(obj, torch.nn.Module)
-    }
-    if name not in classes:
-        near = difflib.get_close_matches(name, classes, n=3, cutoff=0.6)
-        hint = f"did you mean {', '.join(near)}?" if near else "e.g. EEGNet"
-        raise ValueError(
-            f"--model-class {name} is not a model of braindecode.models; {hint}"
-        )
-    return classes[name]
-
-
-def _load_state_dict(fname):
-    import torch
-
-    try:
-        state = torch.load(fname, map_location="cpu", weights_only=True)
-    except Exception as exp:  # pickled objects, truncated files, not torch
-        first = (str(exp).strip().splitlines() or [""])[0][:160]
-        raise ValueError(
-            f"{fname} is not a model file written by "
-            "mne_freqmask.models.save_model, torch.jit.save or "
-            "torch.save(model.state_dict()) (torch.load(weights_only=True): "
-            f"{type(exp).__name__}: {first}); a whole pickled model is not "
-            "loaded (unpickling runs arbitrary code): save model.state_dict() "
-            "or torch.jit.save(torch.jit.script(model), fname)."
-        ) from None
-    return state
-
-
-def _build(cls, kwargs, fname, state):
-    try:
-        net = cls(**kwargs)
-    except (TypeError, ValueError) as exp:
-        first = (str(exp).strip().splitlines() or [""])[0]
-        raise ValueError(
-            f"{cls.__name__}(**{kwargs}) failed ({first}); give its settings "
-            "with --model-kwargs, e.g. n_chans=64,n_outputs=2,n_times=481."
-        ) from None
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as exp:
-        lines = [line.strip() for line in str(exp).strip().splitlines() if line]
-        detail = " ".join(lines[1:3])[:300]
-        raise ValueError(
-            f"{fname}: the weights do not fit {cls.__name__}({_kw_text(kwargs)}) "
-            f"({detail}); give the settings the model was trained with in "
-            "--model-kwargs."
-        ) from None
-    return net
-
-
-def _kw_text(kwargs):
-    return ",".join(f"{k}={v}" for k, v in kwargs.items())
-
-
-def load_any_model(fname, *, model_class_name=None, model_kwargs=None, scale=None):
-    """Load the model of ``mne-freqmask explain`` (eval mode, on the CPU).
-
-    Parameters
-    ----------
-    fname : path-like
-        A file of :func:`mne_freqmask.models.save_model`, a TorchScript
-        archive, or (with ``model_class_name``) a state dict.
-    model_class_name : str | None
-        braindecode class whose state dict ``fname`` holds.
-    model_kwargs : dict | None
-        Its constructor arguments.
-    scale : float | None
-        ``--input-scale``: the factor the model's training data were
-        multiplied by (``1e6`` for microvolts); the model is wrapped as
-        ``Sequential(InputScaler(scale), model)``. Not for files of
-        ``save_model``, which store their own.
-
-    Returns
-    -------
-    model : torch.nn.Module
-        The model, in eval mode.
-    kind : str
-        ``"package file"``, ``"TorchScript"`` or ``"state dict"``.
+    Returns ``(method_kw, bands, picks)``: ``explainer=`` (a
+    :class:`~mne_freqmask.FreqMaskExplainer` read from ``fname``) for
+    ``--method freqmask_amortised``; the explainer's bands and picks are the
+    defaults, otherwise 10 bands and the data channels.
     """
-    import torch
-
-    from mne_freqmask.models import InputScaler, load_model
-
-    fname = Path(fname)
-    if not fname.is_file():
-        raise FileNotFoundError(f"{fname} does not exist.")
-    if model_kwargs and model_class_name is None:
+    if fname is None and method == "freqmask_amortised":
         raise ValueError(
-            "--model-kwargs needs --model-class (the braindecode class whose "
-            "state dict the model file holds)."
+            "--method freqmask_amortised needs --explainer FILE, a "
+            "FreqMaskExplainer saved with explainer.save(FILE)."
         )
-    if scale is not None and not float(scale) > 0:
-        raise ValueError(f"--input-scale must be > 0, got {scale}.")
-    if _is_torchscript(fname):
-        if model_class_name is not None:
-            raise ValueError(
-                f"{fname} is a TorchScript model, which holds its own class; "
-                "drop --model-class and --model-kwargs."
-            )
+    if fname is not None and method != "freqmask_amortised":
+        raise ValueError(
+            f"--explainer is for --method freqmask_amortised, not {method}; add "
+            "--method freqmask_amortised or drop --explainer."
+        )
+    picks = parse_picks(picks)
+    if fname is None:
+        return {}, parse_bands("10" if bands is None else bands), picks
+    from mne_freqmask.amortised import read_freqmask_explainer
+
+    explainer = read_freqmask_explainer(fname, verbose=False)
+    return (
+        dict(explainer=explainer),
+        explainer.grid.bands if bands is None else parse_bands(bands),
+        explainer.picks.tolist() if picks is None else picks,
+    )
+
+
+def read_reference(fname):
+    """``--reference``: the reference epochs (not preloaded), or None."""
+    if fname is None:
+        return None
+    import mne
+
+    if not Path(fname).is_file():
+        raise FileNotFoundError(f"--reference {fname} does not exist.")
+    return mne.read_epochs(fname, preload=False, verbose=False)
+
+
+@contextlib.contextmanager
+def one_class_stops(kind):
+    """Stop (exit 2, before the fit) on a model that predicts one class.
+
+    :func:`mne_freqmask.explain` warns before its fit; a command cannot ask,
+    so the warning becomes an error that names the command's fix.
+    """
+    from mne_freqmask._explain import ONE_CLASS, UNITS_HINT
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", ONE_CLASS, RuntimeWarning)
         try:
-            with warnings.catch_warnings():
-                # torch 2.14 deprecates TorchScript; the file is still read
-                warnings.filterwarnings(
-                    "ignore", "`torch.jit.load` is deprecated", FutureWarning
+            yield
+        except RuntimeWarning as exp:
+            text = " ".join(str(exp).split())
+            if not text.startswith(ONE_CLASS):
+                raise
+            said, units, _ = text.partition(UNITS_HINT)
+            fix = (
+                " If the model was trained on microvolts (epochs.get_data() * "
+                "1e6), pass --input-scale 1e6"
+                + (
+                    " (or save it with make_model(..., input_scale=1e6))"
+                    if kind == "package file"
+                    else ""
                 )
-                net = torch.jit.load(fname, map_location="cpu")
-            kind = "TorchScript"
-        except RuntimeError as exp:
-            first = (str(exp).strip().splitlines() or [""])[0][:200]
-            raise ValueError(
-                f"{fname} looks like TorchScript but cannot be loaded ({first}); "
-                "save it again with torch.jit.save(torch.jit.script(model), fname)."
-            ) from None
-    else:
-        state = _load_state_dict(fname)
-        is_package = isinstance(state, dict) and "init_args" in state
-        if is_package:
-            if model_class_name is not None or scale is not None:
-                raise ValueError(
-                    f"{fname} was written by mne_freqmask.models.save_model, "
-                    "which stores the class and the input scale; drop "
-                    "--model-class, --model-kwargs and --input-scale."
-                )
-            return load_model(fname), "package file"
-        if model_class_name is None:
-            raise ValueError(
-                f"{fname} holds a state dict (weights without the model's "
-                "class); pass --model-class NAME --model-kwargs "
-                "n_chans=...,n_outputs=...,n_times=... (e.g. --model-class "
-                "EEGNet), or save the model with torch.jit.save."
+                + "."
+                if units
+                else ""
             )
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]  # {"state_dict": ..., ...} checkpoints
-        cls = model_class(model_class_name)
-        net, kind = _build(cls, dict(model_kwargs or {}), fname, state), "state dict"
-    if scale is not None:
-        net = torch.nn.Sequential(InputScaler(float(scale)), net)
-    return net.eval(), kind
+            raise ValueError(f"{said} Stopped before the fit.{fix}") from None
 
 
 def check_out(path, suffixes, overwrite, flag):

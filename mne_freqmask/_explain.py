@@ -3,11 +3,10 @@
 import inspect
 
 import numpy as np
-import torch
 from mne.utils import _check_option, _validate_type, logger, verbose, warn
 
 from mne_freqmask._checkpoint import check_checkpoint_args, fingerprint, run_chunks
-from mne_freqmask._inputs import _ready_epochs, make_input
+from mne_freqmask._inputs import _ready_epochs, check_layout, make_input
 from mne_freqmask._provenance import make_provenance, provenance_json
 from mne_freqmask._torch_utils import (
     check_model,
@@ -20,6 +19,7 @@ from mne_freqmask._torch_utils import (
 from mne_freqmask.methods import METHODS, get_method
 from mne_freqmask.methods._base import chunk_size_for
 from mne_freqmask.methods._registry import check_short_time
+from mne_freqmask.models import as_model, input_scale_of, model_metadata
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 from mne_freqmask.spectral import FrequencyGrid, short_time_grid
@@ -226,7 +226,7 @@ def explain(
     Half-precision models (float16, bfloat16) receive their own dtype; the
     spectral arithmetic runs in float32.
     """
-    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
+    model = as_model(model)
     _validate_type(method, str, "method")
     func = get_method(method)
     _check_method_kw(method, func, method_kw)
@@ -239,6 +239,7 @@ def explain(
     epochs = _ready_epochs(epochs)
     if reference is not None:
         reference = _ready_epochs(reference, "reference")
+    _check_model_metadata(epochs, model)
     inp = make_input(
         epochs, picks=picks, y=y, target=target, reference=reference, groups=groups
     )
@@ -381,19 +382,62 @@ def _check_result(data, inp, model, device, method):
 _N_CHECK = 64
 
 
-def _units_hint(scale):
+def _check_model_metadata(epochs, model):
+    """The epochs against the channels and rate a braindecode model carries.
+
+    A braindecode model built with ``chs_info`` / ``sfreq`` knows the channel
+    order and sampling rate of its training data; epochs in another order or
+    labelled with another rate would run silently (same shape). The check is
+    the one the reference and the amortised explainer use.
+    """
+    meta = model_metadata(model)
+    sfreq = meta["sfreq"]
+    check_layout(
+        epochs,
+        meta["ch_names"],
+        sfreq,
+        None,  # the length: check_model's error, for every model
+        head=(
+            "The epochs do not match the model (a braindecode model built with "
+            "chs_info / sfreq carries the channels and sampling rate of its "
+            "training data): "
+        ),
+        other="the model's training data",
+        order_fix="epochs.reorder_channels(names) with names = [ch['ch_name'] "
+        "for ch in model.chs_info]",
+        pick_fix=(
+            "pick the model's channels, in its order (epochs.pick([ch['ch_name'] "
+            "for ch in model.chs_info])), or rename them"
+        ),
+        sfreq_fix=(
+            f"resample them (epochs.resample({sfreq})), or, if the epochs "
+            f"really are sampled at {sfreq} Hz and only epochs.info['sfreq'] is "
+            "wrong, correct it where the epochs are read"
+        ),
+    )
+
+
+#: the start of the warning of a model that predicts one class (the command
+#: line turns it into an error before the fit)
+ONE_CLASS = "The model predicts class"
+#: the start of the units hint in it
+UNITS_HINT = " The data have a standard deviation of"
+
+
+def _units_hint(scale, model=None):
     """The input-scale hint for data of standard deviation ``scale``.
 
     One sentence naming :class:`~mne_freqmask.models.InputScaler` when the
     data look like volts (a model trained on microvolts and given volts
-    predicts one class); "" otherwise. Used by :func:`explain` and the
-    evaluation functions that answer "at chance".
+    predicts one class) and the model does not already start with
+    ``InputScaler``; "" otherwise. Used by :func:`explain` and the evaluation
+    functions that answer "at chance".
     """
-    if scale >= 1e-3:
+    if scale >= 1e-3 or (model is not None and input_scale_of(model) is not None):
         return ""
     return (
-        f" The data have a standard deviation of {scale:.2g}: if the model was "
-        "trained on microvolts (e.g. epochs.get_data() * 1e6), wrap it as "
+        f"{UNITS_HINT} {scale:.2g}: if the model was trained on microvolts "
+        "(e.g. epochs.get_data() * 1e6), wrap it as "
         "torch.nn.Sequential(mne_freqmask.models.InputScaler(1e6), model)."
     )
 
@@ -407,7 +451,8 @@ def _warn_model(inp, model, device):
     repeats ("" when the data are not in volts-like units).
     """
     scale = float(inp.scale) if np.ndim(inp.scale) == 0 else float(np.max(inp.scale))
-    units = _units_hint(scale)
+    # only when it can apply: a model that starts with InputScaler is scaled
+    units = _units_hint(scale, model)
     n = min(len(inp.x), _N_CHECK)
     if n >= 8:
         # read in small batches: epochs not preloaded stay bounded in memory
@@ -419,7 +464,7 @@ def _warn_model(inp, model, device):
         )
         if len(np.unique(pred)) == 1:
             warn(
-                f"The model predicts class {int(pred[0])} for all {n} epochs "
+                f"{ONE_CLASS} {int(pred[0])} for all {n} epochs "
                 "checked, so it does not tell them apart and its explanation "
                 "says little; check the model on these epochs (accuracy, input "
                 f"scale, channels, filtering) before reading the map.{units}"

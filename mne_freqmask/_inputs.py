@@ -414,33 +414,72 @@ def _log_bads(info, pick_idx):
         logger.info(f"Bad channel(s) {explained} are explained, as picked.")
 
 
+def check_layout(
+    epochs,
+    ch_names=None,
+    sfreq=None,
+    n_times=None,
+    *,
+    head,
+    other,
+    order_fix,
+    pick_fix,
+    sfreq_fix,
+    subject=("they", "lack", "have", "are"),
+):
+    """Raise unless ``epochs`` have these channels (in order), rate and length.
+
+    The one check that two things see the same epoch layout (the reference
+    and the epochs, the amortised explainer's training epochs, a braindecode
+    model's ``chs_info`` / ``sfreq``); a value of None is not checked.
+    ``head`` starts every message, ``other`` names what the epochs are
+    compared with, the ``*_fix`` texts name the fix; ``subject`` conjugates
+    the sentence for "they" or "it".
+    """
+    they, lack, have, are = subject
+    names = list(epochs.ch_names)
+    if ch_names is not None and names != list(ch_names):
+        if sorted(names) == sorted(ch_names):
+            raise ValueError(
+                head + f"same channels in another order, and the model reads "
+                f"channels by position; use {order_fix}."
+            )
+        missing = [ch for ch in ch_names if ch not in names]
+        extra = [ch for ch in names if ch not in ch_names]
+        raise ValueError(
+            head + f"{they} {lack} {missing} and {have} {extra} in addition; "
+            f"{pick_fix}."
+        )
+    # a rate braindecode derives (n_times / input_window_seconds) may differ
+    # from the stored one by rounding only
+    if sfreq is not None and not np.isclose(
+        float(epochs.info["sfreq"]), float(sfreq), rtol=1e-6, atol=0
+    ):
+        raise ValueError(
+            head + f"{they} {are} sampled at {epochs.info['sfreq']} Hz, {other} "
+            f"at {sfreq} Hz; {sfreq_fix}."
+        )
+    if n_times is not None and len(epochs.times) != int(n_times):
+        raise ValueError(
+            head + f"{they} {have} {len(epochs.times)} samples, {other} "
+            f"{n_times}; crop them to the same length."
+        )
+
+
 def _check_reference(reference, epochs):
     """Same channels, order, sampling frequency and length as ``epochs``."""
-    head = (
-        "reference must have the same channels, sampling frequency and number "
-        "of samples as epochs: "
+    check_layout(
+        reference,
+        epochs.ch_names,
+        epochs.info["sfreq"],
+        len(epochs.times),
+        head=(
+            "reference must have the same channels, sampling frequency and "
+            "number of samples as epochs: "
+        ),
+        other="epochs",
+        order_fix="reference.reorder_channels(epochs.ch_names)",
+        pick_fix="pick the same channels in both",
+        sfreq_fix="resample one of them",
+        subject=("it", "lacks", "has", "is"),
     )
-    ref_names, names = list(reference.ch_names), list(epochs.ch_names)
-    if ref_names != names:
-        if sorted(ref_names) == sorted(names):
-            raise ValueError(
-                head + "it has the same channels in another order, and the model "
-                "reads channels by position; use "
-                "reference.reorder_channels(epochs.ch_names)."
-            )
-        missing = [ch for ch in names if ch not in ref_names]
-        extra = [ch for ch in ref_names if ch not in names]
-        raise ValueError(
-            head + f"it lacks {missing} and has {extra} in addition; pick the "
-            "same channels in both."
-        )
-    if reference.info["sfreq"] != epochs.info["sfreq"]:
-        raise ValueError(
-            head + f"it is sampled at {reference.info['sfreq']} Hz, epochs at "
-            f"{epochs.info['sfreq']} Hz; resample one of them."
-        )
-    if len(reference.times) != len(epochs.times):
-        raise ValueError(
-            head + f"its epochs have {len(reference.times)} samples, those of "
-            f"epochs {len(epochs.times)}; crop them to the same length."
-        )

@@ -235,7 +235,8 @@ def check_model(model, x, device):
     if out.shape[1] < 2:
         raise ValueError(
             f"The model returned {out.shape[1]} output per epoch; a classifier "
-            "with at least 2 class scores (logits) is needed."
+            "with at least 2 class scores (logits) is needed (regression "
+            "models are not explained: target is a class index)."
         )
     check_outputs_finite(out, f"the first {len(xb)} epochs")
     logger.debug(f"Model OK: {tuple(xb.shape)} -> {tuple(out.shape)}")

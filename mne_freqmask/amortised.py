@@ -21,7 +21,7 @@ from mne.utils import _validate_type, logger, verbose
 
 from mne_freqmask._amortised_train import MaskNet, Trainer, band_log_power
 from mne_freqmask._checkpoint import _model_sha
-from mne_freqmask._inputs import _ready_epochs, make_input
+from mne_freqmask._inputs import _ready_epochs, check_layout, make_input
 from mne_freqmask._provenance import make_provenance
 from mne_freqmask._saliency_utils import _params_to_json
 from mne_freqmask._torch_utils import (
@@ -31,6 +31,7 @@ from mne_freqmask._torch_utils import (
     resolve_device,
     spectral_dtype,
 )
+from mne_freqmask.models import as_model
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.spectral import FrequencyGrid
 from mne_freqmask.utils._checks import (
@@ -185,7 +186,7 @@ class FreqMaskExplainer:
         """
         import time
 
-        _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
+        model = as_model(model)
         n_epochs = _check_positive(n_epochs, "n_epochs", integer=True)
         batch_size = _check_positive(batch_size, "batch_size", integer=True)
         lr = _check_positive(lr, "lr")
@@ -293,31 +294,20 @@ class FreqMaskExplainer:
             The epochs to explain.
         """
         self._check_fitted()
-        names = list(epochs.ch_names)
-        head = "The epochs do not match those the explainer was trained on: "
-        if names != self.ch_names:
-            if sorted(names) == sorted(self.ch_names):
-                raise ValueError(
-                    head + "same channels in another order; use "
-                    "epochs.reorder_channels(explainer.ch_names)."
-                )
-            missing = [ch for ch in self.ch_names if ch not in names]
-            extra = [ch for ch in names if ch not in self.ch_names]
-            raise ValueError(
-                head + f"they lack {missing} and have {extra} in addition; pick "
-                "the channels of the training epochs (explainer.ch_names), in "
-                "order."
-            )
-        if float(epochs.info["sfreq"]) != self.sfreq:
-            raise ValueError(
-                head + f"they are sampled at {epochs.info['sfreq']} Hz, the "
-                f"training epochs at {self.sfreq} Hz; resample them."
-            )
-        if len(epochs.times) != self.n_times:
-            raise ValueError(
-                head + f"they have {len(epochs.times)} samples, the training "
-                f"epochs {self.n_times}; crop them to the same length."
-            )
+        check_layout(
+            epochs,
+            self.ch_names,
+            self.sfreq,
+            self.n_times,
+            head="The epochs do not match those the explainer was trained on: ",
+            other="the training epochs",
+            order_fix="epochs.reorder_channels(explainer.ch_names)",
+            pick_fix=(
+                "pick the channels of the training epochs (explainer.ch_names), "
+                "in order"
+            ),
+            sfreq_fix="resample them",
+        )
 
     def predict_masks(self, data, *, device="cpu"):
         """Compute the masks of epochs given as an array (one network pass).

@@ -110,8 +110,11 @@ def _build_parser():
         help="Explain saved epochs with a saved model.",
         description="Explain EPOCHS (an MNE -epo.fif file) with MODEL: a .pt "
         "file written by mne_freqmask.models.save_model, a TorchScript file "
-        "(torch.jit.save), or a state dict (torch.save(model.state_dict())) "
-        "with --model-class and --model-kwargs. Prints a summary (steps and "
+        "(torch.jit.save), a braindecode model folder (config.json + "
+        "model.safetensors or pytorch_model.bin, as model.save_pretrained "
+        "writes it), or weights without their class (torch.save("
+        "model.state_dict()), skorch's net.save_params(f_params=...)) with "
+        "--model-class and --model-kwargs. Prints a summary (steps and "
         "stop reasons of the fit included) and writes the saliency and/or "
         "an HTML report.",
     )
@@ -121,15 +124,17 @@ def _build_parser():
         help="Epochs file(s) (-epo.fif); several need --out-dir.",
     )
     exp.add_argument(
-        "model", help="Model file (save_model .pt, TorchScript or state dict)."
+        "model",
+        help="Model file or folder (save_model .pt, TorchScript, braindecode "
+        "folder with config.json, or a state dict / skorch params file).",
     )
     exp.add_argument("--method", default="freqmask", choices=sorted(METHODS))
     exp.add_argument(
         "--bands",
-        default="10",
+        default=None,
         help='Number of equal bands (e.g. 10), "canonical", or named bands in '
         "Hz: mu:8-13,beta:13-30 (a bin f is in a band when fmin <= f < fmax). "
-        "Default: 10.",
+        "Default: 10 (with --explainer: the explainer's bands).",
     )
     exp.add_argument(
         "--picks",
@@ -194,6 +199,21 @@ def _build_parser():
         "window apart). The map is then channel x band x window (a "
         "SpectralSaliencyTFR: read --out with mne_freqmask.read_saliency_tfr). "
         f"Methods: {', '.join(sorted(SHORT_TIME_METHODS))}.",
+    )
+    exp.add_argument(
+        "--reference",
+        default=None,
+        metavar="FILE",
+        help="Epochs file (-epo.fif) of reference epochs (e.g. the training "
+        "epochs): the donors and subject centres of the methods that use "
+        "them. Default: the explained epochs.",
+    )
+    exp.add_argument(
+        "--explainer",
+        default=None,
+        metavar="FILE",
+        help="For --method freqmask_amortised: a FreqMaskExplainer saved with "
+        "explainer.save(FILE); its bands and picks are the defaults.",
     )
     exp.add_argument("--out", default=None, help="Saliency file to write (.h5).")
     exp.add_argument(
@@ -322,6 +342,8 @@ def main(argv=None):
                 model_kwargs=args.model_kwargs,
                 input_scale=args.input_scale,
                 quiet=args.quiet,
+                reference=args.reference,
+                explainer=args.explainer,
             )
             for path in written:
                 print(f"Written {path}")
@@ -484,7 +506,7 @@ def run_explain(
     model_fname,
     *,
     method="freqmask",
-    bands="10",
+    bands=None,
     out=None,
     report=None,
     overwrite=False,
@@ -500,6 +522,8 @@ def run_explain(
     model_kwargs=None,
     input_scale=None,
     quiet=True,
+    reference=None,
+    explainer=None,
 ):
     """Explain saved epochs with a saved model; return the files written.
 
@@ -515,14 +539,15 @@ def run_explain(
 
     from mne_freqmask import explain
     from mne_freqmask._cli_load import (
-        load_any_model,
-        parse_bands,
+        explainer_options,
+        one_class_stops,
         parse_model_kwargs,
         parse_pairs,
-        parse_picks,
         parse_time_windows,
+        read_reference,
     )
     from mne_freqmask.methods._registry import check_short_time
+    from mne_freqmask.models import load_any_model
 
     if out is None and report is None:
         raise ValueError(
@@ -536,7 +561,6 @@ def run_explain(
     )
     if not Path(epochs_fname).is_file():
         raise FileNotFoundError(f"{epochs_fname} does not exist.")
-    bands = parse_bands(bands)
     time_windows = parse_time_windows(time_windows)
     if time_windows is not None:
         check_short_time(method)  # before the model is loaded
@@ -545,6 +569,9 @@ def run_explain(
         if method_kw.get("n_steps", n_steps) != n_steps:
             raise ValueError("--n-steps and --param n_steps= differ; give one.")
         method_kw["n_steps"] = n_steps
+    extra, bands, picks = explainer_options(method, explainer, bands, picks)
+    method_kw.update(extra)
+    reference = read_reference(reference)
     t0 = time.perf_counter()
     net, kind = load_any_model(
         model_fname,
@@ -554,18 +581,19 @@ def run_explain(
     )
     # not preloaded: explain() reads the file chunk by chunk (bounded memory)
     epochs = mne.read_epochs(epochs_fname, preload=False, verbose=False)
-    with use_log_level("warning" if quiet else "info"):
+    with use_log_level("warning" if quiet else "info"), one_class_stops(kind):
         sal = explain(
             epochs,
             net,
             method=method,
             bands=bands,
-            picks=parse_picks(picks),
+            picks=picks,
             device=device,
             n_jobs=n_jobs,
             random_state=seed,
             checkpoint=checkpoint,
             time_windows=time_windows,
+            reference=reference,
             verbose=None,
             **method_kw,
         )

@@ -73,7 +73,7 @@ class ExplainedFiles(list):
 
 def _load_model_file(path, options):
     """The one call of the model loader (a worker loads the file itself)."""
-    from mne_freqmask._cli_load import load_any_model
+    from mne_freqmask.models import load_any_model
 
     return load_any_model(path, **(options or {}))[0]
 
@@ -360,8 +360,10 @@ def explain_files(
         record_status,
         reference_identity,
     )
+    from mne_freqmask.models import as_model
 
-    _validate_type(model, (torch.nn.Module, "path-like"), "model")
+    if not isinstance(model, torch.nn.Module | str | os.PathLike):
+        model = as_model(model)  # a fitted skorch net: its network
     _validate_type(model_options, (dict, None), "model_options")
     _check_option("on_error", on_error, ("raise", "continue"))
     if not isinstance(model, torch.nn.Module):

@@ -20,6 +20,10 @@ with :mod:`ast`; imports inside functions count as much as those at the top):
   variable holding a saliency (named ``saliency``, ``sal``, ``saliencies``
   ...): plots and scores use its public face.
 - **Small modules.** No module has more than :data:`MAX_LINES` lines.
+- **The library never imports the command line.** Only the command line's
+  own modules (``cli`` and ``_cli_*``) import ``mne_freqmask.cli`` or a
+  ``_cli_*`` module: what a command shows is a library function a Python
+  user can call too (MNE's ``mne/commands`` sit on top of the library).
 """
 
 import ast
@@ -182,9 +186,40 @@ def test_module_size(module):
     assert n_lines <= MAX_LINES, f"{module} has {n_lines} lines (> {MAX_LINES})"
 
 
+def _is_cli(name):
+    last = name.split(".")[-1]
+    return name.split(".")[:-1] == [PACKAGE] and (
+        last == "cli" or last.startswith("_cli")
+    )
+
+
+def _cli_imports(module):
+    """The command-line modules that ``module`` imports (names of modules)."""
+    out = []
+    for target, names, line in _imports(module):
+        hits = [target] + [f"{target}.{n}" for n in names or ()]
+        out += [f"line {line}: {hit}" for hit in hits if _is_cli(hit)]
+    return out
+
+
+def test_library_does_not_import_the_cli():
+    """Only ``cli`` and ``_cli_*`` import ``cli`` / ``_cli_*``."""
+    bad = {
+        module: _cli_imports(module)
+        for module in MODULES
+        if not _is_cli(module) and _cli_imports(module)
+    }
+    assert not bad, f"library modules import the command line: {bad}"
+
+
 def test_checks_catch_violations():
     """The cycle finder and the private-module rule do see what they forbid."""
     assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _find_cycle({"a": {"b"}, "b": set()}) is None
     assert _is_private_module(f"{PACKAGE}.utils._checks")
     assert not _is_private_module(f"{PACKAGE}.evaluation")
+    assert _is_cli(f"{PACKAGE}._cli_load") and _is_cli(f"{PACKAGE}.cli")
+    assert not _is_cli(f"{PACKAGE}.models") and not _is_cli(f"{PACKAGE}.client")
+    # the commands do import their own modules: the rule sees imports
+    found = _cli_imports(f"{PACKAGE}.cli")
+    assert any(hit.endswith(f" {PACKAGE}._cli_files") for hit in found), found

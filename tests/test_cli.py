@@ -306,12 +306,15 @@ def test_explain_state_dict_with_model_class(saved_inputs, tmp_path, capsys):
     np.testing.assert_allclose(
         read_saliency(h5).get_data(), expected.get_data(), rtol=1e-4
     )
-    # without --input-scale the model sees volts: another (wrong) map
+    # without --input-scale the model sees volts and predicts one class: the
+    # command stops before the fit (exit 2), naming the option (issue 30)
     argv = _explain_argv(epo, sd, tmp_path / "volts.h5", *_GRADIENTS)
     argv += ["--model-class", "EEGNet", "--model-kwargs", kwargs, "--quiet"]
-    assert main(argv) == 0
-    volts = read_saliency(tmp_path / "volts.h5").get_data()
-    assert not np.allclose(volts, expected.get_data(), rtol=1e-2)
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Stopped before the fit" in err and "--input-scale 1e6" in err
+    assert not (tmp_path / "volts.h5").exists()
 
 
 def test_explain_package_file_freqmask_steps(saved_inputs, tmp_path, capsys):

@@ -62,8 +62,9 @@ def test_import_failure_is_one_line(monkeypatch):
     assert msg.startswith("braindecode cannot be imported (ModuleNotFoundError")
     assert "torchaudio" in msg and "torch" in msg
     assert "'models' extra" in msg
-    # the pins come from the installed metadata, so they are the real ones
-    assert "braindecode==" in msg and "torchaudio==" in msg and "torch==" in msg
+    # the tested set, and the names whose builds must match
+    assert "constraints.txt" in msg
+    assert "braindecode" in msg and "torchaudio" in msg and "torch" in msg
     # the package's own entry points give the same line
     from mne_freqmask.models import make_model
 
@@ -91,7 +92,58 @@ def test_abi_failure_names_the_pins(monkeypatch):
     msg = str(info.value)
     assert "\n" not in msg
     assert "OSError: libtorchaudio.so: undefined symbol" in msg
-    assert "torchaudio==" in msg
+    assert "torchaudio" in msg and "constraints.txt" in msg
+
+
+def _requirements():
+    """pyproject.toml's requirements: the core's and each extra's."""
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    reqs = {"core": project["dependencies"], **extras}
+    return {k: [Requirement(r) for r in v] for k, v in reqs.items()}, root
+
+
+def test_requirements_keep_the_users_torch():
+    """No requirement pins the torch family: installing keeps the user's torch.
+
+    Exact versions live in constraints.txt (what CI and the README's commands
+    install); pyproject.toml's requirements on torch, torchaudio, torchvision
+    and braindecode (whose builds must match the installed torch) are lower
+    bounds, which any newer or local (+cu) build satisfies.
+    """
+    reqs, root = _requirements()
+    family = {"torch", "torchaudio", "torchvision", "braindecode"}
+    for extra, items in reqs.items():
+        for req in items:
+            ops = {spec.operator for spec in req.specifier}
+            if req.name.lower() in family:
+                assert ops <= {">="}, f"{extra}: {req} is more than a lower bound"
+                # a newer release and a local CUDA build both satisfy it
+                assert req.specifier.contains("99.0") and req.specifier.contains(
+                    "2.14.1+cu130"
+                ), req
+    # the exact tested set is in constraints.txt, and the README uses it
+    pins = {}
+    for line in (root / "constraints.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line} is not an exact pin"
+            pins[name.lower()] = version
+    assert family <= set(pins)
+    readme = (root / "README.rst").read_text()
+    assert readme.count("-c constraints.txt") >= 2
+    for items in reqs.values():  # the tested versions satisfy the requirements
+        for req in items:
+            if req.name.lower() in pins:
+                assert req.specifier.contains(pins[req.name.lower()]), req
 
 
 def test_every_extra_module_is_known():

@@ -17,6 +17,7 @@ from mne_freqmask._torch_utils import (
     predict,
     resolve_device,
 )
+from mne_freqmask.models import as_model
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 from mne_freqmask.utils._checks import _check_finite
@@ -209,7 +210,7 @@ def _per_epoch(values, sl):
 
 
 def _check_model(model):
-    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
+    return as_model(model)
 
 
 def _predictions(model, src, device):

@@ -41,6 +41,7 @@ from mne_freqmask.evaluation._check_maps import (
     _random_like,
 )
 from mne_freqmask.evaluation._common import (
+    _check_model,
     _explain,
     _group_codes,
     _group_means,
@@ -366,7 +367,7 @@ def check_explanation(
             f"saliency holds {len(saliency)} maps and epochs {len(epochs)}; "
             "check the map on the epochs it explains."
         )
-    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
+    model = _check_model(model)
     _validate_type(explain_kw, (dict, None), "explain_kw")
     kw = _explain_kw(saliency, explain_kw)
     codes = _group_codes(epochs, groups)

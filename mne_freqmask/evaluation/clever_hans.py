@@ -18,7 +18,12 @@ from mne import BaseEpochs
 from mne.utils import _validate_type, check_random_state, logger, verbose, warn
 
 from mne_freqmask._inputs import epochs_labels
-from mne_freqmask.evaluation._common import _chunks, _source, _untrained_explanations
+from mne_freqmask.evaluation._common import (
+    _check_model,
+    _chunks,
+    _source,
+    _untrained_explanations,
+)
 from mne_freqmask.evaluation._maps import _band_overlap, _channel_band_map
 from mne_freqmask.saliency import SpectralSaliency
 
@@ -335,6 +340,8 @@ def clever_hans_report(
     _validate_type(epochs, (BaseEpochs, None), "epochs", "mne.Epochs or None")
     if model is not None and epochs is None:
         raise ValueError("model needs epochs (the epochs the map explains).")
+    if model is not None:
+        model = _check_model(model)
     data, ch_names, edges = _channel_band_map(saliency, absolute, average_first=True)
     upper = {ch.upper(): ch for ch in ch_names}
     found = [upper[ch.upper()] for ch in artifact_channels if ch.upper() in upper]

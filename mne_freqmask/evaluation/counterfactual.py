@@ -547,7 +547,7 @@ def clever_hans_test(
     from mne_freqmask.evaluation.clever_hans import _class_names
 
     _validate_type(epochs, BaseEpochs, "epochs", "mne.Epochs")
-    _check_model(model)
+    model = _check_model(model)
     _check_option("control", control, ("matched", "random"))
     _check_option("removal", removal, ("zero", "reference"))
     _validate_type(min_effect, "numeric", "min_effect")
@@ -652,7 +652,7 @@ def clever_hans_test(
         one = len(np.unique(predicted)) == 1
         hint = (
             f" It predicts class {int(predicted[0])} for every epoch."
-            + _units_hint(scale)
+            + _units_hint(scale, model)
             if one
             else ""
         )

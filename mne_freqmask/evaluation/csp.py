@@ -474,7 +474,7 @@ def csp_comparison(
     if missing:
         raise ValueError(f"Channels {missing} of the saliency are not in epochs.")
     if model is not None:
-        _check_model(model)
+        model = _check_model(model)
         labels = _labels(epochs, y, model, device)
         model_acc = _accuracy(epochs, model, labels, device)
     else:

@@ -209,7 +209,7 @@ def evaluate_removal(
     _check_option("level", level, ("group", "instance"))
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}.")
-    _check_model(model)
+    model = _check_model(model)
     src, labels, grid, picks = _prepare(epochs, saliency, y, model, device)
     values = _map_values(saliency, level, len(src))
     salient = salient_cells(values, fraction, random_state)
@@ -410,7 +410,7 @@ def deletion_curves(
     _validate_type(n_boot, "int-like", "n_boot")
     if n_boot < 0:
         raise ValueError(f"n_boot must be 0 (no intervals) or more, got {n_boot}.")
-    _check_model(model)
+    model = _check_model(model)
     src, labels, grid, picks = _prepare(epochs, saliency, y, model, device)
     values = _map_values(saliency, level, len(src))
     rng = check_random_state(random_state)

@@ -15,7 +15,12 @@ from mne.utils import _validate_type, check_random_state, logger, verbose
 from scipy.stats import rankdata
 
 from mne_freqmask._inputs import epochs_labels
-from mne_freqmask.evaluation._common import _accuracy, _explain, _labels
+from mne_freqmask.evaluation._common import (
+    _accuracy,
+    _check_model,
+    _explain,
+    _labels,
+)
 from mne_freqmask.models import fit, parameter_layers, reinitialize, untrained_copy
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.utils._docs import fill_doc
@@ -112,7 +117,7 @@ def cascading_randomization(
     ----------
     Adebayo, J. et al. (2018). Sanity checks for saliency maps. NeurIPS.
     """
-    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
+    model = _check_model(model)
     labels = _labels(epochs, y, model, device)
     if saliency is None:
         saliency = _explain(epochs, model, method, explain_kw, random_state, device)
@@ -241,7 +246,7 @@ def label_randomization(
         model, _ = fit(train_epochs, name, y=train_labels, **fit_kw)
         fresh = name
     else:
-        _validate_type(model, torch.nn.Module, "model", "str or torch.nn.Module")
+        model = _check_model(model)
         fresh = untrained_copy(model)
     if saliency is None:
         saliency = _explain(epochs, model, method, explain_kw, random_state, device)

@@ -154,7 +154,7 @@ def verify_planted(
     at 0.05): its explanation is then no evidence either way.
     """
     _validate_type(epochs, BaseEpochs, "epochs", "mne.Epochs")
-    _check_model(model)
+    model = _check_model(model)
     _validate_type(saliency, (SpectralSaliency, None), "saliency")
     _validate_type(n_baselines, "int-like", "n_baselines")
     if n_baselines < 1:

@@ -9,10 +9,15 @@ from mne import BaseEpochs, EpochsArray
 from mne.utils import _validate_type, logger, verbose
 
 from mne_freqmask._inputs import epochs_data, epochs_labels
-from mne_freqmask._torch_utils import model_context, model_dtype, resolve_device
+from mne_freqmask._torch_utils import (
+    model_context,
+    model_dtype,
+    resolve_device,
+)
 from mne_freqmask.lrp._context import lrp_rules
 from mne_freqmask.lrp._coverage import check_coverage, check_share, input_share
 from mne_freqmask.lrp.rules import make_config
+from mne_freqmask.models import as_model
 from mne_freqmask.utils._checks import _check_positive, _pick_indices
 from mne_freqmask.utils._docs import fill_doc
 
@@ -223,7 +228,7 @@ def relevance_time(
 def _relevance(model, x, target, cfg, batch_size, device, strict=False):
     """Relevance, logits and explained classes of all epochs of ``x``."""
     batch_size = _check_positive(batch_size, "batch_size", integer=True)
-    _validate_type(model, torch.nn.Module, "model", "torch.nn.Module")
+    model = as_model(model)
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     x = np.asarray(x)

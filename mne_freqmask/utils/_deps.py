@@ -1,11 +1,12 @@
-"""Optional dependencies: one import path, one message that names the pin.
+"""Optional dependencies: one import path, one message that names the fix.
 
 The ``models`` and ``attribution`` extras promise braindecode (which imports
 torchaudio, a compiled extension tied to one torch ABI), zennit and captum;
 the ``evaluation`` extra Quantus.
 When one of them cannot be imported, the cause is almost always a torch family
-that does not match the pins; the message says which package failed, why, and
-which pins of ``pyproject.toml`` to check, in one line.
+whose builds do not match (torchaudio built for another torch); the message
+says which package failed, why, the versions installed and the tested set
+(``constraints.txt``), in one line.
 """
 
 import contextlib
@@ -22,6 +23,7 @@ OPTIONAL = {
     "captum": ("captum", "attribution", ("torch", "captum")),
     "quantus": ("quantus", "evaluation", ("quantus", "numpy")),
     "mne_bids": ("mne-bids", "bids", ("mne", "mne-bids")),
+    "safetensors": ("safetensors", "models", ("safetensors",)),
 }
 
 # braindecode 1.8.1 evaluates `mne.channels.make_standard_montage("standard_1020")`
@@ -34,7 +36,7 @@ _BRAINDECODE_IMPORT_WARNINGS = (
 
 
 def _pins(dists):
-    """The exact pins of our extras that name ``dists`` (from the metadata)."""
+    """Our requirements that name ``dists`` (from the installed metadata)."""
     from packaging.requirements import Requirement  # a dependency of MNE
 
     try:
@@ -45,7 +47,7 @@ def _pins(dists):
     for text in reqs:
         req = Requirement(text)
         name = req.name.lower()
-        if name in dists and any(spec.operator == "==" for spec in req.specifier):
+        if name in dists and len(req.specifier):
             found.setdefault(name, f"{req.name}{req.specifier}")
     return [found.get(d, d) for d in dists]
 
@@ -64,8 +66,10 @@ def dependency_error(module, exp):
     first = str(exp).strip().splitlines()[0] if str(exp).strip() else ""
     return (
         f"{dist} cannot be imported ({type(exp).__name__}: {first}); installed: "
-        f"{have}; check the pins {' '.join(_pins(related))} of the '{extra}' extra "
-        f'(pip install "mne-freqmask[{extra}]").'
+        f"{have}; these must be builds for one another ({' '.join(_pins(related))} "
+        f"of the '{extra}' extra): install the tested set with pip install "
+        f'"mne-freqmask[{extra}]" -c constraints.txt (the file in the source), or '
+        "a torchaudio / torchvision built for your torch."
     )
 
 

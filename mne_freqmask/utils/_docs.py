@@ -35,12 +35,22 @@ epochs : instance of mne.Epochs
     explained; each pass over them re-reads the file."""
 
 docdict["model"] = """
-model : instance of torch.nn.Module
+model : instance of torch.nn.Module | skorch net | path-like
     A trained classifier mapping ``(n_epochs, n_channels, n_times)`` to
-    ``(n_epochs, n_classes)`` scores (logits). It is put in eval mode and its
+    ``(n_epochs, n_classes)`` scores (logits); a fitted skorch classifier
+    (braindecode's ``EEGClassifier``), whose network is explained as its
+    ``predict(epochs)`` sees the epochs (braindecode reads them in
+    microvolts: ``Sequential(InputScaler(1e6), net.module_)``); or a model
+    file or braindecode model folder (``config.json`` + weights), read with
+    :func:`mne_freqmask.models.load_any_model` (see
+    :func:`mne_freqmask.models.as_model`). It is put in eval mode and its
     parameters are frozen during the call; its ``training`` flags,
     ``requires_grad`` flags, weights and device are restored afterwards, also
-    when an error occurs."""
+    when an error occurs. Regression models (one output, a skorch
+    ``NeuralNetRegressor`` / ``EEGRegressor``) are refused: every method
+    explains a class score against the others (``target`` is a class
+    index). A braindecode model built with ``chs_info`` / ``sfreq`` must get
+    epochs with those channels, in that order, at that rate."""
 
 docdict["bands"] = """
 bands : int | dict | str

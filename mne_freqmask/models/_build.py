@@ -1,4 +1,4 @@
-"""Fit small braindecode models on Epochs, save / load them, and model surgery.
+"""Build and fit small braindecode models on Epochs, and model surgery.
 
 This is a convenience for examples, tests and the demo, not a model zoo: a
 plain, seeded training loop (Adam, cross-entropy, mini-batches) over a
@@ -8,8 +8,6 @@ convention ``(n_epochs, n_channels, n_times)`` works too.
 """
 
 import copy
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -78,6 +76,77 @@ class InputScaler(torch.nn.Module):
             ``"factor=<value>"``.
         """
         return f"factor={self.factor:g}"
+
+
+def input_scale_of(model):
+    """The factor of the :class:`InputScaler` the model starts with, or None.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model (``Sequential(InputScaler(f), net)``, nested or not).
+
+    Returns
+    -------
+    factor : float | None
+        ``f``, or None when the model's first layer is no input scaler.
+    """
+    mod = model
+    while isinstance(mod, torch.nn.Sequential) and len(mod):
+        if isinstance(mod[0], InputScaler):
+            return mod[0].factor
+        mod = mod[0]
+    return mod.factor if isinstance(mod, InputScaler) else None
+
+
+def braindecode_module(model):
+    """The braindecode model inside ``model`` (the model itself, or wrapped).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model, e.g. ``Sequential(InputScaler(1e6), EEGNet(...))``.
+
+    Returns
+    -------
+    net : braindecode.models.base.EEGModuleMixin | None
+        The first module that carries braindecode's metadata (``chs_info``,
+        ``sfreq``, ``get_config``), or None. braindecode is not imported: a
+        model built without it has none.
+    """
+    for mod in model.modules():
+        if hasattr(mod, "_chs_info") and callable(getattr(mod, "get_config", None)):
+            return mod
+    return None
+
+
+def model_metadata(model):
+    """Channel names, sampling rate and length a braindecode model was built for.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+
+    Returns
+    -------
+    meta : dict
+        ``ch_names`` (from ``chs_info``), ``sfreq`` and ``n_times``; each
+        None when the model does not carry it.
+    """
+    net = braindecode_module(model)
+    meta = dict(ch_names=None, sfreq=None, n_times=None)
+    if net is None:
+        return meta
+    chs = getattr(net, "_chs_info", None)
+    if chs:
+        meta["ch_names"] = [str(ch["ch_name"]) for ch in chs]
+    for key in ("sfreq", "n_times"):
+        try:  # braindecode raises ValueError for a value it cannot infer
+            meta[key] = getattr(net, key)
+        except ValueError:
+            pass
+    return meta
 
 
 def make_model(name, n_chans, n_outputs, n_times, sfreq, *, input_scale=1e6, **kwargs):
@@ -277,93 +346,6 @@ def _split(labels, groups, epochs, val_size, rng):
         val.append(idx[:n_val])
         train.append(idx[n_val:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
-
-
-def save_model(fname, model, *, overwrite=False, init_args=None):
-    """Save a model's weights and constructor arguments (``.pt``).
-
-    Parameters
-    ----------
-    fname : path-like
-        Output file.
-    model : torch.nn.Module
-        A model built by :func:`make_model` / :func:`fit`, or any model when
-        ``init_args`` is given.
-    overwrite : bool
-        Overwrite an existing file.
-    init_args : dict | None
-        ``dict(name=..., kwargs=...)`` for :func:`make_model`; defaults to
-        ``model.init_args_``.
-    """
-    fname = Path(fname)
-    if fname.exists() and not overwrite:
-        raise FileExistsError(f"{fname} exists; pass overwrite=True to replace it.")
-    init_args = (
-        init_args if init_args is not None else getattr(model, "init_args_", None)
-    )
-    if init_args is None:
-        raise ValueError(
-            "The model was not built by mne_freqmask.models.make_model; pass "
-            "init_args=dict(name=..., kwargs=...) to save it."
-        )
-    tmp = fname.with_name(fname.name + ".part")
-    try:
-        torch.save(dict(init_args=init_args, state_dict=model.state_dict()), tmp)
-        os.replace(tmp, fname)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def load_model(fname):
-    """Load a model saved with :func:`save_model` (eval mode, on the CPU).
-
-    Parameters
-    ----------
-    fname : path-like
-        A file written by :func:`save_model`.
-
-    Returns
-    -------
-    model : torch.nn.Module
-        The model rebuilt with :func:`make_model` and its saved weights.
-    """
-    fname = Path(fname)
-    if not fname.is_file():
-        raise FileNotFoundError(f"Model file {fname} does not exist.")
-    try:
-        ckpt = torch.load(fname, map_location="cpu", weights_only=True)
-        ckpt["init_args"]["kwargs"], ckpt["state_dict"]  # noqa: B018
-    except Exception as exp:
-        msg = str(exp).strip().splitlines()[0] if str(exp).strip() else ""
-        raise ValueError(
-            f"{fname} is not a model file written by "
-            f"mne_freqmask.models.save_model ({type(exp).__name__}: {msg})."
-        ) from None
-    args = dict(ckpt["init_args"]["kwargs"])
-    name = ckpt["init_args"]["name"]
-    model = make_model(
-        name,
-        args.pop("n_chans"),
-        args.pop("n_outputs"),
-        args.pop("n_times"),
-        args.pop("sfreq", 1.0),
-        input_scale=ckpt["init_args"].get("input_scale"),
-        **args,
-    )
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exp:  # shapes or names that do not fit the settings
-        first = str(exp).strip().splitlines()
-        detail = " ".join(line.strip() for line in first[:3])
-        raise ValueError(
-            f"{fname}: the saved weights do not fit the saved settings ({name}, "
-            f"n_chans={ckpt['init_args']['kwargs'].get('n_chans')}, n_outputs="
-            f"{ckpt['init_args']['kwargs'].get('n_outputs')}, n_times="
-            f"{ckpt['init_args']['kwargs'].get('n_times')}); the file was edited "
-            f"or written by another version. Save the model again with "
-            f"mne_freqmask.models.save_model. torch said: {detail}"
-        ) from None
-    return model.eval()
 
 
 # ----------------------------------------------------------------------------
