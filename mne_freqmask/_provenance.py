@@ -17,7 +17,7 @@ A provenance is a JSON-like dict:
   the :class:`~mne_freqmask.models.InputScaler` that ``make_model`` puts in
   front of it; a TorchScript module's original class name);
 - ``model_hash``: SHA-256 of the model's class name and state dict
-  (:func:`mne_freqmask._checkpoint._model_sha`, the hash checkpoints and the
+  (:func:`mne_freqmask._fingerprint.model_sha`, the hash checkpoints and the
   amortised explainer compare);
 - ``method`` and ``method_params``: the method and its parameters at creation;
 - ``source``: the epochs' file when they were read from one (else None).
@@ -108,7 +108,7 @@ def make_provenance(
         JSON-like.
     """
     if model is not None:
-        from mne_freqmask._checkpoint import _model_sha
+        from mne_freqmask._fingerprint import model_sha as _model_sha
 
         model_hash, model_cls = _model_sha(model), model_class(model)
     out = dict(

@@ -239,7 +239,7 @@ def test_sensitivity_in_compare_methods(inputs):
     """compare_methods(sensitivity=...) adds Quantus' Max-Sensitivity; it
     grows with the noise, and is NaN for the random map."""
     pytest.importorskip("quantus")
-    from mne_freqmask.evaluation.quantus_bridge import _max_sensitivity
+    from mne_freqmask.evaluation._sensitivity import _max_sensitivity
 
     held, _, model, *_ = inputs
     codes = held.events[:, 2]

@@ -315,3 +315,14 @@ def _untrained_explanations(epochs, model, method, explain_kw, rng, n, device):
                 "ignore", "The model predicts class", RuntimeWarning
             )
             yield _explain(epochs, fresh, method, explain_kw, seed, device)
+
+
+def _class_names(epochs, labels):
+    from mne_freqmask._inputs import event_classes
+
+    try:
+        classes = event_classes(epochs.event_id)
+        inv = {code: name for name, code in epochs.event_id.items()}
+        return {inv[code]: idx for code, idx in classes.items()}
+    except Exception:  # y given with classes not in event_id
+        return {str(c): int(c) for c in np.unique(labels)}

@@ -21,6 +21,7 @@ from mne_freqmask._inputs import epochs_labels
 from mne_freqmask.evaluation._common import (
     _check_model,
     _chunks,
+    _class_names,
     _source,
     _untrained_explanations,
 )
@@ -240,17 +241,6 @@ def _per_class(saliency, epochs, model, y, cells, n_baselines, kw, rng):
             row.update(baseline_share=bshare, baseline_ratio=share / bshare)
         table[name] = row
     return pd.DataFrame.from_dict(table, orient="index")
-
-
-def _class_names(epochs, labels):
-    from mne_freqmask._inputs import event_classes
-
-    try:
-        classes = event_classes(epochs.event_id)
-        inv = {code: name for name, code in epochs.event_id.items()}
-        return {inv[code]: idx for code, idx in classes.items()}
-    except Exception:  # y given with classes not in event_id
-        return {str(c): int(c) for c in np.unique(labels)}
 
 
 @verbose

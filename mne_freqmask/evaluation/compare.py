@@ -26,12 +26,12 @@ from mne_freqmask.evaluation._common import (
     _group_means,
     _source,
 )
-from mne_freqmask.evaluation.complexity import quantus_scores
-from mne_freqmask.evaluation.quantus_bridge import (
+from mne_freqmask.evaluation._sensitivity import (
     SENSITIVITY_DRAWS,
     _check_sensitivity_kw,
     _max_sensitivity,
 )
+from mne_freqmask.evaluation.complexity import quantus_scores
 from mne_freqmask.evaluation.removal import deletion_curves
 from mne_freqmask.evaluation.stats import bootstrap_ci, paired_comparison
 from mne_freqmask.evaluation.truth import ground_truth_scores, planted_window_auroc
