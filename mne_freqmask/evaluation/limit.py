@@ -143,8 +143,11 @@ def deletion_limit(
         for the first chosen, 1 for the last with ``"morf"``; reversed with
         ``"lerf"``), method ``"deletion_limit"``. ``limit.diagnostics``
         holds ``passes`` (model forward passes of the search per epoch) and
-        ``probability`` (the mean true-class probability of the search's
-        draws at each fraction, shape ``(n_epochs, n_fractions)``).
+        ``probability`` (shape ``(n_epochs, n_steps)``: at each step, the
+        true-class probability, mean over the search's draws, with the best
+        candidate removed on top of the cells removed before; for ``"lerf"``
+        a value above the original probability is a cell whose removal
+        *raises* the prediction).
 
     See Also
     --------
@@ -206,7 +209,7 @@ def deletion_limit(
     dev = resolve_device(device, model)
     values = np.empty((len(src), n_ch, n_bands), np.float32)
     passes = np.zeros(len(src), np.int64)
-    curve = np.empty((len(src), len(ks)), np.float32)
+    curve = np.empty((len(src), len(ks) - 1), np.float32)
     with model_context(model, dev):
         for sl, xb in _chunks(src):
             for j, x1 in enumerate(xb):
@@ -236,9 +239,9 @@ def deletion_limit(
                 passes[e], curve[e] = n_pass, p_k
     logger.info(
         f"deletion_limit ({order}, {operator}): {np.median(passes):.0f} passes "
-        f"per epoch; mean true-class probability "
+        f"per epoch; mean true-class probability of the best candidate "
         + ", ".join(f"{p:.3f}" for p in curve.mean(0))
-        + f" at {', '.join(str(int(k)) for k in ks)} cells removed"
+        + f" on top of {', '.join(str(int(k)) for k in ks[:-1])} removed cells"
     )
     return SpectralSaliency(
         values,
@@ -283,10 +286,7 @@ def _search(x1, fill, label, model, grid, picks, dev, ks, sign, guide, n_cand):
     n_ch, n_bands = len(picks), grid.n_bands
     n_cells = n_ch * n_bands
     removed = np.zeros(n_cells, bool)
-    chosen, p_k, n_pass = [], np.empty(len(ks), np.float32), 0
-    keep0 = np.ones((1, n_ch, n_bands), bool)
-    p0, n = _probability(x1, keep0, fill, label, model, grid, picks, dev)
-    p_k[0], n_pass = p0[0], n_pass + n
+    chosen, p_k, n_pass = [], np.empty(len(ks) - 1, np.float32), 0
     last = None  # (candidates, probabilities) of the last evaluation
     for i in range(1, len(ks)):
         size = int(ks[i] - ks[i - 1])
@@ -302,13 +302,12 @@ def _search(x1, fill, label, model, grid, picks, dev, ks, sign, guide, n_cand):
         n_pass += n
         # MoRF: lowest probability first; LeRF: highest first (stable: ties
         # keep the candidates' order)
-        best = cand[np.argsort(sign * p, kind="stable")][:size]
+        by = np.argsort(sign * p, kind="stable")
+        best = cand[by][:size]
+        p_k[i - 1] = p[by[0]]
         chosen.extend(best.tolist())
         removed[best] = True
         last = (cand, p)
-        keep1 = (~removed).reshape(1, n_ch, n_bands)
-        pk, n = _probability(x1, keep1, fill, label, model, grid, picks, dev)
-        p_k[i], n_pass = pk[0], n_pass + n
     # the rest: in the order of their last evaluation, then any never tried
     # (guided search) in the guide's order, then by position
     rest = []
