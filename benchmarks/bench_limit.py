@@ -64,11 +64,9 @@ def load(name):
         epochs, truth = make_epochs(
             n_subjects=4,
             n_epochs_per_class=100,
-            effect=1.0,
+            effect=2.0,
             interaction=dict(),
-            distractor=dict(
-                channels=("C3", "C4", "O1", "O2", "Pz"), band=(13.0, 19.0)
-            ),
+            distractor=dict(channels=("C3", "C4", "O1", "O2", "Pz"), band=(13.0, 19.0)),
             random_state=0,
             verbose=False,
         )
@@ -173,7 +171,7 @@ def run(ds, args, out_dir):
     for label, (sec, passes) in cost.items():
         m = scores["method"] == label
         scores.loc[m, "time_s"], scores.loc[m, "passes_per_epoch"] = sec, passes
-    for (op, order), lim in limits.items():
+    for op, order in limits:
         m = (scores["method"] == "limit") & (scores["operator"] == op)
         m &= scores["order"] == order.replace("morf", "MoRF").replace("lerf", "LeRF")
         sec, passes = cost[f"limit_{order}_{op}"]
@@ -217,7 +215,9 @@ def report(ds, out_dir, n_boot=2000):
                 sel = sel[sel["metric"] == "probability"]
 
                 def per(m, sel=sel):
-                    return sel[sel["method"] == m].sort_values("unit")["area"].to_numpy()
+                    return (
+                        sel[sel["method"] == m].sort_values("unit")["area"].to_numpy()
+                    )
 
                 a, r, lim = per(label), per("random"), per("limit")
                 row = area[

@@ -344,7 +344,9 @@ def make_epochs(
             for i, (ch, (flo, fhi)) in enumerate(
                 zip(inter["channels"], inter["bands"], strict=True)
             ):
-                cell = _band_noise(rng, (n, 1, n_times), sfreq, flo + shift, fhi + shift)
+                cell = _band_noise(
+                    rng, (n, 1, n_times), sfreq, flo + shift, fhi + shift
+                )
                 x[:, [ch_names.index(ch)]] += amp[:, i, None, None] * cell
             amp, rhythm = np.zeros(n), np.zeros_like(rhythm)
         if bur is not None:

@@ -20,6 +20,7 @@ from scipy.integrate import trapezoid
 
 from mne_freqmask._inputs import _ready_epochs
 from mne_freqmask.evaluation._common import (
+    _check_explain_kw,
     _explain,
     _group_codes,
     _group_means,
@@ -331,6 +332,7 @@ def compare_methods(
         for v in vals:
             _check_option(name, v, allowed)
     _validate_type(explain_kw, (dict, None), "explain_kw")
+    _check_explain_kw(explain_kw)
     explain_kw = dict(explain_kw or {})
     entries = _entries(methods)
     if baseline is not None and baseline not in entries:
