@@ -107,8 +107,11 @@ def run(ds, args, out_dir):
         maps[label], cost[label] = sal, (sec, passes)
         print(f"  {label}: {sec:.1f} s, {passes:.0f} passes/epoch", flush=True)
     limits = {}
-    for op in ("zero", "reference"):
-        for order in ("morf", "lerf"):
+    rivals = None
+    if args.rivals:  # every method's map competes with the search, per epoch
+        rivals = [maps[m] for m in METHODS if m != "random"]
+    for op in args.operators:
+        for order in args.orders:
             t0 = time.perf_counter()
             lim = deletion_limit(
                 held,
@@ -118,6 +121,7 @@ def run(ds, args, out_dir):
                 operator=op,
                 reference=train,
                 n_draws=4,
+                rivals=rivals,
                 random_state=0,
                 verbose=False,
             )
@@ -145,8 +149,8 @@ def run(ds, args, out_dir):
         cost[label] = (sec, count[0] / len(held) + cost[guide][1])
         print(f"  {label}: {sec:.1f} s", flush=True)
     frames, units = [], []
-    for op in ("zero", "reference"):
-        for order in ("morf", "lerf"):
+    for op in args.operators:
+        for order in args.orders:
             entries = dict(maps)
             entries["limit"] = limits[(op, order)]
             sc, un = compare_methods(
@@ -201,7 +205,7 @@ def report(ds, out_dir, n_boot=2000):
         f"{acc['ci_high']:.2f}].\n",
     ]
     labels = list(area["method"].drop_duplicates())
-    for op in ("reference", "zero"):
+    for op in [o for o in ("reference", "zero") if o in set(area["operator"])]:
         head = (
             f"| {op} removal | MoRF ↓ | share of gap [CI] | {DEFAULT} − method "
             "[CI] | LeRF ↑ | share of gap [CI] | "
@@ -211,6 +215,9 @@ def report(ds, out_dir, n_boot=2000):
         for label in labels:
             cells = []
             for order, sign in (("MoRF", 1), ("LeRF", -1)):
+                if order not in set(area["order"]):
+                    cells += ["—", "—", "—"]
+                    continue
                 sel = units[(units["operator"] == op) & (units["order"] == order)]
                 sel = sel[sel["metric"] == "probability"]
 
@@ -259,6 +266,14 @@ def main(argv=None):
     p.add_argument("--n-explain", type=int, default=60)
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--out-dir", default=str(harness.CACHE / "limit"))
+    p.add_argument("--operators", nargs="+", default=["zero", "reference"])
+    p.add_argument("--orders", nargs="+", default=["morf", "lerf"])
+    p.add_argument(
+        "--rivals",
+        action="store_true",
+        help="the limit keeps, per epoch, the best of its search and every "
+        "method's map (deletion_limit(rivals=...))",
+    )
     p.add_argument("--report", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(1)

@@ -10,6 +10,7 @@ cells).
 
 import numpy as np
 import pytest
+from scipy.integrate import trapezoid
 
 import mne_freqmask as mfm
 from mne_freqmask import evaluation as ev
@@ -165,3 +166,40 @@ def test_explain_kw_refuses_method(small):
     held, _, model, maps = small
     with pytest.raises(ValueError, match="Remove 'method' from explain_kw"):
         ev.compare_methods(held, model, ["random"], explain_kw=dict(method="freqmask"))
+
+
+def test_limit_with_rivals_bounds_them_exactly(small):
+    """Under zero removal the search's evaluation is the score, so a limit
+    that keeps, per epoch, the best of the search and the rivals is at least
+    as good as every rival epoch by epoch."""
+    held, _, model, maps = small
+    rivals = list(maps.values())
+    lim = ev.deletion_limit(held, model, BANDS, rivals=rivals)
+    plain = ev.deletion_limit(held, model, BANDS)
+    src = lim.diagnostics["source"]
+    assert src.min() >= 0 and src.max() <= len(rivals)
+    n_steps = plain.diagnostics["probability"].shape[1]
+    extra = (len(rivals) + 1) * n_steps
+    assert (lim.diagnostics["passes"] == plain.diagnostics["passes"] + extra).all()
+
+    def per_epoch(sal):
+        _, sc = ev.deletion_curves(
+            held,
+            model,
+            sal,
+            level="instance",
+            fractions=FRACTIONS,
+            curves=("deletion",),
+            n_boot=0,
+            return_epoch_scores=True,
+            random_state=0,
+            verbose=False,
+        )
+        return trapezoid(sc["deletion_probability"], FRACTIONS, axis=1)
+
+    best = per_epoch(lim)
+    assert (best <= per_epoch(plain) + 1e-5).all()
+    for name, sal in maps.items():
+        assert (best <= per_epoch(sal) + 1e-5).all(), name
+    with pytest.raises(ValueError, match="one map per epoch"):
+        ev.deletion_limit(held, model, BANDS, rivals=[rivals[0].average()])

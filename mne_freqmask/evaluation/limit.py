@@ -78,6 +78,7 @@ def deletion_limit(
     fractions=DEFAULT_FRACTIONS,
     n_draws=4,
     n_candidates=None,
+    rivals=None,
     y=None,
     random_state=0,
     device="auto",
@@ -129,6 +130,16 @@ def deletion_limit(
         ``saliency`` ranks highest (lowest for ``"lerf"``; at least the
         cells to choose) are evaluated: a search guided by the map, whose
         cells beyond the last fraction keep the map's order.
+    rivals : list of SpectralSaliency | None
+        Other rankings of the same epochs (e.g. every method's map) the
+        search competes with: per epoch, the ranking (the search's or a
+        rival's) whose curve on the search's own draws has the best area is
+        kept (``diagnostics["source"]``: 0 the search, ``i`` the ``i``-th
+        rival). A greedy search misses cells that only matter together
+        (removing either of two redundant cells alone changes nothing), which
+        a map may see; with ``rivals`` the anchor is at least as good as
+        every rival on the search's draws (under ``"zero"``: on the score).
+        Costs ``(len(rivals) + 1) * n_steps * n_draws`` more passes.
     %(y)s
     random_state : None | int | instance of ~numpy.random.RandomState
         Seed of the search's donor draws (offset from the score's stream)
@@ -183,6 +194,23 @@ def deletion_limit(
     ks = _steps(n_cells, None, fractions)
     if ks[0] != 0:
         ks = np.concatenate([[0], ks])
+    _validate_type(rivals, (list, tuple, None), "rivals", "list of SpectralSaliency")
+    rival_order = []
+    for i, riv in enumerate(rivals or ()):
+        _validate_type(riv, SpectralSaliency, f"rivals[{i}]")
+        if riv.level != "instance" or len(riv) != len(src):
+            raise ValueError(
+                f"rivals[{i}] must hold one map per epoch ({len(src)}); got {riv!r}."
+            )
+        if riv.get_data().shape[1:] != (n_ch, n_bands):
+            raise ValueError(
+                f"rivals[{i}] has {riv.get_data().shape[1:]} channel x band "
+                f"cells, the limit {(n_ch, n_bands)}; explain with the same "
+                "bands and channels."
+            )
+        rk = _cell_ranks(riv.get_data(), random_state).reshape(len(src), -1)
+        order_of = np.argsort(rk, axis=1)  # cells, most salient first
+        rival_order.append(order_of if order == "morf" else order_of[:, ::-1])
     guide = None
     if n_candidates is not None:
         _validate_type(n_candidates, "int-like", "n_candidates")
@@ -210,6 +238,7 @@ def deletion_limit(
     values = np.empty((len(src), n_ch, n_bands), np.float32)
     passes = np.zeros(len(src), np.int64)
     curve = np.empty((len(src), len(ks) - 1), np.float32)
+    source = np.zeros(len(src), np.int64)
     with model_context(model, dev):
         for sl, xb in _chunks(src):
             for j, x1 in enumerate(xb):
@@ -231,6 +260,12 @@ def deletion_limit(
                     None if guide is None else guide[e],
                     n_candidates,
                 )
+                if rival_order:
+                    orders = [chosen] + [ro[e] for ro in rival_order]
+                    best, n = _best_order(
+                        x1, orders, fill, labels[e], model, grid, picks, dev, ks, sign
+                    )
+                    chosen, source[e], n_pass = orders[best], best, n_pass + n
                 rank_value = np.empty(n_cells, np.float32)
                 rank_value[chosen] = np.arange(n_cells, 0, -1)
                 if order == "lerf":
@@ -254,11 +289,12 @@ def deletion_limit(
             fractions=[float(k / n_cells) for k in ks],
             n_draws=n_draws,
             n_candidates=n_candidates,
+            n_rivals=len(rival_order),
         ),
         events=template.events,
         event_id=template.event_id,
         metadata=template.metadata,
-        diagnostics=dict(passes=passes, probability=curve),
+        diagnostics=dict(passes=passes, probability=curve, source=source),
     )
 
 
@@ -279,6 +315,28 @@ def _probability(x1, keep, fill, label, model, grid, picks, dev):
         p = softmax(predict(model, xr, dev))[:, label]
         out.append(p.reshape(-1, n_fill).mean(1))
     return np.concatenate(out), len(keep) * n_fill
+
+
+def _best_order(x1, orders, fill, label, model, grid, picks, dev, ks, sign):
+    """Index of the cell order with the best curve area, and the passes used.
+
+    The curve of each order at ``ks[1:]`` (``ks[0]`` is 0: the same for
+    all), on the same fills, weighted as the trapezoid rule weights them.
+    """
+    n_ch, n_bands = len(picks), grid.n_bands
+    keep = np.ones((len(orders), len(ks) - 1, n_ch * n_bands), bool)
+    for o, cells in enumerate(orders):
+        for i, k in enumerate(ks[1:]):
+            keep[o, i, np.asarray(cells)[:k]] = False
+    p, n = _probability(
+        x1, keep.reshape(-1, n_ch, n_bands), fill, label, model, grid, picks, dev
+    )
+    f = np.asarray(ks, float)
+    w = np.zeros(len(f))
+    w[1:] += np.diff(f) / 2
+    w[:-1] += np.diff(f) / 2
+    area = p.reshape(len(orders), -1) @ w[1:]
+    return int(np.argmin(sign * area)), n
 
 
 def _search(x1, fill, label, model, grid, picks, dev, ks, sign, guide, n_cand):
