@@ -133,12 +133,13 @@ def deletion_limit(
     rivals : list of SpectralSaliency | None
         Other rankings of the same epochs (e.g. every method's map) the
         search competes with: per epoch, the ranking (the search's or a
-        rival's) whose curve on the search's own draws has the best area is
-        kept (``diagnostics["source"]``: 0 the search, ``i`` the ``i``-th
+        rival's) whose curve has the best area on ``n_draws`` fresh donor
+        draws (neither the search's, to which its ranking is fitted, nor the
+        score's) is kept (``diagnostics["source"]``: 0 the search, ``i`` the ``i``-th
         rival). A greedy search misses cells that only matter together
         (removing either of two redundant cells alone changes nothing), which
         a map may see; with ``rivals`` the anchor is at least as good as
-        every rival on the search's draws (under ``"zero"``: on the score).
+        every rival on the fresh draws (under ``"zero"``: on the score).
         Costs ``(len(rivals) + 1) * n_steps * n_draws`` more passes.
     %(y)s
     random_state : None | int | instance of ~numpy.random.RandomState
@@ -227,10 +228,13 @@ def deletion_limit(
     search_rng = np.random.RandomState(rng.randint(0, 2**31 - 1) ^ _SEARCH_STREAM)
     if operator == "reference":
         ref = _reference_source(reference, src, epochs)
+        # the search's draws, then (with rivals) fresh draws that choose
+        # between the search and the rivals: the search's curve is fitted to
+        # its own draws, so judged on them it would always look best
         donors = np.column_stack(
             [
                 _draw_donors(len(src), len(ref), ref is src, search_rng)
-                for _ in range(n_draws)
+                for _ in range(2 * n_draws if rivals else n_draws)
             ]
         )
     sign = 1.0 if order == "morf" else -1.0
@@ -243,10 +247,11 @@ def deletion_limit(
         for sl, xb in _chunks(src):
             for j, x1 in enumerate(xb):
                 e = sl.start + j
-                fill = None
+                fill = judge = None
                 if operator == "reference":
                     uniq, inv = np.unique(donors[e], return_inverse=True)
                     fill = ref[uniq][inv]
+                    fill, judge = fill[:n_draws], fill[n_draws:]
                 chosen, p_k, n_pass = _search(
                     x1,
                     fill,
@@ -263,7 +268,7 @@ def deletion_limit(
                 if rival_order:
                     orders = [chosen] + [ro[e] for ro in rival_order]
                     best, n = _best_order(
-                        x1, orders, fill, labels[e], model, grid, picks, dev, ks, sign
+                        x1, orders, judge, labels[e], model, grid, picks, dev, ks, sign
                     )
                     chosen, source[e], n_pass = orders[best], best, n_pass + n
                 rank_value = np.empty(n_cells, np.float32)
