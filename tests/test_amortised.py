@@ -167,3 +167,34 @@ def test_bad_inputs(split, fitted):
         fitted.explain(test[:2], verbose=False).data,
         atol=1e-6,
     )
+
+
+def test_randomization_check_refits_the_explainer(split, fitted):
+    """An amortised map is checked against an explainer refitted on the
+    randomised model: re-explaining with the same explainer would compare
+    the map with itself (Spearman 1, a false failure)."""
+    from mne_freqmask.evaluation import check_explanation
+
+    _, test, _, model = split
+    code = test.events[:, 2]
+    held = test[
+        np.sort(np.concatenate([np.flatnonzero(code == c)[:8] for c in (1, 2)]))
+    ]
+    kw = dict(explainer=fitted, bands=fitted.grid.bands, picks=fitted.picks)
+    sal = mfm.explain(held, model, method="freqmask_amortised", **kw)
+    same = mfm.explain(held, model, method="freqmask_amortised", **kw)
+    assert np.array_equal(sal.get_data(), same.get_data())
+    res = check_explanation(
+        held,
+        model,
+        sal,
+        checks=("randomization",),
+        explain_kw=kw,
+        n_boot=200,
+    )
+    rho = res.details["randomization"]
+    assert rho.mean() < 0.9  # not the map compared with itself
+    with pytest.raises(ValueError, match="Remove 'method' from explain_kw"):
+        check_explanation(
+            held, model, sal, explain_kw=dict(kw, method="freqmask_amortised")
+        )

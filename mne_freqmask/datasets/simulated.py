@@ -105,6 +105,47 @@ class PlantedBurst(PlantedTruth):
         return cells[:, :, None] & win_hit[None, None, :]
 
 
+@dataclass(frozen=True)
+class PlantedInteraction(PlantedTruth):
+    """Cells whose conjunction defines the class (``make_epochs(interaction=)``).
+
+    Parameters
+    ----------
+    channels : tuple of str
+        The channel of each interacting cell.
+    band : tuple of float
+        ``(fmin, fmax)`` of the first cell (as :class:`PlantedTruth`).
+    bands : tuple of tuple of float
+        ``(fmin, fmax)`` of each cell, in the order of ``channels``.
+    """
+
+    bands: tuple = ()
+
+    def cells(self, ch_names, band_edges):
+        """Boolean ``(n_channels, n_bands)`` mask of the interacting cells.
+
+        Cell ``i`` is channel ``channels[i]`` in the bands that overlap
+        ``bands[i]`` by at least half (the rule of :meth:`PlantedTruth.cells`).
+
+        Parameters
+        ----------
+        ch_names : list of str
+            Channel names (rows).
+        band_edges : array-like, shape (n_bands, 2)
+            Band edges in Hz (columns).
+
+        Returns
+        -------
+        cells : ndarray of bool, shape (n_channels, n_bands)
+            True on the interacting cells.
+        """
+        names = np.asarray(ch_names)
+        out = np.zeros((len(names), len(np.reshape(band_edges, (-1, 2)))), bool)
+        for ch, band in zip(self.channels, self.bands, strict=True):
+            out |= (names == ch)[:, None] & _half_overlap(band_edges, *band)[None, :]
+        return out
+
+
 def _half_overlap(edges, lo, hi):
     """Whether each ``(start, stop)`` overlaps ``(lo, hi)`` by half the shorter."""
     edges = np.asarray(edges, float).reshape(-1, 2)
@@ -152,6 +193,7 @@ def make_epochs(
     artifact=None,
     distractor=None,
     burst=None,
+    interaction=None,
     random_state=0,
     verbose=None,
 ):
@@ -213,6 +255,18 @@ def make_epochs(
         uniform between 0.5 and 1.5 times it). Pass ``band=(18.0, 22.0)``
         for a 20 Hz (beta) burst. The truth is then a :class:`PlantedBurst`.
         Default None: the effect lasts the whole epoch, as before.
+    interaction : None | dict
+        If a dict, the class is a conjunction of two cells instead of the
+        power of one band: class ``"high"`` carries a rhythm of amplitude
+        ``effect`` in both cells, class ``"low"`` in one of them only (each in
+        half of the ``"low"`` epochs), the other at a third of it. A cell's
+        power alone then says little (it is strong in three quarters of the
+        epochs); only the two together decide. Keys ``channels`` (default
+        ``("C3", "C4")``: the channel of each cell) and ``bands`` (default
+        ``((20.0, 25.0), (7.0, 12.0))`` Hz: the band of each cell);
+        ``channels`` and ``band`` of the function are then unused. The truth
+        is a :class:`PlantedInteraction`. Combine with ``distractor`` for a
+        strong class-independent rhythm.
     %(random_state)s
     %(verbose)s
 
@@ -229,6 +283,11 @@ def make_epochs(
     _validate_type(artifact, (None, dict), "artifact")
     _validate_type(burst, (None, dict), "burst")
     bur = _check_burst(burst, n_times / sfreq, sfreq)
+    inter = _check_interaction(interaction, ch_names, sfreq / 2)
+    if inter is not None:
+        if bur is not None:
+            raise ValueError("interaction and burst cannot be combined; pick one.")
+        channels, band = inter["channels"][:1], inter["bands"][0]
     _validate_type(distractor, (None, dict), "distractor")
     ch_names = list(ch_names)
     missing = sorted(set(channels) - set(ch_names))
@@ -278,6 +337,18 @@ def make_epochs(
         x = _pink_noise(rng, (n, n_ch, n_times), sfreq)
         amp = np.where(y == 1, effect, effect / 3.0)
         rhythm = _band_noise(rng, (n, len(plant_idx), n_times), sfreq, lo, hi)
+        if inter is not None:  # the conjunction: both cells strong in "high"
+            amp = np.full((n, 2), effect)
+            weak = rng.permutation(np.arange(n_epochs_per_class) % 2)
+            amp[np.flatnonzero(y == 0), weak] = effect / 3.0
+            for i, (ch, (flo, fhi)) in enumerate(
+                zip(inter["channels"], inter["bands"], strict=True)
+            ):
+                cell = _band_noise(
+                    rng, (n, 1, n_times), sfreq, flo + shift, fhi + shift
+                )
+                x[:, [ch_names.index(ch)]] += amp[:, i, None, None] * cell
+            amp, rhythm = np.zeros(n), np.zeros_like(rhythm)
         if bur is not None:
             rhythm = rhythm * bur["envelope"]
             a_amp = bur["alpha"] * rng.uniform(0.5, 1.5, n)
@@ -330,10 +401,45 @@ def make_epochs(
         f"{band[0]}-{band[1]} Hz on {', '.join(channels)}."
     )
     band = (float(band[0]), float(band[1]))
+    if inter is not None:
+        return epochs, PlantedInteraction(
+            tuple(inter["channels"]), band, tuple(inter["bands"])
+        )
     if bur is not None:
         times = (float(bur["tmin"]), float(bur["tmax"]))
         return epochs, PlantedBurst(tuple(channels), band, times)
     return epochs, PlantedTruth(tuple(channels), band)
+
+
+def _check_interaction(interaction, ch_names, nyq):
+    """The interacting cells' channels and bands, checked (None: no interaction)."""
+    _validate_type(interaction, (None, dict), "interaction")
+    if interaction is None:
+        return None
+    out = dict(channels=("C3", "C4"), bands=((20.0, 25.0), (7.0, 12.0)))
+    unknown = set(interaction) - set(out)
+    if unknown:
+        raise ValueError(
+            f"Unknown interaction keys {sorted(unknown)}; use {sorted(out)}."
+        )
+    out.update(interaction)
+    out["channels"] = tuple(out["channels"])
+    out["bands"] = tuple((float(lo), float(hi)) for lo, hi in out["bands"])
+    if len(out["channels"]) != 2 or len(out["bands"]) != 2:
+        raise ValueError(
+            "interaction needs two cells: two channels and two (fmin, fmax) "
+            f"bands, got {out['channels']} and {out['bands']}."
+        )
+    missing = sorted(set(out["channels"]) - set(ch_names))
+    if missing:
+        raise ValueError(f"Interaction channels {missing} are not in ch_names.")
+    for lo, hi in out["bands"]:
+        if not 0 <= lo < hi <= nyq:
+            raise ValueError(
+                f"Interaction bands must satisfy 0 <= fmin < fmax <= {nyq}, got "
+                f"{(lo, hi)}."
+            )
+    return out
 
 
 def _check_burst(burst, duration, sfreq):

@@ -24,6 +24,10 @@
   band x window cells are removed in the short-time Fourier transform
   (:func:`remove_cells` on the map's ``grid``), with the same operators and
   intervals.
+- The upper anchor of the deletion curves (:func:`deletion_limit`): a
+  per-epoch ranking searched for the curve itself (block-greedy), scored like
+  any map, so each method's share of the gap between the random map and it
+  can be reported.
 - The out-of-distribution score (paper §4.6, :func:`ood_score`): the kernel
   density log-likelihood of perturbed epochs under the original data.
 - Sanity checks (Adebayo et al., 2018): the map must change when the model's
@@ -66,6 +70,7 @@ from mne_freqmask.evaluation.counterfactual import (
     frontal_channels,
 )
 from mne_freqmask.evaluation.csp import CSPComparison, csp_comparison
+from mne_freqmask.evaluation.limit import deletion_limit
 from mne_freqmask.evaluation.ood import band_log_power, ood_score
 from mne_freqmask.evaluation.quantus_bridge import (
     BandComponentModel,
@@ -115,6 +120,7 @@ __all__ = [
     "compare_methods",
     "csp_comparison",
     "deletion_curves",
+    "deletion_limit",
     "evaluate_removal",
     "frontal_channels",
     "ground_truth_scores",

@@ -229,10 +229,30 @@ def _accuracy(epochs, model, labels, device):
     return float((pred == labels).mean())
 
 
+#: explain() arguments an evaluation sets itself, never taken from explain_kw
+_OWN_KW = {
+    "method": "the method comes from the map or the function's method / methods "
+    "argument (compare_methods: methods=dict(label=dict(method=..., **params)))",
+    "device": "pass device= to the evaluation function",
+    "verbose": "pass verbose= to the evaluation function",
+}
+
+
+def _check_explain_kw(explain_kw):
+    """Refuse the keys of ``explain_kw`` that the evaluation sets itself."""
+    for key, fix in _OWN_KW.items():
+        if explain_kw is not None and key in explain_kw:
+            raise ValueError(
+                f"explain_kw holds {key}={explain_kw[key]!r}, but the evaluation "
+                f"sets {key} itself: {fix}. Remove {key!r} from explain_kw."
+            )
+
+
 def _explain(epochs, model, method, explain_kw, random_state, device):
     """:func:`mne_freqmask.explain` with the evaluation's settings."""
     from mne_freqmask._explain import explain
 
+    _check_explain_kw(explain_kw)
     kw = dict(explain_kw or {})
     kw.setdefault("random_state", random_state)
     return explain(epochs, model, method=method, device=device, verbose=False, **kw)

@@ -41,6 +41,7 @@ from mne_freqmask.evaluation._check_maps import (
     _random_like,
 )
 from mne_freqmask.evaluation._common import (
+    _check_explain_kw,
     _check_model,
     _explain,
     _group_codes,
@@ -206,6 +207,42 @@ def _row(verdict, value, low, high, reference, line):
     )
 
 
+def _refit_explainer(kw, epochs, rand_model, seed, device):
+    """``kw`` with an amortised explainer refitted on the randomised model.
+
+    The explainer never calls the model when explaining, so the check must
+    retrain it against the randomised weights (same settings, on the
+    checked epochs) for its map to depend on them. Other methods: ``kw``.
+    """
+    from mne_freqmask.amortised import FreqMaskExplainer
+
+    old = kw.get("explainer")
+    if not isinstance(old, FreqMaskExplainer) or old.net is None:
+        return kw
+    fresh = FreqMaskExplainer(
+        hidden=old.hidden,
+        n_layers=old.n_layers,
+        l1_mask=old.l1_mask,
+        n_donors=old.n_donors,
+    )
+    fit_kw = {
+        k: v
+        for k, v in old.fit_params.items()
+        if k in ("n_epochs", "batch_size", "lr", "val_size", "patience")
+    }
+    fresh.fit(
+        epochs,
+        rand_model,
+        bands=old.grid.bands,
+        picks=old.picks,
+        random_state=seed,
+        device=device,
+        verbose=False,
+        **fit_kw,
+    )
+    return dict(kw, explainer=fresh)
+
+
 def _has_positions(info):
     locs = np.array([ch["loc"][:3] for ch in info["chs"]])
     return bool(np.isfinite(locs).all() and (np.abs(locs).sum(1) > 0).all())
@@ -310,7 +347,13 @@ def check_explanation(
     - **randomization**: every layer with parameters is re-initialised at
       once (on a copy) and the epochs are explained again with the same
       method, parameters (and windows) (Adebayo et al., 2018); the value is
-      the mean per-epoch Spearman correlation over all the cells.
+      the mean per-epoch Spearman correlation over all the cells. An
+      amortised map (``method="freqmask_amortised"``) comes from an explainer
+      that never calls the model, so re-explaining with the same explainer
+      would compare it with itself: a fresh explainer with the same settings
+      (network, loss, bands, channels and fit parameters) is fitted on the
+      randomised model, on ``epochs`` (the explainer's own training epochs
+      are not known here), and explains them.
     - **cells**: :func:`cell_permutation_test` of each map against its own
       median (clusters over neighbouring channels and bands, and for a
       time-resolved map neighbouring windows, when the channels have
@@ -369,6 +412,7 @@ def check_explanation(
         )
     model = _check_model(model)
     _validate_type(explain_kw, (dict, None), "explain_kw")
+    _check_explain_kw(explain_kw)
     kw = _explain_kw(saliency, explain_kw)
     codes = _group_codes(epochs, groups)
     n_groups = len(epochs) if codes is None else int(codes.max() + 1)
@@ -477,8 +521,9 @@ def check_explanation(
             warnings.filterwarnings(
                 "ignore", "The model predicts class", RuntimeWarning
             )
+            rand_kw = _refit_explainer(kw, epochs, rand_model, seed, device)
             rand = _explain(
-                epochs, rand_model, saliency.method, kw, random_state, device
+                epochs, rand_model, saliency.method, rand_kw, random_state, device
             )
         _check_same_cells(saliency, rand)
         rho = np.array(

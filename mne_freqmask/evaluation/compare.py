@@ -20,6 +20,7 @@ from scipy.integrate import trapezoid
 
 from mne_freqmask._inputs import _ready_epochs
 from mne_freqmask.evaluation._common import (
+    _check_explain_kw,
     _check_model,
     _explain,
     _group_codes,
@@ -359,6 +360,7 @@ def compare_methods(
             _check_option(name, v, allowed)
     model = _check_model(model)
     _validate_type(explain_kw, (dict, None), "explain_kw")
+    _check_explain_kw(explain_kw)
     explain_kw = dict(explain_kw or {})
     entries = _entries(methods)
     n_draws = _sensitivity_draws(sensitivity)

@@ -214,7 +214,8 @@ explain_kw : dict | None
     Keyword arguments of :func:`mne_freqmask.explain` (``bands``,
     ``reference``, ``target``, method parameters such as ``n_steps`` ...) used
     for every map this function computes; give the ones used for
-    ``saliency``."""
+    ``saliency``. ``method``, ``device`` and ``verbose`` are refused: the
+    function sets them itself."""
 
 docdict["eval_method"] = """
 method : str

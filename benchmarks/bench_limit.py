@@ -1,0 +1,291 @@
+"""The limit of the deletion curves, and each method's share of the gap to it.
+
+For each dataset (``--datasets``) and EEGNet, ``--n-explain`` held-out epochs
+are explained by each method of ``METHODS`` (timed, forward passes counted)
+and by :func:`mne_freqmask.evaluation.deletion_limit` (the block-greedy
+reference ranking, searched for MoRF and for LeRF under each removal:
+``"zero"`` and ``"reference"`` with 4 donor draws of its own), and by the
+guided searches (``deletion_limit(..., n_candidates=10)`` guided by a
+method's map, reference removal with one draw). Every map is then scored by
+``evaluation.compare_methods`` (instance ranking, MoRF and LeRF at 0, 5, 10,
+20, 30 and 50 % of the cells, true-class probability, the training epochs
+as the reference; one seed, so every map is scored with the same donors and
+every score is paired). The report gives, per removal, each method's area,
+its share of the gap ``(random - method) / (random - limit)`` (MoRF; LeRF
+with the signs turned) with a bootstrap CI over the epochs, the paired
+difference default minus method, passes per epoch, and the model's accuracy
+with its CI on the explained epochs.
+
+Usage (one run per table of BENCHMARKS.md)::
+
+    nice python benchmarks/bench_limit.py --datasets simulated_hard --n-explain 60
+    nice python benchmarks/bench_limit.py --datasets interaction --n-explain 60
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_faithfulness as bf  # noqa: E402
+import harness  # noqa: E402
+
+from mne_freqmask.evaluation import compare_methods, deletion_limit  # noqa: E402
+from mne_freqmask.evaluation.compare import _count_passes, _saliency  # noqa: E402
+from mne_freqmask.evaluation.stats import paired_comparison  # noqa: E402
+
+METHODS = {
+    "freqmask": "freqmask",  # the default
+    "amplitude_gradients": "amplitude_gradients",
+    "integrated_gradients": "integrated_gradients",
+    "lrp": "lrp",
+    "random": "random",
+}
+DEFAULT = "freqmask"
+#: guided searches: label -> the method whose map guides the search
+GUIDED = {
+    "freqmask+search": "freqmask",
+    "amplitude_gradients+search": "amplitude_gradients",
+}
+N_CANDIDATES = 10
+
+
+def load(name):
+    """``(train, test, truth, description)``."""
+    if name == "interaction":
+        from mne_freqmask.datasets.simulated import make_epochs
+
+        epochs, truth = make_epochs(
+            n_subjects=4,
+            n_epochs_per_class=100,
+            effect=2.0,
+            interaction=dict(),
+            distractor=dict(channels=("C3", "C4", "O1", "O2", "Pz"), band=(13.0, 19.0)),
+            random_state=0,
+            verbose=False,
+        )
+        rng = np.random.default_rng(0)
+        test = np.zeros(len(epochs), bool)
+        for _, idx in epochs.metadata.groupby(["subject", "label"]).indices.items():
+            test[rng.permutation(idx)[: int(0.4 * len(idx))]] = True
+        desc = (
+            "simulated interaction: class high = beta (20-25 Hz) on C3 AND alpha "
+            "(7-12 Hz) on C4, class low = only one of the two (the other at a "
+            "third), under a class-independent 13-19 Hz rhythm 3x as strong on "
+            "C3/C4/O1/O2/Pz; 19 channels, 2 s at 128 Hz, 10 bands; 40 % of each "
+            "subject's epochs held out"
+        )
+        return epochs[~test], epochs[test], truth, desc
+    train, test, truth, _, desc = bf.load_powered(name)
+    return train, test, truth, desc
+
+
+def _ratio_ci(num, den, n_boot, seed=0):
+    """Ratio of means and its percentile bootstrap CI (paired resampling)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(num), (n_boot, len(num)))
+    boot = num[idx].mean(1) / den[idx].mean(1)
+    return num.mean() / den.mean(), *np.percentile(boot, [2.5, 97.5])
+
+
+def run(ds, args, out_dir):
+    train, test, truth, desc = load(ds)
+    held = test[harness.explained_subset(test, args.n_explain)]
+    model, _, trained = harness.get_model(ds, "eegnet", train)
+    print(f"{ds}: {len(held)} of {len(test)} held-out epochs; trained now: {trained}")
+    maps, cost = {}, {}
+    for label, entry in METHODS.items():
+        sal, sec, passes = _saliency(
+            label, entry, held, model, dict(bands=harness.BANDS), 0, "cpu"
+        )
+        maps[label], cost[label] = sal, (sec, passes)
+        print(f"  {label}: {sec:.1f} s, {passes:.0f} passes/epoch", flush=True)
+    limits = {}
+    rivals = None
+    if args.rivals:  # every method's map competes with the search, per epoch
+        rivals = [maps[m] for m in METHODS if m != "random"]
+    for op in args.operators:
+        for order in args.orders:
+            t0 = time.perf_counter()
+            lim = deletion_limit(
+                held,
+                model,
+                maps["random"],
+                order=order,
+                operator=op,
+                reference=train,
+                n_draws=4,
+                rivals=rivals,
+                random_state=0,
+                verbose=False,
+            )
+            sec = time.perf_counter() - t0
+            limits[(op, order)] = lim
+            cost[f"limit_{order}_{op}"] = (sec, float(lim.diagnostics["passes"].mean()))
+            print(f"  limit {order} {op}: {sec:.1f} s", flush=True)
+    for label, guide in GUIDED.items():
+        t0 = time.perf_counter()
+        with _count_passes(model) as count:
+            sal = deletion_limit(
+                held,
+                model,
+                maps[guide],
+                order="morf",
+                operator="reference",
+                reference=train,
+                n_draws=1,
+                n_candidates=N_CANDIDATES,
+                random_state=0,
+                verbose=False,
+            )
+        sec = time.perf_counter() - t0 + cost[guide][0]
+        maps[label] = sal
+        cost[label] = (sec, count[0] / len(held) + cost[guide][1])
+        print(f"  {label}: {sec:.1f} s", flush=True)
+    frames, units = [], []
+    for op in args.operators:
+        for order in args.orders:
+            entries = dict(maps)
+            entries["limit"] = limits[(op, order)]
+            sc, un = compare_methods(
+                held,
+                model,
+                entries,
+                rankings=("instance",),
+                operators=(op,),
+                orders=(order,),
+                reference=train,
+                truth=truth,
+                baseline=None,
+                n_boot=args.n_boot,
+                return_epoch_scores=True,
+                random_state=0,
+                verbose=False,
+            )
+            frames.append(sc)
+            units.append(un)
+    scores = pd.concat(frames, ignore_index=True).assign(dataset=ds)
+    units = pd.concat(units, ignore_index=True).assign(dataset=ds)
+    for label, (sec, passes) in cost.items():
+        m = scores["method"] == label
+        scores.loc[m, "time_s"], scores.loc[m, "passes_per_epoch"] = sec, passes
+    for op, order in limits:
+        m = (scores["method"] == "limit") & (scores["operator"] == op)
+        m &= scores["order"] == order.replace("morf", "MoRF").replace("lerf", "LeRF")
+        sec, passes = cost[f"limit_{order}_{op}"]
+        scores.loc[m, "time_s"], scores.loc[m, "passes_per_epoch"] = sec, passes
+    scores.to_csv(out_dir / f"{ds}.csv", index=False)
+    units.to_csv(out_dir / f"{ds}.units.csv", index=False)
+    meta = dict(desc=desc, n_test=len(test), n_train=len(train), n_explained=len(held))
+    (out_dir / f"{ds}.json").write_text(json.dumps(meta))
+
+
+def report(ds, out_dir, n_boot=2000):
+    scores = pd.read_csv(out_dir / f"{ds}.csv")
+    units = pd.read_csv(out_dir / f"{ds}.units.csv")
+    meta = json.loads((out_dir / f"{ds}.json").read_text())
+    area = scores[(scores["statistic"] == "area") & (scores["metric"] == "probability")]
+    acc = scores[
+        (scores["method"] == "random")
+        & (scores["metric"] == "accuracy")
+        & (scores["statistic"] == "curve")
+        & (scores["fraction"] == 0)
+    ].iloc[0]
+    out = [
+        f"#### {ds}: {meta['desc']}\n",
+        f"EEGNet, accuracy on the {meta['n_explained']} explained epochs (of "
+        f"{meta['n_test']} held out; {meta['n_train']} training epochs, the "
+        f"reference): {acc['score']:.2f} [{acc['ci_low']:.2f}, "
+        f"{acc['ci_high']:.2f}].\n",
+    ]
+    labels = list(area["method"].drop_duplicates())
+    for op in [o for o in ("reference", "zero") if o in set(area["operator"])]:
+        head = (
+            f"| {op} removal | MoRF ↓ | share of gap [CI] | {DEFAULT} − method "
+            "[CI] | LeRF ↑ | share of gap [CI] | "
+            f"{DEFAULT} − method [CI] | GT AUROC | passes/epoch |"
+        )
+        out += ["", head, "|" + "---|" * (head.count("|") - 1)]
+        for label in labels:
+            cells = []
+            for order, sign in (("MoRF", 1), ("LeRF", -1)):
+                if order not in set(area["order"]):
+                    cells += ["—", "—", "—"]
+                    continue
+                sel = units[(units["operator"] == op) & (units["order"] == order)]
+                sel = sel[sel["metric"] == "probability"]
+
+                def per(m, sel=sel):
+                    return (
+                        sel[sel["method"] == m].sort_values("unit")["area"].to_numpy()
+                    )
+
+                a, r, lim = per(label), per("random"), per("limit")
+                row = area[
+                    (area["method"] == label)
+                    & (area["operator"] == op)
+                    & (area["order"] == order)
+                ].iloc[0]
+                cells.append(
+                    f"{row['score']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+                )
+                share, lo, hi = _ratio_ci(sign * (r - a), sign * (r - lim), n_boot)
+                cells.append(f"{100 * share:.0f} % [{100 * lo:.0f}, {100 * hi:.0f}]")
+                if label == DEFAULT:
+                    cells.append("—")
+                else:
+                    res = paired_comparison(
+                        per(DEFAULT), a, n_boot=n_boot, random_state=0
+                    )
+                    cells.append(
+                        f"{res['difference']:+.3f} [{res['ci_low']:+.3f}, "
+                        f"{res['ci_high']:+.3f}]"
+                    )
+            gt = row.get("auroc", np.nan)
+            pp = row["passes_per_epoch"]
+            name = label
+            if label == "limit":
+                name = f"limit ({op}, searched per curve)"
+            out.append(
+                f"| {name} | "
+                + " | ".join(cells)
+                + f" | {gt:.3f} | {'—' if pd.isna(pp) else f'{pp:.0f}'} |"
+            )
+    return "\n".join(out)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", nargs="+", default=["simulated_hard", "interaction"])
+    p.add_argument("--n-explain", type=int, default=60)
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--out-dir", default=str(harness.CACHE / "limit"))
+    p.add_argument("--operators", nargs="+", default=["zero", "reference"])
+    p.add_argument("--orders", nargs="+", default=["morf", "lerf"])
+    p.add_argument(
+        "--rivals",
+        action="store_true",
+        help="the limit keeps, per epoch, the best of its search and every "
+        "method's map (deletion_limit(rivals=...))",
+    )
+    p.add_argument("--report", action="store_true")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for ds in args.datasets:
+        if not args.report:
+            t0 = time.perf_counter()
+            run(ds, args, out_dir)
+            print(f"{ds}: {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+        print(report(ds, out_dir))
+
+
+if __name__ == "__main__":
+    main()
