@@ -142,3 +142,39 @@ def _cells_line(res):
         for idx in zip(*np.unravel_index(order, t.shape), strict=True)
     ]
     return line + ", strongest: " + ", ".join(top)
+
+
+def _refit_explainer(kw, epochs, rand_model, seed, device):
+    """``kw`` with an amortised explainer refitted on the randomised model.
+
+    The explainer never calls the model when explaining, so the check must
+    retrain it against the randomised weights (same settings, on the
+    checked epochs) for its map to depend on them. Other methods: ``kw``.
+    """
+    from mne_freqmask.amortised import FreqMaskExplainer
+
+    old = kw.get("explainer")
+    if not isinstance(old, FreqMaskExplainer) or old.net is None:
+        return kw
+    fresh = FreqMaskExplainer(
+        hidden=old.hidden,
+        n_layers=old.n_layers,
+        l1_mask=old.l1_mask,
+        n_donors=old.n_donors,
+    )
+    fit_kw = {
+        k: v
+        for k, v in old.fit_params.items()
+        if k in ("n_epochs", "batch_size", "lr", "val_size", "patience")
+    }
+    fresh.fit(
+        epochs,
+        rand_model,
+        bands=old.grid.bands,
+        picks=old.picks,
+        random_state=seed,
+        device=device,
+        verbose=False,
+        **fit_kw,
+    )
+    return dict(kw, explainer=fresh)

@@ -346,3 +346,46 @@ def _class_names(epochs, labels):
         return {inv[code]: idx for code, idx in classes.items()}
     except Exception:  # y given with classes not in event_id
         return {str(c): int(c) for c in np.unique(labels)}
+
+
+def _draw_donors(n_epochs, n_ref, same, rng):
+    """Reference epoch lending its cells to each epoch (never itself)."""
+    if not same:
+        return rng.randint(0, n_ref, n_epochs)
+    if n_ref < 2:
+        raise ValueError(
+            'operator="reference" without a reference needs at least 2 epochs '
+            "(an epoch never receives its own cells); pass reference=."
+        )
+    return (np.arange(n_epochs) + rng.randint(1, n_ref, n_epochs)) % n_ref
+
+
+def _reference_source(reference, src, epochs):
+    if reference is None:
+        return src
+    ref = _source(reference, "reference")
+    if ref.shape[1:] != src.shape[1:] or reference.ch_names != epochs.ch_names:
+        raise ValueError(
+            "reference must have the channels and number of samples of epochs; "
+            f"got {ref.shape[1:]} vs {src.shape[1:]}."
+        )
+    if not np.isclose(reference.info["sfreq"], epochs.info["sfreq"]):
+        raise ValueError(
+            f"reference is sampled at {reference.info['sfreq']} Hz, epochs at "
+            f"{epochs.info['sfreq']} Hz; resample one of them."
+        )
+    return ref
+
+
+def _steps(n_cells, n_points, fractions):
+    if fractions is None:
+        _validate_type(n_points, "int-like", "n_points")
+        if n_points < 2:
+            raise ValueError(f"n_points must be at least 2, got {n_points}.")
+        fractions = np.linspace(0, 1, int(n_points))
+    fractions = np.asarray(fractions, float)
+    if fractions.ndim != 1 or len(fractions) == 0:
+        raise ValueError(f"fractions must be a 1-D list, got {fractions!r}.")
+    if (fractions < 0).any() or (fractions > 1).any():
+        raise ValueError(f"fractions must lie in [0, 1], got {fractions}.")
+    return np.unique(np.round(fractions * n_cells).astype(int))

@@ -39,6 +39,7 @@ from mne_freqmask.evaluation._check_maps import (
     _check_same_cells,
     _explain_kw,
     _random_like,
+    _refit_explainer,
 )
 from mne_freqmask.evaluation._common import (
     _check_explain_kw,
@@ -205,42 +206,6 @@ def _row(verdict, value, low, high, reference, line):
         reference=reference,
         line=line,
     )
-
-
-def _refit_explainer(kw, epochs, rand_model, seed, device):
-    """``kw`` with an amortised explainer refitted on the randomised model.
-
-    The explainer never calls the model when explaining, so the check must
-    retrain it against the randomised weights (same settings, on the
-    checked epochs) for its map to depend on them. Other methods: ``kw``.
-    """
-    from mne_freqmask.amortised import FreqMaskExplainer
-
-    old = kw.get("explainer")
-    if not isinstance(old, FreqMaskExplainer) or old.net is None:
-        return kw
-    fresh = FreqMaskExplainer(
-        hidden=old.hidden,
-        n_layers=old.n_layers,
-        l1_mask=old.l1_mask,
-        n_donors=old.n_donors,
-    )
-    fit_kw = {
-        k: v
-        for k, v in old.fit_params.items()
-        if k in ("n_epochs", "batch_size", "lr", "val_size", "patience")
-    }
-    fresh.fit(
-        epochs,
-        rand_model,
-        bands=old.grid.bands,
-        picks=old.picks,
-        random_state=seed,
-        device=device,
-        verbose=False,
-        **fit_kw,
-    )
-    return dict(kw, explainer=fresh)
 
 
 def _has_positions(info):

@@ -27,6 +27,7 @@ from mne_freqmask.evaluation._common import (
     _group_means,
     _source,
 )
+from mne_freqmask.evaluation._maps import _random_map
 from mne_freqmask.evaluation._sensitivity import (
     SENSITIVITY_DRAWS,
     _check_sensitivity_kw,
@@ -61,41 +62,6 @@ def _count_passes(model):
         yield count
     finally:
         handle.remove()
-
-
-def _random_map(epochs, explain_kw, rng):
-    """A uniform random map per epoch on the grid ``explain_kw`` asks for.
-
-    With ``time_windows`` in ``explain_kw`` the map is a
-    :class:`~mne_freqmask.SpectralSaliencyTFR` on the same short-time grid
-    as :func:`mne_freqmask.explain` builds, so it is scored over the same
-    channel x band x window cells as the methods.
-    """
-    from mne_freqmask.spectral import FrequencyGrid, short_time_grid
-    from mne_freqmask.utils._checks import _pick_indices, _picked_info
-
-    bands = explain_kw.get("bands", 10)
-    n_times = len(epochs.times)
-    picks = _pick_indices(epochs.info, explain_kw.get("picks"))
-    common = dict(
-        method="random",
-        events=epochs.events.copy(),
-        event_id=dict(epochs.event_id),
-        metadata=None if epochs.metadata is None else epochs.metadata.copy(),
-    )
-    info = _picked_info(epochs.info, picks)
-    time_windows = explain_kw.get("time_windows")
-    if time_windows is None:
-        grid = FrequencyGrid(epochs.info["sfreq"], n_times, bands)
-        data = rng.random_sample((len(epochs), len(picks), grid.n_bands))
-        return SpectralSaliency(data.astype(np.float32), info, grid, **common)
-    grid = short_time_grid(
-        epochs.info["sfreq"], n_times, bands, time_windows, epochs.tmin
-    )
-    shape = (len(epochs), len(picks), grid.frequency_grid.n_bands, grid.n_windows)
-    return SpectralSaliencyTFR._from_grid(
-        rng.random_sample(shape).astype(np.float32), info, grid, **common
-    )
 
 
 def _entries(methods):

@@ -34,15 +34,14 @@ from mne_freqmask.evaluation._common import (
     _cell_ranks,
     _check_model,
     _chunks,
-    _prepare,
-)
-from mne_freqmask.evaluation.compare import DEFAULT_FRACTIONS, _random_map
-from mne_freqmask.evaluation.removal import (
     _draw_donors,
+    _prepare,
     _reference_source,
     _steps,
-    remove_cells,
 )
+from mne_freqmask.evaluation._maps import _random_map
+from mne_freqmask.evaluation.compare import DEFAULT_FRACTIONS
+from mne_freqmask.evaluation.removal import remove_cells
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.utils._docs import fill_doc
 from mne_freqmask.utils._metrics import softmax
