@@ -134,6 +134,9 @@ numpydoc_xref_aliases = {
 }
 # words of type descriptions that are not objects to link
 numpydoc_xref_ignore = {
+    # "skorch net" (a fitted skorch NeuralNet; skorch has no inventory here)
+    "skorch",
+    "net",
     "of",
     "or",
     "and",

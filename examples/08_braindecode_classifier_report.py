@@ -44,6 +44,8 @@ train = np.setdiff1d(np.arange(len(epochs)), held)
 torch.manual_seed(0)
 clf = EEGClassifier(
     EEGNet,
+    # the constrained final layer: braindecode 1.8.1 deprecates the default
+    module__final_layer_with_constraint=True,
     optimizer=torch.optim.Adam,
     optimizer__lr=1e-2,
     max_epochs=30,

@@ -430,7 +430,7 @@ class FreqMaskExplainer:
         """Save the explainer (weights and configuration) to a ``.pt`` file.
 
         The file holds the network's state dict, the features' reference
-        statistics, a JSON configuration (with the :attr:`provenance`) and
+        statistics, a JSON configuration (with the ``provenance``) and
         the SHA-256 of all of them, which
         :func:`read_freqmask_explainer` checks; it is written under a temporary
         name in the same folder and renamed, so an interrupted save leaves no

@@ -337,7 +337,7 @@ def check_lrp(total, logit, plain_ops, advice="", predicted=None):
         Appended to the coverage warning (what to use instead).
     predicted : None | ndarray of bool, shape (n_epochs,)
         Whether each epoch was explained for its predicted class (see
-        :func:`~mne_freqmask.lrp._coverage.check_share`).
+        ``check_share``).
 
     Returns
     -------

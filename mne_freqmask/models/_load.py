@@ -69,7 +69,7 @@ def as_model(model, name="model"):
 
     Parameters
     ----------
-    model : torch.nn.Module | skorch.NeuralNet | path-like
+    model : torch.nn.Module | skorch net | path-like
         The model.
     name : str
         Its name in error messages.
