@@ -207,15 +207,24 @@ def read_reference(fname):
 
 @contextlib.contextmanager
 def one_class_stops(kind):
-    """Stop (exit 2, before the fit) on a model that predicts one class.
+    """Stop (exit 2, before the fit) on a model that predicts one class on
+    data that look like volts, when it does not start with ``InputScaler``.
 
     :func:`mne_freqmask.explain` warns before its fit; a command cannot ask,
-    so the warning becomes an error that names the command's fix.
+    so the warning becomes an error that names the command's fix
+    (``--input-scale 1e6``). A model that predicts one class on data of
+    another scale only gets the warning: epochs of one class (``epochs
+    ["left"]``) are a legitimate input on which a good model predicts one
+    class.
     """
     from mne_freqmask._explain import ONE_CLASS, UNITS_HINT
 
     with warnings.catch_warnings():
-        warnings.filterwarnings("error", ONE_CLASS, RuntimeWarning)
+        warnings.filterwarnings(
+            "error",
+            "(?s)" + re.escape(ONE_CLASS) + ".*" + re.escape(UNITS_HINT.strip()),
+            RuntimeWarning,
+        )
         try:
             yield
         except RuntimeWarning as exp:
