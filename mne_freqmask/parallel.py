@@ -113,6 +113,7 @@ def _explain_one(
     """
     import json
     import uuid
+    import warnings
 
     import mne
     import torch
@@ -140,7 +141,11 @@ def _explain_one(
         if (st.st_size, st.st_mtime_ns) != (identity["size"], identity["mtime_ns"]):
             identity = file_identity(fname)  # changed since it was hashed
         try:
-            epochs = mne.read_epochs(fname, preload=False, verbose=False)
+            # MNE only warns on a truncated file ("Invalid tag ..."), then
+            # fails later, in the data, with a reshape error: an error here
+            with warnings.catch_warnings():
+                warnings.filterwarnings("error", "Invalid tag", RuntimeWarning)
+                epochs = mne.read_epochs(fname, preload=False, verbose=False)
         except Exception as exp:  # truncated, damaged, or not epochs at all
             raise ValueError(
                 f"cannot be read as MNE epochs ({type(exp).__name__}: {exp}); "
