@@ -71,8 +71,11 @@ sal
 # %%
 # Which cells are reliably salient across the held-out epochs? A sign-flip
 # permutation test over channel x band clusters
-# (:func:`~mne_freqmask.evaluation.cell_permutation_test`); its significant
-# cells can be marked on the topomaps:
+# (:func:`~mne_freqmask.evaluation.cell_permutation_test`). Its default
+# baseline is each map's median, so a cell passes when it is reliably above
+# the median of its map: on a model this sure of itself that is a broad set
+# around the planted cells, not only them. Its significant cells can be
+# marked on the topomaps:
 cells = cell_permutation_test(sal)
 print(cells)
 fig = sal.average().plot_topomap(mask=cells)
