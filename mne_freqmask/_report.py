@@ -18,6 +18,7 @@ import numpy as np
 from mne.utils import _validate_type, verbose
 
 from mne_freqmask._color_scale import scale_caption
+from mne_freqmask.utils._checks import _has_positions
 from mne_freqmask.utils._docs import fill_doc
 
 
@@ -87,13 +88,6 @@ def rows_html(rows):
 def saliency_html(sal):
     """The HTML table of :func:`saliency_rows`, headed by the class name."""
     return f"<p><b>{type(sal).__name__}</b></p>" + rows_html(saliency_rows(sal))
-
-
-def has_positions(info):
-    """Whether every channel of ``info`` has a position (topomaps need them)."""
-    from mne_freqmask.utils._checks import _channels_without_positions
-
-    return not _channels_without_positions(info).any()
 
 
 def top_tfr_cells(group, n=3):
@@ -176,7 +170,7 @@ def _add_figures(group, cell_test, add):
     # signed maps (LRP, gradients) are drawn on a diverging scale symmetric
     # about 0 by the plot methods (viz.color_scale); the captions say so
     scale = scale_caption(group.get_data())
-    if has_positions(group.info):
+    if _has_positions(group.info):
         add(
             group.plot_topomap(mask=cell_test, show=False),
             "Group saliency per band (topomaps)",
@@ -213,7 +207,7 @@ def _add_tfr_figures(group, cell_test, add):
         "Saliency over time and band: channels of the top cells",
         [f"{ch} alone (one of the channels of the top cells).{scale}" for ch in chs],
     )
-    if has_positions(group.info):
+    if _has_positions(group.info):
         add(
             group.plot_topomap(tmin=t, tmax=t, mask=cell_test, show=False),
             f"Topomaps at the best window ({t:.2f} s)",

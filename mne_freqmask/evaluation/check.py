@@ -57,6 +57,7 @@ from mne_freqmask.evaluation.stats import bootstrap_ci, cell_permutation_test
 from mne_freqmask.models import parameter_layers, untrained_copy
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
+from mne_freqmask.utils._checks import _has_positions
 from mne_freqmask.utils._docs import fill_doc
 from mne_freqmask.viz import is_signed
 
@@ -206,11 +207,6 @@ def _row(verdict, value, low, high, reference, line):
         reference=reference,
         line=line,
     )
-
-
-def _has_positions(info):
-    locs = np.array([ch["loc"][:3] for ch in info["chs"]])
-    return bool(np.isfinite(locs).all() and (np.abs(locs).sum(1) > 0).all())
 
 
 @verbose

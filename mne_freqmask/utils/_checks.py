@@ -109,6 +109,11 @@ def _channels_without_positions(info):
     return ~np.isfinite(locs).all(axis=1) | ~np.any(locs, axis=1)
 
 
+def _has_positions(info):
+    """Whether every channel of ``info`` has a position (topomaps need them)."""
+    return not _channels_without_positions(info).any()
+
+
 def _standard_montage():
     """MNE's 10-05 template montage under its current name.
 
