@@ -2,26 +2,14 @@
 
 import numpy as np
 
-from mne_freqmask._provenance import provenance_summary
+from mne_freqmask._provenance import model_class, provenance_summary
 
 
 def model_name(net):
-    """Class name of the model (the network behind an input scaler)."""
-    import torch
-
-    from mne_freqmask.models import InputScaler
-
-    # braindecode models such as EEGNet are themselves Sequential: unwrap only
-    # the Sequential(InputScaler, model) that --input-scale builds
-    inner = net
-    while (
-        isinstance(inner, torch.nn.Sequential)
-        and len(inner) == 2
-        and isinstance(inner[0], InputScaler)
-    ):
-        inner = inner[-1]
-    # a TorchScript module keeps the name of the class it was made from
-    return getattr(inner, "original_name", None) or type(inner).__name__
+    """Class name of the model (the network behind an input scaler; the class
+    a TorchScript module was made from): the last part of the provenance's
+    ``model_class``, one unwrapping for both."""
+    return model_class(net).rsplit(".", 1)[-1]
 
 
 def top_cells(group, truth, n=5):
