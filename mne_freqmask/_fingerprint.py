@@ -126,9 +126,7 @@ def file_identity(fname):
     for part in _file_parts(fname):
         st = os.stat(part)
         size, mtime = size + st.st_size, max(mtime, st.st_mtime_ns)
-        with open(part, "rb") as fid:
-            # hashlib.file_digest (Python 3.11) reads in blocks: no copy in memory
-            h.update(hashlib.file_digest(fid, "sha256").digest())
+        h.update(bytes.fromhex(file_sha(part)))
     return dict(size=size, mtime_ns=mtime, sha256=h.hexdigest())
 
 
@@ -289,10 +287,19 @@ def file_fingerprint(run, identity, time_windows, sfreq, n_times):
     )
 
 
-def file_sha(fname):
-    """SHA-256 (hex) of a file's bytes."""
+def file_sha(fname, start=0):
+    """SHA-256 (hex) of the bytes of ``fname`` from ``start`` on.
+
+    Read in 1 MiB blocks (no copy of the file in memory; hashlib.file_digest
+    does the same but needs Python 3.11). The one file hash: input files,
+    maps in their records, and the byte checksum of saved HDF5 files.
+    """
+    h = hashlib.sha256()
     with open(fname, "rb") as fid:
-        return hashlib.file_digest(fid, "sha256").hexdigest()
+        fid.seek(start)
+        for block in iter(lambda: fid.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def record_status(out, run, identity, time_windows):

@@ -28,6 +28,8 @@ import numpy as np
 from mne import Info
 from mne.utils import logger
 
+from mne_freqmask._fingerprint import file_sha
+
 #: title of the state in saved files
 H5_TITLE = "mnefreqmask"
 #: title of the checksum entry stored beside the state in saved files
@@ -131,14 +133,9 @@ def _digest(obj, h=None):
     return h.hexdigest() if top else None
 
 
-def _file_sha(fname, start=USERBLOCK):
-    """SHA-256 of the bytes of ``fname`` from ``start`` on, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(fname, "rb") as fid:
-        fid.seek(start)
-        for block in iter(lambda: fid.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _file_sha(fname):
+    """SHA-256 of the HDF5 bytes of ``fname`` (after the user block)."""
+    return file_sha(fname, start=USERBLOCK)
 
 
 def write_h5(fname, state, title):
