@@ -190,7 +190,7 @@ numpydoc_validation_exclude = {
     r"\.methods(\._registry)?\.(SHORT_TIME_)?METHODS$",
     r"\.methods\.easypeasi\.EASYPEASI_BANDS$",
     r"\.lrp\.rules\.(LINEAR|ATTENTION)_RULES$",
-    r"\.(lrp|lrp\.verification|evaluation|evaluation\.truth)\.ARTIFACT_CHANNELS$",
+    r"\.(evaluation|evaluation\.clever_hans)\.ARTIFACT_CHANNELS$",
     # result containers (dataclasses): their fields are documented as
     # Attributes, not as constructor Parameters (PR01)
     r"\.(CellTestResult|LOSOResult|ExplanationCheck)$",

@@ -31,14 +31,11 @@ import numpy as np
 from mne.utils import _validate_type, logger
 
 from mne_freqmask._fingerprint import (
-    array_sha,
     changed_keys,
     epochs_identity,
-    jsonable,
     model_sha,
     reference_identity,
     run_fingerprint,
-    windows_text,
 )
 from mne_freqmask._inputs import READ_CHUNK
 from mne_freqmask._saliency_io import check_h5_file, write_h5
@@ -94,12 +91,8 @@ class _EpochRange:
             yield sl, (self._read(sl) if native else self[sl])
 
 
-# one fingerprint for checkpoints and explain_files (mne_freqmask._fingerprint);
-# the names below are kept for the code that imports them from here
-_sha = array_sha
+# one fingerprint for checkpoints and explain_files (mne_freqmask._fingerprint)
 _model_sha = model_sha
-_jsonable = jsonable
-_windows_text = windows_text
 
 
 def fingerprint(

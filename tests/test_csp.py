@@ -140,25 +140,6 @@ def test_filter_range_and_errors(sim):
         csp_comparison(held, sal, reg=[0.1])
 
 
-def test_deprecated_one_band(sim, comparison):
-    """The former fmin / fmax and dict access still work, with a warning."""
-    held, sal = sim["held"], sim["sal"]
-    with threadpoolctl.threadpool_limits(1):
-        with pytest.warns(FutureWarning, match="bands=\\(8, 30\\)"):
-            res = csp_comparison(held, sal, fmin=8.0, fmax=30.0, cv=3)
-    assert list(res.scores.index) == ["8-30 Hz"]
-    with pytest.warns(FutureWarning, match="deprecated"):
-        assert res["correlation"] == res.scores["correlation"].iloc[0]
-    with pytest.warns(FutureWarning, match="deprecated"):
-        np.testing.assert_allclose(res["csp_topography"].sum(), 1)
-    with pytest.raises(KeyError, match="compares 5 bands"):
-        comparison["correlation"]
-    with pytest.raises(KeyError, match="scores"):
-        res["accuracy"]
-    with pytest.raises(ValueError, match="not fmin"):
-        csp_comparison(held, sal, fmin=8.0, bands=(8, 30))
-
-
 def test_time_domain_relevance(sim):
     from mne_freqmask.lrp import compute_relevance
 

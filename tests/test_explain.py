@@ -461,7 +461,7 @@ def test_stopping_on_the_ranking(simulated):
 
 
 def test_register_method_and_chunking(tiny):
-    """A method of one's own: registered, chunked as declared, deprecations."""
+    """A method of one's own: registered, chunked as declared."""
     from mne_freqmask import methods
 
     epochs, model = tiny[:2]
@@ -491,14 +491,9 @@ def test_register_method_and_chunking(tiny):
     with pytest.raises(TypeError, match="must accept"):
         methods.register_method("bad", lambda inp, grid: None)
     assert "bad" not in methods.METHODS
-    # method functions are named after their keys; the old names warn
+    # method functions are named after their keys
     for name, entry in methods.METHODS.items():
         assert entry.split(":")[1] == name
-    from mne_freqmask.methods import gradients
-
-    with pytest.warns(FutureWarning, match="amplitude_gradients"):
-        with pytest.raises(TypeError, match="missing"):
-            gradients.fit_amplitude_gradients()
 
 
 class _ThreadProbe(torch.nn.Module):

@@ -45,20 +45,21 @@ import mne_freqmask.lrp as mne_freqmask_lrp  # noqa: E402
 from mne_freqmask._explain import explain  # noqa: E402
 from mne_freqmask._torch_utils import model_context  # noqa: E402
 from mne_freqmask.datasets.simulated import make_epochs  # noqa: E402
+from mne_freqmask.evaluation import (  # noqa: E402
+    clever_hans_report,
+    csp_comparison,
+    score_planted,
+)
 from mne_freqmask.lrp import (  # noqa: E402
     LRPCoverageError,
     LRPCoverageWarning,
-    clever_hans_report,
     compute_relevance,
-    csp_comparison,
     lrp_batch,
     lrp_rules,
     make_config,
-    make_labram,
     relevance_time,
-    score_planted,
 )
-from mne_freqmask.models import InputScaler, fit, make_model  # noqa: E402
+from mne_freqmask.models import InputScaler, fit, make_labram, make_model  # noqa: E402
 from mne_freqmask.saliency import SpectralSaliency  # noqa: E402
 
 CPU = torch.device("cpu")

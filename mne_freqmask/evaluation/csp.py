@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from mne import BaseEpochs, pick_info
-from mne.utils import _validate_type, logger, verbose, warn
+from mne.utils import _validate_type, logger, verbose
 
 from mne_freqmask._inputs import epochs_labels
 from mne_freqmask.evaluation._common import (
@@ -25,18 +25,6 @@ from mne_freqmask.evaluation._common import (
 )
 from mne_freqmask.evaluation._maps import _band_overlap, _channel_band_map
 from mne_freqmask.utils._docs import fill_doc
-
-#: Keys of the dict that ``csp_comparison`` returned before it compared bands.
-_OLD_KEYS = (
-    "correlation",
-    "spearman",
-    "csp_topography",
-    "saliency_topography",
-    "ch_names",
-    "csp_lda_accuracy",
-    "csp_lda_scores",
-    "csp",
-)
 
 
 def _peaks(profile, ch_names, n=3):
@@ -109,48 +97,6 @@ class CSPComparison:
                 f"r with CSP there {s.loc[top, 'correlation']:+.2f}"
             )
         return f"<CSPComparison | {' | '.join(parts)}>"
-
-    def __getitem__(self, key):
-        """Read the keys of the former dict result (deprecated).
-
-        Parameters
-        ----------
-        key : str
-            A key of the former result.
-
-        Returns
-        -------
-        value : object
-            Its value, for a comparison of one band.
-        """
-        if key not in _OLD_KEYS:
-            raise KeyError(
-                f"{key!r}; the comparison is in .scores (one row per band), "
-                ".csp, .csp_profiles and .saliency_profiles."
-            )
-        if len(self.scores) != 1:
-            raise KeyError(
-                f"result[{key!r}] was the dict access of the former one-band "
-                f"result; this one compares {len(self.scores)} bands: read "
-                ".scores, .csp_profiles or .saliency_profiles."
-            )
-        warn(
-            f"result[{key!r}] (the former dict result of csp_comparison) is "
-            "deprecated and will be removed in 0.3; read result.scores (one row "
-            "per band), result.csp, result.csp_profiles or "
-            "result.saliency_profiles.",
-            FutureWarning,
-        )
-        band = self.scores.index[0]
-        if key in ("correlation", "spearman", "csp_lda_accuracy"):
-            return float(self.scores.loc[band, key])
-        return dict(
-            csp_topography=self.csp_profiles[band].to_numpy(),
-            saliency_topography=self.saliency_profiles[band].to_numpy(),
-            ch_names=list(self.info.ch_names),
-            csp_lda_scores=self.fold_scores[band],
-            csp=self.csp[band],
-        )[key]
 
     def plot(self, bands=None, *, components=(0, 1), show=True):
         """Plot a few CSP patterns next to both channel profiles, per band.
@@ -302,22 +248,6 @@ def _csp_profile(csp, n_patterns):
     return prof / prof.sum()
 
 
-def _legacy_band(fmin, fmax, bands):
-    if fmin is None and fmax is None:
-        return bands
-    if bands is not None:
-        raise ValueError("Pass bands=, not fmin / fmax (deprecated).")
-    fmin = 8.0 if fmin is None else float(fmin)
-    fmax = 30.0 if fmax is None else float(fmax)
-    warn(
-        "fmin / fmax of csp_comparison are deprecated and will be removed in "
-        f"0.3; pass bands=({fmin:g}, {fmax:g}), or bands=None to compare every "
-        "band of the saliency.",
-        FutureWarning,
-    )
-    return (fmin, fmax)
-
-
 @verbose
 @fill_doc
 def csp_comparison(
@@ -334,8 +264,6 @@ def csp_comparison(
     cv=5,
     random_state=0,
     device="auto",
-    fmin=None,
-    fmax=None,
     verbose=None,
 ):
     """Compare an explanation with CSP-LDA, band by band.
@@ -406,9 +334,6 @@ def csp_comparison(
     random_state : int | None
         Seed of the fold split.
     %(device)s
-    fmin, fmax : float | None
-        Deprecated: one band from ``fmin`` to ``fmax`` (pass ``bands=(fmin,
-        fmax)``).
     %(verbose)s
 
     Returns
@@ -465,7 +390,6 @@ def csp_comparison(
             f"n_patterns must be between 1 and n_components ({n_components}), "
             f"got {n_patterns}."
         )
-    bands = _legacy_band(fmin, fmax, bands)
     data, ch_names, edges = _channel_band_map(saliency, absolute=True)
     names = None if edges is None else list(saliency.band_names)
     user = bands is not None

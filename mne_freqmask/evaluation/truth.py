@@ -3,10 +3,11 @@
 - :func:`ground_truth_scores` and :func:`score_planted`: how well a map finds
   the planted channel x band cells of simulated data (or of any data whose
   informative channels and band are known); both use the same AUROC.
-- :func:`clever_hans_report`: whether the relevance piles up on
-  artefact-prone (frontal, slow) cells, a model relying on eye movements
-  rather than brain activity (Meyer zu Bexten et al., 2026).
-- :func:`csp_comparison` (in :mod:`.csp`, re-exported here): the map next to
+- :func:`~.clever_hans.clever_hans_report` (in :mod:`.clever_hans`):
+  whether the relevance piles up on artefact-prone (frontal, slow) cells,
+  a model relying on eye movements rather than brain activity (Meyer zu
+  Bexten et al., 2026).
+- :func:`~.csp.csp_comparison` (in :mod:`.csp`): the map next to
   a classical, well-understood decoder (CSP + LDA for motor imagery), band by
   band.
 
@@ -22,15 +23,6 @@ from scipy.stats import rankdata
 
 from mne_freqmask.evaluation._common import _cell_ranks
 from mne_freqmask.evaluation._maps import _channel_band_map
-from mne_freqmask.evaluation.clever_hans import (  # noqa: F401 (moved there)
-    ARTIFACT_CHANNELS,
-    CleverHansReport,
-    clever_hans_report,
-)
-from mne_freqmask.evaluation.csp import (  # noqa: F401 (moved there)
-    CSPComparison,
-    csp_comparison,
-)
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 

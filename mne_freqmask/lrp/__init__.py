@@ -12,8 +12,8 @@ CNNs (EEGNet, Deep4Net, TSception...), as modified gradients x input
 frequency-domain one (DFT-LRP). zennit's LRP for CNNs is the other path,
 ``method="dft_lrp"`` (:func:`mne_freqmask.methods.dft_lrp.zennit_context`,
 :func:`~mne_freqmask.methods.dft_lrp.zennit_relevance`). The checks of
-explanations (planted signals, Clever-Hans artefacts, CSP patterns) live in
-:mod:`mne_freqmask.evaluation.truth` and are re-exported here.
+explanations (planted signals, Clever-Hans artefacts, CSP patterns) are in
+:mod:`mne_freqmask.evaluation`.
 
 **Why our own rules.** zennit (0.5.1) has rules for linear, convolution and
 BatchNorm layers but none for LayerNorm, softmax attention or the products
@@ -51,13 +51,6 @@ the explained logit reaching the input below ``MIN_SHARE`` gives an
 is in the user guide (``doc/user_guide/lrp.rst``).
 """
 
-from mne_freqmask.evaluation.truth import (
-    ARTIFACT_CHANNELS,
-    CleverHansReport,
-    clever_hans_report,
-    csp_comparison,
-    score_planted,
-)
 from mne_freqmask.lrp._context import lrp_rules
 from mne_freqmask.lrp._coverage import (
     MAX_LOW_FRACTION,
@@ -73,26 +66,18 @@ from mne_freqmask.lrp.relevance import (
     relevance_time,
 )
 from mne_freqmask.lrp.rules import RuleConfig, make_config
-from mne_freqmask.models import LabramWrapper, make_labram
 
 __all__ = [
-    "ARTIFACT_CHANNELS",
-    "CleverHansReport",
     "LRPConservationWarning",
     "LRPCoverageError",
     "LRPCoverageWarning",
-    "LabramWrapper",
     "MAX_LOW_FRACTION",
     "MIN_SHARE",
     "RuleConfig",
-    "clever_hans_report",
     "compute_relevance",
-    "csp_comparison",
     "iter_relevance",
     "lrp_batch",
     "lrp_rules",
     "make_config",
-    "make_labram",
     "relevance_time",
-    "score_planted",
 ]

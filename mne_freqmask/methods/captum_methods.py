@@ -26,7 +26,7 @@ the ablation. Deterministic: ``random_state`` is not used.
 
 import numpy as np
 import torch
-from mne.utils import _check_option, deprecated
+from mne.utils import _check_option
 
 from mne_freqmask.methods._base import MethodResult, iter_chunks
 from mne_freqmask.methods._spectral_attr import (
@@ -139,15 +139,3 @@ def _setup(inp, grid, model, device):
         model, inp.picks, bins, inp.n_times, inp.scale, device, grid
     )
     return wrapped, bins, target_classes(inp, model, device)
-
-
-@deprecated("use integrated_gradients, named after its method, instead.")
-def fit_integrated_grads(*args, **kwargs):
-    """Deprecated name of :func:`integrated_gradients`."""
-    return integrated_gradients(*args, **kwargs)
-
-
-@deprecated("use ablation, named after its method, instead.")
-def fit_ablation(*args, **kwargs):
-    """Deprecated name of :func:`ablation`."""
-    return ablation(*args, **kwargs)

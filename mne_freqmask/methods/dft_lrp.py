@@ -92,7 +92,7 @@ from collections import Counter
 
 import numpy as np
 import torch
-from mne.utils import _check_option, _validate_type, deprecated, logger
+from mne.utils import _check_option, _validate_type, logger
 from torch.overrides import TorchFunctionMode
 
 from mne_freqmask.lrp._context import _on_path
@@ -439,21 +439,3 @@ def _unfuse_combined_conv(model):
                 setattr(
                     parent, name, torch.nn.Sequential(child.conv_time, child.conv_spat)
                 )
-
-
-@deprecated("use dft_lrp, named after its method, instead.")
-def fit_dft_lrp(*args, **kwargs):
-    """Deprecated name of :func:`dft_lrp`."""
-    return dft_lrp(*args, **kwargs)
-
-
-@deprecated("use zennit_context (the zennit path, as opposed to mne_freqmask.lrp).")
-def lrp_context(*args, **kwargs):
-    """Deprecated name of :func:`zennit_context`."""
-    return zennit_context(*args, **kwargs)
-
-
-@deprecated("use zennit_relevance (the zennit path, as opposed to mne_freqmask.lrp).")
-def time_relevance(*args, **kwargs):
-    """Deprecated name of :func:`zennit_relevance`."""
-    return zennit_relevance(*args, **kwargs)

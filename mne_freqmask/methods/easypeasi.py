@@ -69,7 +69,7 @@ standard deviation; the value is repeated over all bands of the grid.
 """
 
 import numpy as np
-from mne.utils import ProgressBar, _check_option, deprecated, logger
+from mne.utils import ProgressBar, _check_option, logger
 
 from mne_freqmask._torch_utils import model_dtype
 from mne_freqmask.methods._base import MethodResult, chunking
@@ -360,9 +360,3 @@ class _Evaluator:
             self.p_true[rep, cell, sl] = prob[lo][np.arange(n), yb]
             pos += n
         self._xs, self._where, self._n = [], [], 0
-
-
-@deprecated("use easypeasi, named after its method, instead.")
-def fit_easypeasi(*args, **kwargs):
-    """Deprecated name of :func:`easypeasi`."""
-    return easypeasi(*args, **kwargs)

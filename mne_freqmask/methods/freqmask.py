@@ -66,7 +66,7 @@ import inspect
 
 import numpy as np
 import torch
-from mne.utils import _check_option, deprecated, logger
+from mne.utils import _check_option, logger
 from torch.nn.functional import cross_entropy, log_softmax, softmax
 
 from mne_freqmask._stft import grid_inverse, grid_spectrum
@@ -590,9 +590,3 @@ class _ChunkFitter:
                 dist = ((mag - cen) ** 2).mean((1, 2))
             loss = loss + p["lambda_align"] * dist
         return loss, ce
-
-
-@deprecated("use freqmask, named after its method, instead.")
-def fit_freqmask(*args, **kwargs):
-    """Deprecated name of :func:`freqmask`."""
-    return freqmask(*args, **kwargs)

@@ -22,7 +22,6 @@ only for the picked channels; the tests check that both agree.
 
 import numpy as np
 import torch
-from mne.utils import deprecated
 
 from mne_freqmask._stft import grid_inverse, grid_spectrum
 from mne_freqmask._torch_utils import spectral_dtype
@@ -79,9 +78,3 @@ def amplitude_gradient(model, x, picks, target, grid=None):
         sel = out.gather(1, target[:, None].long())[:, 0]
         (grad,) = torch.autograd.grad(sel.sum(), amps)
     return grad, sel.detach().float().cpu().numpy()
-
-
-@deprecated("use amplitude_gradients, named after its method, instead.")
-def fit_amplitude_gradients(*args, **kwargs):
-    """Deprecated name of :func:`amplitude_gradients`."""
-    return amplitude_gradients(*args, **kwargs)

@@ -21,7 +21,7 @@ naming them (an error with ``strict=True``), and a median input share below
 """
 
 import numpy as np
-from mne.utils import _validate_type, deprecated, logger
+from mne.utils import _validate_type, logger
 
 from mne_freqmask.lrp.relevance import check_lrp, iter_relevance
 from mne_freqmask.lrp.rules import make_config
@@ -109,9 +109,3 @@ def lrp(
         n_plain_ops=n_plain,
     )
     return MethodResult(out, params, diagnostics)
-
-
-@deprecated("use lrp, named after its method, instead.")
-def fit_lrp(*args, **kwargs):
-    """Deprecated name of :func:`lrp`."""
-    return lrp(*args, **kwargs)
