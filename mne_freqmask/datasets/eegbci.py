@@ -13,6 +13,7 @@ from mne import Epochs, concatenate_raws, events_from_annotations
 from mne.io import read_raw_edf
 from mne.utils import _validate_type, logger, verbose
 
+from mne_freqmask.datasets._utils import int_list
 from mne_freqmask.utils._checks import _check_positive, _standard_montage
 from mne_freqmask.utils._docs import fill_doc
 
@@ -34,21 +35,15 @@ EVENT_CODES = {"left_fist": 1, "right_fist": 2, "both_fists": 3, "both_feet": 4}
 
 
 def _run_list(runs):
-    if isinstance(runs, int | np.integer) and not isinstance(runs, bool):
-        runs = [runs]
-    _validate_type(runs, (list, tuple, np.ndarray), "runs", "int or list of int")
-    out = []
-    for run in runs:
-        _validate_type(run, "int", "each run")
-        if int(run) not in RUN_CLASSES:
+    _validate_type(runs, ("int-like", list, tuple, np.ndarray), "runs", "int or list")
+    out = int_list(runs, "runs", empty="e.g. runs=(4, 8, 12)")
+    for run in out:
+        if run not in RUN_CLASSES:
             raise ValueError(
                 f"Run {run} is not a motor-imagery run; use runs among "
                 f"{sorted(RUN_CLASSES)} (4/8/12: left vs right fist, 6/10/14: "
                 "both fists vs both feet)."
             )
-        out.append(int(run))
-    if not out:
-        raise ValueError("runs must not be empty, e.g. runs=(4, 8, 12).")
     if len(set(out)) != len(out):
         raise ValueError(f"runs has duplicates: {out}.")
     return out

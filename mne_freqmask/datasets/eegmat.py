@@ -11,10 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from mne import EpochsArray, get_config, pick_info, pick_types
+from mne import pick_info, pick_types
 from mne.io import read_raw_edf
 from mne.utils import _validate_type, logger, verbose
 
+from mne_freqmask.datasets._utils import (
+    cut_segments,
+    int_list,
+    mne_data_folder,
+    segment_samples,
+    segments_epochs,
+)
 from mne_freqmask.utils._checks import _check_positive, _standard_montage
 from mne_freqmask.utils._docs import fill_doc
 
@@ -36,28 +43,15 @@ def _fname(subject, k):
 
 
 def _subject_list(subjects):
+    subjects = int_list(subjects, "subjects", empty="use None for all")
     if subjects is None:
         return None
-    if isinstance(subjects, int | np.integer) and not isinstance(subjects, bool):
-        subjects = [subjects]
-    _validate_type(subjects, (list, tuple, np.ndarray), "subjects", "int, list or None")
-    out = []
     for subject in subjects:
-        _validate_type(subject, "int", "each subject")
-        if not 0 <= int(subject) < N_SUBJECTS:
+        if not 0 <= subject < N_SUBJECTS:
             raise ValueError(
                 f"EEGMAT subjects are numbered 0-{N_SUBJECTS - 1}, got {subject}."
             )
-        out.append(int(subject))
-    if not out:
-        raise ValueError("subjects must not be empty; use None for all.")
-    return sorted(set(out))
-
-
-def _default_folder():
-    root = get_config("MNE_DATA")
-    root = Path(root).expanduser() if root else Path("~/mne_data").expanduser()
-    return root / FOLDER_NAME
+    return sorted(set(subjects))
 
 
 def _parse_checksums(fname):
@@ -137,7 +131,7 @@ def data_path(
     _validate_type(base_url, str, "base_url")
     _validate_type(force_update, bool, "force_update")
     _validate_type(download, bool, "download")
-    folder = _default_folder() if path is None else Path(path).expanduser()
+    folder = mne_data_folder(FOLDER_NAME) if path is None else Path(path).expanduser()
     use = list(range(N_SUBJECTS)) if subjects is None else subjects
     needed = [_fname(s, k) for s in use for k in CONDITIONS] + [INFO_FILE]
     missing = [f for f in needed if not (folder / f).is_file()]
@@ -347,9 +341,7 @@ def load_epochs(
                 )
     quality = _read_info_csv(folder)
 
-    info, n_seg = None, None
-    data, events, rows = [], [], []
-    offset = 0
+    info, data, events, rows, offset = None, [], [], [], 0
     for subject in subjects:
         cut = {}
         for k, condition in CONDITIONS.items():
@@ -359,12 +351,7 @@ def load_epochs(
                 info.set_meas_date(None)
                 info["subject_info"] = None
                 sfreq = info["sfreq"]
-                n_seg = int(round(segment * sfreq))
-                if abs(n_seg - segment * sfreq) > 1e-6:
-                    raise ValueError(
-                        f"segment * sfreq ({sfreq:g} Hz) must be a whole number of "
-                        f"samples, got segment={segment}."
-                    )
+                n_seg = segment_samples(segment, sfreq)
             elif raw.ch_names != info["ch_names"] or raw.info["sfreq"] != sfreq:
                 raise RuntimeError(
                     f"{_fname(subject, k)} has channels {raw.ch_names} at "
@@ -372,26 +359,16 @@ def load_epochs(
                     f"{info['ch_names']} at {sfreq} Hz."
                 )
             x = raw.get_data()
-            n_out = x.shape[1] // n_seg
-            segs = x[:, : n_out * n_seg].reshape(x.shape[0], n_out, n_seg)
-            starts = offset + np.arange(n_out) * n_seg
-            cut[condition] = (segs.transpose(1, 0, 2), starts, np.arange(n_out))
+            segs, ev = cut_segments(x, n_seg, offset, EVENT_ID[condition])
+            cut[condition] = (segs, ev, np.arange(len(segs)))
             offset += x.shape[1]
         if balance:
             n_keep = min(len(cut["rest"][0]), len(cut["task"][0]))
             cut["rest"] = tuple(a[len(a) - n_keep :] for a in cut["rest"])
             cut["task"] = tuple(a[:n_keep] for a in cut["task"])
-        for condition, (segs, starts, index) in cut.items():
+        for condition, (segs, ev, index) in cut.items():
             data.append(segs)
-            events.append(
-                np.column_stack(
-                    [
-                        starts,
-                        np.zeros(len(starts), int),
-                        np.full(len(starts), EVENT_ID[condition]),
-                    ]
-                )
-            )
+            events.append(ev)
             rows.extend(
                 dict(
                     subject=subject,
@@ -407,12 +384,4 @@ def load_epochs(
         )
     metadata = pd.DataFrame(rows)
     metadata["count_quality"] = metadata["count_quality"].astype("Int64")
-    return EpochsArray(
-        np.concatenate(data),
-        info,
-        events=np.concatenate(events).astype(int),
-        tmin=0.0,
-        event_id=dict(EVENT_ID),
-        metadata=metadata,
-        baseline=None,
-    )
+    return segments_epochs(data, info, events, dict(EVENT_ID), metadata)

@@ -18,10 +18,17 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
-from mne import EpochsArray, create_info, get_config
+from mne import create_info, get_config
 from mne.channels import make_dig_montage
 from mne.utils import _check_option, _validate_type, logger, verbose
 
+from mne_freqmask.datasets._utils import (
+    cut_segments,
+    int_list,
+    mne_data_folder,
+    segment_samples,
+    segments_epochs,
+)
 from mne_freqmask.utils._checks import _check_positive, _standard_montage
 from mne_freqmask.utils._docs import fill_doc
 
@@ -60,12 +67,6 @@ _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
 _FILE_RE = re.compile(r"^(\d+)_(\d+)\.mat$")
 _TRIAL_RE = re.compile(r"^(.+)_eeg(\d+)$")
-
-
-def _default_root():
-    root = get_config("MNE_DATA")
-    root = Path(root).expanduser() if root else Path("~/mne_data").expanduser()
-    return root / FOLDER_NAME
 
 
 def _find_seed_root(folder, max_depth=2):
@@ -212,7 +213,7 @@ def data_path(
     _validate_type(url, (str, None), "url")
     _validate_type(force_update, bool, "force_update")
     _validate_type(download, bool, "download")
-    folder = _default_root() if path is None else Path(path).expanduser()
+    folder = mne_data_folder(FOLDER_NAME) if path is None else Path(path).expanduser()
 
     found = _find_seed_root(folder)
     if found is not None and not force_update:
@@ -303,21 +304,6 @@ def _download(folder, url, known):
     found = _find_seed_root(folder)
     logger.info(f"SEED is at {found}")
     return found
-
-
-def _as_int_list(value, name):
-    if value is None:
-        return None
-    if isinstance(value, int | np.integer) and not isinstance(value, bool):
-        value = [value]
-    _validate_type(value, (list, tuple, np.ndarray), name, "int, list of int or None")
-    out = []
-    for v in value:
-        _validate_type(v, "int", f"each entry of {name}")
-        out.append(int(v))
-    if not out:
-        raise ValueError(f"{name} must not be empty; use None for all.")
-    return out
 
 
 def _seed_montage():
@@ -457,8 +443,8 @@ def load_epochs(
     from scipy.io import loadmat
 
     _validate_type(path, "path-like", "path")
-    subjects = _as_int_list(subjects, "subjects")
-    sessions = _as_int_list(sessions, "sessions")
+    subjects = int_list(subjects, "subjects", empty="use None for all")
+    sessions = int_list(sessions, "sessions", empty="use None for all")
     if isinstance(classes, str):
         classes = (classes,)
     _validate_type(classes, (list, tuple), "classes", "tuple of str")
@@ -470,12 +456,7 @@ def load_epochs(
     if len(set(classes)) != len(classes):
         raise ValueError(f"classes has duplicates: {classes}.")
     segment = _check_positive(segment, "segment")
-    n_seg = int(round(segment * SFREQ))
-    if n_seg < 1 or abs(n_seg - segment * SFREQ) > 1e-6:
-        raise ValueError(
-            f"segment * {SFREQ:g} Hz must be a positive whole number of samples, "
-            f"got segment={segment}; e.g. segment=2.0 (400 samples)."
-        )
+    n_seg = segment_samples(segment, SFREQ, "; e.g. segment=2.0 (400 samples)")
 
     root = _find_seed_root(Path(path).expanduser())
     if root is None:
@@ -526,24 +507,11 @@ def load_epochs(
             mat = loadmat(fname, variable_names=[trials[k] for k in wanted])
             for k in wanted:
                 trial = np.asarray(mat[trials[k]], dtype=np.float64)
-                n_times = trial.shape[1]
-                n_out = n_times // n_seg
                 label = _LABEL_VALUES[labels[k - 1]]
-                if n_out:
-                    segs = trial[:, : n_out * n_seg].reshape(
-                        len(CH_NAMES), n_out, n_seg
-                    )
-                    data.append(segs.transpose(1, 0, 2) * 1e-6)
-                    samples = offset + np.arange(n_out) * n_seg
-                    events.append(
-                        np.column_stack(
-                            [
-                                samples,
-                                np.zeros(n_out, int),
-                                np.full(n_out, keep_codes[label]),
-                            ]
-                        )
-                    )
+                segs, ev = cut_segments(trial, n_seg, offset, keep_codes[label])
+                if len(segs):
+                    data.append(segs * 1e-6)
+                    events.append(ev)
                     rows.extend(
                         dict(
                             subject=subject,
@@ -553,9 +521,9 @@ def load_epochs(
                             label=label,
                             segment=j,
                         )
-                        for j in range(n_out)
+                        for j in range(len(segs))
                     )
-                offset += n_times
+                offset += trial.shape[1]
             del mat
     if not data:
         raise RuntimeError(
@@ -569,13 +537,4 @@ def load_epochs(
         for cls, code in sorted(keep_codes.items(), key=lambda x: x[1])
         if cls in present
     }
-    metadata = pd.DataFrame(rows)
-    return EpochsArray(
-        np.concatenate(data),
-        info,
-        events=np.concatenate(events).astype(int),
-        tmin=0.0,
-        event_id=event_id,
-        metadata=metadata,
-        baseline=None,
-    )
+    return segments_epochs(data, info, events, event_id, pd.DataFrame(rows))

@@ -176,6 +176,45 @@ def _pink_noise(rng, shape, sfreq):
     return out / out.std(axis=-1, keepdims=True)
 
 
+def _options(given, defaults, name):
+    """``defaults`` updated with ``given`` (a dict; None gives None), unknown
+    keys refused."""
+    _validate_type(given, (None, dict), name)
+    if given is None:
+        return None
+    unknown = set(given) - set(defaults)
+    if unknown:
+        raise ValueError(
+            f"Unknown {name} keys {sorted(unknown)}; use {sorted(defaults)}."
+        )
+    return {**defaults, **given}
+
+
+def _check_channels(channels, ch_names, what, where="ch_names"):
+    missing = sorted(set(channels) - set(ch_names))
+    if missing:
+        raise ValueError(f"{what} channels {missing} are not in {where}.")
+    return [list(ch_names).index(ch) for ch in channels]
+
+
+def _check_band(band, nyq, what):
+    if not 0 <= band[0] < band[1] <= nyq:
+        raise ValueError(
+            f"{what} must satisfy 0 <= fmin < fmax <= {nyq}, got {tuple(band)}."
+        )
+
+
+def _add_blinks(rng, x, is_target, probability, idx, band, sfreq, amplitude):
+    """Slow deflections (noise in ``band``) on channels ``idx`` of a share
+    ``probability`` of the epochs where ``is_target``, ``1 - probability`` of
+    the others; ``x`` is changed in place. Returns which epochs got one."""
+    p = np.where(is_target, probability, 1 - probability)
+    flag = rng.uniform(size=len(x)) < p
+    blink = _band_noise(rng, (len(x), 1, x.shape[-1]), sfreq, *band)
+    x[np.ix_(flag, idx)] += amplitude * blink[flag]
+    return flag
+
+
 @verbose
 @fill_doc
 def make_epochs(
@@ -280,7 +319,6 @@ def make_epochs(
         ``truth.cells(ch_names, band_edges)`` gives the boolean channel x band
         mask (``PlantedBurst.cells`` also takes the windows).
     """
-    _validate_type(artifact, (None, dict), "artifact")
     _validate_type(burst, (None, dict), "burst")
     bur = _check_burst(burst, n_times / sfreq, sfreq)
     inter = _check_interaction(interaction, ch_names, sfreq / 2)
@@ -288,43 +326,26 @@ def make_epochs(
         if bur is not None:
             raise ValueError("interaction and burst cannot be combined; pick one.")
         channels, band = inter["channels"][:1], inter["bands"][0]
-    _validate_type(distractor, (None, dict), "distractor")
     ch_names = list(ch_names)
-    missing = sorted(set(channels) - set(ch_names))
-    if missing:
-        raise ValueError(f"Planted channels {missing} are not in ch_names.")
+    plant_idx = _check_channels(channels, ch_names, "Planted")
     nyq = sfreq / 2
-    if not 0 <= band[0] < band[1] <= nyq:
-        raise ValueError(f"band must satisfy 0 <= fmin < fmax <= {nyq}, got {band}.")
+    _check_band(band, nyq, "band")
     rng = check_random_state(random_state)
     n_ch = len(ch_names)
-    plant_idx = [ch_names.index(ch) for ch in channels]
-    art = None
-    if artifact is not None:
-        art = dict(
-            channels=("Fp1", "Fp2"), band=(0.5, 3.0), amplitude=4.0, probability=0.9
-        )
-        unknown = set(artifact) - set(art)
-        if unknown:
-            raise ValueError(
-                f"Unknown artifact keys {sorted(unknown)}; use {sorted(art)}."
-            )
-        art.update(artifact)
+    art = _options(
+        artifact,
+        dict(channels=("Fp1", "Fp2"), band=(0.5, 3.0), amplitude=4.0, probability=0.9),
+        "artifact",
+    )
+    if art is not None:
         art_idx = [ch_names.index(ch) for ch in art["channels"]]
-    dis = None
-    if distractor is not None:
-        dis = dict(channels=("O1", "O2", "P3", "Pz", "P4"), band=(8.0, 12.0))
-        dis["amplitude"] = 3.0
-        unknown = set(distractor) - set(dis)
-        if unknown:
-            raise ValueError(
-                f"Unknown distractor keys {sorted(unknown)}; use {sorted(dis)}."
-            )
-        dis.update(distractor)
-        missing = sorted(set(dis["channels"]) - set(ch_names))
-        if missing:
-            raise ValueError(f"Distractor channels {missing} are not in ch_names.")
-        dis_idx = [ch_names.index(ch) for ch in dis["channels"]]
+    dis = _options(
+        distractor,
+        dict(channels=("O1", "O2", "P3", "Pz", "P4"), band=(8.0, 12.0), amplitude=3.0),
+        "distractor",
+    )
+    if dis is not None:
+        dis_idx = _check_channels(dis["channels"], ch_names, "Distractor")
     data, labels, subjects, has_art = [], [], [], []
     width = band[1] - band[0]
     for subject in range(n_subjects):
@@ -359,10 +380,10 @@ def make_epochs(
         x[:, plant_idx] += amp[:, None, None] * rhythm
         flag = np.zeros(n, bool)
         if art is not None:
-            p = np.where(y == 1, art["probability"], 1 - art["probability"])
-            flag = rng.uniform(size=n) < p
-            blink = _band_noise(rng, (n, 1, n_times), sfreq, *art["band"])
-            x[np.ix_(flag, art_idx)] += art["amplitude"] * blink[flag]
+            flag = _add_blinks(
+                rng, x, y == 1, art["probability"], art_idx, art["band"], sfreq,
+                art["amplitude"],
+            )  # fmt: skip
         if dis is not None:
             d_amp = dis["amplitude"] * rng.uniform(0.5, 1.5, n)
             d_rhythm = _band_noise(rng, (n, len(dis_idx), n_times), sfreq, *dis["band"])
@@ -413,16 +434,10 @@ def make_epochs(
 
 def _check_interaction(interaction, ch_names, nyq):
     """The interacting cells' channels and bands, checked (None: no interaction)."""
-    _validate_type(interaction, (None, dict), "interaction")
-    if interaction is None:
+    defaults = dict(channels=("C3", "C4"), bands=((20.0, 25.0), (7.0, 12.0)))
+    out = _options(interaction, defaults, "interaction")
+    if out is None:
         return None
-    out = dict(channels=("C3", "C4"), bands=((20.0, 25.0), (7.0, 12.0)))
-    unknown = set(interaction) - set(out)
-    if unknown:
-        raise ValueError(
-            f"Unknown interaction keys {sorted(unknown)}; use {sorted(out)}."
-        )
-    out.update(interaction)
     out["channels"] = tuple(out["channels"])
     out["bands"] = tuple((float(lo), float(hi)) for lo, hi in out["bands"])
     if len(out["channels"]) != 2 or len(out["bands"]) != 2:
@@ -430,27 +445,18 @@ def _check_interaction(interaction, ch_names, nyq):
             "interaction needs two cells: two channels and two (fmin, fmax) "
             f"bands, got {out['channels']} and {out['bands']}."
         )
-    missing = sorted(set(out["channels"]) - set(ch_names))
-    if missing:
-        raise ValueError(f"Interaction channels {missing} are not in ch_names.")
-    for lo, hi in out["bands"]:
-        if not 0 <= lo < hi <= nyq:
-            raise ValueError(
-                f"Interaction bands must satisfy 0 <= fmin < fmax <= {nyq}, got "
-                f"{(lo, hi)}."
-            )
+    _check_channels(out["channels"], ch_names, "Interaction")
+    for band in out["bands"]:
+        _check_band(band, nyq, "Interaction bands")
     return out
 
 
 def _check_burst(burst, duration, sfreq):
     """The burst's parameters, with its envelope over the epoch's samples."""
-    if burst is None:
+    defaults = dict(tmin=0.5, tmax=1.0, alpha=3.0, alpha_band=(8.0, 12.0))
+    out = _options(burst, defaults, "burst")
+    if out is None:
         return None
-    out = dict(tmin=0.5, tmax=1.0, alpha=3.0, alpha_band=(8.0, 12.0))
-    unknown = set(burst) - set(out)
-    if unknown:
-        raise ValueError(f"Unknown burst keys {sorted(unknown)}; use {sorted(out)}.")
-    out.update(burst)
     if not 0 <= out["tmin"] < out["tmax"] <= duration:
         raise ValueError(
             f"burst needs 0 <= tmin < tmax <= {duration} s (the epoch), got "
@@ -522,17 +528,14 @@ def plant_artifact(
     if not 0 <= probability <= 1:
         raise ValueError(f"probability must be in [0, 1], got {probability}.")
     labels = epochs_labels(epochs, y)
-    missing = sorted(set(channels) - set(epochs.ch_names))
-    if missing:
-        raise ValueError(f"Artefact channels {missing} are not in the epochs.")
+    idx = _check_channels(channels, epochs.ch_names, "Artefact", "the epochs")
     rng = check_random_state(random_state)
     x = epochs.get_data(copy=True)
-    idx = [epochs.ch_names.index(ch) for ch in channels]
     scale = float(np.median(x[:, idx].std(-1)))
-    p = np.where(labels == target, probability, 1 - probability)
-    flag = rng.uniform(size=len(x)) < p
-    blink = _band_noise(rng, (len(x), 1, x.shape[-1]), epochs.info["sfreq"], *band)
-    x[np.ix_(flag, idx)] += amplitude * scale * blink[flag]
+    flag = _add_blinks(
+        rng, x, labels == target, probability, idx, band, epochs.info["sfreq"],
+        amplitude * scale,
+    )  # fmt: skip
     metadata = (
         epochs.metadata.copy().reset_index(drop=True)
         if epochs.metadata is not None
