@@ -9,7 +9,7 @@ from mne_freqmask._cli_report import (
     format_demo_summary,
     model_name,
     n_subjects,
-    run_check,
+    score_for_report,
     top_cells,
     write_report,
 )
@@ -100,7 +100,7 @@ def _step(text):
 
 
 def _demo(out, quick, seed, data, data_path, model, method):
-    from mne_freqmask import evaluate_removal, explain
+    from mne_freqmask import explain
     from mne_freqmask.models import fit
 
     t0 = time.perf_counter()
@@ -123,11 +123,7 @@ def _demo(out, quick, seed, data, data_path, model, method):
         chunk_size=16,
     )
     _step("Scoring: removal game, deletion curves against a random map ...")
-    removal = {
-        level: evaluate_removal(epochs[held], net, sal, level=level)
-        for level in ("group", "instance")
-    }
-    check = run_check(epochs[held], net, sal, seed)
+    removal, check = score_for_report(epochs[held], net, sal, seed)
     summary = dict(
         data=data,
         n_epochs=len(epochs),

@@ -1,12 +1,34 @@
 """``mne-freqmask explain`` on several epochs files (one saliency file each)."""
 
-from mne_freqmask._cli_load import (
-    explainer_options,
-    parse_model_kwargs,
-    parse_pairs,
-    parse_time_windows,
+from mne_freqmask._cli_load import explain_options
+
+_ONE_FILE = (
+    "--out, --report and --checkpoint are for one epochs file; with {many} "
+    "each file gets {name}, and a stopped run resumes."
 )
-from mne_freqmask.methods._registry import check_short_time
+
+
+def _files_kwargs(args, many, name):
+    """The keyword arguments of :func:`~mne_freqmask.explain_files` (and
+    :func:`~mne_freqmask.explain_bids`) from the options: those of one file
+    (:func:`~._cli_load.explain_options`) and the many-file ones."""
+    if args.out is not None or args.report is not None or args.checkpoint:
+        raise ValueError(_ONE_FILE.format(many=many, name=name))
+    model_options, explain_kw = explain_options(args)
+    # the model FILE and its loader's options: each worker loads it itself
+    # (any --jobs, any model: a loaded module may not pickle), and the
+    # fingerprint of the run is that of the loaded model
+    return dict(
+        model_options=model_options,
+        on_error=args.on_error,
+        overwrite=args.overwrite,
+        n_jobs=args.jobs,
+        threads=args.n_jobs,
+        # --quiet: stdout holds the files written only (main prints each
+        # failure on stderr)
+        verbose="error" if args.quiet else "info",
+        **explain_kw,
+    )
 
 
 def run_explain_files(args):
@@ -24,61 +46,9 @@ def run_explain_files(args):
             f"{len(args.epochs)} epochs files need --out-dir (a folder for one "
             "saliency file each); --out is for one file."
         )
-    if (
-        args.out is not None
-        or args.report is not None
-        or args.checkpoint
-        or getattr(args, "reference", None) is not None
-    ):
-        raise ValueError(
-            "--out, --report, --checkpoint and --reference are for one epochs "
-            "file; with "
-            "--out-dir each file gets <name>-sal.h5 (with --time-windows "
-            "<name>-sal-tfr.h5), and a stopped run resumes."
-        )
-    net, kwargs = _files_kwargs(args)
-    return explain_files(list(args.epochs), net, args.out_dir, **kwargs)
-
-
-def _files_kwargs(args):
-    """The model file and the keyword arguments of
-    :func:`~mne_freqmask.explain_files` (and :func:`~mne_freqmask.explain_bids`)
-    from the options."""
-    time_windows = parse_time_windows(args.time_windows)
-    if time_windows is not None:
-        check_short_time(args.method)  # before the model is loaded
-    method_kw = parse_pairs(args.param, "--param")
-    if args.n_steps is not None:
-        method_kw["n_steps"] = args.n_steps
-    extra, bands, picks = explainer_options(
-        args.method, getattr(args, "explainer", None), args.bands, args.picks
-    )
-    method_kw.update(extra)
-    # the model FILE and its loader's options: each worker loads it itself
-    # (any --jobs, any model: a loaded module may not pickle), and the
-    # fingerprint of the run is that of the loaded model
-    options = dict(
-        model_class_name=args.model_class,
-        model_kwargs=parse_model_kwargs(args.model_kwargs),
-        scale=args.input_scale,
-    )
-    return args.model, dict(
-        model_options=options,
-        on_error=args.on_error,
-        method=args.method,
-        time_windows=time_windows,
-        overwrite=args.overwrite,
-        n_jobs=args.jobs,
-        device=args.device,
-        threads=args.n_jobs,
-        bands=bands,
-        picks=picks,
-        random_state=args.seed,
-        # --quiet: stdout holds the files written only (main prints each
-        # failure on stderr)
-        verbose="error" if args.quiet else "info",
-        **method_kw,
-    )
+    name = "<name>-sal.h5 (with --time-windows <name>-sal-tfr.h5)"
+    kwargs = _files_kwargs(args, "--out-dir", name)
+    return explain_files(list(args.epochs), args.model, args.out_dir, **kwargs)
 
 
 def _labels(text):
@@ -96,19 +66,13 @@ def run_explain_bids(args):
         raise ValueError(
             f"--bids takes one BIDS folder before MODEL, got {len(args.epochs)}."
         )
-    if args.out is not None or args.report is not None or args.checkpoint:
-        raise ValueError(
-            "--out, --report and --checkpoint are for one epochs file; with "
-            "--bids each file gets its BIDS-named map in the derivatives "
-            "folder (--out-dir), and a stopped run resumes."
-        )
-    net, kwargs = _files_kwargs(args)
+    name = "its BIDS-named map in the derivatives folder (--out-dir)"
     return explain_bids(
         args.epochs[0],
-        net,
+        args.model,
         out_root=args.out_dir,
         subjects=_labels(args.bids_subjects),
         tasks=_labels(args.bids_tasks),
         processing=args.bids_processing or None,
-        **kwargs,
+        **_files_kwargs(args, "--bids", name),
     )

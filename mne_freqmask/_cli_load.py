@@ -194,15 +194,57 @@ def explainer_options(method, fname, bands, picks):
     )
 
 
-def read_reference(fname):
-    """``--reference``: the reference epochs (not preloaded), or None."""
-    if fname is None:
-        return None
-    import mne
+def explain_options(args):
+    """The one translation of ``explain``'s options into keyword arguments,
+    for one epochs file (:func:`mne_freqmask.explain`) and many
+    (:func:`mne_freqmask.explain_files`, :func:`mne_freqmask.explain_bids`).
 
-    if not Path(fname).is_file():
-        raise FileNotFoundError(f"--reference {fname} does not exist.")
-    return mne.read_epochs(fname, preload=False, verbose=False)
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``mne-freqmask explain``.
+
+    Returns
+    -------
+    model_options : dict
+        The loader's options (:func:`mne_freqmask.models.load_any_model`).
+    explain_kw : dict
+        ``method``, ``bands``, ``picks``, ``device``, ``time_windows``,
+        ``random_state``, ``reference`` (the epochs file, or None) and the
+        method's parameters (``--param``, ``--n-steps``, ``--explainer``).
+    """
+    time_windows = parse_time_windows(args.time_windows)
+    if time_windows is not None:
+        from mne_freqmask.methods._registry import check_short_time
+
+        check_short_time(args.method)  # before the model is loaded
+    method_kw = parse_pairs(args.param, "--param")
+    if args.n_steps is not None:
+        if method_kw.get("n_steps", args.n_steps) != args.n_steps:
+            raise ValueError("--n-steps and --param n_steps= differ; give one.")
+        method_kw["n_steps"] = args.n_steps
+    extra, bands, picks = explainer_options(
+        args.method, args.explainer, args.bands, args.picks
+    )
+    if args.reference is not None and not Path(args.reference).is_file():
+        raise FileNotFoundError(f"--reference {args.reference} does not exist.")
+    method_kw.update(extra)
+    model_options = dict(
+        model_class_name=args.model_class,
+        model_kwargs=parse_model_kwargs(args.model_kwargs),
+        scale=args.input_scale,
+    )
+    explain_kw = dict(
+        method=args.method,
+        bands=bands,
+        picks=picks,
+        device=args.device,
+        time_windows=time_windows,
+        random_state=args.seed,
+        reference=args.reference,
+        **method_kw,
+    )
+    return model_options, explain_kw
 
 
 @contextlib.contextmanager

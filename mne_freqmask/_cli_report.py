@@ -2,7 +2,12 @@
 
 import numpy as np
 
+from mne_freqmask._cli_tfr import TFR_TITLE, tfr_method_lines, tfr_top_lines
 from mne_freqmask._provenance import model_class, provenance_summary
+from mne_freqmask._saliency_utils import steps_summary
+
+#: title of the terminal summary of a whole-epoch map
+EXPLAIN_TITLE = "mne-freqmask explain: what does the model rely on?"
 
 
 def model_name(net):
@@ -76,12 +81,18 @@ def lines_html(lines):
 REPORT_CHECKS = ("accuracy", "deletion", "cells")
 
 
-def run_check(epochs, model, sal, seed):
-    """:func:`~mne_freqmask.evaluation.check_explanation` for the summaries
-    (whole-epoch and time-resolved maps)."""
-    from mne_freqmask.evaluation import check_explanation
+def score_for_report(epochs, model, sal, seed, verbose=None):
+    """The removal game at both levels and
+    :func:`~mne_freqmask.evaluation.check_explanation`'s :data:`REPORT_CHECKS`
+    (whole-epoch and time-resolved maps): what the demo and ``explain
+    --report`` show. Returns ``(removal, check)``."""
+    from mne_freqmask.evaluation import check_explanation, evaluate_removal
 
-    return check_explanation(
+    removal = {
+        level: evaluate_removal(epochs, model, sal, level=level, verbose=verbose)
+        for level in ("group", "instance")
+    }
+    check = check_explanation(
         epochs,
         model,
         sal,
@@ -90,6 +101,31 @@ def run_check(epochs, model, sal, seed):
         random_state=seed,
         verbose=False,
     )
+    return removal, check
+
+
+def summary_title(sal):
+    """Title of ``explain``'s terminal summary."""
+    return TFR_TITLE if "time" in sal.dims else EXPLAIN_TITLE
+
+
+def summary_lines(fname, epochs, model_text, sal):
+    """``explain``'s (label, text) pairs: data, model, method, fit, top cells
+    (whole-epoch or time-resolved map)."""
+    tfr = "time" in sal.dims
+    lines = [
+        (
+            "Data",
+            f"{fname}: {len(epochs)} epochs, {len(epochs.ch_names)} channels at "
+            f"{epochs.info['sfreq']:g} Hz, classes {', '.join(epochs.event_id)}",
+        ),
+        ("Model", model_text),
+    ]
+    lines += (tfr_method_lines if tfr else method_lines)(sal, sal.method)
+    steps = steps_summary(sal.diagnostics)
+    if steps is not None:
+        lines.append(("Fit", steps))
+    return lines + (tfr_top_lines if tfr else top_lines)(sal)
 
 
 def check_lines(check):

@@ -25,18 +25,12 @@ from mne_freqmask._cli_report import (
     check_lines,
     format_lines,
     lines_html,
-    method_lines,
     model_name,
-    run_check,
-    top_lines,
+    score_for_report,
+    summary_lines,
+    summary_title,
     write_report,
 )
-from mne_freqmask._cli_tfr import (
-    TFR_TITLE,
-    tfr_method_lines,
-    tfr_top_lines,
-)
-from mne_freqmask._saliency_utils import steps_summary
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,14 +44,31 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser():
-    from mne_freqmask.methods import METHODS, SHORT_TIME_METHODS
-    from mne_freqmask.models import MODEL_NAMES
-
     parser = _Parser(
         prog="mne-freqmask",
         description="Explain EEG deep-learning models in the frequency domain.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_demo(sub)
+    exp = _add_explain(sub)
+    _add_explain_outputs(exp)
+    info = sub.add_parser(
+        "sys-info",
+        help="Print versions for a bug report (as mne sys_info).",
+        description="MNE's system information (mne.sys_info) and the versions "
+        "of mne-freqmask and its own dependencies (torch, braindecode, zennit, "
+        "captum, quantus, ...).",
+    )
+    info.add_argument(
+        "--show-paths", action="store_true", help="Also show module paths."
+    )
+    return parser
+
+
+def _add_demo(sub):
+    from mne_freqmask.methods import METHODS
+    from mne_freqmask.models import MODEL_NAMES
+
     demo = sub.add_parser(
         "demo",
         help="Train a model on example data, explain it, write an HTML report.",
@@ -99,6 +110,11 @@ def _build_parser():
         action="store_true",
         help="Print only the report path (no progress, no summary).",
     )
+
+
+def _add_explain(sub):
+    """``explain``'s parser and its inputs: what is explained, and how."""
+    from mne_freqmask.methods import METHODS, SHORT_TIME_METHODS
 
     exp = sub.add_parser(
         "explain",
@@ -201,7 +217,7 @@ def _build_parser():
         metavar="FILE",
         help="Epochs file (-epo.fif) of reference epochs (e.g. the training "
         "epochs): the donors and subject centres of the methods that use "
-        "them. Default: the explained epochs.",
+        "them (with --out-dir: for every file). Default: the explained epochs.",
     )
     exp.add_argument(
         "--explainer",
@@ -210,6 +226,12 @@ def _build_parser():
         help="For --method freqmask_amortised: a FreqMaskExplainer saved with "
         "explainer.save(FILE); its bands and picks are the defaults.",
     )
+    return exp
+
+
+def _add_explain_outputs(exp):
+    """``explain``'s outputs: one file (``--out``, ``--report``) or many
+    (``--out-dir``, ``--bids``), and how the run goes."""
     exp.add_argument("--out", default=None, help="Saliency file to write (.h5).")
     exp.add_argument(
         "--out-dir",
@@ -268,17 +290,22 @@ def _build_parser():
         action="store_true",
         help="Print only the files written (no progress, no summary).",
     )
-    info = sub.add_parser(
-        "sys-info",
-        help="Print versions for a bug report (as mne sys_info).",
-        description="MNE's system information (mne.sys_info) and the versions "
-        "of mne-freqmask and its own dependencies (torch, braindecode, zennit, "
-        "captum, quantus, ...).",
-    )
-    info.add_argument(
-        "--show-paths", action="store_true", help="Also show module paths."
-    )
-    return parser
+
+
+def _run_demo(args):
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "out")}
+    out = run_demo(args.out, **options)
+    print(out if args.quiet else f"Report written to {out}")
+    return 0
+
+
+def _run_files(args):
+    written = (run_explain_bids if args.bids else run_explain_files)(args)
+    for path in written:
+        print(path)
+    for item in getattr(written, "failures", ()):
+        print(f"mne-freqmask: failed: {item.fname}: {item.error}", file=sys.stderr)
+    return 1 if getattr(written, "failures", ()) else 0
 
 
 def main(argv=None):
@@ -290,57 +317,11 @@ def main(argv=None):
 
             sys_info(show_paths=args.show_paths)
         elif args.command == "demo":
-            out = run_demo(
-                args.out,
-                overwrite=args.overwrite,
-                quick=args.quick,
-                seed=args.seed,
-                data=args.data,
-                data_path=args.data_path,
-                model=args.model,
-                method=args.method,
-                quiet=args.quiet,
-                n_jobs=args.n_jobs,
-            )
-            print(out if args.quiet else f"Report written to {out}")
-        elif args.bids:
-            for path in run_explain_bids(args):
-                print(path)
-        elif args.out_dir is not None or len(args.epochs) > 1:
-            written = run_explain_files(args)
-            for path in written:
-                print(path)
-            for item in written.failures:
-                print(
-                    f"mne-freqmask: failed: {item.fname}: {item.error}", file=sys.stderr
-                )
-            if written.failures:
-                return 1
+            return _run_demo(args)
+        elif args.bids or args.out_dir is not None or len(args.epochs) > 1:
+            return _run_files(args)
         else:
-            written = run_explain(
-                args.epochs[0],
-                args.model,
-                method=args.method,
-                bands=args.bands,
-                out=args.out,
-                report=args.report,
-                overwrite=args.overwrite,
-                seed=args.seed,
-                checkpoint=args.checkpoint,
-                time_windows=args.time_windows,
-                picks=args.picks,
-                device=args.device,
-                n_jobs=args.n_jobs,
-                n_steps=args.n_steps,
-                params=args.param,
-                model_class=args.model_class,
-                model_kwargs=args.model_kwargs,
-                input_scale=args.input_scale,
-                quiet=args.quiet,
-                reference=args.reference,
-                explainer=args.explainer,
-            )
-            for path in written:
+            for path in run_explain(args):
                 print(f"Written {path}")
     except (
         FileExistsError,
@@ -355,137 +336,65 @@ def main(argv=None):
     return 0
 
 
-def run_explain(
-    epochs_fname,
-    model_fname,
-    *,
-    method="freqmask",
-    bands=None,
-    out=None,
-    report=None,
-    overwrite=False,
-    seed=0,
-    checkpoint=None,
-    time_windows=None,
-    picks=None,
-    device="auto",
-    n_jobs=None,
-    n_steps=None,
-    params=(),
-    model_class=None,
-    model_kwargs=None,
-    input_scale=None,
-    quiet=True,
-    reference=None,
-    explainer=None,
-):
-    """Explain saved epochs with a saved model; return the files written.
+def run_explain(args):
+    """``mne-freqmask explain EPOCHS MODEL``: explain one epochs file; return
+    the files written.
 
-    The options are the command line's, as text (``bands="mu:8-13"``,
-    ``params=["lr=0.02"]``, ``model_kwargs="n_chans=64,..."``,
-    ``time_windows="0.5,0.25"``); unless ``quiet``, progress and a summary
-    (with the fit's step counts) are printed. With ``time_windows`` the map
-    is time-resolved: saved as a :class:`~mne_freqmask.SpectralSaliencyTFR`,
-    summarised by :mod:`mne_freqmask._cli_tfr`.
+    ``args`` are the parsed options; they become keyword arguments of
+    :func:`mne_freqmask.explain` through
+    :func:`~._cli_load.explain_options`, the one translation that the
+    many-file route (:func:`~._cli_files.run_explain_files`) uses too.
+    Unless ``--quiet``, progress and a summary (with the fit's step counts)
+    are printed. With ``--time-windows`` the map is time-resolved: saved as
+    a :class:`~mne_freqmask.SpectralSaliencyTFR`, summarised by
+    :mod:`mne_freqmask._cli_tfr`.
     """
     import mne
     from mne.utils import use_log_level
 
     from mne_freqmask import explain
-    from mne_freqmask._cli_load import (
-        explainer_options,
-        one_class_stops,
-        parse_model_kwargs,
-        parse_pairs,
-        parse_time_windows,
-        read_reference,
-    )
-    from mne_freqmask.methods._registry import check_short_time
+    from mne_freqmask._cli_load import explain_options, one_class_stops
     from mne_freqmask.models import load_any_model
 
-    if out is None and report is None:
+    if args.out is None and args.report is None:
         raise ValueError(
             "Nothing to write: give --out sal.h5 and/or --report report.html."
         )
-    out = None if out is None else check_out(out, (".h5", ".hdf5"), overwrite, "--out")
-    report = (
-        None
-        if report is None
-        else check_out(report, (".html", ".htm"), overwrite, "--report")
-    )
-    if not Path(epochs_fname).is_file():
-        raise FileNotFoundError(f"{epochs_fname} does not exist.")
-    time_windows = parse_time_windows(time_windows)
-    if time_windows is not None:
-        check_short_time(method)  # before the model is loaded
-    method_kw = parse_pairs(params, "--param")
-    if n_steps is not None:
-        if method_kw.get("n_steps", n_steps) != n_steps:
-            raise ValueError("--n-steps and --param n_steps= differ; give one.")
-        method_kw["n_steps"] = n_steps
-    extra, bands, picks = explainer_options(method, explainer, bands, picks)
-    method_kw.update(extra)
-    reference = read_reference(reference)
-    t0 = time.perf_counter()
-    net, kind = load_any_model(
-        model_fname,
-        model_class_name=model_class,
-        model_kwargs=parse_model_kwargs(model_kwargs),
-        scale=input_scale,
-    )
-    # not preloaded: explain() reads the file chunk by chunk (bounded memory)
-    epochs = mne.read_epochs(epochs_fname, preload=False, verbose=False)
-    with use_log_level("warning" if quiet else "info"), one_class_stops(kind):
-        sal = explain(
-            epochs,
-            net,
-            method=method,
-            bands=bands,
-            picks=picks,
-            device=device,
-            n_jobs=n_jobs,
-            random_state=seed,
-            checkpoint=checkpoint,
-            time_windows=time_windows,
-            reference=reference,
-            verbose=None,
-            **method_kw,
+    out, report = (
+        None if path is None else check_out(path, ends, args.overwrite, flag)
+        for path, ends, flag in (
+            (args.out, (".h5", ".hdf5"), "--out"),
+            (args.report, (".html", ".htm"), "--report"),
         )
-    lines = [
-        (
-            "Data",
-            f"{epochs_fname}: {len(epochs)} epochs, {len(epochs.ch_names)} "
-            f"channels at {epochs.info['sfreq']:g} Hz, classes "
-            f"{', '.join(epochs.event_id)}",
-        ),
-        ("Model", f"{model_fname} ({kind}: {model_name(net)})"),
-    ]
-    tfr = time_windows is not None
-    lines += (tfr_method_lines if tfr else method_lines)(sal, method)
-    steps = steps_summary(sal.diagnostics)
-    if steps is not None:
-        lines.append(("Fit", steps))
-    lines += (tfr_top_lines if tfr else top_lines)(sal)
+    )
+    fname = args.epochs[0]
+    if not Path(fname).is_file():
+        raise FileNotFoundError(f"{fname} does not exist.")
+    model_options, kw = explain_options(args)
+    if kw["reference"] is not None:
+        kw["reference"] = mne.read_epochs(kw["reference"], preload=False, verbose=False)
+    t0 = time.perf_counter()
+    net, kind = load_any_model(args.model, **model_options)
+    # not preloaded: explain() reads the file chunk by chunk (bounded memory)
+    epochs = mne.read_epochs(fname, preload=False, verbose=False)
+    with use_log_level("warning" if args.quiet else "info"), one_class_stops(kind):
+        sal = explain(epochs, net, n_jobs=args.n_jobs, checkpoint=args.checkpoint, **kw)
+    lines = summary_lines(
+        fname, epochs, f"{args.model} ({kind}: {model_name(net)})", sal
+    )
     written = []
     if out is not None:
-        sal.save(out, overwrite=overwrite, verbose=False)
+        sal.save(out, overwrite=args.overwrite, verbose=False)
         written.append(out)
     if report is not None:
-        from mne_freqmask import evaluate_removal
-
-        removal = {
-            level: evaluate_removal(epochs, net, sal, level=level, verbose=False)
-            for level in ("group", "instance")
-        }
-        check = run_check(epochs, net, sal, seed)
+        removal, check = score_for_report(epochs, net, sal, args.seed, verbose=False)
         lines += check_lines(check)
         html_lines = lines + [("Time", f"{time.perf_counter() - t0:.1f} s")]
         write_report(report, sal, lines_html(html_lines), removal, check)
         written.append(report)
-    if not quiet:
+    if not args.quiet:
         lines.append(("Time", f"{time.perf_counter() - t0:.1f} s"))
-        title = "mne-freqmask explain: what does the model rely on?"
-        print(format_lines(TFR_TITLE if tfr else title, lines))
+        print(format_lines(summary_title(sal), lines))
     return written
 
 

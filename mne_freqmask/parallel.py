@@ -24,24 +24,14 @@ from typing import NamedTuple
 
 from mne.utils import _validate_type, logger, verbose
 
+from mne_freqmask._files_out import (
+    FAILURES_TSV,
+    SUFFIXES,
+    output_names,
+    write_failures,
+)
 from mne_freqmask.utils._docs import fill_doc
 
-#: default ends of the output names: whole-epoch and time-resolved maps
-SUFFIXES = {False: "-sal.h5", True: "-sal-tfr.h5"}
-
-
-def _out_name(fname, out_dir, suffix):
-    name = Path(fname).name
-    ends = ("-epo.fif.gz", "-epo.fif", "_epo.fif.gz", "_epo.fif", ".fif.gz", ".fif")
-    for end in ends:
-        if name.endswith(end):
-            name = name[: -len(end)]
-            break
-    return Path(out_dir) / f"{name}{suffix}"
-
-
-#: with ``on_error="continue"``: the files that failed, beside the outputs
-FAILURES_TSV = "explain_files_failures.tsv"
 #: parameters of explain() that do not change what is computed
 _NEUTRAL = ("epochs", "model", "method", "device", "n_jobs", "verbose", "checkpoint")
 
@@ -89,23 +79,14 @@ def _named_error(exp, fname):
     return new
 
 
-def _explain_one(
-    fname,
-    out,
-    model,
-    model_options,
-    method,
-    device,
-    threads,
-    time_windows,
-    kw,
-    run,
-    identity,
-):
+def _explain_one(fname, out, identity, device, job):
     """Read, explain and write one file; return ``(out, None)`` or ``(None, error)``.
 
-    Runs in a joblib / Dask worker. ``model`` is a module or a model file
-    (loaded here); ``kw["reference"]`` may be an epochs file (read here);
+    Runs in a joblib / Dask worker. ``job`` holds what every file shares:
+    ``model`` (a module, or a model file loaded here with
+    ``model_options``), ``method``, ``threads``, ``time_windows``, ``run``
+    (the run's fingerprint) and ``kw`` (explain()'s other keywords;
+    ``kw["reference"]`` may be an epochs file, read here);
     ``identity`` is the input's file identity taken by the caller (hashed
     again only if the file's size or modification time changed since).
     Whatever fails is returned, named after the file, so that the caller
@@ -127,11 +108,13 @@ def _explain_one(
     )
     from mne_freqmask.utils._checks import _write_new_file
 
+    model, kw, threads = job["model"], job["kw"], job["threads"]
+    time_windows = job["time_windows"]
     before = torch.get_num_threads()
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.tmp.h5")
     try:
         if not isinstance(model, torch.nn.Module):
-            model = _load_model_file(model, model_options)
+            model = _load_model_file(model, job["model_options"])
         if isinstance(kw.get("reference"), str):  # read here, once per file
             ref = mne.read_epochs(kw["reference"], preload=False, verbose=False)
             kw = dict(kw, reference=ref)
@@ -157,7 +140,7 @@ def _explain_one(
         sal = explain(
             epochs,
             model,
-            method=method,
+            method=job["method"],
             device=device,
             time_windows=time_windows,
             verbose=False,
@@ -168,7 +151,9 @@ def _explain_one(
         # map with another run's record
         sal.save(tmp, overwrite=True, verbose=False)
         rec = dict(
-            fingerprint=file_fingerprint(run, identity, time_windows, sfreq, n_times),
+            fingerprint=file_fingerprint(
+                job["run"], identity, time_windows, sfreq, n_times
+            ),
             input=dict(identity, fname=str(fname), sfreq=sfreq, n_times=n_times),
             map_sha256=file_sha(tmp),
         )
@@ -352,25 +337,93 @@ def explain_files(
     Every worker must see ``fnames`` and ``out_dir`` (a shared file
     system).
     """
+    from mne.utils import _check_option
+
+    from mne_freqmask._fingerprint import model_sha, reference_identity
+
+    model = _check_model_arg(model, model_options, n_jobs)
+    _check_option("on_error", on_error, ("raise", "continue"))
+    fnames, out_dir = _check_paths(fnames, out_dir)
+    if time_windows is not None:
+        from mne_freqmask.methods._registry import check_short_time
+
+        check_short_time(method)
+        _check_windows_arg(time_windows)
+    if suffix is None:
+        suffix = SUFFIXES[time_windows is not None]
+    _validate_type(suffix, str, "suffix")
+    if not suffix.lower().endswith((".h5", ".hdf5")):
+        raise ValueError(f"suffix must end with .h5 or .hdf5, got {suffix!r}.")
+    _validate_type(overwrite, bool, "overwrite")
+    _validate_type(n_jobs, "int-like", "n_jobs")
+    _validate_type(threads, ("int-like", None), "threads")
+    devices = [device] if isinstance(device, str) else list(device)
+    for k, d in enumerate(devices):
+        _validate_type(d, str, f"device[{k}]")
+    explain_kw, reference = _check_explain_kw(explain_kw)
+    outs = output_names(fnames, out_dir, suffix, out_names)
+    if threads is None and n_jobs != 1:
+        threads = 1
+    # the model as the workers will see it: loaded once here for its hash
+    # (and its errors); a file goes to the workers, which load it themselves
+    net = _load_model_file(model, model_options) if isinstance(model, Path) else model
+    params = _run_params(method, explain_kw)
+    run = dict(
+        model=model_sha(net),
+        method=method,
+        bands=params.pop("bands"),
+        picks=params.pop("picks"),
+        random_state=params.pop("random_state"),
+        reference=reference_identity(reference),
+        method_kw={k: v for k, v in params.items() if k != "reference"},
+    )
+    if n_jobs == 1:
+        model = net  # no second load in this process
+    todo, failures, identities = _plan(fnames, outs, run, time_windows, overwrite)
+    if failures and on_error == "raise":
+        errors = [str(e) for _, e in failures]
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        if all(isinstance(e, ValueError) for _, e in failures):
+            raise ValueError(" ".join(errors[:3]) + more)
+        raise failures[0][1]
+    logger.info(
+        f"explain_files: {len(todo)} of {len(fnames)} files to explain "
+        f"({len(fnames) - len(todo) - len(failures)} already done), n_jobs={n_jobs}"
+    )
+    job = dict(
+        model=model,
+        model_options=model_options,
+        method=method,
+        threads=threads,
+        time_windows=time_windows,
+        run=run,
+        kw=explain_kw,
+    )
+    files = {k: (fnames[k], outs[k], identities[k]) for k in todo}
+    failures += _run_jobs(todo, files, devices, job, n_jobs, on_error, out_dir)
+    failed = {k for k, _ in failures}
+    report = [
+        FileFailure(fnames[k], outs[k], str(e).removeprefix(f"{fnames[k]}: "))
+        for k, e in sorted(failures, key=lambda item: item[0])
+    ]
+    for item in report:
+        logger.warning(f"explain_files: {item.fname} failed: {item.error}")
+    write_failures(out_dir / FAILURES_TSV, report)
+    return ExplainedFiles([o for k, o in enumerate(outs) if k not in failed], report)
+
+
+def _check_model_arg(model, model_options, n_jobs):
+    """A module (a fitted skorch net: its network), or a model file that
+    exists (an absolute :class:`~pathlib.Path`)."""
     import pickle
 
     import torch
-    from joblib import Parallel, delayed
-    from mne import BaseEpochs
-    from mne.utils import _check_option
 
-    from mne_freqmask._fingerprint import (
-        file_identity,
-        model_sha,
-        record_status,
-        reference_identity,
-    )
     from mne_freqmask.models import as_model
 
     if not isinstance(model, torch.nn.Module | str | os.PathLike):
         model = as_model(model)  # a fitted skorch net: its network
     _validate_type(model_options, (dict, None), "model_options")
-    _check_option("on_error", on_error, ("raise", "continue"))
     if not isinstance(model, torch.nn.Module):
         model = Path(model).expanduser().absolute()
         if not model.exists():
@@ -390,6 +443,11 @@ def explain_files(
                 "mne_freqmask.models.save_model (or torch.jit.save) and pass "
                 "the file name as model, or use n_jobs=1."
             ) from None
+    return model
+
+
+def _check_paths(fnames, out_dir):
+    """The epochs files and the output folder, checked, as absolute paths."""
     _validate_type(fnames, (list, tuple), "fnames", "list of path-like")
     for k, f in enumerate(fnames):
         _validate_type(f, "path-like", f"fnames[{k}]")
@@ -405,22 +463,14 @@ def explain_files(
         raise FileNotFoundError(
             f"The output folder {out_dir} does not exist; create it first."
         )
-    if time_windows is not None:
-        from mne_freqmask.methods._registry import check_short_time
+    return fnames, out_dir
 
-        check_short_time(method)
-        _check_windows_arg(time_windows)
-    if suffix is None:
-        suffix = SUFFIXES[time_windows is not None]
-    _validate_type(suffix, str, "suffix")
-    if not suffix.lower().endswith((".h5", ".hdf5")):
-        raise ValueError(f"suffix must end with .h5 or .hdf5, got {suffix!r}.")
-    _validate_type(overwrite, bool, "overwrite")
-    _validate_type(n_jobs, "int-like", "n_jobs")
-    _validate_type(threads, ("int-like", None), "threads")
-    devices = [device] if isinstance(device, str) else list(device)
-    for k, d in enumerate(devices):
-        _validate_type(d, str, f"device[{k}]")
+
+def _check_explain_kw(explain_kw):
+    """explain()'s keywords without ``checkpoint``, a reference file as an
+    absolute path; and the reference (epochs, a Path or None)."""
+    from mne import BaseEpochs
+
     explain_kw = dict(explain_kw)
     if explain_kw.pop("checkpoint", None) is not None:
         raise ValueError(
@@ -435,39 +485,14 @@ def explain_files(
             if not reference.is_file():
                 raise FileNotFoundError(f"No such reference epochs file: {reference}")
             explain_kw["reference"] = str(reference)
-    if out_names is None:
-        outs = [_out_name(f, out_dir, suffix) for f in fnames]
-    else:
-        outs = _named_outs(out_names, fnames, out_dir)
-    seen = {}
-    for f, out in zip(fnames, outs, strict=True):
-        if out in seen:
-            raise ValueError(
-                f"{seen[out]} and {f} would both be written to {out.name}; rename "
-                "one of the epochs files."
-            )
-        seen[out] = f
-    if threads is None and n_jobs != 1:
-        threads = 1
-    # the model as the workers will see it: loaded once here for its hash
-    # (and its errors); a file goes to the workers, which load it themselves
-    net = (
-        model
-        if isinstance(model, torch.nn.Module)
-        else _load_model_file(model, model_options)
-    )
-    params = _run_params(method, explain_kw)
-    run = dict(
-        model=model_sha(net),
-        method=method,
-        bands=params.pop("bands"),
-        picks=params.pop("picks"),
-        random_state=params.pop("random_state"),
-        reference=reference_identity(reference),
-        method_kw={k: v for k, v in params.items() if k != "reference"},
-    )
-    if n_jobs == 1:
-        model = net  # no second load in this process
+    return explain_kw, reference
+
+
+def _plan(fnames, outs, run, time_windows, overwrite):
+    """Which files to explain (``todo``), which are refused (``failures``:
+    ``(index, error)``), and the input files' identities."""
+    from mne_freqmask._fingerprint import file_identity, record_status
+
     todo, failures, identities = [], [], {}
     for k, (fname, out) in enumerate(zip(fnames, outs, strict=True)):
         try:
@@ -491,17 +516,17 @@ def explain_files(
                     ),
                 )
             )
-    if failures and on_error == "raise":
-        errors = [str(e) for _, e in failures]
-        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-        if all(isinstance(e, ValueError) for _, e in failures):
-            raise ValueError(" ".join(errors[:3]) + more)
-        raise failures[0][1]
-    logger.info(
-        f"explain_files: {len(todo)} of {len(fnames)} files to explain "
-        f"({len(fnames) - len(todo) - len(failures)} already done), n_jobs={n_jobs}"
-    )
-    tmp_ref = None
+    return todo, failures, identities
+
+
+def _run_jobs(todo, files, devices, job, n_jobs, on_error, out_dir):
+    """Explain the files ``todo`` (``files[k]``: epochs file, saliency file,
+    input identity) through joblib; return the failures (``(index, error)``;
+    with ``on_error="raise"`` the first is raised)."""
+    from joblib import Parallel, delayed
+    from mne import BaseEpochs
+
+    reference, tmp_ref, failures = job["kw"].get("reference"), None, []
     try:
         if isinstance(reference, BaseEpochs) and n_jobs != 1 and len(todo) > 1:
             # once to disk, read by each worker, rather than pickled with
@@ -509,21 +534,9 @@ def explain_files(
             # a Dask graph would carry the whole reference per task)
             tmp_ref = out_dir / f".reference-{uuid.uuid4().hex[:12]}-epo.fif"
             reference.save(tmp_ref, fmt="double", verbose=False)
-            explain_kw["reference"] = str(tmp_ref)
+            job = dict(job, kw=dict(job["kw"], reference=str(tmp_ref)))
         jobs = (
-            delayed(_explain_one)(
-                fnames[k],
-                outs[k],
-                model,
-                model_options,
-                method,
-                devices[i % len(devices)],
-                threads,
-                time_windows,
-                explain_kw,
-                run,
-                identities[k],
-            )
+            delayed(_explain_one)(*files[k], devices[i % len(devices)], job)
             for i, k in enumerate(todo)
         )
         results = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
@@ -537,54 +550,7 @@ def explain_files(
         if tmp_ref is not None:
             for part in out_dir.glob(f"{tmp_ref.name[:-4]}*.fif"):
                 part.unlink(missing_ok=True)
-    failed = {k for k, _ in failures}
-    report = [
-        FileFailure(fnames[k], outs[k], str(e).removeprefix(f"{fnames[k]}: "))
-        for k, e in sorted(failures, key=lambda item: item[0])
-    ]
-    for item in report:
-        logger.warning(f"explain_files: {item.fname} failed: {item.error}")
-    _write_failures(out_dir / FAILURES_TSV, report)
-    return ExplainedFiles([o for k, o in enumerate(outs) if k not in failed], report)
-
-
-def _write_failures(fname, report):
-    """``explain_files_failures.tsv``: one row per failure; removed if none."""
-    from mne_freqmask.utils._checks import _write_new_file
-
-    if not report:
-        fname.unlink(missing_ok=True)
-        return
-    rows = ["fname\tout\terror"]
-    for item in report:
-        error = " ".join(item.error.split())  # one line, no tabs
-        rows.append(f"{item.fname}\t{item.out}\t{error}")
-    text = "\n".join(rows) + "\n"
-    _write_new_file(fname, lambda p: Path(p).write_text(text), overwrite=True)
-
-
-def _named_outs(out_names, fnames, out_dir):
-    """The files ``out_dir / name``, one per epochs file, in existing folders."""
-    _validate_type(out_names, (list, tuple), "out_names", "list of str")
-    if len(out_names) != len(fnames):
-        raise ValueError(
-            f"out_names must hold one name per epochs file ({len(fnames)}), got "
-            f"{len(out_names)}."
-        )
-    outs = []
-    for k, name in enumerate(out_names):
-        _validate_type(name, "path-like", f"out_names[{k}]")
-        out = (out_dir / name).absolute()
-        if Path(name).is_absolute() or ".." in Path(name).parts:
-            raise ValueError(f"out_names[{k}] must be inside out_dir, got {name}.")
-        if not out.name.lower().endswith((".h5", ".hdf5")):
-            raise ValueError(f"out_names[{k}] must end with .h5 or .hdf5: {name}")
-        if not out.parent.is_dir():
-            raise FileNotFoundError(
-                f"The output folder {out.parent} does not exist; create it first."
-            )
-        outs.append(out)
-    return outs
+    return failures
 
 
 def _check_windows_arg(time_windows):

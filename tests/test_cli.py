@@ -162,7 +162,8 @@ def test_explain_several_files(saved_inputs, tmp_path, capsys):
     argv = ["explain", *files, str(pt), "--out-dir", str(out_dir)]
     argv += ["--method", "amplitude_gradients", "--bands", "canonical", "--quiet"]
     assert main(argv) == 0
-    printed = capsys.readouterr().out.split()
+    # (stdout also holds FreqMask's warning that 3 steps do not converge)
+    printed = [w for w in capsys.readouterr().out.split() if w.endswith(".h5")]
     assert printed == [str(out_dir / f"run{k}-sal.h5") for k in range(2)]
     for k, fname in enumerate(files):
         sal = read_saliency(printed[k])
@@ -175,6 +176,52 @@ def test_explain_several_files(saved_inputs, tmp_path, capsys):
     assert err.count("\n") == 1 and "need --out-dir" in err
     assert main(argv + ["--report", str(tmp_path / "r.html")]) == 2
     assert "are for one epochs file" in capsys.readouterr().err
+
+
+def test_explain_files_same_options_as_one_file(saved_inputs, tmp_path, capsys):
+    """Many files take the options of one file through the same translation:
+    --reference serves every file (the maps equal explain(reference=...)),
+    and --n-steps against --param n_steps= is refused on both routes."""
+    import mne
+
+    from mne_freqmask import explain, read_saliency
+    from mne_freqmask.models import load_model
+
+    epochs, _, pt, _ = saved_inputs
+    files = []
+    for k in range(2):
+        fname = tmp_path / f"run{k}-epo.fif"
+        epochs[k * 4 : k * 4 + 4].save(fname, verbose=False)
+        files.append(str(fname))
+    ref_file = tmp_path / "ref-epo.fif"
+    epochs[8:].save(ref_file, verbose=False)
+    out_dir = tmp_path / "sal"
+    out_dir.mkdir()
+    argv = ["explain", *files, str(pt), "--out-dir", str(out_dir), "--quiet"]
+    argv += ["--bands", "4", "--n-steps", "3", "--param", "perturbation=reference"]
+    capsys.readouterr()
+    assert main([*argv, "--reference", str(ref_file), "--n-jobs", "1"]) == 0
+    # (stdout also holds FreqMask's warning that 3 steps do not converge)
+    printed = [w for w in capsys.readouterr().out.split() if w.endswith(".h5")]
+    assert printed == [str(out_dir / f"run{k}-sal.h5") for k in range(2)]
+    model = load_model(pt)
+    ref = mne.read_epochs(ref_file, verbose=False)
+    kw = dict(bands=4, n_steps=3, perturbation="reference", random_state=0)
+    for k, fname in enumerate(files):
+        part = mne.read_epochs(fname, verbose=False)
+        with_ref = explain(part, model, reference=ref, n_jobs=1, verbose=False, **kw)
+        without = explain(part, model, n_jobs=1, verbose=False, **kw)
+        got = read_saliency(printed[k]).get_data()
+        # the same computation on the same thread: the same numbers; the
+        # reference's fills do change the map (slightly: a barely trained model)
+        np.testing.assert_array_equal(got, with_ref.get_data())
+        assert np.abs(got - without.get_data()).max() > 1e-6
+    missing = ["--reference", str(tmp_path / "nope-epo.fif")]
+    assert main([*argv, "--overwrite", *missing]) == 2
+    assert "nope-epo.fif does not exist" in capsys.readouterr().err
+    for route in (argv, ["explain", files[0], str(pt), "--out", "x.h5"]):
+        assert main([*route, "--n-steps", "5", "--param", "n_steps=6"]) == 2
+        assert "give one" in capsys.readouterr().err
 
 
 def test_explain_command_user_errors(saved_inputs, tmp_path, capsys):
