@@ -40,7 +40,7 @@ from mne_freqmask._fingerprint import (
 from mne_freqmask._inputs import READ_CHUNK
 from mne_freqmask._saliency_io import check_h5_file, write_h5
 from mne_freqmask._saliency_utils import _params_to_json
-from mne_freqmask.methods._registry import MethodResult
+from mne_freqmask.methods._base import MethodResult
 
 _TITLE = "mnefreqmask_checkpoint"
 _VERSION = 2
