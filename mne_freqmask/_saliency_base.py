@@ -21,7 +21,6 @@ from mne import Info, pick_info
 from mne._fiff.pick import _picks_to_idx
 from mne.utils import (
     _check_option,
-    _check_pandas_installed,
     _validate_type,
     object_diff,
     verbose,
@@ -31,6 +30,7 @@ from ._provenance import provenance_repr
 from ._saliency_io import check_state_keys, info_from_state, write_state
 from ._saliency_norm import NormalizeMixin
 from ._saliency_utils import (
+    DataFrameMixin,
     EpochSelectionMixin,
     _metadata_from_json,
     _metadata_to_json,
@@ -64,7 +64,7 @@ def _plural(n, word):
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-class BaseSaliency(EpochSelectionMixin, NormalizeMixin):
+class BaseSaliency(EpochSelectionMixin, DataFrameMixin, NormalizeMixin):
     """What both saliency containers share (see the module's docstring).
 
     A subclass sets ``_extra_dims`` (its axes after ``"band"``; setting it
@@ -573,108 +573,7 @@ class BaseSaliency(EpochSelectionMixin, NormalizeMixin):
         return self
 
     # ------------------------------------------------------------------
-    # export
-
-    @fill_doc
-    def to_data_frame(
-        self,
-        picks=None,
-        bands=None,
-        index=None,
-        long_format=True,
-        *,
-        tmin=None,
-        tmax=None,
-    ):
-        """Export the saliency as a pandas DataFrame.
-
-        Parameters
-        ----------
-        %(sal_picks)s
-        %(sal_bands_select)s
-        index : None | str | list of str
-            Column(s) to use as the index. Long format: any of ``"epoch"``,
-            ``"channel"``, ``"band"`` (and ``"time"`` for a time-resolved
-            map); wide format: ``"epoch"``. ``None`` (default) keeps a range
-            index.
-        long_format : bool
-            ``True`` (default): one row per cell with columns ``epoch``
-            (per-epoch data only), ``channel``, ``band``, ``fmin``, ``fmax``,
-            ``time`` (the window centre in s; time-resolved maps only) and
-            ``saliency``. ``False``: one row per epoch (a single row at group
-            level) with a column per cell (after ``epoch``), named
-            ``"{channel}_{band}"`` (``"{channel}_{band}_{time:g}"`` for a
-            time-resolved map). The metadata columns, when present, are
-            appended to each row of their epoch.
-        tmin, tmax : float | None
-            Time-resolved maps only: keep the windows centred in
-            ``[tmin, tmax]`` s.
-
-        Returns
-        -------
-        df : instance of pandas.DataFrame
-            The table. Epochs are numbered ``0, ..., n_epochs - 1`` in their
-            order in this object.
-        """
-        pd = _check_pandas_installed()
-        _validate_type(long_format, bool, "long_format")
-        ch, bi, ti = self._select(picks, bands, tmin=tmin, tmax=tmax)
-        data = self._take(ch, bi, ti)
-        instance = self.level == "instance"
-        n_ep = data.shape[0] if instance else 1
-        labels = {
-            "channel": np.asarray(self.ch_names)[ch],
-            "band": np.asarray(self._band_names)[bi],
-        }
-        if ti is not None:
-            labels["time"] = self.times[ti]
-        cell = np.meshgrid(*(np.arange(len(v)) for v in labels.values()), indexing="ij")
-        cell = dict(zip(labels, (c.ravel() for c in cell), strict=True))
-        if long_format:
-            n_cells = len(cell["band"])
-            cols = {"epoch": np.repeat(np.arange(n_ep), n_cells)} if instance else {}
-            cols["channel"] = np.tile(labels["channel"][cell["channel"]], n_ep)
-            cols["band"] = np.tile(labels["band"][cell["band"]], n_ep)
-            cols["fmin"] = np.tile(self._band_edges[bi, 0][cell["band"]], n_ep)
-            cols["fmax"] = np.tile(self._band_edges[bi, 1][cell["band"]], n_ep)
-            if ti is not None:
-                cols["time"] = np.tile(labels["time"][cell["time"]], n_ep)
-            cols["saliency"] = data.ravel()
-            valid_index = ("epoch",) * instance + tuple(labels)
-        else:
-            cols = {"epoch": np.arange(n_ep)} if instance else {}
-            flat = data.reshape(n_ep, -1)
-            for k in range(flat.shape[1]):
-                name = "_".join(
-                    f"{labels[key][cell[key][k]]:g}"
-                    if key == "time"
-                    else str(labels[key][cell[key][k]])
-                    for key in labels
-                )
-                cols[name] = flat[:, k]
-            valid_index = ("epoch",) if instance else ()
-        df = pd.DataFrame(cols)
-        if self._metadata is not None:
-            clash = sorted(set(self._metadata.columns) & set(df.columns))
-            if clash:
-                raise ValueError(
-                    f"Metadata column(s) {clash} clash with the table's own "
-                    "columns; rename them in saliency.metadata first."
-                )
-            meta = self._metadata.iloc[cols["epoch"]].reset_index(drop=True)
-            df = pd.concat([df, meta], axis=1)
-        if index is not None:
-            _validate_type(index, (str, list, tuple), "index", "None, str or list")
-            keys = [index] if isinstance(index, str) else list(index)
-            if not valid_index:
-                raise ValueError(
-                    "index must be None for the wide table of group-level "
-                    "saliency (it has a single row)."
-                )
-            for key in keys:
-                _check_option("index", key, valid_index)
-            df = df.set_index(keys if len(keys) > 1 else keys[0])
-        return df
+    # I/O
 
     @verbose
     @fill_doc
