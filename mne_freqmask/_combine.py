@@ -54,14 +54,15 @@ def combine_saliency(all_saliency, weights):
         maps.append(sal.average() if sal.level == "instance" else sal)
     first = maps[0]
     for k, sal in enumerate(maps[1:], 1):
-        same = first._same_cells(sal)
-        if not same and sorted(sal.ch_names) == sorted(first.ch_names):
+        if sal.ch_names != first.ch_names and sorted(sal.ch_names) == sorted(
+            first.ch_names
+        ):
             raise ValueError(
                 f"all_saliency[{k}] has the channels of all_saliency[0] in another "
                 "order; put them in the same order first, e.g. "
                 f"all_saliency[{k}].pick(all_saliency[0].ch_names)."
             )
-        if not same:
+        if not first._same_cells(sal):
             raise ValueError(
                 f"all_saliency[{k}] has other channels, bands or windows than "
                 "all_saliency[0]; combine maps of the same explanation (e.g. "

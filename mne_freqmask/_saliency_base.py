@@ -69,9 +69,8 @@ class BaseSaliency(EpochSelectionMixin, DataFrameMixin, NormalizeMixin):
 
     A subclass sets ``_extra_dims`` (its axes after ``"band"``; setting it
     registers the class for :func:`~mne_freqmask.read_saliency`) and may add
-    state with ``_own_state()`` (keys -> values, also keyword arguments of
-    its ``__init__``) and ``_own_kwargs(state)`` (those arguments from a
-    stored state).
+    state with ``_own_keys`` (attributes ``_<key>`` that are also keyword
+    arguments of its ``__init__``).
     """
 
     _format_version = 1
@@ -148,11 +147,17 @@ class BaseSaliency(EpochSelectionMixin, DataFrameMixin, NormalizeMixin):
     # ------------------------------------------------------------------
     # state: the single source of truth for pickle, HDF5 and equality
 
+    #: the state a subclass adds: attributes ``_<key>``, keywords of __init__
+    #: (the first is required in a stored state; the others may be missing
+    #: from files of earlier versions, and are then None)
+    _own_keys = ()
+
     def _own_state(self):
-        return {}
+        return {key: getattr(self, f"_{key}") for key in self._own_keys}
 
     def _own_kwargs(self, state):
-        return {}
+        check_state_keys(state, self._own_keys[:1])
+        return {key: state.get(key) for key in self._own_keys}
 
     def __getstate__(self):
         """Return the state as a dict (used by pickle, save and ``==``)."""
@@ -557,17 +562,16 @@ class BaseSaliency(EpochSelectionMixin, DataFrameMixin, NormalizeMixin):
         ----------
         %(sal_picks)s
         exclude : list of str | "bads"
-            Channels to exclude from ``picks`` (``"bads"``: those in
-            ``info["bads"]``). Default: none.
+            Channels to exclude from ``picks`` given by type (``"bads"``:
+            those in ``info["bads"]``), as in MNE: channels picked by name
+            are kept. Default: none. A selection of no channel is an error.
 
         Returns
         -------
         saliency : instance of SpectralSaliency | SpectralSaliencyTFR
             The object, modified in place.
         """
-        idx = self._pick_idx(picks, exclude=exclude)
-        if len(idx) == 0:
-            raise ValueError("picks selects no channel.")
+        idx = self._pick_idx(picks, exclude=exclude)  # MNE refuses no channel
         pick_info(self._info, idx, copy=False)
         self._data = np.take(self._data, idx, axis=self._dims.index("channel"))
         return self

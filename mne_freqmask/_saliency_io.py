@@ -66,9 +66,9 @@ STATE_KEYS = (
 )
 
 
-def check_state_keys(state):
+def check_state_keys(state, keys=STATE_KEYS):
     """Raise if the state lacks a key that the container needs."""
-    missing = [key for key in STATE_KEYS if key not in state]
+    missing = [key for key in keys if key not in state]
     if missing:
         raise ValueError(
             f"The saliency is incomplete: it lacks {missing} (a file cut "

@@ -95,6 +95,7 @@ class SpectralSaliencyTFR(BaseSaliency, TFRExportMixin):
     """
 
     _extra_dims = ("time",)
+    _own_keys = ("times", "win_length", "hop", "tmin")
 
     def __init__(
         self,
@@ -151,27 +152,6 @@ class SpectralSaliencyTFR(BaseSaliency, TFRExportMixin):
             None if v is None else int(v) for v in (win_length, hop)
         )
         self._tmin = None if tmin is None else float(tmin)
-
-    # ------------------------------------------------------------------
-    # state: pickle, HDF5 and equality
-
-    def _own_state(self):
-        return dict(
-            times=self._times,
-            win_length=self._win_length,
-            hop=self._hop,
-            tmin=self._tmin,
-        )
-
-    def _own_kwargs(self, state):
-        if "times" not in state:
-            raise ValueError("The saliency is incomplete: it lacks ['times'].")
-        return dict(
-            times=state["times"],
-            win_length=state.get("win_length"),
-            hop=state.get("hop"),
-            tmin=state.get("tmin"),
-        )
 
     def _repr_axes(self):
         return f", {self._times[0]:0.3f}-{self._times[-1]:0.3f} s"
