@@ -5,6 +5,7 @@ from mne.utils import _validate_type
 
 from mne_freqmask._provenance import merge_provenance
 from mne_freqmask._saliency_base import BaseSaliency
+from mne_freqmask._saliency_utils import check_order
 
 
 def combine_saliency(all_saliency, weights):
@@ -54,17 +55,11 @@ def combine_saliency(all_saliency, weights):
         maps.append(sal.average() if sal.level == "instance" else sal)
     first = maps[0]
     for k, sal in enumerate(maps[1:], 1):
-        if sal.ch_names != first.ch_names and sorted(sal.ch_names) == sorted(
-            first.ch_names
-        ):
-            raise ValueError(
-                f"all_saliency[{k}] has the channels of all_saliency[0] in another "
-                "order; put them in the same order first, e.g. "
-                f"all_saliency[{k}].pick(all_saliency[0].ch_names)."
-            )
+        check_order(first, sal, f"all_saliency[{k}]", "all_saliency[0]")
         if not first._same_cells(sal):
             raise ValueError(
-                f"all_saliency[{k}] has other channels, bands or windows than "
+                f"all_saliency[{k}] has other channels or bands (or windows, or "
+                "is of another kind) than "
                 "all_saliency[0]; combine maps of the same explanation (e.g. "
                 'sal["a"] and sal["b"]) or pick the same channels first.'
             )

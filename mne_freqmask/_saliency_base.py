@@ -27,6 +27,7 @@ from mne.utils import (
 )
 
 from ._provenance import provenance_repr
+from ._report import _plural, saliency_html
 from ._saliency_io import check_state_keys, info_from_state, write_state
 from ._saliency_norm import NormalizeMixin
 from ._saliency_utils import (
@@ -60,10 +61,6 @@ def container_of(dims):
     return CONTAINERS.get(extra, CONTAINERS[()])
 
 
-def _plural(n, word):
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 class BaseSaliency(EpochSelectionMixin, DataFrameMixin, NormalizeMixin):
     """What both saliency containers share (see the module's docstring).
 
@@ -81,27 +78,31 @@ class BaseSaliency(EpochSelectionMixin, DataFrameMixin, NormalizeMixin):
         if "_extra_dims" in cls.__dict__:
             CONTAINERS[tuple(cls._extra_dims)] = cls
 
-    def _init(
+    def __init__(
         self,
         data,
         info,
         freqs,
-        band_names,
-        band_edges,
+        band_names=None,
+        band_edges=None,
         *,
         method,
-        method_params,
-        dims,
-        nave,
-        events,
-        event_id,
-        metadata,
-        diagnostics,
-        n_times,
-        provenance,
+        method_params=None,
+        dims=None,
+        nave=None,
+        events=None,
+        event_id=None,
+        metadata=None,
+        diagnostics=None,
+        n_times=None,
+        provenance=None,
     ):
-        """Check and store what both containers hold."""
+        """Check and store what both containers hold (see their docs)."""
         _validate_type(info, Info, "info", "mne.Info")
+        freqs, band_names, band_edges, n_times = self._unpack_grid(
+            freqs, band_names, band_edges, n_times, info
+        )
+        dims = self._all_dims()["instance"] if dims is None else dims
         _validate_type(n_times, ("int-like", None), "n_times", "int or None")
         _validate_type(dims, (tuple, list), "dims", "tuple of str")
         dims = tuple(dims)
@@ -134,6 +135,10 @@ class BaseSaliency(EpochSelectionMixin, DataFrameMixin, NormalizeMixin):
         self._nave = nave
         self._n_times = None if n_times is None else int(n_times)
         self._set_provenance(provenance)
+
+    @staticmethod
+    def _unpack_grid(freqs, band_names, band_edges, n_times, info):
+        return freqs, band_names, band_edges, n_times
 
     @classmethod
     def _all_dims(cls):
@@ -323,8 +328,6 @@ class BaseSaliency(EpochSelectionMixin, DataFrameMixin, NormalizeMixin):
 
     def _repr_html_(self):
         """A small table of what the map is, for notebooks."""
-        from ._report import saliency_html
-
         return saliency_html(self)
 
     # ------------------------------------------------------------------

@@ -186,6 +186,17 @@ def check_arrays(data, info, freqs, band_names, band_edges, dims):
     return data, freqs, band_names, band_edges
 
 
+def check_order(first, other, name, first_name):
+    """Raise if ``other`` has the channels of ``first`` in another order."""
+    if other.ch_names != first.ch_names and sorted(other.ch_names) == sorted(
+        first.ch_names
+    ):
+        raise ValueError(
+            f"{name} has the channels of {first_name} in another order; put "
+            f"them in the same order first, e.g. {name}.pick({first_name}.ch_names)."
+        )
+
+
 def concatenate(saliencies):
     """:func:`~mne_freqmask.concatenate_saliencies` of checked saliencies."""
     if len(saliencies) == 0:
@@ -198,14 +209,7 @@ def concatenate(saliencies):
             )
     first = saliencies[0]
     for k, sal in enumerate(saliencies[1:], 1):
-        if sal.ch_names != first.ch_names and sorted(sal.ch_names) == sorted(
-            first.ch_names
-        ):
-            raise ValueError(
-                f"saliencies[{k}] has the channels of saliencies[0] in another "
-                "order; put them in the same order first, e.g. "
-                f"saliencies[{k}].pick(saliencies[0].ch_names)."
-            )
+        check_order(first, sal, f"saliencies[{k}]", "saliencies[0]")
         if not first._same_cells(sal) or sal.method != first.method:
             raise ValueError(
                 f"saliencies[{k}] ({sal!r}) differs from saliencies[0] "

@@ -48,9 +48,9 @@ class SpectralSaliency(BaseSaliency, PlotSaliencyMixin):
     method_params : dict | None
         The method's parameters. They are stored as JSON, so they must be
         JSON-like (tuples become lists, numpy scalars Python scalars).
-    dims : tuple of str
-        ``("epoch", "channel", "band")`` (default, instance level) or
-        ``("channel", "band")`` (group level).
+    dims : tuple of str | None
+        ``("epoch", "channel", "band")`` (instance level; None, the default,
+        is the same) or ``("channel", "band")`` (group level).
     nave : int | None
         Number of epochs averaged into group-level data; must be ``None`` for
         per-epoch data.
@@ -90,45 +90,7 @@ class SpectralSaliency(BaseSaliency, PlotSaliencyMixin):
 
     _extra_dims = ()
 
-    def __init__(
-        self,
-        data,
-        info,
-        freqs,
-        band_names=None,
-        band_edges=None,
-        *,
-        method,
-        method_params=None,
-        dims=("epoch", "channel", "band"),
-        nave=None,
-        events=None,
-        event_id=None,
-        metadata=None,
-        diagnostics=None,
-        n_times=None,
-        provenance=None,
-    ):
-        freqs, band_names, band_edges, n_times = unpack_grid(
-            freqs, band_names, band_edges, n_times, info
-        )
-        self._init(
-            data,
-            info,
-            freqs,
-            band_names,
-            band_edges,
-            method=method,
-            method_params=method_params,
-            dims=dims,
-            nave=nave,
-            events=events,
-            event_id=event_id,
-            metadata=metadata,
-            diagnostics=diagnostics,
-            n_times=n_times,
-            provenance=provenance,
-        )
+    _unpack_grid = staticmethod(unpack_grid)  # freqs may be a FrequencyGrid
 
     # ------------------------------------------------------------------
     # properties

@@ -120,7 +120,7 @@ class SpectralSaliencyTFR(BaseSaliency, TFRExportMixin):
         tmin=None,
         provenance=None,
     ):
-        self._init(
+        super().__init__(
             data,
             info,
             freqs,

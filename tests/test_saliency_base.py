@@ -144,7 +144,7 @@ def test_concatenate_and_combine_tfr(maps):
     want = tfr["high"].get_data().mean(0) - tfr["low"].get_data().mean(0)
     assert_allclose(contrast.get_data(), want, rtol=1e-5, atol=1e-7)
     assert_allclose(contrast.times, tfr.times)
-    with pytest.raises(ValueError, match="other channels, bands or windows"):
+    with pytest.raises(ValueError, match="other channels or bands"):
         mfm.combine_saliency([tfr, spec], [1, -1])
 
 
