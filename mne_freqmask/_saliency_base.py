@@ -26,8 +26,7 @@ from mne.utils import (
     verbose,
 )
 
-from ._provenance import provenance_repr
-from ._report import _plural, saliency_html
+from ._report import saliency_html
 from ._saliency_io import check_state_keys, info_from_state, write_state
 from ._saliency_norm import NormalizeMixin
 from ._saliency_utils import (
@@ -41,7 +40,7 @@ from ._saliency_utils import (
     check_diagnostics,
     check_events,
     check_metadata,
-    steps_summary,
+    saliency_repr,
 )
 from .spectral import band_indices
 from .utils._docs import fill_doc
@@ -305,23 +304,7 @@ class BaseSaliency(EpochSelectionMixin, DataFrameMixin, NormalizeMixin):
 
     def __repr__(self):
         """Return a summary string, in the style of MNE's Spectrum."""
-        sizes = " × ".join(
-            _plural(n, d) for n, d in zip(self.shape, self._dims, strict=True)
-        )
-        head = self._method
-        if self.level == "group":
-            head += ", group"
-            if self._nave is not None:
-                head += f" of {_plural(self._nave, 'epoch')}"
-        parts = [
-            f"{sizes}, "
-            f"{self._band_edges.min():0.1f}-{self._band_edges.max():0.1f} Hz"
-            + self._repr_axes(),
-            provenance_repr(self._provenance),
-            steps_summary(self._diagnostics),
-        ]
-        body = "; ".join(p for p in parts if p)
-        return f"<{type(self).__name__} ({head}) | {body}>"
+        return saliency_repr(self)
 
     def _repr_axes(self):
         return ""

@@ -13,7 +13,8 @@ import os
 import numpy as np
 from mne.utils import _check_option, _check_pandas_installed, _validate_type
 
-from mne_freqmask._provenance import merge_provenance
+from mne_freqmask._provenance import merge_provenance, provenance_repr
+from mne_freqmask._report import _plural
 from mne_freqmask.spectral import FrequencyGrid
 from mne_freqmask.utils._docs import fill_doc
 
@@ -258,6 +259,24 @@ def grid_of(sfreq, freqs, n_times, band_names, band_edges):
             "n_times and the rfft frequencies)."
         )
     return FrequencyGrid.from_edges(sfreq, n_times, band_names, band_edges)
+
+
+def saliency_repr(sal):
+    """``repr`` of a saliency container, in the style of MNE's Spectrum."""
+    sizes = " × ".join(_plural(n, d) for n, d in zip(sal.shape, sal.dims, strict=True))
+    head = sal.method
+    if sal.level == "group":
+        head += ", group"
+        if sal.nave is not None:
+            head += f" of {_plural(sal.nave, 'epoch')}"
+    edges = sal.band_edges
+    parts = [
+        f"{sizes}, {edges.min():0.1f}-{edges.max():0.1f} Hz{sal._repr_axes()}",
+        provenance_repr(sal.provenance),
+        steps_summary(sal.diagnostics),
+    ]
+    body = "; ".join(p for p in parts if p)
+    return f"<{type(sal).__name__} ({head}) | {body}>"
 
 
 #: short names of the ``diagnostics["stop"]`` codes 0, 1, 2, in the order of
