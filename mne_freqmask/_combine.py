@@ -4,7 +4,8 @@ import numpy as np
 from mne.utils import _validate_type
 
 from mne_freqmask._provenance import merge_provenance
-from mne_freqmask.saliency import SpectralSaliency
+from mne_freqmask._saliency_base import BaseSaliency
+from mne_freqmask._saliency_utils import check_order
 
 
 def combine_saliency(all_saliency, weights):
@@ -17,8 +18,9 @@ def combine_saliency(all_saliency, weights):
 
     Parameters
     ----------
-    all_saliency : list of SpectralSaliency
-        Maps of the same method, channels and bands.
+    all_saliency : list of SpectralSaliency | list of SpectralSaliencyTFR
+        Maps of one kind, of the same method, channels and bands (and
+        windows, for time-resolved maps).
     weights : list of float
         One weight per map (``[1, -1]``: the difference; ``[0.5, 0.5]``: the
         mean of the class maps, each class counted equally whatever its
@@ -26,10 +28,10 @@ def combine_saliency(all_saliency, weights):
 
     Returns
     -------
-    saliency : SpectralSaliency
-        The group-level combination; ``method_params["combine_weights"]``
-        records the weights and ``nave`` is the total number of epochs; the
-        provenance is kept as by
+    saliency : SpectralSaliency | SpectralSaliencyTFR
+        The group-level combination (the class of the inputs);
+        ``method_params["combine_weights"]`` records the weights and
+        ``nave`` is the total number of epochs; the provenance is kept as by
         :func:`~mne_freqmask.concatenate_saliencies`.
 
     Notes
@@ -49,24 +51,15 @@ def combine_saliency(all_saliency, weights):
         )
     maps = []
     for k, sal in enumerate(all_saliency):
-        _validate_type(sal, SpectralSaliency, f"all_saliency[{k}]")
+        _validate_type(sal, BaseSaliency, f"all_saliency[{k}]", "SpectralSaliency")
         maps.append(sal.average() if sal.level == "instance" else sal)
     first = maps[0]
     for k, sal in enumerate(maps[1:], 1):
-        same = (
-            sal.ch_names == first.ch_names
-            and np.array_equal(sal.band_edges, first.band_edges)
-            and np.array_equal(sal.freqs, first.freqs)
-        )
-        if not same and sorted(sal.ch_names) == sorted(first.ch_names):
+        check_order(first, sal, f"all_saliency[{k}]", "all_saliency[0]")
+        if not first._same_cells(sal):
             raise ValueError(
-                f"all_saliency[{k}] has the channels of all_saliency[0] in another "
-                "order; put them in the same order first, e.g. "
-                f"all_saliency[{k}].pick(all_saliency[0].ch_names)."
-            )
-        if not same:
-            raise ValueError(
-                f"all_saliency[{k}] has other channels or bands than "
+                f"all_saliency[{k}] has other channels or bands (or windows, or "
+                "is of another kind) than "
                 "all_saliency[0]; combine maps of the same explanation (e.g. "
                 'sal["a"] and sal["b"]) or pick the same channels first.'
             )
@@ -80,16 +73,9 @@ def combine_saliency(all_saliency, weights):
         raise ValueError(f"weights must be finite, got {list(weights)}.")
     data = np.tensordot(w, np.stack([m.get_data() for m in maps]), axes=1)
     params = dict(first.method_params, combine_weights=w.tolist())
-    return SpectralSaliency(
+    return first._replace(
         data.astype(np.float32),
-        first.info,
-        first.freqs,
-        first.band_names,
-        first.band_edges,
-        method=first.method,
         method_params=params,
-        dims=("channel", "band"),
         nave=int(sum(m.nave for m in maps)),
-        n_times=first.grid.n_times,
         provenance=merge_provenance([m.provenance for m in maps]),
     )

@@ -22,8 +22,11 @@ from mne_freqmask.utils._checks import _has_positions
 from mne_freqmask.utils._docs import fill_doc
 
 
-def _is_tfr(sal):
-    return "time" in sal.dims
+def _cells(sal):
+    """What a map's cells are: ``"channel x band"`` (``" x window"`` added
+    for a time-resolved map)."""
+    dims = [{"time": "window"}.get(d, d) for d in sal.dims if d != "epoch"]
+    return " x ".join(dims)
 
 
 def _plural(n, word):
@@ -56,16 +59,7 @@ def saliency_rows(sal):
             ),
         ),
     ]
-    if _is_tfr(sal):
-        win = sal.time_windows
-        span = f"centres {sal.times[0]:.3g} to {sal.times[-1]:.3g} s"
-        rows.append(
-            (
-                "Windows",
-                f"{_plural(len(sal.times), 'window')}, {span}"
-                + ("" if win is None else f" ({win[0]:g} s every {win[1]:g} s)"),
-            )
-        )
+    rows += _AXIS_ROWS[sal.dims[-1]](sal)
     norm = sal.method_params.get("normalization")
     rows.append(("Values", "saliency" if norm is None else f"normalized ({norm})"))
     provenance = getattr(sal, "provenance", None)
@@ -74,6 +68,19 @@ def saliency_rows(sal):
 
         rows.append(("Provenance", provenance_summary(provenance)))
     return rows
+
+
+def _window_rows(sal):
+    """The row on the windows of a time-resolved map."""
+    win = sal.time_windows
+    span = f"centres {sal.times[0]:.3g} to {sal.times[-1]:.3g} s"
+    if win is not None:
+        span += f" ({win[0]:g} s every {win[1]:g} s)"
+    return [("Windows", f"{_plural(len(sal.times), 'window')}, {span}")]
+
+
+#: the rows on the axes after "band", by the map's last dimension
+_AXIS_ROWS = {"band": lambda sal: [], "time": _window_rows}
 
 
 def rows_html(rows):
@@ -221,6 +228,10 @@ def _add_tfr_figures(group, cell_test, add):
     )
 
 
+#: the figures of a group map, by its last dimension
+_FIGURES = {"band": _add_figures, "time": _add_tfr_figures}
+
+
 @verbose
 @fill_doc
 def add_saliency_to_report(
@@ -301,16 +312,15 @@ def add_saliency_to_report(
     tags = ((tags,) if isinstance(tags, str) else tuple(tags)) + (saliency.method,)
     tags = tuple(dict.fromkeys(tags))
     kw = dict(tags=tags, section=section, replace=replace)
-    tfr = _is_tfr(saliency)
-    cells_name = "channel x band x window" if tfr else "channel x band"
+    cells_name = _cells(saliency)
 
     report.add_html(saliency_html(saliency), "The map", **kw)
     if checks is not None:
         report.add_html(
             checks.to_html()
-            + "<p>Verdicts of mne_freqmask.check_explanation"
-            + (" over the channel x band x window cells" if tfr else "")
-            + ": pass, fail, or tie (the interval includes the reference). "
+            + "<p>Verdicts of mne_freqmask.check_explanation over the "
+            + f"{cells_name} cells: pass, fail, or tie (the interval includes "
+            + "the reference). "
             + f"Checks run: {', '.join(map(str, checks.checks.index))}.</p>",
             "Is the map true? (check_explanation)",
             **kw,
@@ -322,7 +332,7 @@ def add_saliency_to_report(
             plt.close(f)
 
     group = saliency.average() if saliency.level == "instance" else saliency
-    (_add_tfr_figures if tfr else _add_figures)(group, cell_test, add)
+    _FIGURES[group.dims[-1]](group, cell_test, add)
     if removal:
         table = pd.concat(removal, names=["level"]).round(3)
         report.add_html(

@@ -42,13 +42,13 @@ MAGIC = b"mne_freqmask sha256 "
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 #: what a file with this top-level group (an h5io title) holds, and its reader
 _KINDS = {
-    "mnefreqmask": "a saliency (mne_freqmask.read_saliency or read_saliency_tfr)",
+    "mnefreqmask": "a saliency (read it with mne_freqmask.read_saliency)",
     "mnefreqmask_checkpoint": "a checkpoint of mne_freqmask.explain (pass it "
     "as checkpoint= to resume that run)",
     "mnepython": "an MNE-Python object (read it with MNE's reader, e.g. "
     "mne.time_frequency.read_spectrum or read_tfrs)",
 }
-#: keys of the state that :meth:`SpectralSaliency.__setstate__` needs
+#: keys of the state that both saliency containers need
 STATE_KEYS = (
     "data",
     "info",
@@ -66,9 +66,9 @@ STATE_KEYS = (
 )
 
 
-def check_state_keys(state):
+def check_state_keys(state, keys=STATE_KEYS):
     """Raise if the state lacks a key that the container needs."""
-    missing = [key for key in STATE_KEYS if key not in state]
+    missing = [key for key in keys if key not in state]
     if missing:
         raise ValueError(
             f"The saliency is incomplete: it lacks {missing} (a file cut "
@@ -263,13 +263,12 @@ def write_state(fname, state, overwrite):
     _write_new_file(fname, lambda tmp: write_h5(tmp, state, H5_TITLE), overwrite)
 
 
-def read_state(fname, cls, *, time_resolved, other):
-    """Read ``fname``, verify its checksum and build a ``cls`` from its state.
+def read_state(fname, container_of, *, want=None):
+    """Read ``fname``, verify its checksum and build a saliency from its state.
 
-    ``time_resolved`` says whether ``cls`` has a ``"time"`` dimension;
-    ``other`` is ``(name, reader)`` of the container that has the other
-    kind: a file whose dims say it holds that one is refused with a message
-    naming its reader.
+    ``container_of(dims)`` gives the class of the stored dims (the one
+    reader picks it, as MNE's ``read_spectrum`` does); ``want``, a class or
+    None, refuses a file of another class with a message naming the reader.
     """
     from pathlib import Path
 
@@ -278,7 +277,8 @@ def read_state(fname, cls, *, time_resolved, other):
 
     _validate_type(fname, "path-like", "fname")
     fname = Path(fname).expanduser().absolute()
-    what = cls.__name__
+    what = "SpectralSaliency" if want is None else want.__name__
+    wrote = f"{what} file (nor another saliency) written by .save"
     if not fname.is_file():
         raise FileNotFoundError(f"No such file: {fname}")
     logger.info(f"Reading {fname}")
@@ -288,28 +288,33 @@ def read_state(fname, cls, *, time_resolved, other):
     except Exception as exp:  # HDF5 on a damaged file raises anything
         if "data found" in str(exp):  # h5io: no group of this title
             raise ValueError(
-                f"{fname} is not a {what} file written by {what}.save: it holds "
-                f"{h5_kind(fname)}."
+                f"{fname} is not a {wrote}: it holds {h5_kind(fname)}."
             ) from None
         raise ValueError(
-            f"{fname} is not a {what} file written by {what}.save, or it is "
-            f"damaged ({type(exp).__name__}: {exp}); save it again from the "
-            "original object or re-run the explanation."
+            f"{fname} is not a {wrote}, or it is damaged ({type(exp).__name__}: "
+            f"{exp}); save it again from the original object or re-run the "
+            "explanation."
         ) from None
     if not isinstance(state, dict):
         raise ValueError(
-            f"{fname} is not a {what} file written by {what}.save (its content "
-            f"is a {type(state).__name__})."
+            f"{fname} is not a {wrote} (its content is a {type(state).__name__})."
         )
     if not checked:  # an earlier version's file: the checksum of its state
         verify_checksum(fname, state)
-    if ("time" in tuple(state.get("dims", ()))) != time_resolved:
+    try:
+        cls = container_of(state.get("dims", ()))
+    except (TypeError, ValueError) as exp:
+        raise ValueError(f"{fname} cannot be read back as a {what}: {exp}") from None
+    if want is not None and cls is not want:
         raise ValueError(
-            f"{fname} holds a {other[0]}, not a {what}; read it with {other[1]}."
+            f"{fname} holds a {cls.__name__}, not a {what}; read it with "
+            "mne_freqmask.read_saliency."
         )
     out = cls.__new__(cls)
     try:
         out.__setstate__(state)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exp:
-        raise ValueError(f"{fname} cannot be read back as a {what}: {exp}") from None
+        raise ValueError(
+            f"{fname} cannot be read back as a {cls.__name__}: {exp}"
+        ) from None
     return out

@@ -22,9 +22,10 @@ NORMALIZATIONS = {
 }
 
 
-def _normalize_maps(data, kind):
-    """Normalise every map of ``data`` (last two axes: channel x band)."""
-    flat = data.reshape((-1, data.shape[-2] * data.shape[-1])).astype(np.float64)
+def _normalize_maps(data, kind, n_maps):
+    """Normalise each of the ``n_maps`` maps of ``data`` (its first axis, or
+    the whole array for ``n_maps=1`` at group level)."""
+    flat = data.reshape((n_maps, -1)).astype(np.float64)
     out = np.zeros_like(flat)
     if kind == "rank":
         for k, row in enumerate(flat):
@@ -54,7 +55,7 @@ def value_label(saliency):
 
 
 class NormalizeMixin:
-    """:meth:`normalize` and :attr:`normalization` of a SpectralSaliency."""
+    """:meth:`normalize` and :attr:`normalization` of both saliency containers."""
 
     @property
     def normalization(self):
@@ -67,7 +68,8 @@ class NormalizeMixin:
         Parameters
         ----------
         kind : "max" | "sum" | "zscore" | "rank"
-            Applied to each map on its own (each epoch's, or the group map):
+            Applied to each map on its own (each epoch's, or the group map;
+            a time-resolved map's channel x band x window cells together):
 
             - ``"max"`` (default): divided by its largest absolute value, so
               its strongest cell is 1 (-1 for a signed map whose strongest
@@ -86,7 +88,7 @@ class NormalizeMixin:
 
         Returns
         -------
-        saliency : instance of SpectralSaliency
+        saliency : instance of SpectralSaliency | SpectralSaliencyTFR
             The object, modified in place (use ``.copy().normalize()`` to
             keep the original). ``method_params["normalization"]`` records
             ``kind``; the plots label their values with it.
@@ -107,6 +109,7 @@ class NormalizeMixin:
                 f"a copy of the original map with {kind!r} instead."
             )
         dtype = np.result_type(self._data.dtype, np.float32)
-        self._data = _normalize_maps(self._data, kind).astype(dtype)
+        n_maps = len(self._data) if self.level == "instance" else 1
+        self._data = _normalize_maps(self._data, kind, n_maps).astype(dtype)
         self._method_params = dict(self._method_params, normalization=kind)
         return self

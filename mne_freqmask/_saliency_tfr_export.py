@@ -1,12 +1,12 @@
-"""Tables, MNE TFR containers and plots of a SpectralSaliencyTFR.
+"""MNE TFR containers and plots of a SpectralSaliencyTFR.
 
-A mixin of :class:`~mne_freqmask.SpectralSaliencyTFR` (as
-``_saliency_utils.DataFrameMixin`` is of SpectralSaliency); no torch.
+A mixin of :class:`~mne_freqmask.SpectralSaliencyTFR` (what only the
+time-resolved map has; the table is the base's ``to_data_frame``); no torch.
 """
 
 import numpy as np
 from mne._fiff.pick import _picks_to_idx
-from mne.utils import _check_option, _check_pandas_installed
+from mne.utils import _check_option
 
 from mne_freqmask._color_scale import image_scale
 from mne_freqmask._saliency_mne import cell_mask
@@ -20,47 +20,7 @@ def _channels_text(names, n_max=4):
 
 
 class TFRExportMixin:
-    """:meth:`to_data_frame`, :meth:`to_tfr`, :meth:`plot`, :meth:`plot_topomap`."""
-
-    @fill_doc
-    def to_data_frame(self, picks=None, *, bands=None, tmin=None, tmax=None):
-        """Export the saliency as a (long) pandas DataFrame.
-
-        Parameters
-        ----------
-        %(sal_picks)s
-        %(sal_bands_select)s
-        tmin, tmax : float | None
-            Keep the windows centred in ``[tmin, tmax]`` s.
-
-        Returns
-        -------
-        df : instance of pandas.DataFrame
-            One row per cell: ``epoch`` (per-epoch data only), ``channel``,
-            ``band``, ``fmin``, ``fmax``, ``time`` (window centre, s) and
-            ``saliency``, then the metadata columns of the row's epoch.
-        """
-        pd = _check_pandas_installed()
-        ch, bi, ti = self._select(picks, bands, None, None, tmin, tmax)
-        data = self._data[..., ch, :, :][..., bi, :][..., ti]
-        lead = data.shape[:-3]
-        grids = np.meshgrid(*(np.arange(n) for n in data.shape), indexing="ij")
-        ep, c, b, t = ([None] * (4 - len(data.shape))) + [g.ravel() for g in grids]
-        cols = {} if not lead else {"epoch": ep}
-        names = np.asarray(self.ch_names)[ch]
-        cols.update(
-            channel=names[c],
-            band=np.asarray(self._band_names)[bi][b],
-            fmin=self._band_edges[bi, 0][b],
-            fmax=self._band_edges[bi, 1][b],
-            time=self._times[ti][t],
-            saliency=data.ravel(),
-        )
-        df = pd.DataFrame(cols)
-        if self._metadata is not None and lead:
-            meta = self._metadata.iloc[ep].reset_index(drop=True)
-            df = pd.concat([df, meta], axis=1)
-        return df
+    """:meth:`to_tfr`, :meth:`plot`, :meth:`plot_topomap`."""
 
     # ------------------------------------------------------------------
     # MNE's TFR containers and plots
@@ -243,7 +203,7 @@ class TFRExportMixin:
         fig : instance of matplotlib.figure.Figure
             The figure.
         """
-        _, _, ti = self._select(None, None, None, None, tmin, tmax)
+        ti = self._time_idx(tmin, tmax)
         cells = cell_mask(mask, self.ch_names, self._band_names, self._times, ti)
         spectral = self.average(dim="times", tmin=tmin, tmax=tmax)
         if spectral.level == "instance":

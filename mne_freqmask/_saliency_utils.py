@@ -1,8 +1,9 @@
-"""Parts of :class:`~mne_freqmask.SpectralSaliency` kept out of its module.
+"""Parts of the saliency containers kept out of their modules.
 
-JSON conversion of parameters and metadata, checks of the per-epoch
-attributes, and two mixins (in the way of MNE's ``GetEpochsMixin`` and
-``ToDataFrameMixin``): selecting epochs and exporting a table. No torch.
+JSON conversion of parameters and metadata, checks of the arrays and of the
+per-epoch attributes, concatenation, and two mixins (in the way of MNE's
+``GetEpochsMixin`` and ``ToDataFrameMixin``): selecting epochs and
+exporting a table. No torch.
 """
 
 import json
@@ -13,7 +14,8 @@ import numpy as np
 from mne.utils import _check_option, _check_pandas_installed, _validate_type
 
 from mne_freqmask._provenance import merge_provenance, provenance_repr
-from mne_freqmask.spectral import FrequencyGrid, band_indices
+from mne_freqmask._report import _plural
+from mne_freqmask.spectral import FrequencyGrid
 from mne_freqmask.utils._docs import fill_doc
 
 
@@ -139,7 +141,7 @@ def unpack_grid(freqs, band_names, band_edges, n_times, info):
 
 
 def check_arrays(data, info, freqs, band_names, band_edges, dims):
-    """Check the arrays of a SpectralSaliency; return them as stored."""
+    """Check the arrays of a saliency container; return them as stored."""
     _validate_type(data, (np.ndarray, list, tuple), "data", "ndarray")
     data = np.array(data)  # a copy, dtype kept
     if data.dtype.kind not in "fiu":
@@ -151,7 +153,8 @@ def check_arrays(data, info, freqs, band_names, band_edges, dims):
         raise ValueError(
             f"data must have {len(dims)} dimensions {dims}, got shape {data.shape}."
         )
-    n_channels, n_bands = data.shape[-2:]
+    axis = dims.index("channel")
+    n_channels, n_bands = data.shape[axis : axis + 2]
     if n_channels != info["nchan"]:
         raise ValueError(
             f"data has {n_channels} channels but info has {info['nchan']}; "
@@ -184,6 +187,17 @@ def check_arrays(data, info, freqs, band_names, band_edges, dims):
     return data, freqs, band_names, band_edges
 
 
+def check_order(first, other, name, first_name):
+    """Raise if ``other`` has the channels of ``first`` in another order."""
+    if other.ch_names != first.ch_names and sorted(other.ch_names) == sorted(
+        first.ch_names
+    ):
+        raise ValueError(
+            f"{name} has the channels of {first_name} in another order; put "
+            f"them in the same order first, e.g. {name}.pick({first_name}.ch_names)."
+        )
+
+
 def concatenate(saliencies):
     """:func:`~mne_freqmask.concatenate_saliencies` of checked saliencies."""
     if len(saliencies) == 0:
@@ -196,26 +210,12 @@ def concatenate(saliencies):
             )
     first = saliencies[0]
     for k, sal in enumerate(saliencies[1:], 1):
-        if sal.ch_names != first.ch_names and sorted(sal.ch_names) == sorted(
-            first.ch_names
-        ):
-            raise ValueError(
-                f"saliencies[{k}] has the channels of saliencies[0] in another "
-                "order; put them in the same order first, e.g. "
-                f"saliencies[{k}].pick(saliencies[0].ch_names)."
-            )
-        same = (
-            sal.ch_names == first.ch_names
-            and sal.band_names == first.band_names
-            and np.array_equal(sal.band_edges, first.band_edges)
-            and np.array_equal(sal.freqs, first.freqs)
-            and sal.method == first.method
-            and sal.shape[1:] == first.shape[1:]
-        )
-        if not same:
+        check_order(first, sal, f"saliencies[{k}]", "saliencies[0]")
+        if not first._same_cells(sal) or sal.method != first.method:
             raise ValueError(
                 f"saliencies[{k}] ({sal!r}) differs from saliencies[0] "
-                f"({first!r}) in its channels, bands, frequencies or method."
+                f"({first!r}) in its kind, channels, bands, frequencies, windows "
+                "or method."
             )
     events = event_id = metadata = None
     if all(s.events is not None for s in saliencies):
@@ -232,19 +232,12 @@ def concatenate(saliencies):
         key: np.concatenate([s.diagnostics[key] for s in saliencies])
         for key in sorted(keys)
     }
-    return type(first)(
+    return first._replace(
         np.concatenate([s.get_data() for s in saliencies]),
-        first.info,
-        first.freqs,
-        first.band_names,
-        first.band_edges,
-        method=first.method,
-        method_params=first.method_params,
         events=events,
         event_id=event_id,
         metadata=metadata,
         diagnostics=diagnostics,
-        n_times=first._n_times,
         provenance=merge_provenance([s.provenance for s in saliencies]),
     )
 
@@ -269,24 +262,21 @@ def grid_of(sfreq, freqs, n_times, band_names, band_edges):
 
 
 def saliency_repr(sal):
-    """``repr`` of a SpectralSaliency, in the style of MNE's Spectrum."""
-    sizes = [
-        f"{n} {dim}{'' if n == 1 else 's'}"
-        for n, dim in zip(sal.shape, sal.dims, strict=True)
-    ]
+    """``repr`` of a saliency container, in the style of MNE's Spectrum."""
+    sizes = " × ".join(_plural(n, d) for n, d in zip(sal.shape, sal.dims, strict=True))
+    head = sal.method
     if sal.level == "group":
-        group = "group"
+        head += ", group"
         if sal.nave is not None:
-            group += f" of {sal.nave} epoch{'' if sal.nave == 1 else 's'}"
-        head = f"{sal.method}, {group}"
-    else:
-        head = sal.method
-    frange = f"{sal.band_edges.min():0.1f}-{sal.band_edges.max():0.1f} Hz"
-    steps = steps_summary(sal.diagnostics)
-    steps = "" if steps is None else f"; {steps}"
-    made = provenance_repr(sal.provenance)
-    made = f"; {made}" if made else ""
-    return f"<SpectralSaliency ({head}) | {' × '.join(sizes)}, {frange}{made}{steps}>"
+            head += f" of {_plural(sal.nave, 'epoch')}"
+    edges = sal.band_edges
+    parts = [
+        f"{sizes}, {edges.min():0.1f}-{edges.max():0.1f} Hz{sal._repr_axes()}",
+        provenance_repr(sal.provenance),
+        steps_summary(sal.diagnostics),
+    ]
+    body = "; ".join(p for p in parts if p)
+    return f"<{type(sal).__name__} ({head}) | {body}>"
 
 
 #: short names of the ``diagnostics["stop"]`` codes 0, 1, 2, in the order of
@@ -324,13 +314,13 @@ def steps_summary(diagnostics):
 
 
 def average_epochs(data, method):
-    """Combine per-epoch maps ``(n_epochs, n_channels, n_bands)`` into one."""
+    """Combine per-epoch maps ``(n_epochs, ...)`` into one (the first axis)."""
     if callable(method):
         out = np.asarray(method(data))
         if out.shape != data.shape[1:]:
             raise ValueError(
                 f"The averaging callable must return shape {data.shape[1:]} "
-                f"(n_channels, n_bands), got {out.shape}."
+                f"(the data without the epoch axis), got {out.shape}."
             )
         return out
     _check_option("method", method, ("mean", "median"))
@@ -443,32 +433,21 @@ class EpochSelectionMixin:
             + "."
         )
 
-    def _subset(self, idx):
-        return type(self)(
-            self._data[idx],
-            self._info,
-            self._freqs,
-            self._band_names,
-            self._band_edges,
-            method=self._method,
-            method_params=self._method_params,
-            dims=self._dims,
-            nave=self._nave,
-            events=None if self._events is None else self._events[idx],
-            event_id=self._event_id,
-            metadata=None if self._metadata is None else self._metadata.iloc[idx],
-            diagnostics={k: v[idx] for k, v in self._diagnostics.items()},
-            n_times=self._n_times,
-            provenance=self._provenance,
-        )
-
 
 class DataFrameMixin:
-    """:meth:`to_data_frame` (like MNE's ``ToDataFrameMixin``) and
-    :meth:`to_spectrum`."""
+    """:meth:`to_data_frame` of both containers (like MNE's ``ToDataFrameMixin``)."""
 
     @fill_doc
-    def to_data_frame(self, picks=None, bands=None, index=None, long_format=True):
+    def to_data_frame(
+        self,
+        picks=None,
+        bands=None,
+        index=None,
+        long_format=True,
+        *,
+        tmin=None,
+        tmax=None,
+    ):
         """Export the saliency as a pandas DataFrame.
 
         Parameters
@@ -477,15 +456,21 @@ class DataFrameMixin:
         %(sal_bands_select)s
         index : None | str | list of str
             Column(s) to use as the index. Long format: any of ``"epoch"``,
-            ``"channel"``, ``"band"``; wide format: ``"epoch"``. ``None``
-            (default) keeps a range index.
+            ``"channel"``, ``"band"`` (and ``"time"`` for a time-resolved
+            map); wide format: ``"epoch"``. ``None`` (default) keeps a range
+            index.
         long_format : bool
-            ``True`` (default): one row per (epoch, channel, band) cell with
-            columns ``epoch`` (per-epoch data only), ``channel``, ``band``,
-            ``fmin``, ``fmax`` and ``saliency``. ``False``: one row per epoch
-            (a single row at group level) with a column ``"{channel}_{band}"``
-            per cell (after ``epoch``). The metadata columns, when present,
-            are appended to each row of their epoch.
+            ``True`` (default): one row per cell with columns ``epoch``
+            (per-epoch data only), ``channel``, ``band``, ``fmin``, ``fmax``,
+            ``time`` (the window centre in s; time-resolved maps only) and
+            ``saliency``. ``False``: one row per epoch (a single row at group
+            level) with a column per cell (after ``epoch``), named
+            ``"{channel}_{band}"`` (``"{channel}_{band}_{time:g}"`` for a
+            time-resolved map). The metadata columns, when present, are
+            appended to each row of their epoch.
+        tmin, tmax : float | None
+            Time-resolved maps only: keep the windows centred in
+            ``[tmin, tmax]`` s.
 
         Returns
         -------
@@ -495,32 +480,41 @@ class DataFrameMixin:
         """
         pd = _check_pandas_installed()
         _validate_type(long_format, bool, "long_format")
-        data, band_names = self.get_data(picks, bands, return_bands=True)
-        ch_names = [self.ch_names[i] for i in self._pick_idx(picks)]
-        edges = self._band_edges[band_indices(self._band_names, bands)]
+        ch, bi, ti = self._select(picks, bands, tmin=tmin, tmax=tmax)
+        data = self._take(ch, bi, ti)
         instance = self.level == "instance"
         n_ep = data.shape[0] if instance else 1
-        n_ch, n_b = len(ch_names), len(band_names)
+        labels = {
+            "channel": np.asarray(self.ch_names)[ch],
+            "band": np.asarray(self._band_names)[bi],
+        }
+        if ti is not None:
+            labels["time"] = self.times[ti]
+        cell = np.meshgrid(*(np.arange(len(v)) for v in labels.values()), indexing="ij")
+        cell = dict(zip(labels, (c.ravel() for c in cell), strict=True))
         if long_format:
-            cols = {}
-            if instance:
-                cols["epoch"] = np.repeat(np.arange(n_ep), n_ch * n_b)
-            cols["channel"] = np.tile(np.repeat(ch_names, n_b), n_ep)
-            cols["band"] = np.tile(band_names, n_ep * n_ch)
-            cols["fmin"] = np.tile(edges[:, 0], n_ep * n_ch)
-            cols["fmax"] = np.tile(edges[:, 1], n_ep * n_ch)
+            n_cells = len(cell["band"])
+            cols = {"epoch": np.repeat(np.arange(n_ep), n_cells)} if instance else {}
+            cols["channel"] = np.tile(labels["channel"][cell["channel"]], n_ep)
+            cols["band"] = np.tile(labels["band"][cell["band"]], n_ep)
+            cols["fmin"] = np.tile(self._band_edges[bi, 0][cell["band"]], n_ep)
+            cols["fmax"] = np.tile(self._band_edges[bi, 1][cell["band"]], n_ep)
+            if ti is not None:
+                cols["time"] = np.tile(labels["time"][cell["time"]], n_ep)
             cols["saliency"] = data.ravel()
-            valid_index = ("epoch",) * instance + ("channel", "band")
-            epoch_of_row = cols.get("epoch")
+            valid_index = ("epoch",) * instance + tuple(labels)
         else:
             cols = {"epoch": np.arange(n_ep)} if instance else {}
-            flat = data.reshape(n_ep, n_ch * n_b)
-            for k, (ch, band) in enumerate(
-                (ch, band) for ch in ch_names for band in band_names
-            ):
-                cols[f"{ch}_{band}"] = flat[:, k]
+            flat = data.reshape(n_ep, -1)
+            for k in range(flat.shape[1]):
+                name = "_".join(
+                    f"{labels[key][cell[key][k]]:g}"
+                    if key == "time"
+                    else str(labels[key][cell[key][k]])
+                    for key in labels
+                )
+                cols[name] = flat[:, k]
             valid_index = ("epoch",) if instance else ()
-            epoch_of_row = cols.get("epoch")
         df = pd.DataFrame(cols)
         if self._metadata is not None:
             clash = sorted(set(self._metadata.columns) & set(df.columns))
@@ -529,7 +523,7 @@ class DataFrameMixin:
                     f"Metadata column(s) {clash} clash with the table's own "
                     "columns; rename them in saliency.metadata first."
                 )
-            meta = self._metadata.iloc[epoch_of_row].reset_index(drop=True)
+            meta = self._metadata.iloc[cols["epoch"]].reset_index(drop=True)
             df = pd.concat([df, meta], axis=1)
         if index is not None:
             _validate_type(index, (str, list, tuple), "index", "None, str or list")
@@ -543,41 +537,3 @@ class DataFrameMixin:
                 _check_option("index", key, valid_index)
             df = df.set_index(keys if len(keys) > 1 else keys[0])
         return df
-
-    def to_spectrum(self, freqs="bands"):
-        """Convert to MNE's spectrum container.
-
-        Parameters
-        ----------
-        freqs : "bands" | "bins"
-            What the frequency axis of the spectrum holds. ``"bands"``
-            (default): one frequency per band, its centre
-            ``(fmin + fmax) / 2`` in Hz, in the order of ``band_names`` (as
-            :meth:`SpectralSaliencyTFR.to_tfr
-            <mne_freqmask.SpectralSaliencyTFR.to_tfr>` does). MNE's
-            containers have no place for the band names and edges: they
-            stay in ``band_names`` and ``band_edges``, and
-            ``spectrum.freqs[k]`` is the centre of ``band_names[k]``.
-            ``"bins"``: the rfft bins of the explained epochs (those of
-            ``grid``), each holding the value of the band it belongs to
-            (bins in no band are left out), so that a plot of the spectrum
-            draws each band over its true width.
-
-        Returns
-        -------
-        spectrum : instance of EpochsSpectrumArray | SpectrumArray
-            :class:`~mne.time_frequency.EpochsSpectrumArray` for per-epoch
-            maps (with the events, ``event_id`` and metadata),
-            :class:`~mne.time_frequency.SpectrumArray` for a group-level map,
-            with a copy of ``info``.
-
-        Notes
-        -----
-        MNE labels an array spectrum a "Power Spectrum" of an "unknown
-        method": the values are the saliency of ``method``, not power, so
-        plot them without a decibel scale
-        (``spectrum.plot(dB=False, amplitude=False)``).
-        """
-        from mne_freqmask._saliency_mne import spectrum_of
-
-        return spectrum_of(self, freqs)

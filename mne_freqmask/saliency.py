@@ -7,52 +7,18 @@ module imports no torch, so saved explanations can be read, plotted and
 tabulated without it.
 """
 
-import json
+from mne.utils import _validate_type, verbose
 
-import numpy as np
-from mne import Info, pick_info
-from mne._fiff.pick import _picks_to_idx
-from mne.utils import _check_option, _validate_type, verbose
-
-from ._saliency_io import (
-    H5_TITLE,
-    read_state,
-    write_state,
-)
-from ._saliency_norm import NormalizeMixin
-from ._saliency_props import SaliencyProperties
-from ._saliency_utils import (
-    DataFrameMixin,
-    EpochSelectionMixin,
-    _params_to_json,
-    average_epochs,
-    check_arrays,
-    check_diagnostics,
-    check_events,
-    check_metadata,
-    concatenate,
-    grid_of,
-    saliency_repr,
-    unpack_grid,
-)
-from .spectral import band_indices
+from ._saliency_base import BaseSaliency, container_of
+from ._saliency_io import H5_TITLE, read_state
+from ._saliency_utils import concatenate, grid_of, unpack_grid
 from .utils._docs import fill_doc
 from .viz import PlotSaliencyMixin
 
-_DIMS = {
-    "instance": ("epoch", "channel", "band"),
-    "group": ("channel", "band"),
-}
 _H5_TITLE = H5_TITLE
 
 
-class SpectralSaliency(
-    SaliencyProperties,
-    EpochSelectionMixin,
-    DataFrameMixin,
-    NormalizeMixin,
-    PlotSaliencyMixin,
-):
+class SpectralSaliency(BaseSaliency, PlotSaliencyMixin):
     """Frequency-domain saliency of a model: channel x band maps.
 
     Returned by :func:`mne_freqmask.explain` (one map per epoch) and by
@@ -82,9 +48,9 @@ class SpectralSaliency(
     method_params : dict | None
         The method's parameters. They are stored as JSON, so they must be
         JSON-like (tuples become lists, numpy scalars Python scalars).
-    dims : tuple of str
-        ``("epoch", "channel", "band")`` (default, instance level) or
-        ``("channel", "band")`` (group level).
+    dims : tuple of str | None
+        ``("epoch", "channel", "band")`` (instance level; None, the default,
+        is the same) or ``("channel", "band")`` (group level).
     nave : int | None
         Number of epochs averaged into group-level data; must be ``None`` for
         per-epoch data.
@@ -122,76 +88,9 @@ class SpectralSaliency(
     (``saliency["subject == 3"]``). It returns a new object.
     """
 
-    def __init__(
-        self,
-        data,
-        info,
-        freqs,
-        band_names=None,
-        band_edges=None,
-        *,
-        method,
-        method_params=None,
-        dims=("epoch", "channel", "band"),
-        nave=None,
-        events=None,
-        event_id=None,
-        metadata=None,
-        diagnostics=None,
-        n_times=None,
-        provenance=None,
-    ):
-        _validate_type(info, Info, "info", "mne.Info")
-        freqs, band_names, band_edges, n_times = unpack_grid(
-            freqs, band_names, band_edges, n_times, info
-        )
-        _validate_type(n_times, ("int-like", None), "n_times", "int or None")
-        _validate_type(dims, (tuple, list), "dims", "tuple of str")
-        dims = tuple(dims)
-        _check_option("dims", dims, list(_DIMS.values()))
-        level = "instance" if "epoch" in dims else "group"
-        data, freqs, band_names, band_edges = check_arrays(
-            data, info, freqs, band_names, band_edges, dims
-        )
-        _validate_type(method, str, "method")
-        _validate_type(method_params, (dict, None), "method_params", "dict or None")
-        method_params = json.loads(_params_to_json(method_params or {}))
-        _validate_type(nave, ("int-like", None), "nave", "int or None")
-        if nave is not None:
-            nave = int(nave)
-            if level == "instance":
-                raise ValueError(
-                    "nave must be None for per-epoch data (dims with 'epoch')."
-                )
-            if nave < 1:
-                raise ValueError(f"nave must be a positive int, got {nave}.")
-        n_epochs = data.shape[0] if level == "instance" else None
-        events, event_id = check_events(events, event_id, level, n_epochs)
-        metadata = check_metadata(metadata, level, n_epochs)
-        diagnostics = check_diagnostics(diagnostics, level, n_epochs)
+    _extra_dims = ()
 
-        self._data = data
-        self._info = info.copy()
-        self._freqs = freqs
-        self._band_names = band_names
-        self._band_edges = band_edges
-        self._method = method
-        self._method_params = method_params
-        self._dims = dims
-        self._nave = nave
-        self._events = events
-        self._event_id = event_id
-        self._metadata = metadata
-        self._diagnostics = diagnostics
-        self._n_times = None if n_times is None else int(n_times)
-        self._set_provenance(provenance)
-
-    # ------------------------------------------------------------------
-    # state: the single source of truth for pickle, HDF5 and equality
-
-    def __repr__(self):
-        """Return a summary string."""
-        return saliency_repr(self)
+    _unpack_grid = staticmethod(unpack_grid)  # freqs may be a FrequencyGrid
 
     # ------------------------------------------------------------------
     # properties
@@ -212,142 +111,74 @@ class SpectralSaliency(
             self._band_edges,
         )
 
-    def _pick_idx(self, picks, exclude=()):
-        return np.asarray(
-            _picks_to_idx(self._info, picks, none="all", exclude=exclude), int
-        )
-
-    # ------------------------------------------------------------------
-    # data access and reduction
-
-    @fill_doc
-    def get_data(self, picks=None, bands=None, return_bands=False):
-        """Get the saliency as a NumPy array.
+    def to_spectrum(self, freqs="bands"):
+        """Convert to MNE's spectrum container.
 
         Parameters
         ----------
-        %(sal_picks)s
-        %(sal_bands_select)s
-        return_bands : bool
-            Also return the names of the selected bands.
+        freqs : "bands" | "bins"
+            What the frequency axis of the spectrum holds. ``"bands"``
+            (default): one frequency per band, its centre
+            ``(fmin + fmax) / 2`` in Hz, in the order of ``band_names`` (as
+            :meth:`SpectralSaliencyTFR.to_tfr
+            <mne_freqmask.SpectralSaliencyTFR.to_tfr>` does). MNE's
+            containers have no place for the band names and edges: they
+            stay in ``band_names`` and ``band_edges``, and
+            ``spectrum.freqs[k]`` is the centre of ``band_names[k]``.
+            ``"bins"``: the rfft bins of the explained epochs (those of
+            ``grid``), each holding the value of the band it belongs to
+            (bins in no band are left out), so that a plot of the spectrum
+            draws each band over its true width.
 
         Returns
         -------
-        data : ndarray, shape ([n_epochs, ]n_channels, n_bands)
-            A copy of the data.
-        band_names : list of str
-            The band names (only if ``return_bands=True``).
+        spectrum : instance of EpochsSpectrumArray | SpectrumArray
+            :class:`~mne.time_frequency.EpochsSpectrumArray` for per-epoch
+            maps (with the events, ``event_id`` and metadata),
+            :class:`~mne.time_frequency.SpectrumArray` for a group-level map,
+            with a copy of ``info``.
+
+        Notes
+        -----
+        MNE labels an array spectrum a "Power Spectrum" of an "unknown
+        method": the values are the saliency of ``method``, not power, so
+        plot them without a decibel scale
+        (``spectrum.plot(dB=False, amplitude=False)``).
         """
-        _validate_type(return_bands, bool, "return_bands")
-        ch_idx = self._pick_idx(picks)
-        band_idx = band_indices(self._band_names, bands)
-        data = self._data[..., ch_idx, :][..., band_idx]
-        if return_bands:
-            return data, [self._band_names[i] for i in band_idx]
-        return data
+        from ._saliency_mne import spectrum_of
 
-    def average(self, method="mean"):
-        """Average the per-epoch maps into a group-level map.
-
-        Parameters
-        ----------
-        method : "mean" | "median" | callable
-            How to combine the epochs. A callable receives the data, shape
-            ``(n_epochs, n_channels, n_bands)``, and must return an array of
-            shape ``(n_channels, n_bands)``.
-
-        Returns
-        -------
-        saliency : instance of SpectralSaliency
-            Group-level saliency, ``dims=("channel", "band")``, with
-            ``nave`` the number of epochs, no events or metadata, empty
-            diagnostics and the same provenance.
-        """
-        self._check_instance("average()")
-        return type(self)(
-            average_epochs(self._data, method),
-            self._info,
-            self._freqs,
-            self._band_names,
-            self._band_edges,
-            method=self._method,
-            method_params=self._method_params,
-            dims=_DIMS["group"],
-            nave=len(self),
-            n_times=self._n_times,
-            provenance=self._provenance,
-        )
-
-    @fill_doc
-    def pick(self, picks, exclude=()):
-        """Pick a subset of channels, in place.
-
-        Parameters
-        ----------
-        %(sal_picks)s
-        exclude : list of str | "bads"
-            Channels to exclude from ``picks`` (``"bads"``: those in
-            ``info["bads"]``). Default: none.
-
-        Returns
-        -------
-        saliency : instance of SpectralSaliency
-            The object, modified in place.
-        """
-        idx = self._pick_idx(picks, exclude=exclude)
-        if len(idx) == 0:
-            raise ValueError("picks selects no channel.")
-        pick_info(self._info, idx, copy=False)
-        self._data = self._data[..., idx, :]
-        return self
-
-    # ------------------------------------------------------------------
-    # I/O
-
-    @verbose
-    @fill_doc
-    def save(self, fname, *, overwrite=False, verbose=None):
-        """Save to an HDF5 file.
-
-        The file is written under a temporary name in the same folder and then
-        renamed, so an interrupted or failed save leaves no partial file (and
-        an existing file untouched).
-
-        Parameters
-        ----------
-        %(sal_fname_h5)s
-        overwrite : bool
-            Replace ``fname`` if it exists. Default ``False``.
-        %(verbose)s
-
-        See Also
-        --------
-        read_saliency
-        """
-        write_state(fname, self.__getstate__(), overwrite)
+        return spectrum_of(self, freqs)
 
 
 @verbose
 @fill_doc
 def read_saliency(fname, verbose=None):
-    """Read a :class:`SpectralSaliency` from an HDF5 file.
+    """Read a saliency map from an HDF5 file.
+
+    Like :func:`mne.time_frequency.read_spectrum`, one reader for every
+    kind: the class is picked from the dimensions stored in the file.
 
     Parameters
     ----------
     fname : path-like
-        A file written by :meth:`SpectralSaliency.save`.
+        A file written by :meth:`SpectralSaliency.save` or
+        :meth:`SpectralSaliencyTFR.save
+        <mne_freqmask.SpectralSaliencyTFR.save>`.
     %(verbose)s
 
     Returns
     -------
-    saliency : instance of SpectralSaliency
-        The saliency, equal (``==``) to the one saved, with its
-        :attr:`~SpectralSaliency.provenance` (empty for a file written
-        before provenance was recorded).
+    saliency : instance of SpectralSaliency | SpectralSaliencyTFR
+        The saliency, equal (``==``) to the one saved: a
+        :class:`~mne_freqmask.SpectralSaliencyTFR` when its dims hold
+        ``"time"``, else a :class:`SpectralSaliency`. Its
+        :attr:`~SpectralSaliency.provenance` is empty for a file written
+        before provenance was recorded.
 
     See Also
     --------
     SpectralSaliency.save
+    mne_freqmask.SpectralSaliencyTFR.save
 
     Notes
     -----
@@ -355,12 +186,7 @@ def read_saliency(fname, verbose=None):
     them before the file is parsed, so a damaged, truncated or foreign file
     ends in an error that names it (never in a hang of the HDF5 library).
     """
-    return read_state(
-        fname,
-        SpectralSaliency,
-        time_resolved=False,
-        other=("SpectralSaliencyTFR", "mne_freqmask.read_saliency_tfr"),
-    )
+    return read_state(fname, container_of)
 
 
 def concatenate_saliencies(saliencies):
@@ -368,20 +194,22 @@ def concatenate_saliencies(saliencies):
 
     Parameters
     ----------
-    saliencies : list of SpectralSaliency
-        Per-epoch saliencies of the same channels, frequency grid and method
-        (e.g. one per subject or per chunk of a large dataset).
+    saliencies : list of SpectralSaliency | list of SpectralSaliencyTFR
+        Per-epoch saliencies of one kind, with the same channels, frequency
+        grid (and windows) and method (e.g. one per subject or per chunk of
+        a large dataset).
 
     Returns
     -------
-    saliency : SpectralSaliency
-        All epochs in the order given. The method parameters are those of the
-        first; events, metadata and diagnostics are concatenated when every
-        input has them (and dropped otherwise); ``event_id`` is merged.
-        The provenance is the inputs' when they are equal; otherwise it holds
-        the entries they all share and ``"inputs"``, the list of each one's.
+    saliency : SpectralSaliency | SpectralSaliencyTFR
+        All epochs in the order given (the class of the inputs). The method
+        parameters are those of the first; events, metadata and diagnostics
+        are concatenated when every input has them (and dropped otherwise);
+        ``event_id`` is merged. The provenance is the inputs' when they are
+        equal; otherwise it holds the entries they all share and
+        ``"inputs"``, the list of each one's.
     """
     _validate_type(saliencies, (list, tuple), "saliencies", "list of SpectralSaliency")
     for k, sal in enumerate(saliencies):
-        _validate_type(sal, SpectralSaliency, f"saliencies[{k}]")
+        _validate_type(sal, BaseSaliency, f"saliencies[{k}]", "SpectralSaliency")
     return concatenate(saliencies)

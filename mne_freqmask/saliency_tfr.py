@@ -9,41 +9,18 @@ appended, the same state, file format (with its checksum) and epoch
 selection. No torch.
 """
 
-import json
-
 import numpy as np
-from mne import Info, pick_info
-from mne._fiff.pick import _picks_to_idx
-from mne.utils import (
-    _check_option,
-    _validate_type,
-    verbose,
-)
+from mne.utils import _check_option, _validate_type, verbose
 
-from ._provenance import provenance_repr
-from ._saliency_io import read_state, write_state
-from ._saliency_props import SaliencyProperties
+from ._saliency_base import BaseSaliency, container_of
+from ._saliency_io import read_state
 from ._saliency_tfr_export import TFRExportMixin
-from ._saliency_utils import (
-    EpochSelectionMixin,
-    _params_to_json,
-    average_epochs,
-    check_arrays,
-    check_diagnostics,
-    check_events,
-    check_metadata,
-)
 from .saliency import SpectralSaliency
-from .spectral import ShortTimeGrid, band_indices, window_edges
+from .spectral import ShortTimeGrid, window_edges
 from .utils._docs import fill_doc
 
-_DIMS = {
-    "instance": ("epoch", "channel", "band", "time"),
-    "group": ("channel", "band", "time"),
-}
 
-
-class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixin):
+class SpectralSaliencyTFR(BaseSaliency, TFRExportMixin):
     """Time-resolved frequency-domain saliency: channel x band x window maps.
 
     Returned by :func:`mne_freqmask.explain` with ``time_windows`` (one map
@@ -51,7 +28,8 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
     name follows MNE: a :class:`~mne_freqmask.SpectralSaliency` whose cells
     are also resolved in time, read as a time-frequency representation
     (``TFR``, as :class:`mne.time_frequency.EpochsTFR` next to
-    :class:`mne.time_frequency.EpochsSpectrum`); one class holds both levels,
+    :class:`mne.time_frequency.EpochsSpectrum`): the same base with a
+    ``"time"`` axis appended. One class holds both levels,
     as :class:`~mne_freqmask.SpectralSaliency` does, and converts to MNE's
     own TFR containers with :meth:`~mne_freqmask.SpectralSaliencyTFR.to_tfr`.
 
@@ -103,14 +81,21 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
     See Also
     --------
     mne_freqmask.explain
-    read_saliency_tfr
+    read_saliency
     SpectralSaliency
 
     Notes
     -----
     Selecting epochs (``saliency[...]``) works as for
-    :class:`~mne_freqmask.SpectralSaliency` and :class:`mne.Epochs`.
+    :class:`~mne_freqmask.SpectralSaliency` and :class:`mne.Epochs`; so do
+    :meth:`pick`, :meth:`normalize`, :meth:`to_data_frame`,
+    :func:`~mne_freqmask.concatenate_saliencies` and
+    :func:`~mne_freqmask.combine_saliency` (all defined once, on the base
+    both classes share).
     """
+
+    _extra_dims = ("time",)
+    _own_keys = ("times", "win_length", "hop", "tmin")
 
     def __init__(
         self,
@@ -123,7 +108,7 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
         times,
         method,
         method_params=None,
-        dims=_DIMS["instance"],
+        dims=("epoch", "channel", "band", "time"),
         nave=None,
         events=None,
         event_id=None,
@@ -135,131 +120,44 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
         tmin=None,
         provenance=None,
     ):
-        _validate_type(info, Info, "info", "mne.Info")
-        _validate_type(dims, (tuple, list), "dims", "tuple of str")
-        dims = tuple(dims)
-        _check_option("dims", dims, list(_DIMS.values()))
-        level = "instance" if "epoch" in dims else "group"
-        data = np.array(data)  # a copy, dtype kept
-        if data.ndim != len(dims):
-            raise ValueError(
-                f"data must have {len(dims)} dimensions {dims}, got shape {data.shape}."
-            )
-        # the checks of SpectralSaliency on the channel x band part
-        _, freqs, band_names, band_edges = check_arrays(
-            data[..., 0], info, freqs, band_names, band_edges, dims[:-1]
+        super().__init__(
+            data,
+            info,
+            freqs,
+            band_names,
+            band_edges,
+            method=method,
+            method_params=method_params,
+            dims=dims,
+            nave=nave,
+            events=events,
+            event_id=event_id,
+            metadata=metadata,
+            diagnostics=diagnostics,
+            n_times=n_times,
+            provenance=provenance,
         )
         times = np.array(times, dtype=float)
-        if times.shape != (data.shape[-1],) or not np.all(np.diff(times) > 0):
+        n_win = self._data.shape[-1]
+        if times.shape != (n_win,) or not np.all(np.diff(times) > 0):
             raise ValueError(
-                f"times must be increasing, one per window ({data.shape[-1]}), "
+                f"times must be increasing, one per window ({n_win}), "
                 f"got shape {times.shape}."
             )
-        _validate_type(method, str, "method")
-        _validate_type(method_params, (dict, None), "method_params", "dict or None")
-        _validate_type(nave, ("int-like", None), "nave", "int or None")
-        if (nave is not None) == (level == "instance"):
-            raise ValueError("nave must be None per epoch and an int for a group.")
-        for name, val in (
-            ("win_length", win_length),
-            ("hop", hop),
-            ("n_times", n_times),
-        ):
+        for name, val in (("win_length", win_length), ("hop", hop)):
             _validate_type(val, ("int-like", None), name, "int or None")
-        n_epochs = data.shape[0] if level == "instance" else None
-        self._events, self._event_id = check_events(events, event_id, level, n_epochs)
-        self._metadata = check_metadata(metadata, level, n_epochs)
-        self._diagnostics = check_diagnostics(diagnostics, level, n_epochs)
-        self._data = data
-        self._info = info.copy()
-        self._freqs, self._band_names, self._band_edges = freqs, band_names, band_edges
-        self._times = times
-        self._method = method
-        self._method_params = json.loads(_params_to_json(method_params or {}))
-        self._dims = dims
-        self._nave = None if nave is None else int(nave)
-        self._win_length, self._hop, self._n_times = (
-            None if v is None else int(v) for v in (win_length, hop, n_times)
-        )
         _validate_type(tmin, ("numeric", None), "tmin", "float or None")
+        self._times = times
+        self._win_length, self._hop = (
+            None if v is None else int(v) for v in (win_length, hop)
+        )
         self._tmin = None if tmin is None else float(tmin)
-        self._set_provenance(provenance)
+
+    def _repr_axes(self):
+        return f", {self._times[0]:0.3f}-{self._times[-1]:0.3f} s"
 
     # ------------------------------------------------------------------
-    # state: pickle, HDF5 and equality
-
-    def _own_state(self):
-        return dict(
-            times=self._times,
-            win_length=self._win_length,
-            hop=self._hop,
-            tmin=self._tmin,
-        )
-
-    def _own_kwargs(self, state):
-        if "times" not in state:
-            raise ValueError("The saliency is incomplete: it lacks ['times'].")
-        return dict(
-            times=state["times"],
-            win_length=state.get("win_length"),
-            hop=state.get("hop"),
-            tmin=state.get("tmin"),
-        )
-
-    def __repr__(self):
-        """Return a summary string."""
-        sizes = " × ".join(
-            f"{n} {d}{'' if n == 1 else 's'}"
-            for n, d in zip(self.shape, self._dims, strict=True)
-        )
-        head = self._method
-        if self.level == "group":
-            head += f", group of {self._nave} epoch{'' if self._nave == 1 else 's'}"
-        made = provenance_repr(self._provenance)
-        return (
-            f"<SpectralSaliencyTFR ({head}) | {sizes}, "
-            f"{self._band_edges.min():0.1f}-{self._band_edges.max():0.1f} Hz, "
-            f"{self._times[0]:0.3f}-{self._times[-1]:0.3f} s"
-            f"{'; ' + made if made else ''}>"
-        )
-
-    def _replace(self, data, *, idx=None, nave=None):
-        """A new object with ``data``: the epochs ``idx`` of this one, or
-        (``nave`` given) the group-level map of its epochs."""
-        if nave is not None:
-            per_epoch = dict(dims=_DIMS["group"], nave=nave)
-        else:
-            meta = self._metadata
-            per_epoch = dict(
-                dims=self._dims,
-                nave=self._nave,
-                events=None if self._events is None else self._events[idx],
-                event_id=self._event_id,
-                metadata=None if meta is None else meta.iloc[idx],
-                diagnostics={k: v[idx] for k, v in self._diagnostics.items()},
-            )
-        return type(self)(
-            data,
-            self._info,
-            self._freqs,
-            self._band_names,
-            self._band_edges,
-            times=self._times,
-            method=self._method,
-            method_params=self._method_params,
-            win_length=self._win_length,
-            hop=self._hop,
-            n_times=self._n_times,
-            tmin=self._tmin,
-            provenance=self._provenance,
-            **per_epoch,
-        )
-
-    def _subset(self, idx):  # EpochSelectionMixin.__getitem__
-        return self._replace(self._data[idx], idx=idx)
-
-    # ------------------------------------------------------------------
-    # properties (the others: SaliencyProperties)
+    # properties (the others: BaseSaliency)
 
     @property
     def times(self):
@@ -299,7 +197,7 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
         """The :class:`~mne_freqmask.ShortTimeGrid` the saliency was computed on.
 
         Rebuilt from the state (sampling rate, epoch length, windows, band
-        names and edges), so it is also there after :func:`read_saliency_tfr`;
+        names and edges), so it is also there after :func:`read_saliency`;
         None when the windows or the epoch length are unknown.
         """
         if None in (self._win_length, self._hop, self._n_times, self._tmin):
@@ -332,71 +230,17 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
     # ------------------------------------------------------------------
     # data access and reduction
 
-    def _select(self, picks, bands, fmin, fmax, tmin, tmax):
-        """Indices of the channels, bands and windows selected."""
-        ch = np.asarray(_picks_to_idx(self._info, picks, none="all"), int)
-        bi = band_indices(self._band_names, bands)
-        lo = -np.inf if fmin is None else float(fmin)
-        hi = np.inf if fmax is None else float(fmax)
-        edges = self._band_edges[bi]
-        bi = bi[(edges[:, 1] > lo) & (edges[:, 0] < hi)]
+    def _time_idx(self, tmin, tmax):
+        """Indices of the windows centred in ``[tmin, tmax]`` s."""
         t0 = -np.inf if tmin is None else float(tmin)
         t1 = np.inf if tmax is None else float(tmax)
         ti = np.flatnonzero((self._times >= t0) & (self._times <= t1))
-        if not len(bi):
-            raise ValueError(f"No band overlaps fmin={fmin}, fmax={fmax} Hz.")
         if not len(ti):
             raise ValueError(
                 f"No window centre lies in tmin={tmin}, tmax={tmax} s (windows "
                 f"at {np.round(self._times, 3).tolist()} s)."
             )
-        return ch, bi, ti
-
-    @fill_doc
-    def get_data(
-        self,
-        picks=None,
-        *,
-        bands=None,
-        fmin=None,
-        fmax=None,
-        tmin=None,
-        tmax=None,
-        return_bands=False,
-        return_times=False,
-    ):
-        """Get the saliency as a NumPy array.
-
-        Parameters
-        ----------
-        %(sal_picks)s
-        %(sal_bands_select)s
-        fmin, fmax : float | None
-            Keep the bands that overlap ``[fmin, fmax]`` Hz (None: no limit).
-        tmin, tmax : float | None
-            Keep the windows centred in ``[tmin, tmax]`` s (None: no limit).
-        return_bands : bool
-            Also return the names of the selected bands.
-        return_times : bool
-            Also return the centres of the selected windows.
-
-        Returns
-        -------
-        data : ndarray, shape ([n_epochs, ]n_channels, n_bands, n_windows)
-            A copy of the data.
-        band_names : list of str
-            The band names (only if ``return_bands=True``).
-        times : ndarray
-            The window centres (only if ``return_times=True``).
-        """
-        ch, bi, ti = self._select(picks, bands, fmin, fmax, tmin, tmax)
-        data = self._data[..., ch, :, :][..., bi, :][..., ti]
-        out = [data]
-        if return_bands:
-            out.append([self._band_names[i] for i in bi])
-        if return_times:
-            out.append(self._times[ti].copy())
-        return out[0] if len(out) == 1 else tuple(out)
+        return ti
 
     def average(self, method="mean", *, dim="epochs", tmin=None, tmax=None):
         """Average over epochs (a group-level map) or over windows.
@@ -426,20 +270,8 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
         """
         _check_option("dim", dim, ("epochs", "times"))
         if dim == "epochs":
-            self._check_instance("average()")
-            n, rest = len(self), self._data.shape[1:]
-            flat = self._data.reshape(n, rest[0], -1)
-            func = method
-            if callable(method):
-
-                def func(d):  # noqa: E306
-                    return np.asarray(method(d.reshape((n,) + rest))).reshape(
-                        rest[0], -1
-                    )
-
-            data = average_epochs(flat, func).reshape(rest)
-            return self._replace(data, nave=n)
-        _, _, ti = self._select(None, None, None, None, tmin, tmax)
+            return super().average(method)
+        ti = self._time_idx(tmin, tmax)
         moved = np.moveaxis(self._data[..., ti], -1, 0)
         if callable(method):
             data = np.asarray(method(moved))
@@ -468,50 +300,14 @@ class SpectralSaliencyTFR(SaliencyProperties, EpochSelectionMixin, TFRExportMixi
             provenance=self._provenance,
         )
 
-    @fill_doc
-    def pick(self, picks):
-        """Pick a subset of channels, in place.
-
-        Parameters
-        ----------
-        %(sal_picks)s
-
-        Returns
-        -------
-        saliency : instance of SpectralSaliencyTFR
-            The object, modified in place.
-        """
-        idx = np.asarray(_picks_to_idx(self._info, picks, none="all"), int)
-        pick_info(self._info, idx, copy=False)
-        self._data = self._data[..., idx, :, :]
-        return self
-
-    # ------------------------------------------------------------------
-    # I/O
-
-    @verbose
-    @fill_doc
-    def save(self, fname, *, overwrite=False, verbose=None):
-        """Save to an HDF5 file (atomically, with a SHA-256 checksum).
-
-        Parameters
-        ----------
-        %(sal_fname_h5)s
-        overwrite : bool
-            Replace ``fname`` if it exists. Default ``False``.
-        %(verbose)s
-
-        See Also
-        --------
-        read_saliency_tfr
-        """
-        write_state(fname, self.__getstate__(), overwrite)
-
 
 @verbose
 @fill_doc
 def read_saliency_tfr(fname, verbose=None):
     """Read a :class:`SpectralSaliencyTFR` from an HDF5 file.
+
+    :func:`~mne_freqmask.read_saliency` reads both kinds; this alias reads
+    the same files and also checks that the map is time-resolved.
 
     Parameters
     ----------
@@ -522,14 +318,7 @@ def read_saliency_tfr(fname, verbose=None):
     Returns
     -------
     saliency : instance of SpectralSaliencyTFR
-        The saliency, equal (``==``) to the one saved, with its
-        :attr:`~SpectralSaliencyTFR.provenance` (empty for a file written
-        before provenance was recorded). The file's checksum is verified
-        before it is parsed, as for :func:`~mne_freqmask.read_saliency`.
+        The saliency, as :func:`~mne_freqmask.read_saliency` returns it; a
+        file of a whole-epoch map raises an error naming that reader.
     """
-    return read_state(
-        fname,
-        SpectralSaliencyTFR,
-        time_resolved=True,
-        other=("SpectralSaliency", "mne_freqmask.read_saliency"),
-    )
+    return read_state(fname, container_of, want=SpectralSaliencyTFR)

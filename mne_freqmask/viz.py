@@ -7,6 +7,8 @@ draws the table of :func:`mne_freqmask.evaluation.compare_methods`. This
 module imports neither torch nor (until a plot is drawn) matplotlib.
 """
 
+import inspect
+
 import numpy as np
 from mne._fiff.pick import _picks_to_idx
 from mne.utils import _validate_type, copy_function_doc_to_method_doc
@@ -411,64 +413,28 @@ def plot_saliency(saliency, *, picks=None, axes=None, show=True):
     return fig
 
 
+def _method_of(func):
+    """``func(saliency, ...)`` as a method (its docstring and signature)."""
+    sig = inspect.signature(func)
+    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    params = [self_param] + list(sig.parameters.values())[1:]
+
+    @copy_function_doc_to_method_doc(func)
+    def method(self, *args, **kwargs):
+        return func(self, *args, **kwargs)
+
+    method.__signature__ = sig.replace(parameters=params)
+    method.__name__ = func.__name__.replace("plot_saliency", "plot")
+    method.__qualname__ = f"PlotSaliencyMixin.{method.__name__}"
+    return method
+
+
 class PlotSaliencyMixin:
     """The plot methods of :class:`~mne_freqmask.SpectralSaliency`."""
 
-    @copy_function_doc_to_method_doc(plot_saliency_topomap)
-    def plot_topomap(
-        self,
-        bands=None,
-        *,
-        vlim=None,
-        cmap=None,
-        sensors=True,
-        contours=6,
-        mask=None,
-        mask_params=None,
-        axes=None,
-        colorbar=True,
-        show=True,
-    ):
-        return plot_saliency_topomap(
-            self,
-            bands=bands,
-            vlim=vlim,
-            cmap=cmap,
-            sensors=sensors,
-            contours=contours,
-            mask=mask,
-            mask_params=mask_params,
-            axes=axes,
-            colorbar=colorbar,
-            show=show,
-        )
-
-    @copy_function_doc_to_method_doc(plot_saliency_bands)
-    def plot_bands(
-        self,
-        *,
-        picks=None,
-        bands=None,
-        cmap=None,
-        vlim=None,
-        axes=None,
-        colorbar=True,
-        show=True,
-    ):
-        return plot_saliency_bands(
-            self,
-            picks=picks,
-            bands=bands,
-            cmap=cmap,
-            vlim=vlim,
-            axes=axes,
-            colorbar=colorbar,
-            show=show,
-        )
-
-    @copy_function_doc_to_method_doc(plot_saliency)
-    def plot(self, *, picks=None, axes=None, show=True):
-        return plot_saliency(self, picks=picks, axes=axes, show=show)
+    plot_topomap = _method_of(plot_saliency_topomap)
+    plot_bands = _method_of(plot_saliency_bands)
+    plot = _method_of(plot_saliency)
 
 
 @fill_doc

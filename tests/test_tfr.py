@@ -260,12 +260,12 @@ def test_container_io_and_mne_tfr(tfr_sal, tmp_path):
     assert names == ["beta"] and sub.shape == (6, 2, 1, 3)
     np.testing.assert_allclose(times, [0.5, 0.75, 1.0])
     np.testing.assert_array_equal(sub, sal.get_data()[:, [3, 5]][:, :, [3]][..., 2:5])
-    # file: equal back, checksum verified, the other reader refuses it
+    # file: equal back, checksum verified; read_saliency reads both kinds
+    # (#28), read_saliency_tfr refuses a whole-epoch map
     fname = tmp_path / "s-tfr.h5"
     sal.save(fname)
     assert mfm.read_saliency_tfr(fname) == sal
-    with pytest.raises(ValueError, match="read_saliency_tfr"):
-        mfm.read_saliency(fname)
+    assert mfm.read_saliency(fname) == sal
     with pytest.raises(FileExistsError):
         sal.save(fname)
     h5py = pytest.importorskip("h5py")
