@@ -21,30 +21,19 @@ import numpy as np
 class CellOps:
     """Transform, cells <-> bins, band power and the cell perturbation.
 
-    ``spectrum``, ``inverse``, ``expand``, ``band_power`` and ``blend`` take
-    torch tensors (computed in torch) or numpy arrays.
+    Tensors are computed in torch; ``spectrum``, ``expand``, ``band_power``
+    and ``blend`` take numpy arrays too (the rfft of numpy).
     """
 
     def spectrum(self, x, scale=1.0, norm="ortho"):
         """Spectrum of ``x`` (``(..., n_times)``) on the grid: ``(..., n_freqs)``.
 
-        Parameters
-        ----------
-        x : tensor | ndarray, shape (..., n_times)
-            Epoch data.
-        scale : float
-            ``norm="ortho"``: the spectrum of ``x / scale`` (the package's
-            scaled convention, ``|X|`` about the std per bin).
-        norm : "ortho" | "backward"
-            Orthonormal (half-precision input is computed in float32, see
-            :func:`~mne_freqmask._torch_utils.spectral_dtype`), or
-            unnormalised as :func:`torch.fft.rfft` (``scale`` unused).
-
-        Returns
-        -------
-        xf : complex tensor | ndarray, shape (..., n_freqs)
-            rfft bins, or STFT coefficients flattened bin-major (see
-            :class:`~mne_freqmask.spectral.ShortTimeGrid`).
+        The rfft bins, or the STFT coefficients flattened bin-major (see
+        :class:`~mne_freqmask.spectral.ShortTimeGrid`). ``norm="ortho"``:
+        orthonormal, of ``x / scale`` (the package's scaled convention;
+        half-precision input is computed in float32, see
+        :func:`~mne_freqmask._torch_utils.spectral_dtype`); ``"backward"``:
+        unnormalised as :func:`torch.fft.rfft` (``scale`` unused).
         """
         if not isinstance(x, np.ndarray):
             return self._forward(x, scale, norm)
@@ -53,17 +42,12 @@ class CellOps:
         return np.fft.rfft(x / scale if norm == "ortho" else x, axis=-1, norm=norm)
 
     def inverse(self, xf, n_times=None, scale=1.0, norm="ortho"):
-        """Inverse of :meth:`spectrum`: ``(..., n_freqs)`` -> ``(..., n_times)``.
+        """Inverse of :meth:`spectrum` (tensors): ``(..., n_times)``.
 
         ``n_times`` defaults to the grid's.
         """
         n_times = self.n_times if n_times is None else int(n_times)
-        if not isinstance(xf, np.ndarray):
-            return self._backward(xf, n_times, scale, norm)
-        if self.short_time:
-            return self._backward(_torch().as_tensor(xf), n_times, scale, norm).numpy()
-        x = np.fft.irfft(xf, n=n_times, axis=-1, norm=norm)
-        return x * scale if norm == "ortho" else x
+        return self._backward(xf, n_times, scale, norm)
 
     def expand(self, values, fill=1.0):
         """Expand ``(..., n_bands)`` band values to ``(..., n_freqs)`` bins.
@@ -80,7 +64,7 @@ class CellOps:
         expanded : tensor | ndarray, shape (..., n_freqs)
             Each band's value repeated over its bins.
         """
-        if not isinstance(values, np.ndarray) and _is_tensor(values):
+        if _is_tensor(values):
             pad = values.new_full(values.shape[:-1] + (1,), fill)
             index = self._expand_index(values.device)
             return _torch().cat([values, pad], -1).index_select(-1, index)
@@ -113,22 +97,10 @@ class CellOps:
         return out
 
     def band_power(self, x, scale=1.0, norm="ortho", func=np.mean):
-        """Power ``|X|^2`` of each band (cell), aggregated by ``func``.
+        """Power ``|X|^2`` of each cell of ``x``, ``(..., n_bands)`` (numpy).
 
-        Parameters
-        ----------
-        x : tensor | ndarray, shape (..., n_times)
-            Epoch data.
-        scale, norm : float, str
-            As :meth:`spectrum`.
-        func : callable
-            Reduction over a band's bins (:meth:`collapse`): the mean
-            (default) or :func:`numpy.sum`.
-
-        Returns
-        -------
-        power : ndarray, shape (..., n_bands)
-            The band power (numpy, the dtype of the spectrum's real part).
+        ``scale`` and ``norm`` as :meth:`spectrum`; ``func`` reduces a band's
+        bins (:meth:`collapse`): the mean (default) or :func:`numpy.sum`.
         """
         xf = self.spectrum(x, scale, norm)
         if isinstance(xf, np.ndarray):
@@ -140,26 +112,13 @@ class CellOps:
     def blend(self, xf, keep, fill=None, *, bins=False):
         """The cell perturbation ``xf * keep + (1 - keep) * fill``.
 
-        Parameters
-        ----------
-        xf : tensor | ndarray, shape (..., n_freqs)
-            Spectrum (:meth:`spectrum`; complex, or real and imaginary parts
-            on a leading axis that ``keep`` broadcasts over).
-        keep : tensor | ndarray, shape (..., n_bands)
-            Per cell (expanded to bins, bins in no band kept): 1 keeps a cell,
-            0 replaces it by ``fill``, values in between mix the two. With
-            ``bins=True``, per bin, ``(..., n_freqs)``.
-        fill : None | tensor | ndarray
-            The replacement, broadcastable to ``xf``: ``None`` zeroes the
-            removed part; the spectrum of a donor (reference) epoch or a
-            generator's output otherwise.
-        bins : bool
-            Whether ``keep`` is already per bin.
-
-        Returns
-        -------
-        blended : tensor | ndarray
-            The perturbed spectrum (:meth:`inverse` takes it back to time).
+        ``xf`` is a spectrum (:meth:`spectrum`: complex, or real and
+        imaginary parts on a leading axis that ``keep`` broadcasts over).
+        ``keep`` holds one value per cell (``(..., n_bands)``, expanded to
+        the bins; bins in no band are kept), or per bin with ``bins=True``:
+        1 keeps, 0 replaces by ``fill``, values between mix. ``fill``: None
+        zeroes the removed part; else a donor's spectrum or a generator's
+        output, broadcastable to ``xf``. :meth:`inverse` goes back to time.
         """
         k = keep if bins else self.expand(keep)
         if fill is None:
@@ -167,55 +126,24 @@ class CellOps:
         return xf * k + (1 - k) * fill
 
     def perturb(self, x, keep, fill=None, *, picks=None, scale=1.0, norm="ortho"):
-        """Perturb cells of ``x`` in time: spectrum, :meth:`blend`, inverse.
+        """``x`` (``(n_epochs, n_channels, n_times)`` tensor) with cells perturbed.
 
-        Parameters
-        ----------
-        x : tensor, shape (n_epochs, n_channels, n_times)
-            Epoch data.
-        keep : tensor, shape (n_epochs, n_picks, n_bands)
-            Per cell, as :meth:`blend`.
-        fill : None | tensor, shape (n_epochs, n_picks, n_freqs)
-            The fill's spectrum (:meth:`spectrum` with the same ``scale`` and
-            ``norm``), as :meth:`blend`.
-        picks : None | tensor of int
-            The perturbed channels (:func:`channel_index`); None: all.
-        scale, norm : float, str
-            As :meth:`spectrum`.
-
-        Returns
-        -------
-        x_perturbed : tensor, shape (n_epochs, n_channels, n_times)
-            ``x`` with the picked channels perturbed, in ``x``'s dtype.
+        The spectrum of the channels ``picks`` (a tensor, or None for all:
+        :func:`channel_index`), :meth:`blend` with ``keep`` (``(n_epochs,
+        n_picks, n_bands)``) and ``fill`` (a spectrum with the same ``scale``
+        and ``norm``), back to time and into ``x`` (its dtype).
         """
         sub = x if picks is None else x.index_select(1, picks)
         h = self.blend(self.spectrum(sub, scale, norm), keep, fill)
         return put_back(x, picks, self.inverse(h, x.shape[-1], scale, norm))
 
     def donor_pool(self, source, n_donors, rng, picks, *, scale, device, dtype):
-        """Spectra of up to ``n_donors`` random epochs of ``source``.
+        """Spectra ``(K, n_picks, n_freqs)`` of K random epochs of ``source``.
 
-        Parameters
-        ----------
-        source : ndarray | EpochsSource
-            The reference epochs, read 32 at a time (epochs that are not
-            preloaded stay bounded in memory).
-        n_donors : int
-            Pool size (at most ``len(source)``).
-        rng : numpy.random.Generator
-            Draws the pool (one ``choice`` call).
-        picks : array of int
-            Channels.
-        scale, device, dtype
-            The spectrum's scale (``norm="ortho"``), where and in which real
-            dtype it is computed.
-
-        Returns
-        -------
-        pool : complex tensor, shape (K, n_picks, n_freqs)
-            The donors' spectra.
-        idx : ndarray of int, shape (K,)
-            Their indices in ``source``, sorted.
+        ``K = min(n_donors, len(source))`` epochs drawn by one
+        ``rng.choice``, read 32 at a time (epochs not preloaded stay
+        bounded), transformed in ``dtype`` on ``device`` (:meth:`spectrum`
+        with ``scale``). Returns the spectra and the sorted indices.
         """
         torch = _torch()
         n_ref = len(source)
