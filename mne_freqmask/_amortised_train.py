@@ -19,7 +19,7 @@ import torch
 from mne.utils import ProgressBar, logger
 from torch.nn.functional import log_softmax, softmax
 
-from mne_freqmask._torch_utils import inverse_spectrum, spectrum
+from mne_freqmask._cells import channel_index
 
 #: epochs per forward pass where no gradient is needed
 EVAL_BATCH = 256
@@ -59,28 +59,14 @@ def band_log_power(source, picks, grid, scale, device, dtype=torch.float32):
 
     ``source`` is an array or :class:`~mne_freqmask._inputs.EpochsSource`
     read :data:`EVAL_BATCH` epochs at a time; the power of a band is the mean
-    of ``|X|^2`` over its bins (:meth:`FrequencyGrid.collapse`).
+    of ``|X|^2`` over its bins (:meth:`FrequencyGrid.band_power`).
     """
     out = np.empty((len(source), len(picks), grid.n_bands), np.float32)
     for start in range(0, len(source), EVAL_BATCH):
         sl = slice(start, min(start + EVAL_BATCH, len(source)))
         xb = torch.as_tensor(np.asarray(source[sl])[:, picks], device=device)
-        power = spectrum(xb.to(dtype), scale).abs().square().cpu().numpy()
-        out[sl] = np.log(grid.collapse(power, np.mean) + POWER_EPS)
+        out[sl] = np.log(grid.band_power(xb.to(dtype), scale) + POWER_EPS)
     return out
-
-
-def expand_index(grid, device):
-    """Index that expands ``(..., n_bands + 1)`` to bins (last column: no band)."""
-    return torch.as_tensor(
-        np.where(grid.bin_band < 0, grid.n_bands, grid.bin_band), device=device
-    )
-
-
-def expand_mask(mask, index):
-    """Band mask ``(..., n_bands)`` to bins; bins in no band are kept (1)."""
-    ones = mask.new_ones(mask.shape[:-1] + (1,))
-    return torch.cat([mask, ones], -1).index_select(-1, index)
 
 
 class Trainer:
@@ -89,11 +75,8 @@ class Trainer:
     def __init__(self, net, model, source, picks, grid, scale, device, params):
         self.net, self.model, self.src = net, model, source
         self.picks = np.asarray(picks)
-        self.t_picks = torch.as_tensor(self.picks, device=device)
-        self.all_picked = np.array_equal(self.picks, np.arange(source.shape[1]))
+        self.t_picks = channel_index(self.picks, source.shape[1], device)
         self.grid, self.scale, self.device, self.p = grid, scale, device, params
-        self.index = expand_index(grid, device)
-        self.n_times = source.shape[2]
 
     def targets(self, net_dtype):
         """The model's soft prediction on every training epoch."""
@@ -107,23 +90,21 @@ class Trainer:
 
     def donor_pool(self, ref, n_donors, rng, dtype):
         """Spectra ``(K, n_picks, n_freqs)`` of K random reference epochs."""
-        idx = np.sort(rng.choice(len(ref), min(n_donors, len(ref)), replace=False))
-        parts = []
-        for i in range(0, len(idx), 32):
-            xb = torch.as_tensor(np.asarray(ref[idx[i : i + 32]])[:, self.picks])
-            parts.append(spectrum(xb.to(self.device, dtype), self.scale))
-        return torch.cat(parts), idx
+        return self.grid.donor_pool(
+            ref,
+            n_donors,
+            rng,
+            self.picks,
+            scale=self.scale,
+            device=self.device,
+            dtype=dtype,
+        )
 
     def loss(self, idx, z, target, donors, net_dtype, dtype):
         """Per-epoch loss and cross-entropy of the epochs ``idx`` (sorted)."""
         x = torch.as_tensor(self.src[idx], device=self.device).to(dtype)
-        xf = spectrum(x.index_select(1, self.t_picks), self.scale)
         mask = torch.sigmoid(self.net(z))
-        m = expand_mask(mask, self.index)
-        h = xf * m + (1 - m) * donors
-        xhat = inverse_spectrum(h, self.n_times, self.scale)
-        if not self.all_picked:
-            xhat = x.index_copy(1, self.t_picks, xhat.to(x.dtype))
+        xhat = self.grid.perturb(x, mask, donors, picks=self.t_picks, scale=self.scale)
         logits = self.model(xhat.to(net_dtype)).float()
         ce = -(target * log_softmax(logits, -1)).sum(-1)
         return ce + self.p["l1_mask"] * mask.mean((1, 2)), ce

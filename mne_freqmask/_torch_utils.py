@@ -272,20 +272,6 @@ def spectral_dtype(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def spectrum(x, scale):
-    """rfft of ``x / scale`` with orthonormal scaling (|X| ~ std per bin).
-
-    Half-precision input is computed in float32 (see :func:`spectral_dtype`).
-    """
-    x = x.to(spectral_dtype(x.dtype))
-    return torch.fft.rfft(x / scale, dim=-1, norm="ortho")
-
-
-def inverse_spectrum(xf, n_times, scale):
-    """Inverse of :func:`spectrum`."""
-    return torch.fft.irfft(xf, n=n_times, dim=-1, norm="ortho") * scale
-
-
 def adam_update(params, grads, exp_avg, exp_avg_sq, steps, *, lr, fused):
     """One Adam step in place (torch.optim.Adam's defaults, no weight decay).
 

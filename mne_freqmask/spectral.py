@@ -1,11 +1,16 @@
-"""The spectral grid: rfft bins, bands, and band <-> bin expansion.
+"""The spectral grids: rfft bins or STFT coefficients, bands, and the cells.
 
-This module imports no torch, so :class:`~mne_freqmask.SpectralSaliency` can
-use it; the torch helpers that act on spectra live in :mod:`._torch_utils`.
+A grid owns its transform (``spectrum`` / ``inverse``: the rfft for a
+:class:`FrequencyGrid`, the STFT for a :class:`ShortTimeGrid`), band <-> bin
+expansion, band power and the one cell perturbation ``blend`` (written once
+in :mod:`._cells`). This module imports no torch at import time, so
+:class:`~mne_freqmask.SpectralSaliency` can use it.
 """
 
 import numpy as np
 from mne.utils import _validate_type
+
+from mne_freqmask._cells import CellOps
 
 #: The canonical EEG bands (Hz), as in :func:`mne.viz.plot_epochs_psd_topomap`.
 CANONICAL_BANDS = {
@@ -17,7 +22,7 @@ CANONICAL_BANDS = {
 }
 
 
-class FrequencyGrid:
+class FrequencyGrid(CellOps):
     """The channel x band grid of an explanation.
 
     Parameters
@@ -106,48 +111,25 @@ class FrequencyGrid:
             for name, (lo, hi) in zip(self.band_names, self.band_edges, strict=True)
         }
 
-    def expand(self, values, fill=1.0):
-        """Expand ``(..., n_bands)`` band values to ``(..., n_freqs)`` bins.
+    #: Whether the grid has more than one (whole-epoch) window.
+    short_time = False
 
-        Parameters
-        ----------
-        values : array-like, shape (..., n_bands)
-            One value per band.
-        fill : float
-            The value of bins that belong to no band.
+    def _forward(self, x, scale, norm):
+        import torch
 
-        Returns
-        -------
-        expanded : ndarray, shape (..., n_freqs)
-            Each band's value repeated over its bins.
-        """
-        values = np.asarray(values)
-        padded = np.concatenate(
-            [values, np.full(values.shape[:-1] + (1,), fill, values.dtype)], axis=-1
-        )
-        return padded[..., self.bin_band]  # -1 picks the fill column
+        from mne_freqmask._torch_utils import spectral_dtype
 
-    def collapse(self, values, func=np.sum):
-        """Aggregate ``(..., n_freqs)`` bin values to ``(..., n_bands)``.
+        if norm == "ortho":
+            x = x.to(spectral_dtype(x.dtype))
+            return torch.fft.rfft(x / scale, dim=-1, norm="ortho")
+        return torch.fft.rfft(x, dim=-1)
 
-        Parameters
-        ----------
-        values : array-like, shape (..., n_freqs)
-            One value per rfft bin.
-        func : callable
-            Reduction applied to the bins of each band, called as
-            ``func(values, axis=-1)`` (default :func:`numpy.sum`).
+    def _backward(self, xf, n_times, scale, norm):
+        import torch
 
-        Returns
-        -------
-        collapsed : ndarray, shape (..., n_bands)
-            One value per band; bins in no band are left out.
-        """
-        values = np.asarray(values)
-        out = np.empty(values.shape[:-1] + (self.n_bands,), values.dtype)
-        for bi in range(self.n_bands):
-            out[..., bi] = func(values[..., self.bin_band == bi], axis=-1)
-        return out
+        if norm == "ortho":
+            return torch.fft.irfft(xf, n=n_times, dim=-1, norm="ortho") * scale
+        return torch.fft.irfft(xf, n=n_times, dim=-1)
 
     def __repr__(self):
         return (
@@ -240,6 +222,15 @@ def _assign_bins(freqs, nyq, names, edges):
     return bin_band
 
 
+def as_grid(grid, n_times):
+    """``grid``, or for None the whole-epoch grid of ``n_times`` samples.
+
+    The transform of the whole-epoch grid is the rfft whatever its sampling
+    rate and bands (one band here), so a caller without a grid gets the rfft.
+    """
+    return FrequencyGrid(1.0, n_times, 1) if grid is None else grid
+
+
 def band_indices(band_names, bands=None):
     """Indices of the bands named in ``bands``, in the order given.
 
@@ -272,7 +263,7 @@ def band_indices(band_names, bands=None):
     return np.array([band_names.index(b) for b in bands], int)
 
 
-class ShortTimeGrid:
+class ShortTimeGrid(CellOps):
     """The channel x band x window grid of a short-time explanation.
 
     The short-time Fourier transform (STFT) of an epoch has one spectrum per
@@ -354,10 +345,59 @@ class ShortTimeGrid:
             np.where(cell[:, None] < 0, -1, cell[:, None] + np.arange(n_win))
         ).ravel()
 
-    # expand / collapse the flat cells exactly as a FrequencyGrid does (no
-    # "#:" comment: the docs then show FrequencyGrid's docstrings)
-    expand = FrequencyGrid.expand
-    collapse = FrequencyGrid.collapse
+    @property
+    def short_time(self):
+        """Whether the grid has more than one (whole-epoch) window."""
+        return not self.whole
+
+    def _forward(self, x, scale, norm):
+        if self.whole:  # one window: the rfft, the same numbers
+            return self.frequency_grid._forward(x, scale, norm)
+        import torch
+
+        from mne_freqmask._torch_utils import spectral_dtype
+
+        x = x.to(spectral_dtype(x.dtype))
+        if norm == "ortho":
+            x = x / scale
+        xf = torch.stft(
+            x.reshape(-1, x.shape[-1]),
+            self.win_length,
+            hop_length=self.hop,
+            window=self._window(x.dtype, x.device),
+            center=True,
+            pad_mode="reflect",
+            normalized=norm == "ortho",
+            onesided=True,
+            return_complex=True,
+        )
+        return xf.reshape(*x.shape[:-1], -1)
+
+    def _backward(self, xf, n_times, scale, norm):
+        if self.whole:
+            return self.frequency_grid._backward(xf, n_times, scale, norm)
+        import torch
+
+        lead = xf.shape[:-1]
+        x = torch.istft(
+            xf.reshape(-1, self.frequency_grid.n_freqs, self.n_windows),
+            self.win_length,
+            hop_length=self.hop,
+            window=self._window(xf.real.dtype, xf.device),
+            center=True,
+            normalized=norm == "ortho",
+            onesided=True,
+            length=n_times,
+        )
+        x = x.reshape(*lead, n_times)
+        return x * scale if norm == "ortho" else x
+
+    def _window(self, dtype, device):
+        import torch
+
+        return torch.hann_window(
+            self.win_length, periodic=True, dtype=dtype, device=device
+        )
 
     @property
     def n_windows(self):

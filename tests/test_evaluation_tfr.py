@@ -15,7 +15,6 @@ torch = pytest.importorskip("torch")
 
 import mne_freqmask as mfm  # noqa: E402
 from mne_freqmask import evaluation as ev  # noqa: E402
-from mne_freqmask._stft import grid_spectrum  # noqa: E402
 from mne_freqmask.datasets.simulated import make_epochs  # noqa: E402
 from mne_freqmask.spectral import FrequencyGrid, short_time_grid  # noqa: E402
 
@@ -68,7 +67,7 @@ def _random_tfr(sal, seed=0):
 def _cell_power(x, grid, picks):
     """Power of each (epoch, channel, band x window) cell of ``x`` (STFT)."""
     xt = torch.as_tensor(x[:, picks], dtype=torch.float64)
-    spec = grid_spectrum(grid, xt, norm="backward").numpy()
+    spec = grid.spectrum(xt, norm="backward").numpy()
     return grid.collapse(np.abs(spec) ** 2)
 
 

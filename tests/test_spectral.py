@@ -66,3 +66,64 @@ def test_remove_cells_zeroes_exactly_the_cells():
 @pytest.mark.parametrize("bands", [3, "canonical", {"a": (1, 2)}])
 def test_grid_repr(bands):
     assert "FrequencyGrid" in repr(FrequencyGrid(128.0, 256, bands))
+
+
+@pytest.mark.parametrize("short", [False, True])
+def test_grid_blend_zero_donor_and_band_power(short):
+    """The grid's one perturbation: keep 1 is the identity, keep 0 with a
+    donor's spectrum gives the donor's channel, zero fill leaves no power in
+    a removed cell; torch and numpy agree (expand, band power), and the
+    band power of the rfft is Parseval's energy (sum over the bins)."""
+    torch = pytest.importorskip("torch")
+    from mne_freqmask._cells import channel_index, put_back
+    from mne_freqmask.spectral import short_time_grid
+
+    sfreq, n_times = 100.0, 200
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4, n_times))
+    grid = (
+        short_time_grid(sfreq, n_times, 4, (0.4, 0.2))
+        if short
+        else FrequencyGrid(sfreq, n_times, {"alpha": (8, 13), "beta": (13, 30)})
+    )
+    assert grid.short_time is short
+    xt = torch.as_tensor(x)
+    xf = grid.spectrum(xt, 2.0)
+    assert xf.shape == (3, 4, grid.n_freqs)
+    np.testing.assert_allclose(grid.inverse(xf, scale=2.0).numpy(), x, atol=1e-10)
+    keep = rng.random((3, 4, grid.n_bands))
+    np.testing.assert_array_equal(
+        grid.expand(torch.as_tensor(keep)).numpy(), grid.expand(keep)
+    )
+    ones = np.ones_like(keep)
+    picks = channel_index(np.arange(4), 4, "cpu")
+    assert picks is None and channel_index([0, 2], 4, "cpu").tolist() == [0, 2]
+    same = grid.perturb(xt, torch.as_tensor(ones), picks=picks)
+    np.testing.assert_allclose(same.numpy(), x, atol=1e-10)
+    donor = torch.as_tensor(x[::-1].copy())
+    swapped = grid.perturb(xt, torch.zeros(3, 4, grid.n_bands), grid.spectrum(donor))
+    if short:  # every bin is in a cell: the donor comes back whole
+        np.testing.assert_allclose(swapped.numpy(), x[::-1], atol=1e-10)
+    # zero fill on channel 1 only: its removed cells hold no power
+    removed = np.zeros((3, 1, grid.n_bands))
+    out = grid.perturb(xt, torch.as_tensor(removed), picks=torch.tensor([1]))
+    np.testing.assert_array_equal(out.numpy()[:, [0, 2, 3]], x[:, [0, 2, 3]])
+    assert grid.band_power(out[:, 1:2], norm="backward").max() < 1e-20
+    assert put_back(xt, None, out).dtype == xt.dtype
+    # band power: torch and numpy, Parseval
+    power = grid.band_power(xt, norm="backward", func=np.sum)
+    if not short:
+        np.testing.assert_allclose(
+            power, grid.band_power(x, norm="backward", func=np.sum)
+        )
+        full = FrequencyGrid(sfreq, n_times, 1)  # one band: every bin
+        total = full.band_power(x, func=np.sum)[..., 0]  # orthonormal
+        edge = (np.abs(full.spectrum(x)[..., [0, -1]]) ** 2).sum(-1)  # DC, Nyquist
+        np.testing.assert_allclose(2 * total - edge, (x**2).sum(-1), rtol=1e-10)
+    # the donor pool: reproducible, sorted, the epochs' own spectra
+    pool, idx = grid.donor_pool(
+        x, 2, np.random.default_rng(1), [0, 3], scale=1.0, device="cpu",
+        dtype=torch.float64,
+    )  # fmt: skip
+    assert list(idx) == sorted(idx) and len(idx) == 2
+    np.testing.assert_allclose(pool.numpy(), grid.spectrum(xt[idx][:, [0, 3]]).numpy())

@@ -6,7 +6,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import mne_freqmask as mfm  # noqa: E402
-from mne_freqmask._stft import grid_inverse, grid_spectrum  # noqa: E402
 from mne_freqmask.datasets.simulated import PlantedBurst  # noqa: E402
 from mne_freqmask.evaluation import planted_window_auroc  # noqa: E402
 from mne_freqmask.spectral import ShortTimeGrid, short_time_grid  # noqa: E402
@@ -42,16 +41,16 @@ def test_grid_and_stft_identity(burst):
     np.testing.assert_allclose(grid.window_edges[4], [0.75, 1.25])
     x = torch.as_tensor(epochs.get_data()[:6], dtype=torch.float32)
     scale = float(x.std())
-    xf = grid_spectrum(grid, x, scale)
+    xf = grid.spectrum(x, scale)
     assert xf.shape == (6, len(CHS), grid.n_freqs)
-    back = grid_inverse(grid, xf, x.shape[-1], scale)
+    back = grid.inverse(xf, x.shape[-1], scale)
     assert float((back - x).abs().max() / x.abs().max()) < 1e-5
     # the fitter's own perturbation with M = 1 (and a fill that must vanish)
     inp = make_input(epochs[:6], picks=None, y=None, target=None, reference=None,
                      groups=None)  # fmt: skip
     params = dict(perturbation="reference", generator="two_branch")
     fitter = _ChunkFitter(inp, grid, model, params, torch.device("cpu"), x.dtype)
-    xf = grid_spectrum(grid, x, inp.scale)
+    xf = grid.spectrum(x, inp.scale)
     x2 = torch.stack([xf.real, xf.imag], 1)
     ones = torch.ones((6, len(CHS), grid.n_bands))
     xhat, _ = fitter._xhat(x, x2, ones, fill=torch.randn_like(x2))

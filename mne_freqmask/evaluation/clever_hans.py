@@ -182,8 +182,8 @@ def _power_map(epochs, saliency, labels):
     classes = np.unique(labels)
     power = {int(c): np.zeros((len(picks), grid.n_bands)) for c in classes}
     for sl, xb in _chunks(src):
-        spec = np.abs(np.fft.rfft(xb[:, picks].astype(np.float64), axis=-1)) ** 2
-        cells = grid.collapse(spec)
+        xb = xb[:, picks].astype(np.float64)
+        cells = grid.band_power(xb, norm="backward", func=np.sum)
         for c in classes:
             power[int(c)] += cells[labels[sl] == c].sum(0)
     return {c: p / max((labels == c).sum(), 1) for c, p in power.items()}

@@ -113,8 +113,8 @@ def _band_power(src, grid, picks):
     moments = RunningMoments(axis=(0, 1, 2))
     for _, xb in _chunks(src):
         moments.update(xb)
-        spec = np.abs(np.fft.rfft(xb[:, picks].astype(np.float64), axis=-1)) ** 2
-        total += grid.collapse(spec).sum(0)
+        xb = xb[:, picks].astype(np.float64)
+        total += grid.band_power(xb, norm="backward", func=np.sum).sum(0)
     return total / len(src), float(moments.std.squeeze())
 
 

@@ -38,12 +38,10 @@ def _describe(data, name, sfreq):
 def _band_power(data, grid, name):
     """Mean rfft power per channel and band of every epoch, chunk by chunk."""
     if isinstance(data, np.ndarray):
-        x = data.astype(np.float64)
-        return grid.collapse(np.abs(np.fft.rfft(x, axis=-1)) ** 2, np.mean)
+        return grid.band_power(data.astype(np.float64), norm="backward")
     out = np.empty(data.shape[:2] + (grid.n_bands,))
     for sl, xb in _chunks(data, name):
-        x = xb.astype(np.float64)
-        out[sl] = grid.collapse(np.abs(np.fft.rfft(x, axis=-1)) ** 2, np.mean)
+        out[sl] = grid.band_power(xb.astype(np.float64), norm="backward")
     return out
 
 
@@ -68,8 +66,7 @@ def band_log_power(x, sfreq, bands=10, floor=None):
         ``log10(mean |rfft(x)|^2 over the band's bins + floor)``.
     """
     grid = FrequencyGrid(sfreq, x.shape[-1], bands)
-    power = np.abs(np.fft.rfft(x, axis=-1)) ** 2
-    power = grid.collapse(power, np.mean)
+    power = grid.band_power(x, norm="backward")
     if floor is not None:
         power = power + floor
     with np.errstate(divide="ignore"):

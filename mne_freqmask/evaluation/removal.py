@@ -29,7 +29,6 @@ from mne.utils import (
 )
 from scipy.integrate import trapezoid
 
-from mne_freqmask._stft import grid_inverse, grid_spectrum
 from mne_freqmask._torch_utils import model_context, predict, resolve_device
 from mne_freqmask.evaluation._common import (
     _cell_ranks,
@@ -137,25 +136,20 @@ def remove_cells(x, keep, grid, picks, device=None, *, fill=None):
             f"keep must have one value per cell of the grid ({grid.n_bands}) "
             f"along its last axis, got shape {keep.shape}."
         )
+    if fill is not None and np.shape(fill) != np.shape(x):
+        raise ValueError(
+            f"fill must have the shape of x {np.shape(x)} (one epoch per "
+            f"epoch of x), got {np.shape(fill)}."
+        )
     device = torch.device("cpu") if device is None else device
-    keep_bins = torch.as_tensor(grid.expand(keep.astype(np.float32), fill=1.0))
-    keep_bins = keep_bins.to(device)
+    keep = torch.as_tensor(keep.astype(np.float32), device=device)
     xt = torch.as_tensor(x, device=device)
     picks_t = torch.as_tensor(picks, device=device)
-    sub = xt.index_select(1, picks_t).double()
-    spec = grid_spectrum(grid, sub, norm="backward") * keep_bins
-    if fill is not None:
-        if np.shape(fill) != np.shape(x):
-            raise ValueError(
-                f"fill must have the shape of x {np.shape(x)} (one epoch per "
-                f"epoch of x), got {np.shape(fill)}."
-            )
-        ft = torch.as_tensor(fill, device=device).index_select(1, picks_t)
-        spec = spec + grid_spectrum(grid, ft.double(), norm="backward") * (
-            1.0 - keep_bins
-        )
-    sub = grid_inverse(grid, spec, x.shape[-1], norm="backward").to(xt.dtype)
-    return xt.index_copy(1, picks_t, sub).cpu().numpy()
+    if fill is not None:  # in float64, as the epochs
+        fill = torch.as_tensor(fill, device=device).index_select(1, picks_t)
+        fill = grid.spectrum(fill.double(), norm="backward")
+    out = grid.perturb(xt.double(), keep, fill, picks=picks_t, norm="backward")
+    return out.to(xt.dtype).cpu().numpy()
 
 
 def _scores(pred, y):

@@ -29,7 +29,7 @@ matrix.
 
 import torch
 
-from mne_freqmask._stft import grid_inverse, grid_spectrum
+from mne_freqmask.spectral import as_grid
 
 
 def dft_relevance(x, relevance, eps=1e-12, grid=None):
@@ -55,9 +55,9 @@ def dft_relevance(x, relevance, eps=1e-12, grid=None):
     """
     x = x.detach().to(torch.float64)
     n_times = x.shape[-1]
-    spec = grid_spectrum(grid, x, norm="backward")
-    spec = torch.view_as_real(spec).requires_grad_(True)
-    recon = grid_inverse(grid, torch.view_as_complex(spec), n_times, norm="backward")
+    grid = as_grid(grid, n_times)
+    spec = torch.view_as_real(grid.spectrum(x, norm="backward")).requires_grad_(True)
+    recon = grid.inverse(torch.view_as_complex(spec), n_times, norm="backward")
     denom = x + eps * torch.where(x >= 0, 1.0, -1.0)
     ratio = relevance.detach().to(torch.float64) / denom
     (grad,) = torch.autograd.grad(recon, spec, grad_outputs=ratio)

@@ -8,8 +8,9 @@ contract (:class:`~mne_freqmask._inputs.ExplainInput`,
 import numpy as np
 import torch
 
-from mne_freqmask._stft import grid_inverse, grid_spectrum
+from mne_freqmask._cells import put_back
 from mne_freqmask._torch_utils import predict
+from mne_freqmask.spectral import as_grid
 from mne_freqmask.utils._checks import _check_positive
 
 
@@ -39,7 +40,7 @@ class InBandSpectrumModel(torch.nn.Module):
     and imaginary parts of the bins that belong to a band, in the scaled,
     orthonormal convention of :func:`mne_freqmask._torch_utils.spectrum` (for
     a :class:`~mne_freqmask.spectral.ShortTimeGrid` ``grid``: of its STFT,
-    flattened, see :mod:`mne_freqmask._stft`). The
+    flattened, see :meth:`~mne_freqmask.spectral.ShortTimeGrid.spectrum`). The
     other bins of the picked channels and all other channels are held at the
     values passed as ``x`` (extra forward argument), so zeroing an input cell
     removes exactly one channel x band cell of the epoch.
@@ -48,7 +49,7 @@ class InBandSpectrumModel(torch.nn.Module):
     def __init__(self, model, picks, bins, n_times, scale, device, grid=None):
         super().__init__()
         self.model = model
-        self.grid = grid
+        self.grid = as_grid(grid, n_times)
         self.picks = torch.as_tensor(picks, device=device)
         self.bins = torch.as_tensor(bins, device=device)
         self.n_times = int(n_times)
@@ -57,17 +58,15 @@ class InBandSpectrumModel(torch.nn.Module):
     def split(self, x):
         """Spectrum of ``x``'s picked channels and its in-band part."""
         full = torch.view_as_real(
-            grid_spectrum(self.grid, x.index_select(1, self.picks), self.scale)
+            self.grid.spectrum(x.index_select(1, self.picks), self.scale)
         ).contiguous()
         return full, full.index_select(2, self.bins)
 
     def forward(self, inband, x):
         full, _ = self.split(x)
         full = full.to(inband.dtype).index_copy(2, self.bins, inband)
-        xt = grid_inverse(
-            self.grid, torch.view_as_complex(full), self.n_times, self.scale
-        )
-        return self.model(x.index_copy(1, self.picks, xt.to(x.dtype)))
+        xt = self.grid.inverse(torch.view_as_complex(full), self.n_times, self.scale)
+        return self.model(put_back(x, self.picks, xt))
 
 
 def in_band_to_grid(values, bins, grid, func):

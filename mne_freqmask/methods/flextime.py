@@ -78,6 +78,7 @@ import torch
 from mne.utils import _check_option, _validate_type, logger
 from torch.nn.functional import cross_entropy, softmax
 
+from mne_freqmask._cells import channel_index, put_back
 from mne_freqmask._torch_utils import model_dtype
 from mne_freqmask.methods._base import MethodResult, chunk_slices
 from mne_freqmask.utils._checks import _check_positive
@@ -294,9 +295,7 @@ class _ChunkFitter:
         )
         self.numtaps = taps.shape[1]
         self.add_rest = add_rest
-        self.all_picked = len(inp.picks) == inp.x.shape[1] and np.array_equal(
-            inp.picks, np.arange(inp.x.shape[1])
-        )
+        self.put_picks = channel_index(inp.picks, inp.x.shape[1], device)
         n_f = len(taps)
         keep = n_f - int((1 - params["keep_ratio"]) * n_f)
         ref = torch.zeros(n_f, device=device, dtype=torch.float32)
@@ -388,9 +387,7 @@ class _ChunkFitter:
         xm = torch.einsum("epft,epf->ept", bands, mask)
         if rest is not None:
             xm = xm + rest
-        xm = xm.to(self.dtype)
-        if not self.all_picked:
-            xm = x.index_copy(1, self.picks, xm)
+        xm = put_back(x, self.put_picks, xm.to(self.dtype))
         out = self.model(xm)
         out = out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
         # published: CrossEntropyLoss on the softmax probabilities

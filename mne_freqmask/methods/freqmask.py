@@ -54,7 +54,7 @@ benchmark of issue #18 (BENCHMARKS.md, "Faithfulness with power"); ``preset=
   and on the chunks (fixed by ``chunk_size``).
 
 Short-time (``explain(..., time_windows=...)``, a ``ShortTimeGrid``): ``rfft``
-becomes the STFT (``mne_freqmask._stft``), flattened to bins x windows, so
+becomes the STFT (``ShortTimeGrid.spectrum``), flattened to bins x windows, so
 the mask is one value per channel x band x window, the donors' (or the
 generator's) fill replaces a cell's STFT coefficients and ``istft`` rebuilds
 the epoch; the loss, stopping and scores are unchanged. The generator spans
@@ -69,7 +69,7 @@ import torch
 from mne.utils import _check_option, logger
 from torch.nn.functional import cross_entropy, log_softmax, softmax
 
-from mne_freqmask._stft import grid_inverse, grid_spectrum
+from mne_freqmask._cells import channel_index, put_back
 from mne_freqmask._torch_utils import (  # noqa: F401 (adam_update: benchmarks)
     _fused_adam_ok,
     adam_update,
@@ -267,9 +267,7 @@ def _subject_centres(inp, grid, alignment, device, dtype):
     subjects, ref_subject = np.unique(inp.ref_groups, return_inverse=True)
 
     def features(xb):
-        xf = grid_spectrum(
-            grid, torch.as_tensor(xb, device=device).to(dtype), inp.scale
-        )
+        xf = grid.spectrum(torch.as_tensor(xb, device=device).to(dtype), inp.scale)
         return torch.view_as_real(xf) if alignment == "complex" else xf.abs()
 
     # one pass over the reference, summing each subject's spectra (in float64
@@ -301,13 +299,7 @@ class _ChunkFitter:
         self.p, self.device, self.dtype = params, device, dtype
         self.net_dtype = dtype if net_dtype is None else net_dtype
         self.picks = torch.as_tensor(inp.picks, device=device)
-        self.all_picked = len(inp.picks) == inp.x.shape[1] and np.array_equal(
-            inp.picks, np.arange(inp.x.shape[1])
-        )
-        # index that expands band values (+ a trailing 1 for bins in no band)
-        self.bin_index = torch.as_tensor(
-            np.where(grid.bin_band < 0, grid.n_bands, grid.bin_band), device=device
-        )
+        self.put_picks = channel_index(inp.picks, inp.x.shape[1], device)
         self.fused = _fused_adam_ok(device, dtype)
         self.reference = params["perturbation"] == "reference"
         self.pool = self.pool_idx = None
@@ -320,26 +312,27 @@ class _ChunkFitter:
         reference.
         """
         inp = self.inp
-        n_ref = len(inp.ref_x)
-        if n_ref < 2 and inp.ref_x is inp.x:
+        if len(inp.ref_x) < 2 and inp.ref_x is inp.x:
             raise ValueError(
                 'perturbation="reference" fills removed cells from other epochs, '
                 "but there is only one epoch and no reference; pass reference= "
                 '(e.g. the training epochs) or perturbation="generator".'
             )
-        idx = np.sort(rng.choice(n_ref, min(n_donors, n_ref), replace=False))
+        pool, self.pool_idx = self.grid.donor_pool(
+            inp.ref_x,
+            n_donors,
+            rng,
+            inp.picks,
+            scale=inp.scale,
+            device=self.device,
+            dtype=self.dtype,
+        )
+        self.pool = torch.stack([pool.real, pool.imag], 1)
         # each epoch draws its donors from its own stream, keyed by its index
         # in the whole run: the same donors whatever the chunks (and in a
         # resumed checkpointed run, whose chunks see an _EpochRange)
         self.seed = int(rng.integers(0, 2**63))
         self.offset = int(getattr(inp.x, "_start", 0))
-        parts = []  # read 32 at a time: epochs not preloaded stay bounded
-        for i in range(0, len(idx), 32):
-            xb = torch.as_tensor(inp.ref_x[idx[i : i + 32]][:, inp.picks])
-            xf = grid_spectrum(self.grid, xb.to(self.device, self.dtype), inp.scale)
-            parts.append(torch.stack([xf.real, xf.imag], 1))
-        self.pool = torch.cat(parts)
-        self.pool_idx = idx
         # the reference is the explained epochs: never an epoch's own donor
         self.same = inp.ref_x is getattr(inp.x, "_src", inp.x)
 
@@ -363,10 +356,6 @@ class _ChunkFitter:
             d[own] = state["orders"][rows[own], (t + 1) % k]
         return self.pool[torch.as_tensor(d, device=self.device)]
 
-    def _expand(self, mask):
-        ones = mask.new_ones(mask.shape[:-1] + (1,))
-        return torch.cat([mask, ones], -1).index_select(-1, self.bin_index)
-
     def _generate(self, w, b, x2):
         """Generator output ``(B, 2, n_picks, n_freqs)`` (real, imaginary).
 
@@ -388,7 +377,7 @@ class _ChunkFitter:
         inp, p, dev, dtype = self.inp, self.p, self.device, self.dtype
         x = torch.as_tensor(inp.x[sl], device=dev).to(dtype)
         n_b = len(x)
-        xf = grid_spectrum(self.grid, x.index_select(1, self.picks), inp.scale)
+        xf = self.grid.spectrum(x.index_select(1, self.picks), inp.scale)
         x2 = torch.stack([xf.real, xf.imag], 1)  # (B, 2, n_picks, n_freqs)
         with torch.no_grad():
             logits = self.model(x.to(self.net_dtype))
@@ -551,14 +540,11 @@ class _ChunkFitter:
         ``perturbation="reference"``).
         """
         r = self._generate(w, b, x2) if fill is None else fill
-        m = self._expand(mask)[:, None]  # (B, 1, n_picks, n_freqs)
-        h = x2 * m + (1 - m) * r
-        xhat = grid_inverse(
-            self.grid, torch.complex(h[:, 0], h[:, 1]), self.inp.n_times, self.inp.scale
+        h = self.grid.blend(x2, mask[:, None], r)  # (B, 2, n_picks, n_freqs)
+        xhat = self.grid.inverse(
+            torch.complex(h[:, 0], h[:, 1]), self.inp.n_times, self.inp.scale
         )
-        if not self.all_picked:
-            xhat = x.index_copy(1, self.picks, xhat)
-        return xhat, r
+        return put_back(x, self.put_picks, xhat), r
 
     def _loss(self, state, mask, w=None, b=None):
         p = self.p

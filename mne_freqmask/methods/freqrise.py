@@ -82,7 +82,7 @@ import numpy as np
 import torch
 from mne.utils import _validate_type, logger
 
-from mne_freqmask._stft import grid_inverse, grid_spectrum, is_short_time
+from mne_freqmask._cells import channel_index, put_back
 from mne_freqmask._torch_utils import model_dtype
 from mne_freqmask.methods._base import MethodResult, chunk_slices
 from mne_freqmask.methods._spectral_attr import check_batch_size
@@ -113,7 +113,7 @@ def freqrise(
             f"(0, 1], got {probability}."
         )
     _validate_type(n_cells, ("int-like", None), "n_cells", "int or None")
-    short = is_short_time(grid)
+    short = grid.short_time
     if n_cells is not None:
         n_cells = _check_positive(n_cells, "n_cells", integer=True)
         _check_n_cells(n_cells, grid, short)
@@ -133,14 +133,8 @@ def freqrise(
     seeds = _make_rng(random_state).integers(0, 2**63, inp.n_epochs)
     dtype = model_dtype(model)
     picks = torch.as_tensor(inp.picks, device=device)
-    all_picked = len(inp.picks) == inp.x.shape[1] and np.array_equal(
-        inp.picks, np.arange(inp.x.shape[1])
-    )
+    put_picks = channel_index(inp.picks, inp.x.shape[1], device)
     n_picks, n_epochs = len(inp.picks), inp.n_epochs
-    # the index that repeats band values over their bins (+ 1 for no band)
-    bin_index = torch.as_tensor(
-        np.where(grid.bin_band < 0, grid.n_bands, grid.bin_band), device=device
-    )
     # uniforms per mask and channel: one per cell (grid masks), or the
     # published generator's n_cells (x n_cells over bins x windows)
     if n_cells is None:
@@ -165,7 +159,7 @@ def freqrise(
             target = torch.as_tensor(inp.target[sl], device=device)
         target_out[sl] = target.cpu().numpy()
         logit_out[sl] = logits.gather(1, target[:, None])[:, 0].float().cpu().numpy()
-        xf = grid_spectrum(grid, x.index_select(1, picks), inp.scale)  # (B, P, F)
+        xf = grid.spectrum(x.index_select(1, picks), inp.scale)  # (B, P, F)
         rngs = [np.random.default_rng(s) for s in seeds[sl]]
         # masks per block: a block's copies of all epochs in about batch_size
         per_block = max(1, batch_size // n_b)
@@ -178,10 +172,8 @@ def freqrise(
             u = torch.as_tensor(u, device=device)
             cells = (u[..., : n_picks * n_draw] < probability).to(dtype)
             cells = cells.reshape(n_b, n_m, n_picks, n_draw)
-            if n_cells is None:
-                ones = cells.new_ones(cells.shape[:-1] + (1,))
-                bins = torch.cat([cells, ones], -1).index_select(-1, bin_index)
-                weight = cells
+            if n_cells is None:  # the grid's cells, expanded to bins
+                bins = weight = cells
             elif short:
                 shift = torch.floor(u[..., -2:] * n_cells).long()
                 bins = smooth_masks_2d(cells, shift, grid)
@@ -190,10 +182,10 @@ def freqrise(
                 shift = torch.floor(u[..., -1] * n_cells).long()
                 bins = smooth_masks(cells, shift, grid.n_freqs)
                 weight = bins.abs()
-            xhat = grid_inverse(grid, xf[:, None] * bins, inp.n_times, inp.scale)
+            xhat = grid.blend(xf[:, None], bins, bins=n_cells is not None)
+            xhat = grid.inverse(xhat, inp.n_times, inp.scale)
             xhat = xhat.to(dtype).reshape(n_b * n_m, n_picks, inp.n_times)
-            full = x.repeat_interleave(n_m, 0)
-            full = xhat if all_picked else full.index_copy(1, picks, xhat)
+            full = put_back(x.repeat_interleave(n_m, 0), put_picks, xhat)
             score = _scores(model, full, batch_size)
             if use_softmax:
                 score = score.softmax(-1)

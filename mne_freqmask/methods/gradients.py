@@ -23,10 +23,10 @@ only for the picked channels; the tests check that both agree.
 import numpy as np
 import torch
 
-from mne_freqmask._stft import grid_inverse, grid_spectrum
 from mne_freqmask._torch_utils import spectral_dtype
 from mne_freqmask.methods._base import MethodResult, iter_chunks
 from mne_freqmask.methods._spectral_attr import target_classes
+from mne_freqmask.spectral import as_grid
 
 
 def amplitude_gradients(
@@ -65,7 +65,8 @@ def amplitude_gradient(model, x, picks, target, grid=None):
     # the spectrum in float32 at least (no half-precision rfft on the CPU);
     # the rebuilt epoch goes back to the model's dtype
     xp = x.index_select(1, picks).to(spectral_dtype(x.dtype))
-    spec = grid_spectrum(grid, xp, norm="backward")
+    grid = as_grid(grid, x.shape[-1])
+    spec = grid.spectrum(xp, norm="backward")
     amps = spec.abs().requires_grad_(True)
     phases = spec.angle()
     with torch.enable_grad():
@@ -73,7 +74,7 @@ def amplitude_gradient(model, x, picks, target, grid=None):
         # gives a zero gradient at an amplitude of exactly 0 (the DC bin of a
         # mean-removed epoch), so the map jumped with 1e-7 input changes
         spec = torch.complex(amps * torch.cos(phases), amps * torch.sin(phases))
-        rebuilt = grid_inverse(grid, spec, x.shape[-1], norm="backward").to(x.dtype)
+        rebuilt = grid.inverse(spec, x.shape[-1], norm="backward").to(x.dtype)
         out = model(x.index_copy(1, picks, rebuilt))
         sel = out.gather(1, target[:, None].long())[:, 0]
         (grad,) = torch.autograd.grad(sel.sum(), amps)
