@@ -14,7 +14,6 @@ from mne_freqmask._inputs import EpochsSource, _ready_epochs, epochs_labels
 from mne_freqmask._torch_utils import (
     check_model,
     model_context,
-    predict,
     resolve_device,
 )
 from mne_freqmask.models import as_model
@@ -214,13 +213,12 @@ def _check_model(model):
 
 
 def _predictions(model, src, device):
-    """Predicted class of every epoch of ``src``, read chunk by chunk."""
-    dev = resolve_device(device, model)
-    pred = np.empty(len(src), int)
-    with model_context(model, dev):
-        for sl, xb in _chunks(src):
-            pred[sl] = predict(model, xb, dev).argmax(1)
-    return pred
+    """Predicted class of every epoch of ``src``: the removal engine, no removal."""
+    from mne_freqmask.evaluation.removal import run_removals
+
+    no_removal = (("original", None),)
+    pred, _ = run_removals(src, model, lambda sl: no_removal, None, None, device=device)
+    return pred["original"]
 
 
 def _accuracy(epochs, model, labels, device):
@@ -348,13 +346,13 @@ def _class_names(epochs, labels):
         return {str(c): int(c) for c in np.unique(labels)}
 
 
-def _draw_donors(n_epochs, n_ref, same, rng):
+def _draw_donors(n_epochs, n_ref, same, rng, name="operator"):
     """Reference epoch lending its cells to each epoch (never itself)."""
     if not same:
         return rng.randint(0, n_ref, n_epochs)
     if n_ref < 2:
         raise ValueError(
-            'operator="reference" without a reference needs at least 2 epochs '
+            f'{name}="reference" without a reference needs at least 2 epochs '
             "(an epoch never receives its own cells); pass reference=."
         )
     return (np.arange(n_epochs) + rng.randint(1, n_ref, n_epochs)) % n_ref

@@ -25,6 +25,7 @@ the same way over its channel x band x window cells, on its own windows.
 import time
 import warnings
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,7 @@ from mne_freqmask.evaluation._common import (
     _predictions,
     _source,
 )
+from mne_freqmask.evaluation._result import EvaluationResult
 from mne_freqmask.evaluation.compare import compare_methods
 from mne_freqmask.evaluation.sanity import spearman
 from mne_freqmask.evaluation.stats import bootstrap_ci, cell_permutation_test
@@ -69,7 +71,7 @@ VERDICTS = ("pass", "fail", "tie", "skipped")
 
 
 @dataclass
-class ExplanationCheck:
+class ExplanationCheck(EvaluationResult):
     """Result of :func:`check_explanation`.
 
     Attributes
@@ -114,6 +116,14 @@ class ExplanationCheck:
     details: dict = field(default_factory=dict)
     time_windows: tuple | None = None
 
+    _table = "checks"
+
+    @property
+    def verdict(self):
+        """``"N pass, N fail, N tie"``: the count of each verdict."""
+        counts = self.checks["verdict"].value_counts()
+        return ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS[:3])
+
     @property
     def verdicts(self):
         """``{check: verdict}``."""
@@ -155,9 +165,10 @@ class ExplanationCheck:
         return out
 
     def __repr__(self):
-        counts = self.checks["verdict"].value_counts()
-        summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS[:3])
-        return f"<ExplanationCheck | {self.method}, {self.n_epochs} epochs, {summary}>"
+        return (
+            f"<ExplanationCheck | {self.method}, {self.n_epochs} epochs, "
+            f"{self.verdict}>"
+        )
 
     def __str__(self):
         return "\n".join(self.lines())
@@ -374,189 +385,40 @@ def check_explanation(
     model = _check_model(model)
     _validate_type(explain_kw, (dict, None), "explain_kw")
     _check_explain_kw(explain_kw)
-    kw = _explain_kw(saliency, explain_kw)
-    codes = _group_codes(epochs, groups)
-    n_groups = len(epochs) if codes is None else int(codes.max() + 1)
+    ctx = SimpleNamespace(
+        epochs=epochs,
+        model=model,
+        saliency=saliency,
+        operator=operator,
+        y=y,
+        reference=reference,
+        groups=groups,
+        codes=_group_codes(epochs, groups),
+        max_similarity=max_similarity,
+        kw=_explain_kw(saliency, explain_kw),
+        n_boot=n_boot,
+        ci=ci,
+        alpha=alpha,
+        random_state=random_state,
+        device=device,
+    )
     timings, details, rows = {}, {}, {}
-
-    # accuracy, against the share of the most frequent class
-    start = time.perf_counter()
-    src = _source(epochs)
-    labels = _labels(epochs, y, model, device, src)
-    correct = (_predictions(model, src, device) == labels).astype(float)
-    chance = float(np.bincount(labels).max() / len(labels))
-    acc, low, high = float(correct.mean()), np.nan, np.nan
-    unit = _group_means(correct, codes)
-    if n_boot > 0 and len(unit) > 1:
-        acc, low, high = bootstrap_ci(unit, n_boot=n_boot, ci=ci, random_state=0)
-    timings["accuracy"] = time.perf_counter() - start
-    if "accuracy" in checks:
-        verdict = "tie" if np.isnan(low) else "pass" if low > chance else "fail"
-        if verdict == "pass":
-            words = "above chance"
-        elif verdict == "tie":
-            words = "no interval (n_boot=0 or one epoch): no verdict"
-        elif acc <= chance:
-            words = (
-                "at chance: the map explains a model that has not learnt the "
-                "task on these epochs"
-            )
-        else:  # above chance, but the interval reaches it
-            words = (
-                "not shown above chance: it could be at chance (the interval "
-                f"reaches {chance:.2f}; {len(unit)} "
-                f"{'epochs' if codes is None else 'groups'}), so the other "
-                "verdicts may be about a model that has not learnt the task; "
-                "more held-out epochs would tell"
-            )
-        rows["accuracy"] = _row(
-            verdict,
-            acc,
-            low,
-            high,
-            f"chance {chance:.2f}",
-            f"accuracy {acc:.2f} [{low:.2f}, {high:.2f}] {words}",
-        )
-
-    if "deletion" in checks:
+    # accuracy always runs: the head line and every verdict rest on it
+    for name in ("accuracy",) + tuple(c for c in CHECKS[1:] if c in checks):
         start = time.perf_counter()
-        scores = compare_methods(
-            epochs,
-            model,
-            # the control on the map's own cells (and windows)
-            {"map": saliency, "random": _random_like(saliency, random_state)},
-            rankings=("instance",),
-            operators=(operator,),
-            orders=("morf", "lerf"),
-            y=y,
-            reference=reference,
-            groups=groups,
-            baseline="random",
-            n_boot=max(n_boot, 1),
-            ci=ci,
-            random_state=random_state,
-            device=device,
-            verbose=False,
-        )
-        timings["deletion"] = time.perf_counter() - start
-        details["deletion"] = scores
-        sel = scores[
-            (scores["statistic"] == "area")
-            & (scores["metric"] == "probability")
-            & (scores["method"] == "map")
-        ].set_index("order")
-        for order, better, text in (
-            ("MoRF", "below", "removing its top cells first"),
-            ("LeRF", "above", "removing its bottom cells first"),
-        ):
-            r = sel.loc[order]
-            d, lo, hi = r["difference"], r["diff_ci_low"], r["diff_ci_high"]
-            verdict = _interval_verdict(lo, hi, better)
-            words = {
-                "pass": "beats",
-                "fail": "is worse than",
-                "tie": "ties with",
-            }[verdict]
-            rows[order.lower()] = _row(
-                verdict,
-                d,
-                lo,
-                hi,
-                "random map",
-                f"{text} ({operator} removal) {words} a random ranking: area "
-                f"{r['score']:.3f} vs {r['score'] - d:.3f}, difference {d:+.3f} "
-                f"[{lo:+.3f}, {hi:+.3f}]",
-            )
-
-    if "randomization" in checks:
-        start = time.perf_counter()
-        if not parameter_layers(model):
-            raise ValueError("The model has no parameters to randomise.")
-        seed = 0 if random_state is None else int(random_state)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            rand_model = untrained_copy(model)  # every layer re-initialised
-        with warnings.catch_warnings():
-            # a randomised model often predicts one class for every epoch:
-            # expected here, not the user's model to check
-            warnings.filterwarnings(
-                "ignore", "The model predicts class", RuntimeWarning
-            )
-            rand_kw = _refit_explainer(kw, epochs, rand_model, seed, device)
-            rand = _explain(
-                epochs, rand_model, saliency.method, rand_kw, random_state, device
-            )
-        _check_same_cells(saliency, rand)
-        rho = np.array(
-            [
-                spearman(a, b)
-                for a, b in zip(saliency.get_data(), rand.get_data(), strict=True)
-            ]
-        )
-        details["randomization"] = rho
-        unit = _group_means(rho, codes)
-        m, lo, hi = float(rho.mean()), np.nan, np.nan
-        if n_boot > 0 and len(unit) > 1:
-            m, lo, hi = bootstrap_ci(unit, n_boot=n_boot, ci=ci, random_state=0)
-        verdict = "tie"
-        if hi < max_similarity:
-            verdict = "pass"
-        elif lo > max_similarity:
-            verdict = "fail"
-        words = {
-            "pass": "the map changes when the model's weights are destroyed",
-            "fail": "the map stays alike when the model's weights are destroyed: "
-            "it explains the input more than the model",
-            "tie": "the map changes only partly when the weights are destroyed",
-        }[verdict]
-        rows["randomization"] = _row(
-            verdict,
-            m,
-            lo,
-            hi,
-            f"at most {max_similarity:g}",
-            f"Spearman with the randomised model's map {m:.2f} [{lo:.2f}, "
-            f"{hi:.2f}]: {words}",
-        )
-        timings["randomization"] = time.perf_counter() - start
-
-    if "cells" in checks:
-        start = time.perf_counter()
-        adjacency = "auto" if _has_positions(saliency.info) else None
-        cell_kw = dict(
-            groups=groups,
-            adjacency=adjacency,
-            alpha=alpha,
-            random_state=random_state,
-            verbose=False,
-        )
-        # a signed map: its magnitude (see Notes); the signed test is kept
-        # in the line, so that a reader sees why the two differ
-        signed = is_signed(saliency.get_data())
-        res = cell_permutation_test(saliency, absolute=signed, **cell_kw)
-        details["cells"] = res
-        n_sig = int(res.significant.sum())
-        verdict = "pass" if n_sig > 0 else "fail"
-        line = _cells_line(res)
-        if signed:
-            res_signed = cell_permutation_test(saliency, **cell_kw)
-            details["cells_signed"] = res_signed
-            line += (
-                f"; signed values: {int(res_signed.significant.sum())} cells "
-                "reliably above the median (evidence for the explained class "
-                "consistently across epochs)"
-            )
-        rows["cells"] = _row(verdict, n_sig, np.nan, np.nan, "at least one cell", line)
-        timings["cells"] = time.perf_counter() - start
-
+        new_rows, new_details = _CHECK_FUNCS[name](ctx)
+        timings[name] = time.perf_counter() - start
+        if name in checks:
+            rows.update(new_rows)
+        details.update(new_details)
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "check"
     result = ExplanationCheck(
         checks=table,
         n_epochs=len(epochs),
-        n_groups=n_groups,
-        accuracy=float(correct.mean()),
-        chance=chance,
+        n_groups=len(epochs) if ctx.codes is None else int(ctx.codes.max() + 1),
+        accuracy=ctx.accuracy,
+        chance=ctx.chance,
         method=saliency.method,
         timings=timings,
         steps=steps_summary(saliency.diagnostics) or "",
@@ -568,3 +430,177 @@ def check_explanation(
     for line in result.lines():
         logger.info(line)
     return result
+
+
+def _mean_ci(values, ctx):
+    """Mean with its bootstrap interval over the units (NaN: none)."""
+    unit = _group_means(values, ctx.codes)
+    m, low, high = float(values.mean()), np.nan, np.nan
+    if ctx.n_boot > 0 and len(unit) > 1:
+        m, low, high = bootstrap_ci(unit, n_boot=ctx.n_boot, ci=ctx.ci, random_state=0)
+    return m, low, high, len(unit)
+
+
+def _check_accuracy(ctx):
+    """The model's accuracy with its interval, against chance."""
+    src = _source(ctx.epochs)
+    labels = _labels(ctx.epochs, ctx.y, ctx.model, ctx.device, src)
+    correct = (_predictions(ctx.model, src, ctx.device) == labels).astype(float)
+    ctx.chance = chance = float(np.bincount(labels).max() / len(labels))
+    ctx.accuracy = float(correct.mean())
+    acc, low, high, n_units = _mean_ci(correct, ctx)
+    verdict = "tie" if np.isnan(low) else "pass" if low > chance else "fail"
+    if verdict == "pass":
+        words = "above chance"
+    elif verdict == "tie":
+        words = "no interval (n_boot=0 or one epoch): no verdict"
+    elif acc <= chance:
+        words = (
+            "at chance: the map explains a model that has not learnt the "
+            "task on these epochs"
+        )
+    else:  # above chance, but the interval reaches it
+        words = (
+            "not shown above chance: it could be at chance (the interval "
+            f"reaches {chance:.2f}; {n_units} "
+            f"{'epochs' if ctx.codes is None else 'groups'}), so the other "
+            "verdicts may be about a model that has not learnt the task; "
+            "more held-out epochs would tell"
+        )
+    line = f"accuracy {acc:.2f} [{low:.2f}, {high:.2f}] {words}"
+    row = _row(verdict, acc, low, high, f"chance {chance:.2f}", line)
+    return {"accuracy": row}, {}
+
+
+def _check_deletion(ctx):
+    """MoRF and LeRF areas of the map against a random map on its cells."""
+    scores = compare_methods(
+        ctx.epochs,
+        ctx.model,
+        # the control on the map's own cells (and windows)
+        {"map": ctx.saliency, "random": _random_like(ctx.saliency, ctx.random_state)},
+        rankings=("instance",),
+        operators=(ctx.operator,),
+        orders=("morf", "lerf"),
+        y=ctx.y,
+        reference=ctx.reference,
+        groups=ctx.groups,
+        baseline="random",
+        n_boot=max(ctx.n_boot, 1),
+        ci=ctx.ci,
+        random_state=ctx.random_state,
+        device=ctx.device,
+        verbose=False,
+    )
+    sel = scores[
+        (scores["statistic"] == "area")
+        & (scores["metric"] == "probability")
+        & (scores["method"] == "map")
+    ].set_index("order")
+    rows = {}
+    for order, better, text in (
+        ("MoRF", "below", "removing its top cells first"),
+        ("LeRF", "above", "removing its bottom cells first"),
+    ):
+        r = sel.loc[order]
+        d, lo, hi = r["difference"], r["diff_ci_low"], r["diff_ci_high"]
+        verdict = _interval_verdict(lo, hi, better)
+        words = {"pass": "beats", "fail": "is worse than", "tie": "ties with"}
+        rows[order.lower()] = _row(
+            verdict,
+            d,
+            lo,
+            hi,
+            "random map",
+            f"{text} ({ctx.operator} removal) {words[verdict]} a random ranking: "
+            f"area {r['score']:.3f} vs {r['score'] - d:.3f}, difference {d:+.3f} "
+            f"[{lo:+.3f}, {hi:+.3f}]",
+        )
+    return rows, {"deletion": scores}
+
+
+def _check_randomization(ctx):
+    """Spearman of the map with the map of the fully randomised model."""
+    saliency, epochs = ctx.saliency, ctx.epochs
+    if not parameter_layers(ctx.model):
+        raise ValueError("The model has no parameters to randomise.")
+    seed = 0 if ctx.random_state is None else int(ctx.random_state)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        rand_model = untrained_copy(ctx.model)  # every layer re-initialised
+    with warnings.catch_warnings():
+        # a randomised model often predicts one class for every epoch:
+        # expected here, not the user's model to check
+        warnings.filterwarnings("ignore", "The model predicts class", RuntimeWarning)
+        rand_kw = _refit_explainer(ctx.kw, epochs, rand_model, seed, ctx.device)
+        rand = _explain(
+            epochs, rand_model, saliency.method, rand_kw, ctx.random_state, ctx.device
+        )
+    _check_same_cells(saliency, rand)
+    rho = np.array(
+        [
+            spearman(a, b)
+            for a, b in zip(saliency.get_data(), rand.get_data(), strict=True)
+        ]
+    )
+    m, lo, hi, _ = _mean_ci(rho, ctx)
+    verdict = "tie"
+    if hi < ctx.max_similarity:
+        verdict = "pass"
+    elif lo > ctx.max_similarity:
+        verdict = "fail"
+    words = {
+        "pass": "the map changes when the model's weights are destroyed",
+        "fail": "the map stays alike when the model's weights are destroyed: "
+        "it explains the input more than the model",
+        "tie": "the map changes only partly when the weights are destroyed",
+    }[verdict]
+    row = _row(
+        verdict,
+        m,
+        lo,
+        hi,
+        f"at most {ctx.max_similarity:g}",
+        f"Spearman with the randomised model's map {m:.2f} [{lo:.2f}, "
+        f"{hi:.2f}]: {words}",
+    )
+    return {"randomization": row}, {"randomization": rho}
+
+
+def _check_cells(ctx):
+    """The cell permutation test: is any cell reliably salient?"""
+    saliency = ctx.saliency
+    cell_kw = dict(
+        groups=ctx.groups,
+        adjacency="auto" if _has_positions(saliency.info) else None,
+        alpha=ctx.alpha,
+        random_state=ctx.random_state,
+        verbose=False,
+    )
+    # a signed map: its magnitude (see Notes); the signed test is kept
+    # in the line, so that a reader sees why the two differ
+    signed = is_signed(saliency.get_data())
+    res = cell_permutation_test(saliency, absolute=signed, **cell_kw)
+    details = {"cells": res}
+    n_sig = int(res.significant.sum())
+    line = _cells_line(res)
+    if signed:
+        res_signed = cell_permutation_test(saliency, **cell_kw)
+        details["cells_signed"] = res_signed
+        line += (
+            f"; signed values: {int(res_signed.significant.sum())} cells "
+            "reliably above the median (evidence for the explained class "
+            "consistently across epochs)"
+        )
+    verdict = "pass" if n_sig > 0 else "fail"
+    row = _row(verdict, n_sig, np.nan, np.nan, "at least one cell", line)
+    return {"cells": row}, details
+
+
+#: the check behind each name of CHECKS: ``f(ctx) -> (rows, details)``
+_CHECK_FUNCS = {
+    "accuracy": _check_accuracy,
+    "deletion": _check_deletion,
+    "randomization": _check_randomization,
+    "cells": _check_cells,
+}

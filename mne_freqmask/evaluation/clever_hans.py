@@ -26,6 +26,7 @@ from mne_freqmask.evaluation._common import (
     _untrained_explanations,
 )
 from mne_freqmask.evaluation._maps import _band_overlap, _channel_band_map
+from mne_freqmask.evaluation._result import EvaluationResult
 from mne_freqmask.saliency import SpectralSaliency
 
 #: Channels most exposed to eye movements and blinks (10-05 names): the
@@ -50,7 +51,7 @@ RATIO_THRESHOLD = 1.0
 
 
 @dataclass
-class CleverHansReport:
+class CleverHansReport(EvaluationResult):
     """Where an explanation puts its relevance: artefact-prone or not.
 
     Parameters
@@ -101,6 +102,26 @@ class CleverHansReport:
     per_channel: dict = field(repr=False, default_factory=dict)
     per_class: pd.DataFrame | None = field(repr=False, default=None)
     calibrated: bool = False
+
+    _table = "per_class"
+
+    @property
+    def verdict(self):
+        """``"FLAGGED"`` or ``"ok"``, with the figure the flag rests on."""
+        if self.calibrated:
+            what = (
+                f"ratio to the untrained copies "
+                f"{self.per_class.loc['all', 'baseline_ratio']:.2f}"
+            )
+        else:
+            what = f"share {self.fraction:.1%} (uncalibrated)"
+        state = "FLAGGED" if self.flagged else "ok"
+        return f"{state}: {what}, threshold {self.threshold:g}"
+
+    @property
+    def passed(self):
+        """True when the screen does not flag the model."""
+        return not self.flagged
 
     def __repr__(self):
         where = "artefact channels"

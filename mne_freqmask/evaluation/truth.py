@@ -61,13 +61,30 @@ def _maps_to_score(saliency, level, absolute, n_cell_dims):
 
 
 def _truth_cells(saliency, truth):
+    """The planted cells of ``truth`` on the cells of ``saliency`` (bool).
+
+    ``(n_channels, n_bands)``, or ``(n_channels, n_bands, n_windows)`` for a
+    :class:`~mne_freqmask.SpectralSaliencyTFR`.
+    """
+    tfr = isinstance(saliency, SpectralSaliencyTFR)
     if hasattr(truth, "cells"):
-        return truth.cells(saliency.ch_names, saliency.band_edges)
+        if not tfr:
+            return truth.cells(saliency.ch_names, saliency.band_edges)
+        if saliency.window_edges is None:
+            raise ValueError(
+                "The saliency does not know its window edges (win_length, "
+                "n_times and tmin); pass the boolean cells as truth."
+            )
+        return truth.cells(
+            saliency.ch_names, saliency.band_edges, saliency.window_edges
+        )
     cells = np.asarray(truth, bool)
-    if cells.shape != saliency.shape[-2:]:
+    if cells.shape != saliency.shape[-3 if tfr else -2 :]:
         raise ValueError(
-            f"truth must be a PlantedTruth or a boolean (n_channels, n_bands) = "
-            f"{saliency.shape[-2:]} array, got shape {cells.shape}."
+            "truth must be a PlantedTruth or a boolean (n_channels, n_bands) "
+            "array, or for a time-resolved map a PlantedBurst or one cell per "
+            f"channel x band x window; expected shape "
+            f"{saliency.shape[-3 if tfr else -2 :]}, got {cells.shape}."
         )
     return cells
 
@@ -86,13 +103,21 @@ def ground_truth_scores(
     the share of the map's sum on the planted features), each computed per
     map and averaged. Here a feature is a channel x band cell.
 
+    The one ground-truth score of the package: a time-resolved map
+    (:class:`~mne_freqmask.SpectralSaliencyTFR`) is scored the same way over
+    its channel x band x window cells (a cell is planted when its channel,
+    band and window all are, see
+    :meth:`~mne_freqmask.datasets.simulated.PlantedBurst.cells`).
+
     Parameters
     ----------
-    saliency : SpectralSaliency
+    saliency : SpectralSaliency | SpectralSaliencyTFR
         The explanation (per epoch or group level).
-    truth : PlantedTruth | ndarray of bool, shape (n_channels, n_bands)
+    truth : PlantedTruth | PlantedBurst | ndarray of bool
         The planted cells, e.g. from
-        :func:`mne_freqmask.datasets.simulated.make_epochs`.
+        :func:`mne_freqmask.datasets.simulated.make_epochs`: an array of shape
+        ``(n_channels, n_bands)``, or ``(n_channels, n_bands, n_windows)``
+        for a time-resolved map.
     level : "group" | "instance"
         Score the epoch-averaged map, or each epoch's map and average the
         scores.
@@ -131,7 +156,12 @@ def ground_truth_scores(
     ``random_state`` and the maps are ranked as they are (signed). Pass
     ``abs`` of a signed map to rank by magnitude.
     """
-    _validate_type(saliency, SpectralSaliency, "saliency")
+    _validate_type(
+        saliency,
+        (SpectralSaliency, SpectralSaliencyTFR),
+        "saliency",
+        "SpectralSaliency or SpectralSaliencyTFR",
+    )
     _check_option("level", level, ("group", "instance"))
     cells = _truth_cells(saliency, truth)
     n_planted = int(cells.sum())
@@ -145,6 +175,9 @@ def ground_truth_scores(
     if not 1 <= k <= cells.size:
         raise ValueError(f"k must be between 1 and {cells.size}, got {k}.")
     values = _maps_to_score(saliency, level, absolute, cells.ndim)
+    # one row per channel, the cells of all bands (and windows) along it
+    values = values.reshape(values.shape[:2] + (-1,))
+    cells = cells.reshape(len(cells), -1)
     aurocs, precs, ranks_acc, mass = [], [], [], []
     for v in values:
         aurocs.append(_auroc(v, cells))
@@ -209,20 +242,20 @@ def score_planted(saliency, truth, *, absolute=True):
         )
     ci, bi = np.unravel_index(np.argmax(data), data.shape)
     total = data.sum()
-    auc = _auroc(data, cells)
     return dict(
         top_cell=(ch_names[ci], saliency.band_names[bi]),
         top_is_planted=bool(cells[ci, bi]),
         planted_fraction=float(data[cells].sum() / total) if total else np.nan,
         chance=float(cells.mean()),
-        auc=auc,
+        auc=float(ground_truth_scores(saliency, cells, absolute=absolute)["auroc"]),
     )
 
 
 def planted_window_auroc(saliency, truth, *, level="group", absolute=False):
     """AUROC of the planted channel x band x window cells of a time-resolved map.
 
-    The short-time counterpart of :func:`ground_truth_scores`' ``auroc``:
+    ``ground_truth_scores(saliency, truth, ...)["auroc"]`` for a
+    :class:`~mne_freqmask.SpectralSaliencyTFR`:
     the probability that a planted cell (channel, band and window all
     planted, see :meth:`~mne_freqmask.datasets.simulated.PlantedBurst.cells`)
     outranks a non-planted one, with the same AUROC (ties count one half).
@@ -246,26 +279,5 @@ def planted_window_auroc(saliency, truth, *, level="group", absolute=False):
         0.5 is chance, 1 perfect.
     """
     _validate_type(saliency, SpectralSaliencyTFR, "saliency", "SpectralSaliencyTFR")
-    _check_option("level", level, ("group", "instance"))
-    if hasattr(truth, "cells"):
-        edges = saliency.window_edges
-        if edges is None:
-            raise ValueError(
-                "The saliency does not know its window edges (win_length, "
-                "n_times and tmin); pass the boolean cells as truth."
-            )
-        cells = truth.cells(saliency.ch_names, saliency.band_edges, edges)
-    else:
-        cells = np.asarray(truth, bool)
-    if cells.shape != saliency.shape[-3:]:
-        raise ValueError(
-            f"truth must give one cell per channel x band x window "
-            f"{saliency.shape[-3:]}, got shape {cells.shape}."
-        )
-    if not 0 < cells.sum() < cells.size:
-        raise ValueError(
-            f"The truth marks {int(cells.sum())} of {cells.size} cells; the "
-            "AUROC needs planted and non-planted cells."
-        )
-    values = _maps_to_score(saliency, level, absolute, cells.ndim)
-    return float(np.mean([_auroc(v, cells) for v in values]))
+    scores = ground_truth_scores(saliency, truth, level=level, absolute=absolute)
+    return float(scores["auroc"])

@@ -23,6 +23,7 @@ from mne_freqmask.evaluation._common import (
     _source,
     _untrained_explanations,
 )
+from mne_freqmask.evaluation._result import EvaluationResult
 from mne_freqmask.evaluation.truth import ground_truth_scores
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.utils._docs import fill_doc
@@ -31,8 +32,8 @@ from mne_freqmask.utils._docs import fill_doc
 MIN_MARGIN = 0.05
 
 
-@dataclass
-class PlantedVerification:
+@dataclass(repr=False)
+class PlantedVerification(EvaluationResult):
     """Result of :func:`verify_planted`.
 
     Parameters
@@ -69,9 +70,6 @@ class PlantedVerification:
     accuracy: float
     chance: float
     scores: object = field(repr=False, default=None)
-
-    def __repr__(self):
-        return f"<PlantedVerification | {self.verdict}>"
 
 
 def _score(sal, truth):
