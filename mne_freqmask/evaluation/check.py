@@ -23,45 +23,25 @@ the same way over its channel x band x window cells, on its own windows.
 """
 
 import time
-import warnings
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-import numpy as np
 import pandas as pd
-import torch
 from mne.utils import _validate_type, logger, verbose
 
 from mne_freqmask._inputs import _ready_epochs
 from mne_freqmask._saliency_utils import steps_summary
-from mne_freqmask.evaluation._check_maps import (
-    _cells_line,
-    _check_grid,
-    _check_same_cells,
-    _explain_kw,
-    _random_like,
-    _refit_explainer,
-)
+from mne_freqmask.evaluation._checks import _CHECK_FUNCS, _explain_kw
 from mne_freqmask.evaluation._common import (
     _check_explain_kw,
+    _check_grid,
     _check_model,
-    _explain,
     _group_codes,
-    _group_means,
-    _labels,
-    _predictions,
-    _source,
 )
 from mne_freqmask.evaluation._result import EvaluationResult
-from mne_freqmask.evaluation.compare import compare_methods
-from mne_freqmask.evaluation.sanity import spearman
-from mne_freqmask.evaluation.stats import bootstrap_ci, cell_permutation_test
-from mne_freqmask.models import parameter_layers, untrained_copy
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
-from mne_freqmask.utils._checks import _has_positions
 from mne_freqmask.utils._docs import fill_doc
-from mne_freqmask.viz import is_signed
 
 #: the checks :func:`check_explanation` can run, in the order it runs them
 CHECKS = ("accuracy", "deletion", "randomization", "cells")
@@ -196,28 +176,6 @@ class ExplanationCheck(EvaluationResult):
             f"<th>verdict</th><th>result</th></tr>{rows}</table>"
             f"<p>Time: {escape(times)}</p>"
         )
-
-
-def _interval_verdict(low, high, better):
-    """``pass`` if the interval is beyond 0 on the ``better`` side."""
-    if better == "below":
-        low, high = -high, -low
-    if low > 0:
-        return "pass"
-    if high < 0:
-        return "fail"
-    return "tie"
-
-
-def _row(verdict, value, low, high, reference, line):
-    return dict(
-        verdict=verdict,
-        value=float(value),
-        ci_low=float(low),
-        ci_high=float(high),
-        reference=reference,
-        line=line,
-    )
 
 
 @verbose
@@ -430,177 +388,3 @@ def check_explanation(
     for line in result.lines():
         logger.info(line)
     return result
-
-
-def _mean_ci(values, ctx):
-    """Mean with its bootstrap interval over the units (NaN: none)."""
-    unit = _group_means(values, ctx.codes)
-    m, low, high = float(values.mean()), np.nan, np.nan
-    if ctx.n_boot > 0 and len(unit) > 1:
-        m, low, high = bootstrap_ci(unit, n_boot=ctx.n_boot, ci=ctx.ci, random_state=0)
-    return m, low, high, len(unit)
-
-
-def _check_accuracy(ctx):
-    """The model's accuracy with its interval, against chance."""
-    src = _source(ctx.epochs)
-    labels = _labels(ctx.epochs, ctx.y, ctx.model, ctx.device, src)
-    correct = (_predictions(ctx.model, src, ctx.device) == labels).astype(float)
-    ctx.chance = chance = float(np.bincount(labels).max() / len(labels))
-    ctx.accuracy = float(correct.mean())
-    acc, low, high, n_units = _mean_ci(correct, ctx)
-    verdict = "tie" if np.isnan(low) else "pass" if low > chance else "fail"
-    if verdict == "pass":
-        words = "above chance"
-    elif verdict == "tie":
-        words = "no interval (n_boot=0 or one epoch): no verdict"
-    elif acc <= chance:
-        words = (
-            "at chance: the map explains a model that has not learnt the "
-            "task on these epochs"
-        )
-    else:  # above chance, but the interval reaches it
-        words = (
-            "not shown above chance: it could be at chance (the interval "
-            f"reaches {chance:.2f}; {n_units} "
-            f"{'epochs' if ctx.codes is None else 'groups'}), so the other "
-            "verdicts may be about a model that has not learnt the task; "
-            "more held-out epochs would tell"
-        )
-    line = f"accuracy {acc:.2f} [{low:.2f}, {high:.2f}] {words}"
-    row = _row(verdict, acc, low, high, f"chance {chance:.2f}", line)
-    return {"accuracy": row}, {}
-
-
-def _check_deletion(ctx):
-    """MoRF and LeRF areas of the map against a random map on its cells."""
-    scores = compare_methods(
-        ctx.epochs,
-        ctx.model,
-        # the control on the map's own cells (and windows)
-        {"map": ctx.saliency, "random": _random_like(ctx.saliency, ctx.random_state)},
-        rankings=("instance",),
-        operators=(ctx.operator,),
-        orders=("morf", "lerf"),
-        y=ctx.y,
-        reference=ctx.reference,
-        groups=ctx.groups,
-        baseline="random",
-        n_boot=max(ctx.n_boot, 1),
-        ci=ctx.ci,
-        random_state=ctx.random_state,
-        device=ctx.device,
-        verbose=False,
-    )
-    sel = scores[
-        (scores["statistic"] == "area")
-        & (scores["metric"] == "probability")
-        & (scores["method"] == "map")
-    ].set_index("order")
-    rows = {}
-    for order, better, text in (
-        ("MoRF", "below", "removing its top cells first"),
-        ("LeRF", "above", "removing its bottom cells first"),
-    ):
-        r = sel.loc[order]
-        d, lo, hi = r["difference"], r["diff_ci_low"], r["diff_ci_high"]
-        verdict = _interval_verdict(lo, hi, better)
-        words = {"pass": "beats", "fail": "is worse than", "tie": "ties with"}
-        rows[order.lower()] = _row(
-            verdict,
-            d,
-            lo,
-            hi,
-            "random map",
-            f"{text} ({ctx.operator} removal) {words[verdict]} a random ranking: "
-            f"area {r['score']:.3f} vs {r['score'] - d:.3f}, difference {d:+.3f} "
-            f"[{lo:+.3f}, {hi:+.3f}]",
-        )
-    return rows, {"deletion": scores}
-
-
-def _check_randomization(ctx):
-    """Spearman of the map with the map of the fully randomised model."""
-    saliency, epochs = ctx.saliency, ctx.epochs
-    if not parameter_layers(ctx.model):
-        raise ValueError("The model has no parameters to randomise.")
-    seed = 0 if ctx.random_state is None else int(ctx.random_state)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        rand_model = untrained_copy(ctx.model)  # every layer re-initialised
-    with warnings.catch_warnings():
-        # a randomised model often predicts one class for every epoch:
-        # expected here, not the user's model to check
-        warnings.filterwarnings("ignore", "The model predicts class", RuntimeWarning)
-        rand_kw = _refit_explainer(ctx.kw, epochs, rand_model, seed, ctx.device)
-        rand = _explain(
-            epochs, rand_model, saliency.method, rand_kw, ctx.random_state, ctx.device
-        )
-    _check_same_cells(saliency, rand)
-    rho = np.array(
-        [
-            spearman(a, b)
-            for a, b in zip(saliency.get_data(), rand.get_data(), strict=True)
-        ]
-    )
-    m, lo, hi, _ = _mean_ci(rho, ctx)
-    verdict = "tie"
-    if hi < ctx.max_similarity:
-        verdict = "pass"
-    elif lo > ctx.max_similarity:
-        verdict = "fail"
-    words = {
-        "pass": "the map changes when the model's weights are destroyed",
-        "fail": "the map stays alike when the model's weights are destroyed: "
-        "it explains the input more than the model",
-        "tie": "the map changes only partly when the weights are destroyed",
-    }[verdict]
-    row = _row(
-        verdict,
-        m,
-        lo,
-        hi,
-        f"at most {ctx.max_similarity:g}",
-        f"Spearman with the randomised model's map {m:.2f} [{lo:.2f}, "
-        f"{hi:.2f}]: {words}",
-    )
-    return {"randomization": row}, {"randomization": rho}
-
-
-def _check_cells(ctx):
-    """The cell permutation test: is any cell reliably salient?"""
-    saliency = ctx.saliency
-    cell_kw = dict(
-        groups=ctx.groups,
-        adjacency="auto" if _has_positions(saliency.info) else None,
-        alpha=ctx.alpha,
-        random_state=ctx.random_state,
-        verbose=False,
-    )
-    # a signed map: its magnitude (see Notes); the signed test is kept
-    # in the line, so that a reader sees why the two differ
-    signed = is_signed(saliency.get_data())
-    res = cell_permutation_test(saliency, absolute=signed, **cell_kw)
-    details = {"cells": res}
-    n_sig = int(res.significant.sum())
-    line = _cells_line(res)
-    if signed:
-        res_signed = cell_permutation_test(saliency, **cell_kw)
-        details["cells_signed"] = res_signed
-        line += (
-            f"; signed values: {int(res_signed.significant.sum())} cells "
-            "reliably above the median (evidence for the explained class "
-            "consistently across epochs)"
-        )
-    verdict = "pass" if n_sig > 0 else "fail"
-    row = _row(verdict, n_sig, np.nan, np.nan, "at least one cell", line)
-    return {"cells": row}, details
-
-
-#: the check behind each name of CHECKS: ``f(ctx) -> (rows, details)``
-_CHECK_FUNCS = {
-    "accuracy": _check_accuracy,
-    "deletion": _check_deletion,
-    "randomization": _check_randomization,
-    "cells": _check_cells,
-}

@@ -19,9 +19,10 @@ from mne.utils import _validate_type, check_random_state, logger, verbose, warn
 
 from mne_freqmask._inputs import epochs_labels
 from mne_freqmask.evaluation._common import (
+    _cell_power,
     _check_model,
-    _chunks,
     _class_names,
+    _find_channels,
     _source,
     _untrained_explanations,
 )
@@ -197,17 +198,8 @@ def _class_maps(saliency, labels, absolute):
 
 def _power_map(epochs, saliency, labels):
     """Mean rfft power per class, collapsed on the saliency's cells."""
-    grid = saliency.grid
     picks = [epochs.ch_names.index(ch) for ch in saliency.ch_names]
-    src = _source(epochs)
-    classes = np.unique(labels)
-    power = {int(c): np.zeros((len(picks), grid.n_bands)) for c in classes}
-    for sl, xb in _chunks(src):
-        spec = np.abs(np.fft.rfft(xb[:, picks].astype(np.float64), axis=-1)) ** 2
-        cells = grid.collapse(spec)
-        for c in classes:
-            power[int(c)] += cells[labels[sl] == c].sum(0)
-    return {c: p / max((labels == c).sum(), 1) for c, p in power.items()}
+    return _cell_power(_source(epochs), saliency.grid, picks, labels)
 
 
 def _baseline_maps(epochs, model, saliency, labels, n_baselines, explain_kw, rng):
@@ -354,13 +346,9 @@ def clever_hans_report(
     if model is not None:
         model = _check_model(model)
     data, ch_names, edges = _channel_band_map(saliency, absolute, average_first=True)
-    upper = {ch.upper(): ch for ch in ch_names}
-    found = [upper[ch.upper()] for ch in artifact_channels if ch.upper() in upper]
-    if not found:
-        raise ValueError(
-            f"None of the artefact channels {list(artifact_channels)} is in the "
-            f"data (channels: {ch_names[:10]}...); pass artifact_channels."
-        )
+    found = _find_channels(
+        artifact_channels, ch_names, "artefact channels", "artifact_channels"
+    )
     rows = np.isin(ch_names, found)
     _check_not_empty(saliency, data, absolute)
     total = data.sum()

@@ -38,11 +38,12 @@ from mne_freqmask.evaluation._clever_hans_rules import (
     _unit_verdict,
 )
 from mne_freqmask.evaluation._common import (
+    _cell_power,
     _chance_test,
     _check_chance,
     _check_model,
-    _chunks,
     _draw_donors,
+    _find_channels,
     _group_codes,
     _labels,
     _reference_source,
@@ -95,27 +96,12 @@ def _as_bands(bands):
     return dict(bands)
 
 
-def _find_channels(names, ch_names, what):
-    upper = {ch.upper(): ch for ch in ch_names}
-    found = [upper[ch.upper()] for ch in names if ch.upper() in upper]
-    if not found:
-        raise ValueError(
-            f"None of the {what} {list(names)[:10]} is in the data (channels: "
-            f"{list(ch_names)[:10]}...); pass channels=."
-        )
-    return found
-
-
 def _band_power(src, grid, picks):
     """Mean power of each (picked channel, band) over the epochs, and the
     data's standard deviation (for the input-scale hint)."""
-    total = np.zeros((len(picks), grid.n_bands))
     moments = RunningMoments(axis=(0, 1, 2))
-    for _, xb in _chunks(src):
-        moments.update(xb)
-        spec = np.abs(np.fft.rfft(xb[:, picks].astype(np.float64), axis=-1)) ** 2
-        total += grid.collapse(spec).sum(0)
-    return total / len(src), float(moments.std.squeeze())
+    power = _cell_power(src, grid, picks, moments=moments)
+    return power, float(moments.std.squeeze())
 
 
 @dataclass
