@@ -96,14 +96,6 @@ def _as_bands(bands):
     return dict(bands)
 
 
-def _band_power(src, grid, picks):
-    """Mean power of each (picked channel, band) over the epochs, and the
-    data's standard deviation (for the input-scale hint)."""
-    moments = RunningMoments(axis=(0, 1, 2))
-    power = _cell_power(src, grid, picks, moments=moments)
-    return power, float(moments.std.squeeze())
-
-
 @dataclass
 class CleverHansTest(EvaluationResult):
     """Result of :func:`clever_hans_test`.
@@ -397,7 +389,9 @@ def clever_hans_test(
     rng = check_random_state(random_state)
     suspect_rows = np.isin(ch_names, channels)
     suspect = np.repeat(suspect_rows[:, None], grid.n_bands, axis=1)
-    power, scale = _band_power(src, grid, picks)
+    moments = RunningMoments(axis=(0, 1, 2))  # the data's scale, for the hint
+    power = _cell_power(src, grid, picks, moments=moments)
+    scale = float(moments.std.squeeze())
     pool, neighbours = _control_pool(epochs.info, picks, suspect_rows)
     ctrl = _match_controls(power, suspect_rows, pool, control, rng)
     fill = None

@@ -161,39 +161,16 @@ def remove_cells(x, keep, grid, picks, device=None, *, fill=None):
 def run_removals(src, model, removals, grid, picks, *, labels=None, fill=None, device):
     """The removal engine: remove -> predict -> record, chunk by chunk.
 
-    Every evaluation that removes cells and scores the model runs through
-    here: the epochs are read one chunk at a time, each removal of
-    ``removals(sl)`` is applied to the chunk by :func:`remove_cells` and the
-    model's prediction recorded.
-
-    Parameters
-    ----------
-    src : EpochsSource
-        The epochs (read chunk by chunk, each chunk checked finite).
-    model : torch.nn.Module
-        The model (run in eval mode, its flags restored).
-    removals : callable
-        ``removals(sl)`` yields ``(key, keep)`` for the epochs of slice
-        ``sl``: ``keep`` as in :func:`remove_cells` (one map, or one per
-        epoch of the chunk), or ``None`` for the data as is (no transform).
-    grid, picks
-        The cell grid and explained-channel indices (:func:`remove_cells`).
-    labels : None | ndarray of int, shape (n_epochs,)
-        Class of each epoch: also record the true-class probability.
-    fill : None | tuple
-        ``(ref, donors)``: the reference epochs (an EpochsSource) and the
-        index of the reference epoch lending its cells to each epoch
-        (``operator="reference"``); ``None`` zeroes the removed cells.
-    device : str | torch.device
-        Where the model runs.
-
-    Returns
-    -------
-    pred : dict
-        ``key`` -> predicted class of every epoch, ndarray of int.
-    prob : dict
-        ``key`` -> true-class softmax probability of every epoch (empty
-        without ``labels``).
+    Every evaluation that removes cells and scores the model runs here. For
+    each chunk of ``src`` (an EpochsSource, checked finite) and each
+    ``(key, keep)`` that ``removals(sl)`` yields for its slice ``sl``, the
+    cells are removed by :func:`remove_cells` (``keep`` as there, one map or
+    one per epoch of the chunk; ``None``: the data as is) and the model's
+    output recorded. ``fill`` is ``None`` (zero the removed cells) or
+    ``(ref, donors)``: the reference EpochsSource and the reference epoch
+    lending its cells to each epoch. Returns ``pred`` (key -> predicted
+    class of every epoch) and ``prob`` (key -> true-class softmax
+    probability of every epoch; empty without ``labels``).
     """
     dev = resolve_device(device, model)
     pred, prob = {}, {}
