@@ -90,12 +90,17 @@ def test_results_share_the_base(held):
         table = res.to_data_frame()
         assert isinstance(table, pd.DataFrame) and len(table) > 0
         html = res._repr_html_()
-        assert "<table" in html and type(res).__name__ in html
+        assert html == res.to_html() and "<table" in html
     cell_test, check, report = results
     # the verdicts are the results' own figures
     assert cell_test.passed == bool(cell_test.significant.any())
     assert cell_test.passed  # the planted cells are reliably salient
     assert check.passed and check.verdict == "1 pass, 0 fail, 0 tie"
+    # the base's HTML: the class, the verdict and the table
+    for res in (cell_test, report):
+        html = res.to_html()
+        assert type(res).__name__ in html and res.verdict.split(":")[0] in html
+        assert repr(res) == f"<{type(res).__name__} | {res.verdict}>"
     assert report.passed == (not report.flagged)
     assert ("FLAGGED" in report.verdict) == report.flagged
 

@@ -51,7 +51,7 @@ ARTIFACT_CHANNELS = (
 RATIO_THRESHOLD = 1.0
 
 
-@dataclass
+@dataclass(repr=False)
 class CleverHansReport(EvaluationResult):
     """Where an explanation puts its relevance: artefact-prone or not.
 
@@ -108,30 +108,13 @@ class CleverHansReport(EvaluationResult):
 
     @property
     def verdict(self):
-        """``"FLAGGED"`` or ``"ok"``, with the figure the flag rests on."""
-        if self.calibrated:
-            what = (
-                f"ratio to the untrained copies "
-                f"{self.per_class.loc['all', 'baseline_ratio']:.2f}"
-            )
-        else:
-            what = f"share {self.fraction:.1%} (uncalibrated)"
-        state = "FLAGGED" if self.flagged else "ok"
-        return f"{state}: {what}, threshold {self.threshold:g}"
-
-    @property
-    def passed(self):
-        """True when the screen does not flag the model."""
-        return not self.flagged
-
-    def __repr__(self):
+        """``"FLAGGED"`` or ``"ok"``, with the shares the flag rests on."""
         where = "artefact channels"
         if self.fraction_joint is not None:
             where += " at low frequencies"
-        state = "FLAGGED" if self.flagged else "ok"
         out = (
-            f"<CleverHansReport | {state}: {self.fraction:.1%} of relevance on "
-            f"{where} ({', '.join(self.artifact_channels)}; "
+            f"{'FLAGGED' if self.flagged else 'ok'}: {self.fraction:.1%} of "
+            f"relevance on {where} ({', '.join(self.artifact_channels)}; "
             f"{', '.join(self.low_bands) or 'all frequencies'}), "
             f"{self.area:.1%} of the cells"
         )
@@ -139,14 +122,18 @@ class CleverHansReport(EvaluationResult):
         if pc is not None:
             out += f", {pc.loc['all', 'power_share']:.1%} of the power"
             if "baseline_share" in pc:
-                out += (
+                return out + (
                     f", untrained {pc.loc['all', 'baseline_share']:.1%}; ratio to "
                     f"baseline {pc.loc['all', 'baseline_ratio']:.2f}, to power "
                     f"{pc.loc['all', 'power_ratio']:.2f} (max over classes "
-                    f"{self._max_ratio():.2f}), threshold {self.threshold:g}>"
+                    f"{self._max_ratio():.2f}), threshold {self.threshold:g}"
                 )
-                return out
-        return out + f", uncalibrated threshold {self.threshold:.0%}>"
+        return out + f", uncalibrated threshold {self.threshold:.0%}"
+
+    @property
+    def passed(self):
+        """True when the screen does not flag the model."""
+        return not self.flagged
 
     def _max_ratio(self):
         pc = self.per_class

@@ -26,7 +26,7 @@ from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 from mne_freqmask.utils._docs import fill_doc
 
 
-@dataclass
+@dataclass(repr=False)
 class CellTestResult(EvaluationResult):
     """Result of :func:`cell_permutation_test`.
 
@@ -132,13 +132,6 @@ class CellTestResult(EvaluationResult):
         if self.times is not None:
             label += f" {float(self.times[index[2]]):.2f} s"
         return label
-
-    def __repr__(self):
-        return (
-            f"<CellTestResult | {self.correction}, {self.n_observations} "
-            f"observations, {int(self.significant.sum())}/{self.significant.size} "
-            f"cells significant at {self.alpha}>"
-        )
 
 
 @verbose
