@@ -48,14 +48,22 @@
 - A permutation / cluster test of which cells are reliably salient across
   epochs or subjects (:func:`cell_permutation_test`).
 
-One module each: :mod:`.check`, :mod:`.removal`, :mod:`.compare`, :mod:`.complexity`,
-:mod:`.ood`, :mod:`.sanity`, :mod:`.truth`, :mod:`.csp` and :mod:`.stats`; every name is
-importable from here. Every function reads its epochs chunk by chunk (as
-:func:`mne_freqmask.explain`), so epochs that are not preloaded are never
-held in memory at once.
+Grouped by what they measure (one module each, every name importable from
+here): the checks at once (:mod:`.check`); faithfulness (:mod:`.removal`,
+:mod:`.limit`, :mod:`.compare`, :mod:`.complexity`, :mod:`.quantus_bridge`);
+randomisation (:mod:`.sanity`); ground truth (:mod:`.truth`); Clever Hans
+(:mod:`.counterfactual`, :mod:`.clever_hans`); CSP (:mod:`.csp`); out of
+distribution (:mod:`.ood`); statistics (:mod:`.stats`). Every score that
+removes cells runs through one removal engine
+(:func:`~mne_freqmask.evaluation.removal.run_removals`: remove, predict,
+record, chunk by chunk) on :func:`remove_cells`; every result with a
+verdict derives from :class:`EvaluationResult`. Every function reads its
+epochs chunk by chunk (as :func:`mne_freqmask.explain`), so epochs that are
+not preloaded are never held in memory at once.
 """
 
 from mne_freqmask.evaluation._common import _cell_ranks  # noqa: F401
+from mne_freqmask.evaluation._result import EvaluationResult
 from mne_freqmask.evaluation.check import ExplanationCheck, check_explanation
 from mne_freqmask.evaluation.clever_hans import (
     ARTIFACT_CHANNELS,
@@ -95,11 +103,12 @@ from mne_freqmask.evaluation.stats import (
     paired_comparison,
 )
 from mne_freqmask.evaluation.truth import (
+    PlantedVerification,
     ground_truth_scores,
     planted_window_auroc,
     score_planted,
+    verify_planted,
 )
-from mne_freqmask.evaluation.verify import PlantedVerification, verify_planted
 
 __all__ = [
     "ARTIFACT_CHANNELS",
@@ -108,6 +117,7 @@ __all__ = [
     "CSPComparison",
     "PlantedVerification",
     "CleverHansReport",
+    "EvaluationResult",
     "ExplanationCheck",
     "CleverHansTest",
     "band_log_power",

@@ -14,7 +14,6 @@ from mne_freqmask._inputs import EpochsSource, _ready_epochs, epochs_labels
 from mne_freqmask._torch_utils import (
     check_model,
     model_context,
-    predict,
     resolve_device,
 )
 from mne_freqmask.models import as_model
@@ -140,13 +139,8 @@ def _prepare(epochs, saliency, y, model, device):
     epochs = _ready_epochs(epochs)
     src = _source(epochs)
     labels = _labels(epochs, y, model, device, src)
+    _check_grid(saliency)
     grid = saliency.grid
-    if grid is None:  # a TFR map that does not know its windows
-        raise ValueError(
-            "The time-resolved saliency does not know its windows (win_length, "
-            "hop, n_times, tmin), so its cells cannot be removed from the "
-            "epochs; use the map returned by explain(..., time_windows=...)."
-        )
     n_times = src.shape[-1]
     if grid.n_times != n_times or not np.isclose(grid.sfreq, epochs.info["sfreq"]):
         freqs = np.fft.rfftfreq(n_times, 1.0 / epochs.info["sfreq"])
@@ -173,6 +167,51 @@ def _prepare(epochs, saliency, y, model, device):
         )
     picks = np.array([epochs.ch_names.index(ch) for ch in saliency.ch_names])
     return src, labels, grid, picks
+
+
+def _check_grid(saliency):
+    """A TFR map must know its windows: its cells are removed from the epochs."""
+    if saliency.grid is None:
+        raise ValueError(
+            "The time-resolved saliency does not know its windows (win_length, "
+            "hop, n_times, tmin), so its cells cannot be removed from the "
+            "epochs; use the map returned by explain(..., time_windows=...)."
+        )
+
+
+def _find_channels(names, ch_names, what, param="channels"):
+    """The channels of ``names`` present in ``ch_names`` (case-insensitive)."""
+    upper = {ch.upper(): ch for ch in ch_names}
+    found = [upper[ch.upper()] for ch in names if ch.upper() in upper]
+    if not found:
+        raise ValueError(
+            f"None of the {what} {list(names)[:10]} is in the data (channels: "
+            f"{list(ch_names)[:10]}...); pass {param}=."
+        )
+    return found
+
+
+def _cell_power(src, grid, picks, labels=None, moments=None):
+    """Mean rfft power of each (picked channel, cell of ``grid``), chunk by chunk.
+
+    Per class of ``labels`` (a dict class -> ``(n_picks, n_bands)``), or over
+    all epochs (``labels=None``: one array). ``moments`` (a
+    :class:`~mne_freqmask.utils._moments.RunningMoments`) is updated with
+    every chunk, for statistics of the data in the same pass.
+    """
+    classes = [None] if labels is None else [int(c) for c in np.unique(labels)]
+    total = {c: np.zeros((len(picks), grid.n_bands)) for c in classes}
+    for sl, xb in _chunks(src):
+        if moments is not None:
+            moments.update(xb)
+        cells = grid.band_power(
+            xb[:, picks].astype(np.float64), norm="backward", func=np.sum
+        )
+        for c in classes:
+            total[c] += cells.sum(0) if c is None else cells[labels[sl] == c].sum(0)
+    if labels is None:
+        return total[None] / len(src)
+    return {c: p / max((labels == c).sum(), 1) for c, p in total.items()}
 
 
 def _flat_cells(values):
@@ -214,13 +253,12 @@ def _check_model(model):
 
 
 def _predictions(model, src, device):
-    """Predicted class of every epoch of ``src``, read chunk by chunk."""
-    dev = resolve_device(device, model)
-    pred = np.empty(len(src), int)
-    with model_context(model, dev):
-        for sl, xb in _chunks(src):
-            pred[sl] = predict(model, xb, dev).argmax(1)
-    return pred
+    """Predicted class of every epoch of ``src``: the removal engine, no removal."""
+    from mne_freqmask.evaluation.removal import run_removals
+
+    no_removal = (("original", None),)
+    pred, _ = run_removals(src, model, lambda sl: no_removal, None, None, device=device)
+    return pred["original"]
 
 
 def _accuracy(epochs, model, labels, device):
@@ -348,13 +386,13 @@ def _class_names(epochs, labels):
         return {str(c): int(c) for c in np.unique(labels)}
 
 
-def _draw_donors(n_epochs, n_ref, same, rng):
+def _draw_donors(n_epochs, n_ref, same, rng, name="operator"):
     """Reference epoch lending its cells to each epoch (never itself)."""
     if not same:
         return rng.randint(0, n_ref, n_epochs)
     if n_ref < 2:
         raise ValueError(
-            'operator="reference" without a reference needs at least 2 epochs '
+            f'{name}="reference" without a reference needs at least 2 epochs '
             "(an epoch never receives its own cells); pass reference=."
         )
     return (np.arange(n_epochs) + rng.randint(1, n_ref, n_epochs)) % n_ref

@@ -23,43 +23,25 @@ the same way over its channel x band x window cells, on its own windows.
 """
 
 import time
-import warnings
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
-import numpy as np
 import pandas as pd
-import torch
 from mne.utils import _validate_type, logger, verbose
 
 from mne_freqmask._inputs import _ready_epochs
 from mne_freqmask._saliency_utils import steps_summary
-from mne_freqmask.evaluation._check_maps import (
-    _cells_line,
-    _check_grid,
-    _check_same_cells,
-    _explain_kw,
-    _random_like,
-    _refit_explainer,
-)
+from mne_freqmask.evaluation._checks import _CHECK_FUNCS, _explain_kw
 from mne_freqmask.evaluation._common import (
     _check_explain_kw,
+    _check_grid,
     _check_model,
-    _explain,
     _group_codes,
-    _group_means,
-    _labels,
-    _predictions,
-    _source,
 )
-from mne_freqmask.evaluation.compare import compare_methods
-from mne_freqmask.evaluation.sanity import spearman
-from mne_freqmask.evaluation.stats import bootstrap_ci, cell_permutation_test
-from mne_freqmask.models import parameter_layers, untrained_copy
+from mne_freqmask.evaluation._result import EvaluationResult
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
-from mne_freqmask.utils._checks import _has_positions
 from mne_freqmask.utils._docs import fill_doc
-from mne_freqmask.viz import is_signed
 
 #: the checks :func:`check_explanation` can run, in the order it runs them
 CHECKS = ("accuracy", "deletion", "randomization", "cells")
@@ -69,7 +51,7 @@ VERDICTS = ("pass", "fail", "tie", "skipped")
 
 
 @dataclass
-class ExplanationCheck:
+class ExplanationCheck(EvaluationResult):
     """Result of :func:`check_explanation`.
 
     Attributes
@@ -114,6 +96,14 @@ class ExplanationCheck:
     details: dict = field(default_factory=dict)
     time_windows: tuple | None = None
 
+    _table = "checks"
+
+    @property
+    def verdict(self):
+        """``"N pass, N fail, N tie"``: the count of each verdict."""
+        counts = self.checks["verdict"].value_counts()
+        return ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS[:3])
+
     @property
     def verdicts(self):
         """``{check: verdict}``."""
@@ -155,9 +145,10 @@ class ExplanationCheck:
         return out
 
     def __repr__(self):
-        counts = self.checks["verdict"].value_counts()
-        summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS[:3])
-        return f"<ExplanationCheck | {self.method}, {self.n_epochs} epochs, {summary}>"
+        return (
+            f"<ExplanationCheck | {self.method}, {self.n_epochs} epochs, "
+            f"{self.verdict}>"
+        )
 
     def __str__(self):
         return "\n".join(self.lines())
@@ -185,28 +176,6 @@ class ExplanationCheck:
             f"<th>verdict</th><th>result</th></tr>{rows}</table>"
             f"<p>Time: {escape(times)}</p>"
         )
-
-
-def _interval_verdict(low, high, better):
-    """``pass`` if the interval is beyond 0 on the ``better`` side."""
-    if better == "below":
-        low, high = -high, -low
-    if low > 0:
-        return "pass"
-    if high < 0:
-        return "fail"
-    return "tie"
-
-
-def _row(verdict, value, low, high, reference, line):
-    return dict(
-        verdict=verdict,
-        value=float(value),
-        ci_low=float(low),
-        ci_high=float(high),
-        reference=reference,
-        line=line,
-    )
 
 
 @verbose
@@ -374,189 +343,40 @@ def check_explanation(
     model = _check_model(model)
     _validate_type(explain_kw, (dict, None), "explain_kw")
     _check_explain_kw(explain_kw)
-    kw = _explain_kw(saliency, explain_kw)
-    codes = _group_codes(epochs, groups)
-    n_groups = len(epochs) if codes is None else int(codes.max() + 1)
+    ctx = SimpleNamespace(
+        epochs=epochs,
+        model=model,
+        saliency=saliency,
+        operator=operator,
+        y=y,
+        reference=reference,
+        groups=groups,
+        codes=_group_codes(epochs, groups),
+        max_similarity=max_similarity,
+        kw=_explain_kw(saliency, explain_kw),
+        n_boot=n_boot,
+        ci=ci,
+        alpha=alpha,
+        random_state=random_state,
+        device=device,
+    )
     timings, details, rows = {}, {}, {}
-
-    # accuracy, against the share of the most frequent class
-    start = time.perf_counter()
-    src = _source(epochs)
-    labels = _labels(epochs, y, model, device, src)
-    correct = (_predictions(model, src, device) == labels).astype(float)
-    chance = float(np.bincount(labels).max() / len(labels))
-    acc, low, high = float(correct.mean()), np.nan, np.nan
-    unit = _group_means(correct, codes)
-    if n_boot > 0 and len(unit) > 1:
-        acc, low, high = bootstrap_ci(unit, n_boot=n_boot, ci=ci, random_state=0)
-    timings["accuracy"] = time.perf_counter() - start
-    if "accuracy" in checks:
-        verdict = "tie" if np.isnan(low) else "pass" if low > chance else "fail"
-        if verdict == "pass":
-            words = "above chance"
-        elif verdict == "tie":
-            words = "no interval (n_boot=0 or one epoch): no verdict"
-        elif acc <= chance:
-            words = (
-                "at chance: the map explains a model that has not learnt the "
-                "task on these epochs"
-            )
-        else:  # above chance, but the interval reaches it
-            words = (
-                "not shown above chance: it could be at chance (the interval "
-                f"reaches {chance:.2f}; {len(unit)} "
-                f"{'epochs' if codes is None else 'groups'}), so the other "
-                "verdicts may be about a model that has not learnt the task; "
-                "more held-out epochs would tell"
-            )
-        rows["accuracy"] = _row(
-            verdict,
-            acc,
-            low,
-            high,
-            f"chance {chance:.2f}",
-            f"accuracy {acc:.2f} [{low:.2f}, {high:.2f}] {words}",
-        )
-
-    if "deletion" in checks:
+    # accuracy always runs: the head line and every verdict rest on it
+    for name in ("accuracy",) + tuple(c for c in CHECKS[1:] if c in checks):
         start = time.perf_counter()
-        scores = compare_methods(
-            epochs,
-            model,
-            # the control on the map's own cells (and windows)
-            {"map": saliency, "random": _random_like(saliency, random_state)},
-            rankings=("instance",),
-            operators=(operator,),
-            orders=("morf", "lerf"),
-            y=y,
-            reference=reference,
-            groups=groups,
-            baseline="random",
-            n_boot=max(n_boot, 1),
-            ci=ci,
-            random_state=random_state,
-            device=device,
-            verbose=False,
-        )
-        timings["deletion"] = time.perf_counter() - start
-        details["deletion"] = scores
-        sel = scores[
-            (scores["statistic"] == "area")
-            & (scores["metric"] == "probability")
-            & (scores["method"] == "map")
-        ].set_index("order")
-        for order, better, text in (
-            ("MoRF", "below", "removing its top cells first"),
-            ("LeRF", "above", "removing its bottom cells first"),
-        ):
-            r = sel.loc[order]
-            d, lo, hi = r["difference"], r["diff_ci_low"], r["diff_ci_high"]
-            verdict = _interval_verdict(lo, hi, better)
-            words = {
-                "pass": "beats",
-                "fail": "is worse than",
-                "tie": "ties with",
-            }[verdict]
-            rows[order.lower()] = _row(
-                verdict,
-                d,
-                lo,
-                hi,
-                "random map",
-                f"{text} ({operator} removal) {words} a random ranking: area "
-                f"{r['score']:.3f} vs {r['score'] - d:.3f}, difference {d:+.3f} "
-                f"[{lo:+.3f}, {hi:+.3f}]",
-            )
-
-    if "randomization" in checks:
-        start = time.perf_counter()
-        if not parameter_layers(model):
-            raise ValueError("The model has no parameters to randomise.")
-        seed = 0 if random_state is None else int(random_state)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            rand_model = untrained_copy(model)  # every layer re-initialised
-        with warnings.catch_warnings():
-            # a randomised model often predicts one class for every epoch:
-            # expected here, not the user's model to check
-            warnings.filterwarnings(
-                "ignore", "The model predicts class", RuntimeWarning
-            )
-            rand_kw = _refit_explainer(kw, epochs, rand_model, seed, device)
-            rand = _explain(
-                epochs, rand_model, saliency.method, rand_kw, random_state, device
-            )
-        _check_same_cells(saliency, rand)
-        rho = np.array(
-            [
-                spearman(a, b)
-                for a, b in zip(saliency.get_data(), rand.get_data(), strict=True)
-            ]
-        )
-        details["randomization"] = rho
-        unit = _group_means(rho, codes)
-        m, lo, hi = float(rho.mean()), np.nan, np.nan
-        if n_boot > 0 and len(unit) > 1:
-            m, lo, hi = bootstrap_ci(unit, n_boot=n_boot, ci=ci, random_state=0)
-        verdict = "tie"
-        if hi < max_similarity:
-            verdict = "pass"
-        elif lo > max_similarity:
-            verdict = "fail"
-        words = {
-            "pass": "the map changes when the model's weights are destroyed",
-            "fail": "the map stays alike when the model's weights are destroyed: "
-            "it explains the input more than the model",
-            "tie": "the map changes only partly when the weights are destroyed",
-        }[verdict]
-        rows["randomization"] = _row(
-            verdict,
-            m,
-            lo,
-            hi,
-            f"at most {max_similarity:g}",
-            f"Spearman with the randomised model's map {m:.2f} [{lo:.2f}, "
-            f"{hi:.2f}]: {words}",
-        )
-        timings["randomization"] = time.perf_counter() - start
-
-    if "cells" in checks:
-        start = time.perf_counter()
-        adjacency = "auto" if _has_positions(saliency.info) else None
-        cell_kw = dict(
-            groups=groups,
-            adjacency=adjacency,
-            alpha=alpha,
-            random_state=random_state,
-            verbose=False,
-        )
-        # a signed map: its magnitude (see Notes); the signed test is kept
-        # in the line, so that a reader sees why the two differ
-        signed = is_signed(saliency.get_data())
-        res = cell_permutation_test(saliency, absolute=signed, **cell_kw)
-        details["cells"] = res
-        n_sig = int(res.significant.sum())
-        verdict = "pass" if n_sig > 0 else "fail"
-        line = _cells_line(res)
-        if signed:
-            res_signed = cell_permutation_test(saliency, **cell_kw)
-            details["cells_signed"] = res_signed
-            line += (
-                f"; signed values: {int(res_signed.significant.sum())} cells "
-                "reliably above the median (evidence for the explained class "
-                "consistently across epochs)"
-            )
-        rows["cells"] = _row(verdict, n_sig, np.nan, np.nan, "at least one cell", line)
-        timings["cells"] = time.perf_counter() - start
-
+        new_rows, new_details = _CHECK_FUNCS[name](ctx)
+        timings[name] = time.perf_counter() - start
+        if name in checks:
+            rows.update(new_rows)
+        details.update(new_details)
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "check"
     result = ExplanationCheck(
         checks=table,
         n_epochs=len(epochs),
-        n_groups=n_groups,
-        accuracy=float(correct.mean()),
-        chance=chance,
+        n_groups=len(epochs) if ctx.codes is None else int(ctx.codes.max() + 1),
+        accuracy=ctx.accuracy,
+        chance=ctx.chance,
         method=saliency.method,
         timings=timings,
         steps=steps_summary(saliency.diagnostics) or "",

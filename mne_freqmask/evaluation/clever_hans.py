@@ -19,13 +19,15 @@ from mne.utils import _validate_type, check_random_state, logger, verbose, warn
 
 from mne_freqmask._inputs import epochs_labels
 from mne_freqmask.evaluation._common import (
+    _cell_power,
     _check_model,
-    _chunks,
     _class_names,
+    _find_channels,
     _source,
     _untrained_explanations,
 )
 from mne_freqmask.evaluation._maps import _band_overlap, _channel_band_map
+from mne_freqmask.evaluation._result import EvaluationResult
 from mne_freqmask.saliency import SpectralSaliency
 
 #: Channels most exposed to eye movements and blinks (10-05 names): the
@@ -49,8 +51,8 @@ ARTIFACT_CHANNELS = (
 RATIO_THRESHOLD = 1.0
 
 
-@dataclass
-class CleverHansReport:
+@dataclass(repr=False)
+class CleverHansReport(EvaluationResult):
     """Where an explanation puts its relevance: artefact-prone or not.
 
     Parameters
@@ -102,14 +104,17 @@ class CleverHansReport:
     per_class: pd.DataFrame | None = field(repr=False, default=None)
     calibrated: bool = False
 
-    def __repr__(self):
+    _table = "per_class"
+
+    @property
+    def verdict(self):
+        """``"FLAGGED"`` or ``"ok"``, with the shares the flag rests on."""
         where = "artefact channels"
         if self.fraction_joint is not None:
             where += " at low frequencies"
-        state = "FLAGGED" if self.flagged else "ok"
         out = (
-            f"<CleverHansReport | {state}: {self.fraction:.1%} of relevance on "
-            f"{where} ({', '.join(self.artifact_channels)}; "
+            f"{'FLAGGED' if self.flagged else 'ok'}: {self.fraction:.1%} of "
+            f"relevance on {where} ({', '.join(self.artifact_channels)}; "
             f"{', '.join(self.low_bands) or 'all frequencies'}), "
             f"{self.area:.1%} of the cells"
         )
@@ -117,14 +122,18 @@ class CleverHansReport:
         if pc is not None:
             out += f", {pc.loc['all', 'power_share']:.1%} of the power"
             if "baseline_share" in pc:
-                out += (
+                return out + (
                     f", untrained {pc.loc['all', 'baseline_share']:.1%}; ratio to "
                     f"baseline {pc.loc['all', 'baseline_ratio']:.2f}, to power "
                     f"{pc.loc['all', 'power_ratio']:.2f} (max over classes "
-                    f"{self._max_ratio():.2f}), threshold {self.threshold:g}>"
+                    f"{self._max_ratio():.2f}), threshold {self.threshold:g}"
                 )
-                return out
-        return out + f", uncalibrated threshold {self.threshold:.0%}>"
+        return out + f", uncalibrated threshold {self.threshold:.0%}"
+
+    @property
+    def passed(self):
+        """True when the screen does not flag the model."""
+        return not self.flagged
 
     def _max_ratio(self):
         pc = self.per_class
@@ -176,17 +185,8 @@ def _class_maps(saliency, labels, absolute):
 
 def _power_map(epochs, saliency, labels):
     """Mean rfft power per class, collapsed on the saliency's cells."""
-    grid = saliency.grid
     picks = [epochs.ch_names.index(ch) for ch in saliency.ch_names]
-    src = _source(epochs)
-    classes = np.unique(labels)
-    power = {int(c): np.zeros((len(picks), grid.n_bands)) for c in classes}
-    for sl, xb in _chunks(src):
-        xb = xb[:, picks].astype(np.float64)
-        cells = grid.band_power(xb, norm="backward", func=np.sum)
-        for c in classes:
-            power[int(c)] += cells[labels[sl] == c].sum(0)
-    return {c: p / max((labels == c).sum(), 1) for c, p in power.items()}
+    return _cell_power(_source(epochs), saliency.grid, picks, labels)
 
 
 def _baseline_maps(epochs, model, saliency, labels, n_baselines, explain_kw, rng):
@@ -333,13 +333,9 @@ def clever_hans_report(
     if model is not None:
         model = _check_model(model)
     data, ch_names, edges = _channel_band_map(saliency, absolute, average_first=True)
-    upper = {ch.upper(): ch for ch in ch_names}
-    found = [upper[ch.upper()] for ch in artifact_channels if ch.upper() in upper]
-    if not found:
-        raise ValueError(
-            f"None of the artefact channels {list(artifact_channels)} is in the "
-            f"data (channels: {ch_names[:10]}...); pass artifact_channels."
-        )
+    found = _find_channels(
+        artifact_channels, ch_names, "artefact channels", "artifact_channels"
+    )
     rows = np.isin(ch_names, found)
     _check_not_empty(saliency, data, absolute)
     total = data.sum()

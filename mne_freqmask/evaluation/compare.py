@@ -36,7 +36,7 @@ from mne_freqmask.evaluation._sensitivity import (
 from mne_freqmask.evaluation.complexity import quantus_scores
 from mne_freqmask.evaluation.removal import deletion_curves
 from mne_freqmask.evaluation.stats import bootstrap_ci, paired_comparison
-from mne_freqmask.evaluation.truth import ground_truth_scores, planted_window_auroc
+from mne_freqmask.evaluation.truth import ground_truth_scores
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 from mne_freqmask.utils._deps import import_optional
@@ -148,13 +148,13 @@ def _area(per_epoch, frac):
 def _map_columns(sal, truth, use_quantus):
     cols = {}
     level = "instance" if sal.level == "instance" else "group"
-    if truth is not None and isinstance(sal, SpectralSaliencyTFR):
-        # the planted channel x band x window cells; no rank accuracy there
-        auroc = planted_window_auroc(sal, truth, level=level)
-        cols.update(auroc=auroc, rank_accuracy=np.nan)
-    elif truth is not None:
+    if truth is not None:
         gt = ground_truth_scores(sal, truth, level=level)
-        cols.update(auroc=gt["auroc"], rank_accuracy=gt["rank_accuracy"])
+        # the table reports FLEXtime's rank accuracy for channel x band maps
+        tfr = isinstance(sal, SpectralSaliencyTFR)
+        cols.update(
+            auroc=gt["auroc"], rank_accuracy=np.nan if tfr else gt["rank_accuracy"]
+        )
     if use_quantus:
         cols.update(quantus_scores(sal).mean().to_dict())
     return cols

@@ -29,9 +29,7 @@ from mne.utils import (
 )
 
 from mne_freqmask._inputs import _ready_epochs
-from mne_freqmask._torch_utils import model_context, predict, resolve_device
 from mne_freqmask.evaluation._clever_hans_rules import (
-    _ROWS,
     _control_pool,
     _cost,
     _match_controls,
@@ -40,18 +38,21 @@ from mne_freqmask.evaluation._clever_hans_rules import (
     _unit_verdict,
 )
 from mne_freqmask.evaluation._common import (
+    _cell_power,
     _chance_test,
     _check_chance,
     _check_model,
-    _chunks,
+    _draw_donors,
+    _find_channels,
     _group_codes,
     _labels,
+    _reference_source,
     _source,
 )
-from mne_freqmask.evaluation.removal import remove_cells
+from mne_freqmask.evaluation._result import EvaluationResult
+from mne_freqmask.evaluation.removal import run_removals
 from mne_freqmask.spectral import FrequencyGrid
 from mne_freqmask.utils._docs import fill_doc
-from mne_freqmask.utils._metrics import softmax
 from mne_freqmask.utils._moments import RunningMoments
 
 #: Frontal channels (10-05 names, case-insensitive): the frontal-polar,
@@ -95,39 +96,8 @@ def _as_bands(bands):
     return dict(bands)
 
 
-def _find_channels(names, ch_names, what):
-    upper = {ch.upper(): ch for ch in ch_names}
-    found = [upper[ch.upper()] for ch in names if ch.upper() in upper]
-    if not found:
-        raise ValueError(
-            f"None of the {what} {list(names)[:10]} is in the data (channels: "
-            f"{list(ch_names)[:10]}...); pass channels=."
-        )
-    return found
-
-
-def _band_power(src, grid, picks):
-    """Mean power of each (picked channel, band) over the epochs, and the
-    data's standard deviation (for the input-scale hint)."""
-    total = np.zeros((len(picks), grid.n_bands))
-    moments = RunningMoments(axis=(0, 1, 2))
-    for _, xb in _chunks(src):
-        moments.update(xb)
-        xb = xb[:, picks].astype(np.float64)
-        total += grid.band_power(xb, norm="backward", func=np.sum).sum(0)
-    return total / len(src), float(moments.std.squeeze())
-
-
-def _donors(n, n_ref, same, rng):
-    if not same:
-        return rng.randint(0, n_ref, n)
-    if n_ref < 2:
-        raise ValueError('removal="reference" needs at least 2 epochs.')
-    return (np.arange(n) + rng.randint(1, n_ref, n)) % n_ref
-
-
 @dataclass
-class CleverHansTest:
+class CleverHansTest(EvaluationResult):
     """Result of :func:`clever_hans_test`.
 
     Parameters
@@ -207,6 +177,11 @@ class CleverHansTest:
     n_groups: int = 0
     chance: float = 0.5
     at_chance: bool = False
+
+    @property
+    def passed(self):
+        """True for a conclusive "no reliance on the suspected cells"."""
+        return self.verdict.startswith("no reliance")
 
     def __repr__(self):
         s = self.scores.loc["all"]
@@ -414,40 +389,29 @@ def clever_hans_test(
     rng = check_random_state(random_state)
     suspect_rows = np.isin(ch_names, channels)
     suspect = np.repeat(suspect_rows[:, None], grid.n_bands, axis=1)
-    power, scale = _band_power(src, grid, picks)
+    moments = RunningMoments(axis=(0, 1, 2))  # the data's scale, for the hint
+    power = _cell_power(src, grid, picks, moments=moments)
+    scale = float(moments.std.squeeze())
     pool, neighbours = _control_pool(epochs.info, picks, suspect_rows)
     ctrl = _match_controls(power, suspect_rows, pool, control, rng)
+    fill = None
     if removal == "reference":
-        ref = src if reference is None else _source(reference, "reference")
-        if reference is not None and (
-            ref.shape[1:] != src.shape[1:] or reference.ch_names != epochs.ch_names
-        ):
-            raise ValueError("reference must have the channels and samples of epochs.")
-        donors = _donors(len(src), len(ref), reference is None, rng)
-    dev = resolve_device(device, model)
-    prob = {k: np.empty(len(src)) for k in _ROWS}
-    correct = {k: np.empty(len(src)) for k in _ROWS}
-    predicted = np.empty(len(src), int)
-    with model_context(model, dev):
-        for sl, xb in _chunks(src):
-            fill = None
-            if removal == "reference":
-                uniq, inv = np.unique(donors[sl], return_inverse=True)
-                fill = ref[uniq][inv]
-            yb = labels[sl]
-            for name, keep in (
-                ("original", None),
-                ("suspected", ~suspect),
-                ("control", ~ctrl),
-            ):
-                xr = xb
-                if keep is not None:
-                    xr = remove_cells(xb, keep, grid, picks, dev, fill=fill)
-                logits = predict(model, xr, dev)
-                prob[name][sl] = softmax(logits)[np.arange(len(yb)), yb]
-                correct[name][sl] = logits.argmax(1) == yb
-                if name == "original":
-                    predicted[sl] = logits.argmax(1)
+        ref = _reference_source(reference, src, epochs)
+        fill = (ref, _draw_donors(len(src), len(ref), ref is src, rng, "removal"))
+    removed = (("original", None), ("suspected", ~suspect), ("control", ~ctrl))
+    pred, prob = run_removals(
+        src,
+        model,
+        lambda sl: removed,
+        grid,
+        picks,
+        labels=labels,
+        fill=fill,
+        device=device,
+    )
+    correct = {k: (v == labels).astype(float) for k, v in pred.items()}
+    prob = {k: v.astype(float) for k, v in prob.items()}
+    predicted = pred["original"]
     n_classes = int(max(labels.max() + 1, 2))
     chance = _check_chance(correct["original"], labels, n_classes)
     _, p_chance = _chance_test(correct["original"], labels, n_classes)

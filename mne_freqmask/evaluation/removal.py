@@ -152,6 +152,45 @@ def remove_cells(x, keep, grid, picks, device=None, *, fill=None):
     return out.to(xt.dtype).cpu().numpy()
 
 
+def run_removals(src, model, removals, grid, picks, *, labels=None, fill=None, device):
+    """The removal engine: remove -> predict -> record, chunk by chunk.
+
+    Every evaluation that removes cells and scores the model runs here. For
+    each chunk of ``src`` (an EpochsSource, checked finite) and each
+    ``(key, keep)`` that ``removals(sl)`` yields for its slice ``sl``, the
+    cells are removed by :func:`remove_cells` (``keep`` as there, one map or
+    one per epoch of the chunk; ``None``: the data as is) and the model's
+    output recorded. ``fill`` is ``None`` (zero the removed cells) or
+    ``(ref, donors)``: the reference EpochsSource and the reference epoch
+    lending its cells to each epoch. Returns ``pred`` (key -> predicted
+    class of every epoch) and ``prob`` (key -> true-class softmax
+    probability of every epoch; empty without ``labels``).
+    """
+    dev = resolve_device(device, model)
+    pred, prob = {}, {}
+    with model_context(model, dev):
+        for sl, xb in _chunks(src):
+            fb = None
+            if fill is not None:
+                ref, donors = fill
+                uniq, inv = np.unique(donors[sl], return_inverse=True)
+                fb = ref[uniq][inv]
+            for key, keep in removals(sl):
+                xr = xb
+                if keep is not None:
+                    xr = remove_cells(xb, keep, grid, picks, dev, fill=fb)
+                logits = predict(model, xr, dev)
+                if key not in pred:
+                    pred[key] = np.empty(len(src), int)
+                    if labels is not None:
+                        prob[key] = np.empty(len(src), np.float32)
+                pred[key][sl] = logits.argmax(1)
+                if labels is not None:
+                    yb = labels[sl]
+                    prob[key][sl] = softmax(logits)[np.arange(len(yb)), yb]
+    return pred, prob
+
+
 def _scores(pred, y):
     return float((pred == y).mean()), balanced_accuracy(y, pred)
 
@@ -209,15 +248,14 @@ def evaluate_removal(
     src, labels, grid, picks = _prepare(epochs, saliency, y, model, device)
     values = _map_values(saliency, level, len(src))
     salient = salient_cells(values, fraction, random_state)
-    dev = resolve_device(device, model)
     conditions = (("RN", salient), ("RS", ~salient))
-    pred = {name: np.empty(len(src), int) for name in ("original", "RN", "RS")}
-    with model_context(model, dev):
-        for sl, xb in _chunks(src):
-            pred["original"][sl] = predict(model, xb, dev).argmax(1)
-            for name, keep in conditions:
-                xr = remove_cells(xb, _per_epoch(keep, sl), grid, picks, dev)
-                pred[name][sl] = predict(model, xr, dev).argmax(1)
+
+    def removals(sl):
+        yield "original", None
+        for name, keep in conditions:
+            yield name, _per_epoch(keep, sl)
+
+    pred, _ = run_removals(src, model, removals, grid, picks, device=device)
     rows = {"original": _scores(pred["original"], labels) + (0.0,)}
     for name, keep in conditions:
         rows[name] = _scores(pred[name], labels) + (1.0 - float(keep.mean()),)
@@ -373,24 +411,25 @@ def deletion_curves(
     if operator == "reference":
         ref = _reference_source(reference, src, epochs)
         donors = _draw_donors(len(src), len(ref), ref is src, rng)
-    dev = resolve_device(device, model)
-    shape = (len(src), len(ks))
-    correct = {name: np.empty(shape, bool) for name in curves}
-    prob = {name: np.empty(shape, np.float32) for name in curves}
-    with model_context(model, dev):
-        for sl, xb in _chunks(src):
-            rk, yb = _per_epoch(ranks, sl), labels[sl]
-            fill = None
-            if operator == "reference":
-                uniq, inv = np.unique(donors[sl], return_inverse=True)
-                fill = ref[uniq][inv]
-            for ki, k in enumerate(ks):
-                for name in curves:
-                    keep = _CURVES[name](rk, k, n_cells)
-                    xr = remove_cells(xb, keep, grid, picks, dev, fill=fill)
-                    logits = predict(model, xr, dev)
-                    correct[name][sl, ki] = logits.argmax(1) == yb
-                    prob[name][sl, ki] = softmax(logits)[np.arange(len(yb)), yb]
+    fill = (ref, donors) if operator == "reference" else None
+
+    def removals(sl):
+        rk = _per_epoch(ranks, sl)
+        for ki, k in enumerate(ks):
+            for name in curves:
+                yield (name, ki), _CURVES[name](rk, k, n_cells)
+
+    pred, prob = run_removals(
+        src, model, removals, grid, picks, labels=labels, fill=fill, device=device
+    )
+    correct = {
+        name: np.column_stack([pred[name, ki] == labels for ki in range(len(ks))])
+        for name in curves
+    }
+    prob = {
+        name: np.column_stack([prob[name, ki] for ki in range(len(ks))])
+        for name in curves
+    }
     frac = ks / n_cells
     scores = {}
     for name in curves:

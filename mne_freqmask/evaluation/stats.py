@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 from mne.utils import _check_option, _validate_type, check_random_state, verbose
 
+from mne_freqmask.evaluation._result import EvaluationResult
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 from mne_freqmask.utils._docs import fill_doc
 
 
-@dataclass
-class CellTestResult:
+@dataclass(repr=False)
+class CellTestResult(EvaluationResult):
     """Result of :func:`cell_permutation_test`.
 
     The cell arrays have shape ``(n_channels, n_bands)``, or ``(n_channels,
@@ -74,6 +75,20 @@ class CellTestResult:
     times: np.ndarray | None = None
     absolute: bool = False
 
+    @property
+    def verdict(self):
+        """How many cells are reliably salient, in words."""
+        return (
+            f"{int(self.significant.sum())}/{self.significant.size} cells "
+            f"significant at {self.alpha} ({self.correction}, "
+            f"{self.n_observations} observations)"
+        )
+
+    @property
+    def passed(self):
+        """True when at least one cell is significant."""
+        return bool(self.significant.any())
+
     def to_data_frame(self):
         """One row per cell.
 
@@ -117,13 +132,6 @@ class CellTestResult:
         if self.times is not None:
             label += f" {float(self.times[index[2]]):.2f} s"
         return label
-
-    def __repr__(self):
-        return (
-            f"<CellTestResult | {self.correction}, {self.n_observations} "
-            f"observations, {int(self.significant.sum())}/{self.significant.size} "
-            f"cells significant at {self.alpha}>"
-        )
 
 
 @verbose

@@ -1,8 +1,12 @@
 """Ground truth: planted signals, Clever-Hans artefacts, CSP patterns.
 
-- :func:`ground_truth_scores` and :func:`score_planted`: how well a map finds
-  the planted channel x band cells of simulated data (or of any data whose
-  informative channels and band are known); both use the same AUROC.
+- :func:`ground_truth_scores`: how well a map finds the planted channel x
+  band (x window) cells of simulated data (or of any data whose informative
+  channels and band are known), the one ground-truth score;
+  :func:`score_planted` and :func:`planted_window_auroc` read it.
+- :func:`verify_planted`: the verdict, against untrained copies of the
+  model scored the same way (an untrained model's map can score high too:
+  the planted band may simply hold the most power).
 - :func:`~.clever_hans.clever_hans_report` (in :mod:`.clever_hans`):
   whether the relevance piles up on artefact-prone (frontal, slow) cells,
   a model relying on eye movements rather than brain activity (Meyer zu
@@ -16,15 +20,29 @@ They work on any :class:`~mne_freqmask.SpectralSaliency` (every method of
 time-domain relevance of :func:`mne_freqmask.lrp.compute_relevance`.
 """
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
-from mne.utils import _check_option, _validate_type
+from mne import BaseEpochs
+from mne.utils import _check_option, _validate_type, check_random_state, logger, verbose
 from scipy.stats import rankdata
 
-from mne_freqmask.evaluation._common import _cell_ranks
+from mne_freqmask.evaluation._common import (
+    _cell_ranks,
+    _check_chance,
+    _check_model,
+    _explain,
+    _labels,
+    _predictions,
+    _source,
+    _untrained_explanations,
+)
 from mne_freqmask.evaluation._maps import _channel_band_map
+from mne_freqmask.evaluation._result import EvaluationResult
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
+from mne_freqmask.utils._docs import fill_doc
 
 
 def _auroc(scores, positive):
@@ -53,13 +71,30 @@ def _maps_to_score(saliency, level, absolute, n_cell_dims):
 
 
 def _truth_cells(saliency, truth):
+    """The planted cells of ``truth`` on the cells of ``saliency`` (bool).
+
+    ``(n_channels, n_bands)``, or ``(n_channels, n_bands, n_windows)`` for a
+    :class:`~mne_freqmask.SpectralSaliencyTFR`.
+    """
+    tfr = isinstance(saliency, SpectralSaliencyTFR)
     if hasattr(truth, "cells"):
-        return truth.cells(saliency.ch_names, saliency.band_edges)
+        if not tfr:
+            return truth.cells(saliency.ch_names, saliency.band_edges)
+        if saliency.window_edges is None:
+            raise ValueError(
+                "The saliency does not know its window edges (win_length, "
+                "n_times and tmin); pass the boolean cells as truth."
+            )
+        return truth.cells(
+            saliency.ch_names, saliency.band_edges, saliency.window_edges
+        )
     cells = np.asarray(truth, bool)
-    if cells.shape != saliency.shape[-2:]:
+    if cells.shape != saliency.shape[-3 if tfr else -2 :]:
         raise ValueError(
-            f"truth must be a PlantedTruth or a boolean (n_channels, n_bands) = "
-            f"{saliency.shape[-2:]} array, got shape {cells.shape}."
+            "truth must be a PlantedTruth or a boolean (n_channels, n_bands) "
+            "array, or for a time-resolved map a PlantedBurst or one cell per "
+            f"channel x band x window; expected shape "
+            f"{saliency.shape[-3 if tfr else -2 :]}, got {cells.shape}."
         )
     return cells
 
@@ -78,13 +113,21 @@ def ground_truth_scores(
     the share of the map's sum on the planted features), each computed per
     map and averaged. Here a feature is a channel x band cell.
 
+    The one ground-truth score of the package: a time-resolved map
+    (:class:`~mne_freqmask.SpectralSaliencyTFR`) is scored the same way over
+    its channel x band x window cells (a cell is planted when its channel,
+    band and window all are, see
+    :meth:`~mne_freqmask.datasets.simulated.PlantedBurst.cells`).
+
     Parameters
     ----------
-    saliency : SpectralSaliency
+    saliency : SpectralSaliency | SpectralSaliencyTFR
         The explanation (per epoch or group level).
-    truth : PlantedTruth | ndarray of bool, shape (n_channels, n_bands)
+    truth : PlantedTruth | PlantedBurst | ndarray of bool
         The planted cells, e.g. from
-        :func:`mne_freqmask.datasets.simulated.make_epochs`.
+        :func:`mne_freqmask.datasets.simulated.make_epochs`: an array of shape
+        ``(n_channels, n_bands)``, or ``(n_channels, n_bands, n_windows)``
+        for a time-resolved map.
     level : "group" | "instance"
         Score the epoch-averaged map, or each epoch's map and average the
         scores.
@@ -123,7 +166,12 @@ def ground_truth_scores(
     ``random_state`` and the maps are ranked as they are (signed). Pass
     ``abs`` of a signed map to rank by magnitude.
     """
-    _validate_type(saliency, SpectralSaliency, "saliency")
+    _validate_type(
+        saliency,
+        (SpectralSaliency, SpectralSaliencyTFR),
+        "saliency",
+        "SpectralSaliency or SpectralSaliencyTFR",
+    )
     _check_option("level", level, ("group", "instance"))
     cells = _truth_cells(saliency, truth)
     n_planted = int(cells.sum())
@@ -137,6 +185,9 @@ def ground_truth_scores(
     if not 1 <= k <= cells.size:
         raise ValueError(f"k must be between 1 and {cells.size}, got {k}.")
     values = _maps_to_score(saliency, level, absolute, cells.ndim)
+    # one row per channel, the cells of all bands (and windows) along it
+    values = values.reshape(values.shape[:2] + (-1,))
+    cells = cells.reshape(len(cells), -1)
     aurocs, precs, ranks_acc, mass = [], [], [], []
     for v in values:
         aurocs.append(_auroc(v, cells))
@@ -201,20 +252,20 @@ def score_planted(saliency, truth, *, absolute=True):
         )
     ci, bi = np.unravel_index(np.argmax(data), data.shape)
     total = data.sum()
-    auc = _auroc(data, cells)
     return dict(
         top_cell=(ch_names[ci], saliency.band_names[bi]),
         top_is_planted=bool(cells[ci, bi]),
         planted_fraction=float(data[cells].sum() / total) if total else np.nan,
         chance=float(cells.mean()),
-        auc=auc,
+        auc=float(ground_truth_scores(saliency, cells, absolute=absolute)["auroc"]),
     )
 
 
 def planted_window_auroc(saliency, truth, *, level="group", absolute=False):
     """AUROC of the planted channel x band x window cells of a time-resolved map.
 
-    The short-time counterpart of :func:`ground_truth_scores`' ``auroc``:
+    ``ground_truth_scores(saliency, truth, ...)["auroc"]`` for a
+    :class:`~mne_freqmask.SpectralSaliencyTFR`:
     the probability that a planted cell (channel, band and window all
     planted, see :meth:`~mne_freqmask.datasets.simulated.PlantedBurst.cells`)
     outranks a non-planted one, with the same AUROC (ties count one half).
@@ -238,26 +289,177 @@ def planted_window_auroc(saliency, truth, *, level="group", absolute=False):
         0.5 is chance, 1 perfect.
     """
     _validate_type(saliency, SpectralSaliencyTFR, "saliency", "SpectralSaliencyTFR")
-    _check_option("level", level, ("group", "instance"))
-    if hasattr(truth, "cells"):
-        edges = saliency.window_edges
-        if edges is None:
-            raise ValueError(
-                "The saliency does not know its window edges (win_length, "
-                "n_times and tmin); pass the boolean cells as truth."
-            )
-        cells = truth.cells(saliency.ch_names, saliency.band_edges, edges)
+    scores = ground_truth_scores(saliency, truth, level=level, absolute=absolute)
+    return float(scores["auroc"])
+
+
+#: Default margin of :func:`verify_planted` (AUROC points).
+MIN_MARGIN = 0.05
+
+
+@dataclass(repr=False)
+class PlantedVerification(EvaluationResult):
+    """Result of :func:`verify_planted`.
+
+    Parameters
+    ----------
+    passed : bool
+        True when ``score - max(baseline_scores) >= min_margin`` (which
+        cannot happen when a baseline scores above ``1 - min_margin``: the
+        verdict then says "UNINFORMATIVE").
+    verdict : str
+        One line with the numbers.
+    score : float
+        AUROC of the model's map (absolute, per epoch then averaged): the
+        probability that a planted cell outranks a non-planted one.
+    baseline_scores : list of float
+        The same score for each untrained copy.
+    margin : float
+        ``score - max(baseline_scores)``.
+    min_margin : float
+        The margin needed to pass.
+    accuracy : float
+        The model's accuracy on the epochs.
+    chance : float
+        Accuracy of always predicting the most frequent class.
+    scores : pandas.Series
+        All of :func:`ground_truth_scores` for the model's map.
+    """
+
+    passed: bool
+    verdict: str
+    score: float
+    baseline_scores: list
+    margin: float
+    min_margin: float
+    accuracy: float
+    chance: float
+    scores: object = field(repr=False, default=None)
+
+
+@verbose
+@fill_doc
+def verify_planted(
+    epochs,
+    model,
+    truth,
+    *,
+    saliency=None,
+    method="lrp",
+    bands="canonical",
+    n_baselines=3,
+    min_margin=MIN_MARGIN,
+    explain_kw=None,
+    y=None,
+    random_state=0,
+    device="auto",
+    verbose=None,
+):
+    """Verify that a model's explanation finds the planted answer.
+
+    The map is scored by the AUROC of its magnitude against the planted cells
+    (:func:`ground_truth_scores` with ``absolute=True``: both signs of
+    relevance count as use; the same as the ``auc`` of
+    :func:`score_planted`), and so are the maps of ``n_baselines`` untrained
+    copies of the model (:func:`mne_freqmask.models.untrained_copy`),
+    explained the same way. The model passes when its score beats the best
+    baseline by ``min_margin``.
+
+    Parameters
+    ----------
+    epochs : mne.Epochs
+        Held-out epochs with the planted signal.
+    %(model)s
+    truth : PlantedTruth | ndarray of bool, shape (n_channels, n_bands)
+        The planted cells (e.g. from
+        :func:`mne_freqmask.datasets.simulated.make_epochs`).
+    saliency : SpectralSaliency | None
+        The model's explanation of ``epochs``; ``None`` computes it with
+        ``method`` and ``bands``. Given, its method and bands are used for
+        the baselines.
+    method : str
+        Explanation method (see :func:`mne_freqmask.explain`) when
+        ``saliency`` is None.
+    bands : int | dict | str
+        Bands when ``saliency`` is None.
+    n_baselines : int
+        Untrained copies to score.
+    min_margin : float
+        AUROC points above the best baseline needed to pass. The default,
+        0.05, was measured with LRP and ShallowFBCSPNet on simulated alpha on
+        C3/C4 with a stronger class-independent parietal-occipital alpha
+        (``make_epochs(distractor=...)``, 10 channels, 3 seeds): trained
+        models scored 1.00 against at most 0.92 for untrained copies (margin
+        +0.08); untrained models scored 0.81 to 0.90 (margins -0.10 to
+        -0.02). Without the distractor the untrained copies already score
+        1.00 (the planted cells hold the most power): the verdict is then
+        "UNINFORMATIVE" (not passed), whatever the model.
+    explain_kw : dict | None
+        Further arguments of :func:`mne_freqmask.explain`.
+    %(y)s
+    random_state : None | int | instance of ~numpy.random.RandomState
+        Seed of the untrained copies and of the explanations.
+    %(device)s
+    %(verbose)s
+
+    Returns
+    -------
+    result : PlantedVerification
+        ``passed``, the ``margin``, the scores and a one-line ``verdict``.
+
+    Notes
+    -----
+    Warns when the model is at chance on the epochs (one-sided binomial test
+    at 0.05): its explanation is then no evidence either way.
+    """
+    _validate_type(epochs, BaseEpochs, "epochs", "mne.Epochs")
+    model = _check_model(model)
+    _validate_type(saliency, (SpectralSaliency, None), "saliency")
+    _validate_type(n_baselines, "int-like", "n_baselines")
+    if n_baselines < 1:
+        raise ValueError(f"n_baselines must be at least 1, got {n_baselines}.")
+    rng = check_random_state(random_state)
+    src = _source(epochs)
+    labels = _labels(epochs, y, model, device, src)
+    pred = _predictions(model, src, device)
+    chance = _check_chance(pred == labels, labels, int(labels.max()) + 1)
+    kw = dict(explain_kw or {})
+    if saliency is None:
+        kw.setdefault("bands", bands)
+        saliency = _explain(epochs, model, method, kw, random_state, device)
     else:
-        cells = np.asarray(truth, bool)
-    if cells.shape != saliency.shape[-3:]:
-        raise ValueError(
-            f"truth must give one cell per channel x band x window "
-            f"{saliency.shape[-3:]}, got shape {cells.shape}."
+        method = saliency.method
+        kw.setdefault("bands", saliency.bands)
+        kw.setdefault("picks", list(saliency.ch_names))
+    scores = ground_truth_scores(saliency, truth, absolute=True)
+    score = float(scores["auroc"])
+    base = [
+        float(ground_truth_scores(sal, truth, absolute=True)["auroc"])
+        for sal in _untrained_explanations(
+            epochs, model, method, kw, rng, n_baselines, device
         )
-    if not 0 < cells.sum() < cells.size:
-        raise ValueError(
-            f"The truth marks {int(cells.sum())} of {cells.size} cells; the "
-            "AUROC needs planted and non-planted cells."
-        )
-    values = _maps_to_score(saliency, level, absolute, cells.ndim)
-    return float(np.mean([_auroc(v, cells) for v in values]))
+    ]
+    margin = score - max(base)
+    passed = bool(margin >= min_margin)
+    accuracy = float(np.mean(pred == labels))
+    state = "PASS" if passed else "FAIL"
+    if max(base) > 1 - min_margin:
+        state = "UNINFORMATIVE (untrained copies already find the planted cells)"
+    verdict = (
+        f"{state}: AUROC {score:.2f} against {max(base):.2f} "
+        f"for the best of {len(base)} untrained copies, margin {margin:+.2f} "
+        f"(needed {min_margin:g}); accuracy {accuracy:.2f} (chance {chance:.2f})"
+    )
+    result = PlantedVerification(
+        passed=passed,
+        verdict=verdict,
+        score=score,
+        baseline_scores=base,
+        margin=float(margin),
+        min_margin=float(min_margin),
+        accuracy=accuracy,
+        chance=chance,
+        scores=scores,
+    )
+    logger.info(repr(result))
+    return result
