@@ -20,6 +20,7 @@ function carries (``func.spec``), and runs every registered method.
 
 import ast
 import inspect
+import re
 import textwrap
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -57,13 +58,17 @@ def read_specs(module):
         ``func`` as ``"mne_freqmask.methods.<module>:<function>"``.
     """
     path = Path(__file__).with_name(f"{module}.py")
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    text = path.read_text(encoding="utf-8")
+    # parse only the decorated definitions' heads (a whole file costs ~5 ms):
+    # from each top-level "@method_spec(" to the name of the def it decorates
+    heads = re.findall(r"^@method_spec\(.*?^def \w+", text, re.M | re.S)
+    tree = ast.parse("".join(f"{head}(): pass\n" for head in heads), str(path))
     specs = []
     for node in tree.body:
         for deco in getattr(node, "decorator_list", ()):
             if getattr(getattr(deco, "func", None), "id", None) != "method_spec":
                 continue
-            where = f"{path.name}, line {deco.lineno}"
+            where = f"{path.name}, method_spec of {node.name}"
             kw = dict(func=f"{__package__}.{module}:{node.name}")
             for item in deco.keywords:
                 try:
