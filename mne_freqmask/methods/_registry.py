@@ -148,18 +148,8 @@ def get_spec(name):
 
 
 def get_method(name):
-    """Return the function implementing ``name``.
-
-    Parameters
-    ----------
-    name : str
-        A key of :data:`METHODS`.
-
-    Returns
-    -------
-    func : callable
-        The method's function, imported on first use.
-    """
+    """Return the function of the method ``name`` (a key of :data:`METHODS`),
+    imported on first use: ``get_spec(name).function()``."""
     return get_spec(name).function()
 
 
