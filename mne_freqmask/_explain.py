@@ -1,7 +1,5 @@
 """explain(): validate, convert, dispatch to a method, wrap the result."""
 
-import inspect
-
 import numpy as np
 from mne.utils import _check_option, _validate_type, logger, verbose, warn
 
@@ -16,9 +14,9 @@ from mne_freqmask._torch_utils import (
     resolve_n_jobs,
     torch_threads,
 )
-from mne_freqmask.methods import METHODS, get_method
+from mne_freqmask.methods import get_method
 from mne_freqmask.methods._base import chunk_size_for
-from mne_freqmask.methods._registry import check_short_time
+from mne_freqmask.methods._registry import check_method_kw, check_short_time
 from mne_freqmask.models import as_model, input_scale_of, model_metadata
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
@@ -55,32 +53,7 @@ def explain(
     ----------
     %(epochs_explain)s
     %(model)s
-    method : str
-        The explanation method, a key of :data:`mne_freqmask.methods.METHODS`
-        (more can be added with :func:`mne_freqmask.methods.register_method`):
-
-        - ``"freqmask"`` (default): the frequency-domain mask perturbation of
-          Wang et al.; saliency in [0, 1] per channel x band cell.
-        - ``"easypeasi"``: easyPEASI (Nahmias & Kontson, 2020), band-limited
-          Gaussian noise per cell; drop in balanced accuracy (group) or in the
-          true-class probability (instance). Needs class labels (``y``).
-        - ``"amplitude_gradients"``: gradient of the target logit with respect
-          to the spectral amplitudes (Schirrmeister et al., 2017).
-        - ``"integrated_gradients"`` and ``"ablation"``: captum's
-          IntegratedGradients and FeatureAblation on the (real, imaginary)
-          spectrum, through an inverse FFT.
-        - ``"dft_lrp"``: LRP in time (zennit, for CNNs) mapped onto the rfft
-          bins with the DFT-LRP rule.
-        - ``"lrp"``: attention-aware LRP (AttnLRP / CP-LRP) for transformers
-          and CNNs (:mod:`mne_freqmask.lrp`), mapped with the DFT-LRP rule.
-        - ``"flextime"``: FLEXtime (Brüsch et al., 2024), a mask over the
-          channels x the filters of an FIR filterbank learned by SGD against a
-          keep-ratio penalty; the filterbank's response is averaged over each
-          band (``mne_freqmask.methods.flextime``).
-        - ``"freqrise"``: FreqRISE (Brüsch et al., 2025), the saliency-weighted
-          average of random 0/1 masks of the spectrum (RISE), drawn on the
-          channel x band cells; min-max normalised per epoch
-          (``mne_freqmask.methods.freqrise``).
+    %(method_explain)s
     %(bands)s
     %(picks_explain)s
     %(target)s
@@ -115,9 +88,8 @@ def explain(
         bands apply to the bins of one window (``length`` s: bins every
         ``1 / length`` Hz). A window at least as long as the epoch is the
         whole-epoch explanation as one window (the same numbers). Methods:
-        :data:`mne_freqmask.methods.SHORT_TIME_METHODS` (``"freqmask"``,
-        ``"amplitude_gradients"``, ``"integrated_gradients"``,
-        ``"freqrise"``, ``"dft_lrp"``, ``"lrp"``); the others refuse it.
+        :data:`mne_freqmask.methods.SHORT_TIME_METHODS`
+        (%(short_time_methods)s); the others refuse it.
         FreqMask's mask is then one value per channel x band x window, the
         removed part of a cell is filled from the same cell of
         a reference epoch's STFT (or, with ``perturbation="generator"``,
@@ -129,78 +101,7 @@ def explain(
         records the windows (in samples), and a run with other windows (or
         none) is refused.
     %(verbose)s
-    **method_kw
-        Parameters of the method.
-
-        ``"freqmask"`` (defaults from the paper): ``n_steps=300`` (Adam steps
-        at most), ``lr=0.01``, ``lambda_align=0.05`` (weight of the
-        target-alignment loss), ``l1_mask=1.0`` and ``l1_perturbation=1.0``
-        (weights of the L1 terms, taken as means over cells/bins so that they
-        do not swamp the cross-entropy), ``alignment="complex"`` (pull the
-        perturbation towards the subject's mean complex spectrum, as in the
-        paper) or ``"magnitude"`` (towards its mean magnitude spectrum),
-        ``generator="two_branch"`` (or ``"one_branch"``, the paper's ablation),
-        ``stopping="rank"``, ``rank_tol=0.02``, ``patience=10``,
-        ``min_steps=50`` (early stopping per epoch, after ``min_steps``
-        warm-up steps: every ``patience`` steps, stop once the Spearman
-        correlation between the cell scores now and at half as many steps
-        is at least ``1 - rank_tol``, i.e. once doubling the steps no longer
-        reorders the cells) or ``stopping="loss"`` (the paper's: stop after
-        ``patience`` steps without a relative loss improvement of
-        ``tol=1e-3``; with reference donors the loss is redrawn at every
-        step and this rule fires late, a median of 236 steps against 60 on
-        the stopping benchmark, with the same faithfulness). The warm-up
-        keeps models whose loss stalls at first, such as Deep4Net or
-        EEGConformer, from stopping with masks still near 0.5.
-        ``cell_score="path"`` (the mask's mean over the optimisation: ranks
-        the cells that the final mask ties at 0) or ``"mask"`` (the final
-        mask, the paper's), ``perturbation="reference"`` (the removed part
-        filled from a random reference epoch at each step, so that evidence
-        that is an absence of power counts; ``n_donors=256`` reference
-        epochs kept for it; pass the training epochs as ``reference``) or
-        ``"generator"`` (the paper's learned perturbation, about zero power
-        in the removed part), ``preset="paper"`` (Wang et al.'s exact
-        configuration: final mask, generator, the loss rule, no warm-up,
-        ``min_steps=1``).
-        The two defaults are not the paper's: the faithfulness benchmark
-        found them better beyond the intervals (BENCHMARKS.md).
-        ``saliency.diagnostics`` holds, per epoch, ``n_steps`` and ``stop``
-        (``mne_freqmask.methods._stopping.STOP_REASONS``: 0 converged, 1
-        reached ``n_steps``, 2 stopped at the first step early stopping
-        allows); a warning names the fix when many epochs end by 1 or 2.
-        The donors of ``perturbation="reference"`` are drawn with
-        ``random_state`` (None: seed 0, so that the default map is
-        reproducible; another int or a RandomState draws others); with
-        ``perturbation="generator"`` FreqMask starts every mask at 0.5 and
-        every generator at zero, so it is deterministic and ignores
-        ``random_state``.
-
-        ``"easypeasi"``: ``level="group"|"instance"``,
-        ``mode="band_channel"|"band"|"channel"``,
-        ``noise_parts="pooled"|"separate"``, ``noise_stats="epoch"|"dataset"``,
-        ``n_repeats=1``, ``batch_size=512``; pass
-        ``bands=mne_freqmask.methods.easypeasi.EASYPEASI_BANDS`` for its six
-        bands. ``"amplitude_gradients"``: ``absolute=True``.
-        ``"integrated_gradients"``: ``n_steps=50``,
-        ``method="gausslegendre"``, ``batch_size=512``. ``"ablation"``:
-        ``batch_size=512``. ``"dft_lrp"``: ``composite="epsilon_plus"``,
-        ``epsilon=1e-6``. ``"lrp"``: ``rule="epsilon"|"gamma"|"zplus"``,
-        ``attention="attnlrp"|"cplrp"``, ``eps=1e-6``, ``gamma=0.25``.
-        ``"flextime"`` (defaults from the published code): ``n_filters=128``
-        (equal-width FIR filters from 0 Hz to Nyquist, or ``"bands"``: one
-        filter per band), ``numtaps=51``, ``keep_ratio=0.1``,
-        ``regularization="l1"|"ratio"``, ``reg_strength=1.0``,
-        ``reg_dilation=1.0``, ``time_reg_strength=1.0`` (smoothness over
-        adjacent filters), ``n_steps=1000``, ``lr=1.0``, ``momentum=1.0``
-        (SGD), ``stop_criterion=None`` (no early stopping), ``patience=10``;
-        deterministic. ``"freqrise"``: ``n_masks=3000``, ``probability=0.5``
-        (of keeping a cell), ``n_cells=None`` (masks on the grid's cells; an
-        int runs the published smooth masks of that many cells per channel),
-        ``use_softmax=False`` (score: the logit), ``normalize=True``
-        (min-max per epoch), ``batch_size=500`` (masked copies per forward
-        pass); ``random_state`` seeds the masks.
-        For the gradient, LRP, FLEXtime and FreqRISE methods ``target=None``
-        explains the predicted class.
+    %(method_kw_explain)s
 
     Returns
     -------
@@ -229,7 +130,7 @@ def explain(
     model = as_model(model)
     _validate_type(method, str, "method")
     func = get_method(method)
-    _check_method_kw(method, func, method_kw)
+    check_method_kw(method, method_kw)
     dev = resolve_device(device, model)
     resolve_n_jobs(n_jobs)
     _check_random_state(random_state)
@@ -338,18 +239,6 @@ def _bands_param(bands):
     if isinstance(bands, dict):
         return {k: [float(v) for v in val] for k, val in bands.items()}
     return bands if isinstance(bands, str) else int(bands)
-
-
-def _check_method_kw(method, func, method_kw):
-    sig = inspect.signature(func)
-    fixed = {"inp", "grid", "model", "device", "chunk_size", "random_state"}
-    allowed = sorted(set(sig.parameters) - fixed)
-    unknown = sorted(set(method_kw) - set(allowed))
-    if unknown:
-        raise TypeError(
-            f"Unknown parameter(s) {unknown} for method={method!r}; it accepts "
-            f"{allowed}. Known methods: {sorted(METHODS)}."
-        )
 
 
 def _check_result(data, inp, model, device, method):

@@ -175,19 +175,19 @@ def _run_params(method, explain_kw):
     filled in (so that giving a default explicitly changes nothing)."""
     import inspect
 
-    from mne_freqmask._explain import _check_method_kw, explain
+    from mne_freqmask._explain import explain
     from mne_freqmask.methods import get_method
+    from mne_freqmask.methods._registry import FIXED_ARGS, check_method_kw
 
     func = get_method(method)
     sig = inspect.signature(explain).parameters
     own = {k: v for k, v in explain_kw.items() if k in sig}
     method_kw = {k: v for k, v in explain_kw.items() if k not in sig}
-    _check_method_kw(method, func, method_kw)
-    fixed = {"inp", "grid", "model", "device", "chunk_size", "random_state"}
+    check_method_kw(method, method_kw)
     params = {
         k: p.default
         for k, p in inspect.signature(func).parameters.items()
-        if k not in fixed and p.default is not inspect.Parameter.empty
+        if k not in FIXED_ARGS and p.default is not inspect.Parameter.empty
     }
     params.update(method_kw)
     for k, p in sig.items():

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import mne_freqmask as mfm
+from mne_freqmask.methods import get_spec
 from mne_freqmask.spectral import FrequencyGrid
 
 
@@ -284,14 +285,9 @@ def test_flextime_planted_cells(simulated):
 # both: model untouched, picks and bands, errors
 
 
-@pytest.mark.parametrize(
-    "method, kw",
-    [
-        ("freqrise", dict(n_masks=8)),
-        ("flextime", dict(n_steps=3, n_filters="bands")),
-    ],
-)
-def test_model_unchanged_picks(simulated, method, kw):
+@pytest.mark.parametrize("method", ["freqrise", "flextime"])
+def test_model_unchanged_picks(simulated, method):
+    kw = get_spec(method).fast_kwargs  # n_masks=8; n_steps=3, n_filters="bands"
     epochs, _, model, _ = simulated
     sub = epochs[:3]
     x = torch.as_tensor(sub.get_data(), dtype=torch.float32)

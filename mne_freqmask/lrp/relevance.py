@@ -11,12 +11,12 @@ from mne.utils import _validate_type, logger, verbose
 from mne_freqmask._inputs import epochs_data, epochs_labels
 from mne_freqmask._torch_utils import (
     model_context,
-    model_dtype,
     resolve_device,
 )
 from mne_freqmask.lrp._context import lrp_rules
 from mne_freqmask.lrp._coverage import check_coverage, check_share, input_share
 from mne_freqmask.lrp.rules import make_config
+from mne_freqmask.methods._base import iter_chunks
 from mne_freqmask.models import as_model
 from mne_freqmask.utils._checks import _check_positive, _pick_indices
 from mne_freqmask.utils._docs import fill_doc
@@ -300,10 +300,7 @@ def iter_relevance(
     res : BatchRelevance
         Their relevance, explained logits and classes.
     """
-    dtype = model_dtype(model)
-    for start in range(0, len(x), batch_size):
-        sl = slice(start, min(start + batch_size, len(x)))
-        xb = torch.as_tensor(x[sl], dtype=dtype, device=device)
+    for sl, xb in iter_chunks(x, batch_size, model, device, "LRP batches"):
         tb = None if target is None else torch.as_tensor(target[sl], device=device)
         res = lrp_batch(model, xb, tb, cfg, strict=strict)
         if plain_ops is not None:

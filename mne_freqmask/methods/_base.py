@@ -1,9 +1,12 @@
 """The contract between :func:`mne_freqmask.explain` and a method.
 
-A method returns a :class:`MethodResult`; it declares how many epochs it can
-take at once with :func:`chunking` (its memory per epoch, an upper bound, or
-that it reads the epochs in batches of its own), and walks over the epochs
-with :func:`iter_chunks`, the one chunk iterator of every method.
+A method is one function and one :class:`MethodSpec` declared on it, in its
+own file. The function returns a :class:`MethodResult`; it declares how
+many epochs it can take at once with :func:`chunking` (its memory per epoch,
+an upper bound, or that it reads the epochs in batches of its own), and walks
+over the epochs with :func:`iter_chunks` (or, to report progress within a
+chunk, :func:`chunk_progress`, the loop under it): the one chunk loop of every
+method and of LRP's batches.
 """
 
 import os
@@ -15,6 +18,96 @@ from mne.utils import ProgressBar
 
 # torch is imported where it is used, so that the registry (and the CLI's
 # argument parser) can be read without it
+
+
+#: The arguments every method function takes (the rest are method parameters).
+FIXED_ARGS = ("inp", "grid", "model", "device", "chunk_size", "random_state")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """Everything the package knows about a method, in one place.
+
+    A method's file declares its spec on the function with
+    :func:`method_spec`, whose arguments are literals: the registry reads
+    the built-in specs from the source without importing the method (and
+    torch), so that ``import mne_freqmask``, the command line's parser and
+    ``explain``'s docstring, which is built from the specs, stay light. A
+    method added at run time passes its spec (``func.spec``) to
+    :func:`~mne_freqmask.methods.register_method`.
+
+    Parameters
+    ----------
+    name : str
+        The name of ``explain(method=name)``.
+    func : callable | str
+        The function, called as ``func(inp, grid, model, *, device,
+        chunk_size, random_state, **method_kw)``, or ``"module:function"``
+        (imported on first use). Its docstring documents its parameters
+        (``explain``'s documentation links to it).
+    summary : str
+        One sentence for ``explain``'s documentation.
+    short_time : bool
+        Whether it explains short-time grids too (``explain(...,
+        time_windows=...)``): it reaches the spectrum only through the grid's
+        transforms (``mne_freqmask._stft``) and its cells only through the
+        grid's flat view.
+    needs_labels : bool
+        Whether it needs each epoch's class (``y`` or the event codes).
+    deterministic : bool
+        With its default parameters, True: the map does not depend on
+        ``random_state``; False: it draws from ``random_state``, and the same
+        seed gives the same map.
+    fast_kwargs : dict
+        Method parameters that make it fast on tiny data (a few epochs,
+        a small model): what the tests pass, e.g. ``{"n_steps": 5}``.
+    """
+
+    name: str
+    func: object
+    summary: str = ""
+    short_time: bool = False
+    needs_labels: bool = False
+    deterministic: bool = True
+    fast_kwargs: dict = field(default_factory=dict)
+
+    def function(self):
+        """The method's function (imported now if given as a string)."""
+        if callable(self.func):
+            return self.func
+        import importlib
+
+        module, name = self.func.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    def path(self):
+        """``"module.function"`` of the function (for documentation)."""
+        if callable(self.func):
+            return f"{self.func.__module__}.{self.func.__qualname__}"
+        return self.func.replace(":", ".")
+
+
+def method_spec(**fields):
+    """Declare a method function's :class:`MethodSpec` (a decorator).
+
+    Parameters
+    ----------
+    **fields
+        The spec's fields but ``func`` (literals: the registry reads them from
+        the source), e.g. ``name="lrp", summary="...", short_time=True``.
+
+    Returns
+    -------
+    decorator : callable
+        Sets ``func.spec = MethodSpec(func=func, **fields)`` and returns
+        ``func``.
+    """
+
+    def decorator(func):
+        func.spec = MethodSpec(func=func, **fields)
+        return func
+
+    return decorator
 
 
 @dataclass
@@ -157,26 +250,20 @@ def _bar_note(bar, note):
         tq.set_postfix_str(note)  # refreshes the line (no-op when disabled)
 
 
-def chunk_slices(n_epochs, chunk_size, mesg="Chunks"):
-    """Yield the slices of consecutive chunks of epochs, with a progress bar.
-
-    The bar counts epochs (``n_epochs`` in all), not chunks.
-    """
-    for sl, _ in chunk_progress(n_epochs, chunk_size, mesg):
-        yield sl
-
-
 def iter_chunks(inp, chunk_size, model, device, mesg="Chunks"):
     """Walk over the epochs of a method's input, one chunk at a time.
 
-    The one chunk iterator of the methods: a progress bar over chunks of
-    ``chunk_size`` consecutive epochs, each read (from disk for epochs not
-    preloaded) only when its turn comes.
+    The one chunk iterator of the methods (and of LRP's batches,
+    :func:`mne_freqmask.lrp.iter_relevance`): a progress bar over chunks of
+    ``chunk_size`` consecutive epochs (:func:`chunk_progress`), each read
+    (from disk for epochs not preloaded) only when its turn comes.
 
     Parameters
     ----------
-    inp : ExplainInput
-        The method's input (``inp.x`` holds the epochs).
+    inp : ExplainInput | array-like
+        The method's input (``inp.x`` holds the epochs), or the epochs
+        themselves (anything with ``len`` whose ``x[sl]`` reads an array, such
+        as an ``EpochsSource``).
     chunk_size : int
         Epochs per chunk (the ``chunk_size`` a method receives).
     model : torch.nn.Module
@@ -198,5 +285,6 @@ def iter_chunks(inp, chunk_size, model, device, mesg="Chunks"):
     from mne_freqmask._torch_utils import model_dtype
 
     dtype = model_dtype(model)
-    for sl in chunk_slices(inp.n_epochs, chunk_size, mesg):
-        yield sl, torch.as_tensor(inp.x[sl], device=device).to(dtype)
+    x = getattr(inp, "x", inp)
+    for sl, _ in chunk_progress(len(x), chunk_size, mesg):
+        yield sl, torch.as_tensor(x[sl], device=device).to(dtype)

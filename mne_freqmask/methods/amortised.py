@@ -10,7 +10,7 @@ import numpy as np
 from mne.utils import warn
 
 from mne_freqmask._checkpoint import _model_sha
-from mne_freqmask.methods._base import MethodResult, chunking, iter_chunks
+from mne_freqmask.methods._base import MethodResult, chunking, iter_chunks, method_spec
 
 
 def _memory_per_epoch(inp, grid):
@@ -18,6 +18,12 @@ def _memory_per_epoch(inp, grid):
     return 4 * 8 * int(np.prod(inp.x.shape[1:]))
 
 
+@method_spec(
+    name="freqmask_amortised",
+    summary="FreqMask masks predicted by a fitted "
+    "mne_freqmask.FreqMaskExplainer (explainer=...), one forward pass of its "
+    "network per chunk",
+)
 @chunking(memory_per_epoch=_memory_per_epoch)
 def freqmask_amortised(
     inp, grid, model, *, device, chunk_size, random_state=None, explainer=None

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from mne.utils import _check_option
 
-from mne_freqmask.methods._base import MethodResult, iter_chunks
+from mne_freqmask.methods._base import MethodResult, iter_chunks, method_spec
 from mne_freqmask.methods._spectral_attr import (
     InBandSpectrumModel,
     check_batch_size,
@@ -45,6 +45,13 @@ def _captum():
     return import_optional("captum.attr")
 
 
+@method_spec(
+    name="integrated_gradients",
+    summary="captum's IntegratedGradients on the (real, imaginary) spectrum, "
+    "through an inverse FFT",
+    short_time=True,
+    fast_kwargs={"n_steps": 8},
+)
 def integrated_gradients(
     inp,
     grid,
@@ -57,7 +64,11 @@ def integrated_gradients(
     method="gausslegendre",
     batch_size=512,
 ):
-    """Integrated gradients per channel x band cell (see module docstring)."""
+    """Integrated gradients per channel x band cell (see module docstring).
+
+    Parameters (``explain(..., **method_kw)``): ``n_steps=50``,
+    ``method="gausslegendre"``, ``batch_size=512``.
+    """
     n_steps = _check_positive(n_steps, "n_steps", integer=True)
     _check_option(
         "method",
@@ -101,10 +112,18 @@ def integrated_gradients(
     return MethodResult(out, params, dict(target=target, convergence_delta=delta))
 
 
+@method_spec(
+    name="ablation",
+    summary="captum's FeatureAblation of each channel x band cell of the "
+    "spectrum, through an inverse FFT",
+)
 def ablation(
     inp, grid, model, *, device, chunk_size, random_state=None, batch_size=512
 ):
-    """Feature ablation of every channel x band cell (see module docstring)."""
+    """Feature ablation of every channel x band cell (see module docstring).
+
+    Parameters (``explain(..., **method_kw)``): ``batch_size=512``.
+    """
     batch_size = check_batch_size(batch_size)
     wrapped, bins, target = _setup(inp, grid, model, device)
     n_picks, n_bands = len(inp.picks), grid.n_bands

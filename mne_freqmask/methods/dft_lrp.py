@@ -84,6 +84,22 @@ magnitude, or shares that are negative or below it in many epochs, give an
 :class:`~mne_freqmask.lrp.LRPConservationWarning`.
 
 Deterministic: ``random_state`` is not used.
+
+**Why a method of its own, not a backend of** ``method="lrp"`` (decided in
+issue #28). Both are LRP mapped onto the spectrum by the same
+:func:`~mne_freqmask.methods._dft.dft_relevance` and checked by the same
+:func:`~mne_freqmask.lrp.relevance.check_lrp`, but they do not compute the
+same map: ``lrp`` with ``rule="epsilon"`` puts epsilon on every layer (checked
+equal to zennit's ``Epsilon``, ``tests/test_lrp.py``), while ``dft_lrp``
+defaults to zennit's ``EpsilonPlus`` (z+ on convolutions) after merging each
+BatchNorm into the layer before it, starts from a relevance of 1 rather than
+the logit, and offers the flat and alpha-beta composites, which ``lrp`` lacks.
+As a backend it would keep all of this module (the model copy, the unfused
+``CombinedConv``, the baked parametrizations and the coverage mode are needed
+whatever name selects zennit) and the name ``"dft_lrp"``, and add one
+signature whose parameters (``composite`` / ``epsilon`` against ``rule`` /
+``attention`` / ``eps`` / ``gamma``) each apply to one backend only. Kept
+apart, zennit stays an independent reference for the package's own rules.
 """
 
 import contextlib
@@ -98,7 +114,7 @@ from torch.overrides import TorchFunctionMode
 from mne_freqmask.lrp._context import _on_path
 from mne_freqmask.lrp._coverage import LRPCoverageError
 from mne_freqmask.lrp.relevance import check_lrp
-from mne_freqmask.methods._base import MethodResult, iter_chunks
+from mne_freqmask.methods._base import MethodResult, iter_chunks, method_spec
 from mne_freqmask.methods._dft import dft_relevance
 from mne_freqmask.methods._spectral_attr import target_classes
 from mne_freqmask.utils._checks import _check_positive
@@ -114,6 +130,12 @@ ADVICE = (
 )
 
 
+@method_spec(
+    name="dft_lrp",
+    summary="LRP in time (zennit, for CNNs) mapped onto the rfft bins with the "
+    "DFT-LRP rule",
+    short_time=True,
+)
 def dft_lrp(
     inp,
     grid,
@@ -130,6 +152,9 @@ def dft_lrp(
 
     ``strict=True`` raises :class:`~mne_freqmask.lrp.LRPCoverageError` at an
     operation without a zennit rule instead of warning.
+
+    Parameters (``explain(..., **method_kw)``): ``composite="epsilon_plus"``
+    (one of :data:`COMPOSITES`), ``epsilon=1e-6``.
     """
     _check_option("composite", composite, COMPOSITES)
     _validate_type(strict, bool, "strict")

@@ -72,7 +72,7 @@ import numpy as np
 from mne.utils import ProgressBar, _check_option, logger
 
 from mne_freqmask._torch_utils import model_dtype
-from mne_freqmask.methods._base import MethodResult, chunking
+from mne_freqmask.methods._base import MethodResult, chunking, method_spec
 from mne_freqmask.methods._spectral_attr import check_batch_size
 from mne_freqmask.utils._checks import _check_positive, _make_rng
 from mne_freqmask.utils._metrics import balanced_accuracy, softmax
@@ -90,6 +90,15 @@ EASYPEASI_BANDS = {
 }
 
 
+@method_spec(
+    name="easypeasi",
+    summary="easyPEASI (Nahmias & Kontson, 2020), band-limited Gaussian noise "
+    "per cell; drop in balanced accuracy (group) or in the true-class "
+    "probability (instance)",
+    needs_labels=True,
+    deterministic=False,
+    fast_kwargs={"level": "instance", "batch_size": 64},
+)
 @chunking(by_epochs=False)
 def easypeasi(
     inp,
@@ -111,6 +120,13 @@ def easypeasi(
     ``chunk_size`` is not used (the method is declared ``by_epochs=False``):
     all perturbed copies are evaluated in forward passes of ``batch_size``
     epochs.
+
+    Parameters (``explain(..., **method_kw)``): ``level="group"|"instance"``,
+    ``mode="band_channel"|"band"|"channel"``,
+    ``noise_parts="pooled"|"separate"``, ``noise_stats="epoch"|"dataset"``,
+    ``n_repeats=1``, ``batch_size=512``; pass
+    ``bands=mne_freqmask.methods.easypeasi.EASYPEASI_BANDS`` for its six
+    bands.
     """
     _check_option("level", level, ("group", "instance"))
     _check_option("mode", mode, ("band_channel", "band", "channel"))

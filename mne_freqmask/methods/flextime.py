@@ -80,7 +80,7 @@ from torch.nn.functional import cross_entropy, softmax
 
 from mne_freqmask._cells import channel_index, put_back
 from mne_freqmask._torch_utils import model_dtype
-from mne_freqmask.methods._base import MethodResult, chunk_slices
+from mne_freqmask.methods._base import MethodResult, iter_chunks, method_spec
 from mne_freqmask.utils._checks import _check_positive
 
 #: steps before the smoothness term is switched on (published: 10)
@@ -89,6 +89,13 @@ _SMOOTH_WARMUP = 10
 _BANK_BYTES = 1e9
 
 
+@method_spec(
+    name="flextime",
+    summary="FLEXtime (Brüsch et al., 2024), a mask over the channels x the "
+    "filters of an FIR filterbank learned by SGD against a keep-ratio "
+    "penalty; the filterbank's response averaged over each band",
+    fast_kwargs={"n_steps": 3, "n_filters": "bands"},
+)
 def flextime(
     inp,
     grid,
@@ -113,6 +120,14 @@ def flextime(
     """Fit FLEXtime filterbank masks for every epoch (see module docstring).
 
     Deterministic: ``random_state`` is not used.
+
+    Parameters (``explain(..., **method_kw)``; defaults from the published
+    code): ``n_filters=128`` (equal-width FIR filters from 0 Hz to Nyquist, or
+    ``"bands"``: one filter per band), ``numtaps=51``, ``keep_ratio=0.1``,
+    ``regularization="l1"|"ratio"``, ``reg_strength=1.0``,
+    ``reg_dilation=1.0``, ``time_reg_strength=1.0`` (smoothness over adjacent
+    filters), ``n_steps=1000``, ``lr=1.0``, ``momentum=1.0`` (SGD),
+    ``stop_criterion=None`` (no early stopping), ``patience=10``.
     """
     _validate_type(n_filters, ("int-like", str), "n_filters", 'int or "bands"')
     if isinstance(n_filters, str):
@@ -178,8 +193,8 @@ def flextime(
     if chunk_size * per_epoch > _BANK_BYTES:
         chunk_size = max(1, int(_BANK_BYTES // per_epoch))
         logger.info(f"FLEXtime: chunks of {chunk_size} epochs (filter outputs).")
-    for sl in chunk_slices(n_epochs, chunk_size, "FLEXtime chunks"):
-        masks[sl], steps[sl], loss[sl], target_loss[sl], target[sl] = fitter.fit(sl)
+    for sl, x in iter_chunks(inp, chunk_size, model, device, "FLEXtime chunks"):
+        masks[sl], steps[sl], loss[sl], target_loss[sl], target[sl] = fitter.fit(sl, x)
     out[:] = grid.collapse(masks.astype(np.float64) @ response, np.mean)
     logger.info(
         f"FLEXtime: median {np.median(steps):.0f} steps (max {steps.max()}), "
@@ -321,9 +336,8 @@ class _ChunkFitter:
         rest = xp - y.sum(2) if self.add_rest else None
         return y, rest
 
-    def fit(self, sl):
-        p, dev, dtype = self.p, self.device, self.dtype
-        x = torch.as_tensor(self.inp.x[sl], device=dev).to(dtype)
+    def fit(self, sl, x):
+        p, dev = self.p, self.device
         n_b = len(x)
         with torch.no_grad():
             logits = self.model(x)

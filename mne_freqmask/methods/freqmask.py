@@ -24,35 +24,6 @@ not improved by ``tol`` (relative) for ``patience`` steps (``"loss"``, the
 paper's) is frozen and removed from the active batch, so later steps only
 pay for the epochs still moving.
 
-Two options beyond the paper, both on by default since the faithfulness
-benchmark of issue #18 (BENCHMARKS.md, "Faithfulness with power"); ``preset=
-"paper"`` turns both off, with the rest of the paper's configuration:
-
-- ``cell_score="path"``: the score of a cell is the mean of its mask value
-  over the optimisation path, not its final value. Why: the L1 term's
-  gradient is the same constant for every cell, and Adam divides each
-  gradient by its own running magnitude, so every cell whose cross-entropy
-  gradient is weaker than the L1 term moves down at about ``lr`` per step and
-  reaches the clamp at 0 after about ``0.5 / lr`` steps (50 at the paper's
-  settings). Those cells then tie at exactly 0 (mean mask 0.00-0.03 in the
-  harness), so the final mask ranks only the few cells it keeps. Along the
-  path they are still apart: a cell the model needs resists the L1 pull and
-  leaves later, so the path mean ranks every cell, and it equals the final
-  mask's order where the final mask is not tied.
-- ``perturbation="reference"``: the removed part ``(1 - M)`` of a cell is
-  filled with the same channel's coefficients of a reference epoch drawn at
-  random at each step (from a pool of at most ``n_donors`` reference
-  epochs), instead of the generator's output. Why: the generator is pulled
-  towards zero by its L1 term and towards the mean complex spectrum, which is
-  about zero for rhythms that are not phase-locked, so removal means "no
-  power". A class whose evidence is an *absence* of power (event-related
-  desynchronisation) keeps its prediction when its band is zeroed, so the
-  preservation game never needs to keep that band; filled with another
-  epoch's power it must. No generator is fitted then (nor its L1 and
-  alignment terms), and each step draws new donors, so the loss is stochastic
-  and the result depends on ``random_state`` (None: seed 0, reproducible)
-  and on the chunks (fixed by ``chunk_size``).
-
 Short-time (``explain(..., time_windows=...)``, a ``ShortTimeGrid``): ``rfft``
 becomes the STFT (``ShortTimeGrid.spectrum``), flattened to bins x windows, so
 the mask is one value per channel x band x window, the donors' (or the
@@ -76,7 +47,12 @@ from mne_freqmask._torch_utils import (  # noqa: F401 (adam_update: benchmarks)
     model_dtype,
     spectral_dtype,
 )
-from mne_freqmask.methods._base import MethodResult, chunk_progress, chunking
+from mne_freqmask.methods._base import (
+    MethodResult,
+    chunk_progress,
+    chunking,
+    method_spec,
+)
 from mne_freqmask.methods._stopping import ranking_settled, stop_reasons, warn_stops
 from mne_freqmask.utils._checks import _check_positive, _make_rng
 
@@ -108,6 +84,13 @@ def _memory_per_epoch(inp, grid):
     return 4 * (4 * (2 * n_f * n_f + 2 * n_f) + 64 * np.prod(inp.x.shape[1:]))
 
 
+@method_spec(
+    name="freqmask",
+    summary="Wang et al.'s frequency-domain mask perturbation, in [0, 1] per cell",
+    short_time=True,
+    deterministic=False,
+    fast_kwargs={"n_steps": 8, "min_steps": 1},
+)
 @chunking(memory_per_epoch=_memory_per_epoch)
 def freqmask(
     inp,
@@ -137,12 +120,36 @@ def freqmask(
 ):
     """Fit FreqMask masks for every epoch of ``inp`` (see module docstring).
 
-    With ``return_perturbed=True``, ``diagnostics["perturbed"]`` holds the
-    final perturbed epochs ``irfft(X * M + (1 - M) * Xr)`` (all channels, the
-    units of the epochs, float32), e.g. for the OOD score of
-    :func:`mne_freqmask.evaluation.ood_score`. ``preset="paper"`` sets every
-    parameter to :data:`PAPER` (Wang et al.'s configuration) and refuses a
-    parameter that contradicts it.
+    Parameters (``explain(..., **method_kw)``; defaults from the paper but two,
+    ``cell_score`` and ``perturbation``, found better by the faithfulness
+    benchmark, BENCHMARKS.md; why: the user guide, "The method"): ``n_steps``
+    (Adam steps at most), ``lr``, ``lambda_align`` (weight of the target-alignment
+    loss), ``l1_mask`` and ``l1_perturbation`` (weights of the L1 terms, means
+    over cells / bins so that they do not swamp the cross-entropy),
+    ``alignment="complex"`` (towards the subject's mean complex spectrum, the
+    paper's) or ``"magnitude"`` (its mean magnitude spectrum),
+    ``generator="two_branch"`` or ``"one_branch"`` (the paper's ablation).
+    Stopping is per epoch, after ``min_steps`` warm-up steps (so that models whose
+    loss stalls at first, e.g. Deep4Net, do not stop with masks near 0.5):
+    ``stopping="rank"`` stops once, checked every ``patience`` steps, the Spearman
+    correlation of the cell scores now and at half as many steps is at least ``1 -
+    rank_tol``; ``"loss"`` (the paper's; late with reference donors, whose loss is
+    redrawn at every step) after ``patience`` steps without a relative improvement
+    of ``tol``. ``diagnostics["stop"]`` holds why each epoch stopped
+    (``_stopping.STOP_REASONS``); a warning names the fix when many did not
+    converge. ``cell_score="path"`` (the mask's mean over the optimisation: ranks
+    the cells that the final mask ties at 0) or ``"mask"`` (the final mask, the
+    paper's). ``perturbation="reference"``: the removed part of a cell is filled
+    from a random reference epoch at each step (of ``n_donors``; pass the training
+    epochs as ``reference``), so that evidence that is an absence of power counts;
+    the donors are drawn with ``random_state`` (None: seed 0), each epoch's from
+    its own stream, so the map depends on the seed but not on ``chunk_size``.
+    ``"generator"``: the paper's learned perturbation (about no power),
+    deterministic. ``preset="paper"`` sets every parameter to :data:`PAPER` (Wang
+    et al.'s configuration) and refuses one that contradicts it. With
+    ``return_perturbed=True``, ``diagnostics["perturbed"]`` holds the final
+    perturbed epochs ``irfft(X * M + (1 - M) * Xr)`` (float32, all channels, in
+    the epochs' units), e.g. for :func:`mne_freqmask.evaluation.ood_score`.
     """
     if preset is not None:
         _check_option("preset", preset, ("paper",))

@@ -84,11 +84,20 @@ from mne.utils import _validate_type, logger
 
 from mne_freqmask._cells import channel_index, put_back
 from mne_freqmask._torch_utils import model_dtype
-from mne_freqmask.methods._base import MethodResult, chunk_slices
+from mne_freqmask.methods._base import MethodResult, iter_chunks, method_spec
 from mne_freqmask.methods._spectral_attr import check_batch_size
 from mne_freqmask.utils._checks import _check_positive, _make_rng
 
 
+@method_spec(
+    name="freqrise",
+    summary="FreqRISE (Brüsch et al., 2025), the saliency-weighted average of "
+    "random 0/1 masks of the spectrum (RISE), drawn on the channel x band "
+    "cells; min-max normalised per epoch",
+    short_time=True,
+    deterministic=False,
+    fast_kwargs={"n_masks": 8},
+)
 def freqrise(
     inp,
     grid,
@@ -104,7 +113,15 @@ def freqrise(
     normalize=True,
     batch_size=500,
 ):
-    """FreqRISE saliency of every channel x band cell (see module docstring)."""
+    """FreqRISE saliency of every channel x band cell (see module docstring).
+
+    Parameters (``explain(..., **method_kw)``): ``n_masks=3000``,
+    ``probability=0.5`` (of keeping a cell), ``n_cells=None`` (masks on the
+    grid's cells; an int runs the published smooth masks of that many cells
+    per channel), ``use_softmax=False`` (score: the logit), ``normalize=True``
+    (min-max per epoch), ``batch_size=500`` (masked copies per forward pass);
+    ``random_state`` seeds the masks.
+    """
     n_masks = _check_positive(n_masks, "n_masks", integer=True)
     probability = _check_positive(probability, "probability")
     if probability > 1:
@@ -148,8 +165,7 @@ def freqrise(
         f"FreqRISE: {n_masks} masks x {n_epochs} epochs in forward passes of "
         f"{batch_size}."
     )
-    for sl in chunk_slices(n_epochs, chunk_size, "FreqRISE chunks"):
-        x = torch.as_tensor(inp.x[sl], device=device).to(dtype)
+    for sl, x in iter_chunks(inp, chunk_size, model, device, "FreqRISE chunks"):
         n_b = len(x)
         with torch.no_grad():
             logits = model(x)

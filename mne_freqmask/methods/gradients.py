@@ -24,17 +24,25 @@ import numpy as np
 import torch
 
 from mne_freqmask._torch_utils import spectral_dtype
-from mne_freqmask.methods._base import MethodResult, iter_chunks
+from mne_freqmask.methods._base import MethodResult, iter_chunks, method_spec
 from mne_freqmask.methods._spectral_attr import target_classes
 from mne_freqmask.spectral import as_grid
 
 
+@method_spec(
+    name="amplitude_gradients",
+    summary="gradient of the target logit with respect to the spectral "
+    "amplitudes (Schirrmeister et al., 2017)",
+    short_time=True,
+)
 def amplitude_gradients(
     inp, grid, model, *, device, chunk_size, random_state=None, absolute=True
 ):
     """Mean amplitude gradient per channel x band cell (see module docstring).
 
     Deterministic: ``random_state`` is not used.
+
+    Parameters (``explain(..., **method_kw)``): ``absolute=True``.
     """
     if not isinstance(absolute, bool):
         raise TypeError(f"absolute must be a bool, got {type(absolute).__name__}.")

@@ -25,11 +25,17 @@ from mne.utils import _validate_type, logger
 
 from mne_freqmask.lrp.relevance import check_lrp, iter_relevance
 from mne_freqmask.lrp.rules import make_config
-from mne_freqmask.methods._base import MethodResult, chunking
+from mne_freqmask.methods._base import MethodResult, chunking, method_spec
 from mne_freqmask.methods._dft import dft_relevance
 
 
 # one forward/backward pass per chunk; its graph holds ~3x the activations
+@method_spec(
+    name="lrp",
+    summary="attention-aware LRP (AttnLRP / CP-LRP) for transformers and CNNs "
+    "(mne_freqmask.lrp), mapped with the DFT-LRP rule",
+    short_time=True,
+)
 @chunking(max_size=128)
 def lrp(
     inp,

@@ -10,6 +10,8 @@ our keys; apply :func:`fill_doc` *inside* ``@verbose``::
 
 from mne.utils.docs import docdict as _mne_docdict
 
+from mne_freqmask.methods._registry import method_docs
+
 docdict = {}
 
 # copied from MNE so that our docstrings read like MNE's
@@ -24,6 +26,10 @@ for _key in (
 ):
     if _key in _mne_docdict:
         docdict[_key] = _mne_docdict[_key]
+
+# explain()'s method, its parameters and the short-time methods: built from
+# the built-in methods' specs (each in its method's file)
+docdict.update(method_docs())
 
 docdict["epochs_explain"] = """
 epochs : instance of mne.Epochs
@@ -75,9 +81,11 @@ picks : str | array-like | slice | None
 docdict["target"] = """
 target : None | "true" | array-like of int
     What the explanation preserves. ``None`` (default, as in the paper) uses the
-    model's own prediction on the unperturbed epochs (soft probabilities).
-    ``"true"`` uses the class labels of the epochs (see ``y``) and an
-    array gives one class index per epoch."""
+    model's own prediction on the unperturbed epochs (soft probabilities;
+    the methods that explain one class, such as the gradient, LRP, FLEXtime
+    and FreqRISE methods, explain the predicted class). ``"true"`` uses the
+    class labels of the epochs (see ``y``) and an array gives one class index
+    per epoch."""
 
 docdict["y"] = """
 y : array-like of int | None
