@@ -104,8 +104,6 @@ class CleverHansReport(EvaluationResult):
     per_class: pd.DataFrame | None = field(repr=False, default=None)
     calibrated: bool = False
 
-    _table = "per_class"
-
     @property
     def verdict(self):
         """``"FLAGGED"`` or ``"ok"``, with the shares the flag rests on."""
@@ -134,6 +132,19 @@ class CleverHansReport(EvaluationResult):
     def passed(self):
         """True when the screen does not flag the model."""
         return not self.flagged
+
+    def to_data_frame(self):
+        """Return the shares as a table.
+
+        Returns
+        -------
+        df : pandas.DataFrame
+            ``per_class`` (with ``epochs``), else one row ``"all"`` with the
+            ``share``.
+        """
+        if self.per_class is not None:
+            return self.per_class
+        return pd.DataFrame({"share": [self.fraction]}, index=["all"])
 
     def _max_ratio(self):
         pc = self.per_class
