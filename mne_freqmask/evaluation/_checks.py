@@ -19,9 +19,9 @@ from mne_freqmask.evaluation._common import (
     _explain,
     _group_means,
     _labels,
-    _predictions,
     _source,
 )
+from mne_freqmask.evaluation._engine import _predictions
 from mne_freqmask.evaluation.compare import compare_methods
 from mne_freqmask.evaluation.sanity import spearman
 from mne_freqmask.evaluation.stats import bootstrap_ci, cell_permutation_test

@@ -252,21 +252,6 @@ def _check_model(model):
     return as_model(model)
 
 
-def _predictions(model, src, device):
-    """Predicted class of every epoch of ``src``: the removal engine, no removal."""
-    from mne_freqmask.evaluation.removal import run_removals
-
-    no_removal = (("original", None),)
-    pred, _ = run_removals(src, model, lambda sl: no_removal, None, None, device=device)
-    return pred["original"]
-
-
-def _accuracy(epochs, model, labels, device):
-    """Accuracy of ``model`` on ``epochs`` (read chunk by chunk)."""
-    pred = _predictions(model, _source(epochs), device)
-    return float((pred == labels).mean())
-
-
 #: explain() arguments an evaluation sets itself, never taken from explain_kw
 _OWN_KW = {
     "method": "the method comes from the map or the function's method / methods "

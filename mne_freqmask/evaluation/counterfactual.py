@@ -49,8 +49,8 @@ from mne_freqmask.evaluation._common import (
     _reference_source,
     _source,
 )
+from mne_freqmask.evaluation._engine import run_removals
 from mne_freqmask.evaluation._result import EvaluationResult
-from mne_freqmask.evaluation.removal import run_removals
 from mne_freqmask.spectral import FrequencyGrid
 from mne_freqmask.utils._docs import fill_doc
 from mne_freqmask.utils._moments import RunningMoments

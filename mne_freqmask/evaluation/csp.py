@@ -18,11 +18,11 @@ from mne.utils import _validate_type, logger, verbose
 
 from mne_freqmask._inputs import epochs_labels
 from mne_freqmask.evaluation._common import (
-    _accuracy,
     _check_model,
     _group_codes,
     _labels,
 )
+from mne_freqmask.evaluation._engine import _accuracy
 from mne_freqmask.evaluation._maps import _band_overlap, _channel_band_map
 from mne_freqmask.utils._docs import fill_doc
 

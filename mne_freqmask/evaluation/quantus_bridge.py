@@ -32,10 +32,9 @@ from mne_freqmask.evaluation._common import (
     _check_model,
     _labels,
     _n_classes,
-    _predictions,
     _source,
 )
-from mne_freqmask.evaluation.removal import remove_cells
+from mne_freqmask.evaluation._engine import _predictions, remove_cells
 from mne_freqmask.spectral import FrequencyGrid
 from mne_freqmask.utils._docs import fill_doc
 

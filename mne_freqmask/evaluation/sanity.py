@@ -16,11 +16,11 @@ from scipy.stats import rankdata
 
 from mne_freqmask._inputs import epochs_labels
 from mne_freqmask.evaluation._common import (
-    _accuracy,
     _check_model,
     _explain,
     _labels,
 )
+from mne_freqmask.evaluation._engine import _accuracy
 from mne_freqmask.models import fit, parameter_layers, reinitialize, untrained_copy
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.utils._docs import fill_doc

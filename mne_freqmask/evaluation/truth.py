@@ -34,10 +34,10 @@ from mne_freqmask.evaluation._common import (
     _check_model,
     _explain,
     _labels,
-    _predictions,
     _source,
     _untrained_explanations,
 )
+from mne_freqmask.evaluation._engine import _predictions
 from mne_freqmask.evaluation._maps import _channel_band_map
 from mne_freqmask.evaluation._result import EvaluationResult
 from mne_freqmask.saliency import SpectralSaliency
