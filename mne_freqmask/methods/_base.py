@@ -50,7 +50,7 @@ class MethodSpec:
     short_time : bool
         Whether it explains short-time grids too (``explain(...,
         time_windows=...)``): it reaches the spectrum only through the grid's
-        transforms (``mne_freqmask._stft``) and its cells only through the
+        transforms (``grid.spectrum`` / ``grid.inverse``) and its cells only through the
         grid's flat view.
     needs_labels : bool
         Whether it needs each epoch's class (``y`` or the event codes).

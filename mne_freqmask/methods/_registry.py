@@ -207,8 +207,8 @@ def register_method(name, func=None, *, overwrite=False, short_time=None):
         Whether the method also explains short-time grids
         (:class:`~mne_freqmask.spectral.ShortTimeGrid`, ``explain(...,
         time_windows=...)``), i.e. it reaches the spectrum only through the
-        grid's transforms (``mne_freqmask._stft``) and its flat cells. None:
-        False.
+        grid's transforms (``grid.spectrum`` / ``grid.inverse``) and its
+        flat cells. None: False.
 
     Returns
     -------
