@@ -271,12 +271,13 @@ CANDIDATES = {
 }
 
 
-def setup(ds, n_explain, out_dir, order="morf"):
+def setup(ds, n_explain, out_dir, order="morf", operator="reference"):
     """``(held, train, truth, model, limit, limit passes per epoch)``."""
     train, test, truth, _ = bl.load(ds)
     held = test[harness.explained_subset(test, n_explain)]
     model, _, trained = harness.get_model(ds, "eegnet", train)
     suffix = "" if order == "morf" else f"-{order}"
+    suffix += "" if operator == "reference" else f"-{operator}"
     fname = out_dir / f"{ds}-{n_explain}-limit{suffix}.h5"
     meta = fname.with_suffix(".json")
     if fname.is_file() and meta.is_file():
@@ -290,7 +291,7 @@ def setup(ds, n_explain, out_dir, order="morf"):
             model,
             rnd,
             order=order,
-            operator="reference",
+            operator=operator,
             reference=train,
             n_draws=4,
             random_state=0,
@@ -305,7 +306,7 @@ def setup(ds, n_explain, out_dir, order="morf"):
         meta.write_text(json.dumps(info))
     print(
         f"{ds}: {len(held)} of {len(test)} held-out epochs; model trained now: "
-        f"{trained}; limit ({order}) {info['passes']:.0f} passes/epoch "
+        f"{trained}; limit ({order}, {operator}) {info['passes']:.0f} passes/epoch "
         f"({info['seconds']:.0f} s when computed)",
         flush=True,
     )
@@ -334,7 +335,7 @@ def maps_of(labels, held, model, train, out_dir, tag):
     return maps, cost
 
 
-def score(held, model, train, truth, maps, lim, n_boot, order="morf"):
+def score(held, model, train, truth, maps, lim, n_boot, order="morf", op="reference"):
     """Per-epoch areas (reference removal) of every map and the limit."""
     entries = dict(maps)
     entries["limit"] = lim
@@ -343,7 +344,7 @@ def score(held, model, train, truth, maps, lim, n_boot, order="morf"):
         model,
         entries,
         rankings=("instance",),
-        operators=("reference",),
+        operators=(op,),
         orders=(order,),
         reference=train,
         truth=truth,
@@ -425,6 +426,7 @@ def main(argv=None):
     p.add_argument("--out-dir", default=str(harness.CACHE / "gap"))
     p.add_argument("--stage", choices=("limit", "all"), default="all")
     p.add_argument("--orders", nargs="+", default=["morf"])
+    p.add_argument("--operator", default="reference", choices=("reference", "zero"))
     p.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
     p.add_argument("--diagnose", action="store_true")
     args = p.parse_args(argv)
@@ -433,7 +435,7 @@ def main(argv=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     for order in args.orders:
         held, train, truth, model, lim, lim_passes = setup(
-            args.dataset, args.n_explain, out_dir, order
+            args.dataset, args.n_explain, out_dir, order, args.operator
         )
         if args.stage == "limit":
             continue
@@ -444,8 +446,10 @@ def main(argv=None):
         maps, cost = maps_of(labels, held, model, train, out_dir, tag)
         if args.diagnose:
             diagnose(held, lim, maps, truth)
-        areas = score(held, model, train, truth, maps, lim, args.n_boot, order)
-        print(f"\n{args.dataset}, {order}, reference removal, {len(held)} epochs")
+        areas = score(
+            held, model, train, truth, maps, lim, args.n_boot, order, args.operator
+        )
+        print(f"\n{args.dataset}, {order}, {args.operator} removal, {len(held)} epochs")
         print(table(areas, cost, lim_passes, order))
 
 

@@ -243,6 +243,13 @@ def test_expected_gradients_objective_is_complete(small):
     np.testing.assert_allclose(total, drop, atol=0.02 * np.abs(drop).max() + 1e-3)
     # signed: cells whose replacement raises the probability score below 0
     assert (sal.get_data() < 0).any() and (sal.get_data() > 0).any()
+    # each epoch's donors and alphas are its own: the chunks do not matter
+    kw = dict(bands=BANDS, reference=train, objective="expected_gradients")
+    one = mfm.explain(held, model, n_steps=8, chunk_size=1, verbose=False, **kw)
+    all_ = mfm.explain(
+        held, model, n_steps=8, chunk_size=len(held), verbose=False, **kw
+    )
+    np.testing.assert_allclose(one.get_data(), all_.get_data(), rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match='use perturbation="reference"'):
         mfm.explain(
             held[:1],
