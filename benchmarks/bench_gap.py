@@ -339,7 +339,7 @@ def score(held, model, train, truth, maps, lim, n_boot, order="morf", op="refere
     """Per-epoch areas (reference removal) of every map and the limit."""
     entries = dict(maps)
     entries["limit"] = lim
-    _, units = compare_methods(
+    scores, units = compare_methods(
         held,
         model,
         entries,
@@ -355,18 +355,22 @@ def score(held, model, train, truth, maps, lim, n_boot, order="morf", op="refere
         verbose=False,
     )
     units = units[units["metric"] == "probability"]
-    return {
+    areas = {
         m: g.sort_values("unit")["area"].to_numpy() for m, g in units.groupby("method")
     }
+    auroc = {}
+    if "auroc" in scores:
+        auroc = scores.groupby("method")["auroc"].max().to_dict()
+    return areas, auroc
 
 
-def table(areas, cost, lim_passes, order="morf", n_boot=2000):
+def table(areas, cost, lim_passes, order="morf", auroc=None, n_boot=2000):
     """Area, share of the gap, paired differences and passes of every map."""
     name, sign = ("MoRF area ↓", 1) if order == "morf" else ("LeRF area ↑", -1)
     rows = [
         f"| map | {name} | share of gap [CI] | map − {DEFAULT} [CI] | map − "
-        "amplitude_gradients [CI] | passes/epoch |",
-        "|---|---|---|---|---|---|",
+        "amplitude_gradients [CI] | GT AUROC | passes/epoch |",
+        "|---|---|---|---|---|---|---|",
     ]
     r, lim = areas["random"], areas["limit"]
     for label, a in areas.items():
@@ -384,7 +388,8 @@ def table(areas, cost, lim_passes, order="morf", n_boot=2000):
         pp = lim_passes if label == "limit" else cost[label][1]
         rows.append(
             f"| {label} | {a.mean():.3f} | {100 * share:.0f} % [{100 * lo:.0f}, "
-            f"{100 * hi:.0f}] | {' | '.join(diffs)} | {pp:.0f} |"
+            f"{100 * hi:.0f}] | {' | '.join(diffs)} | "
+            f"{(auroc or {}).get(label, np.nan):.3f} | {pp:.0f} |"
         )
     return "\n".join(rows)
 
@@ -446,11 +451,11 @@ def main(argv=None):
         maps, cost = maps_of(labels, held, model, train, out_dir, tag)
         if args.diagnose:
             diagnose(held, lim, maps, truth)
-        areas = score(
+        areas, auroc = score(
             held, model, train, truth, maps, lim, args.n_boot, order, args.operator
         )
         print(f"\n{args.dataset}, {order}, {args.operator} removal, {len(held)} epochs")
-        print(table(areas, cost, lim_passes, order))
+        print(table(areas, cost, lim_passes, order, auroc))
 
 
 if __name__ == "__main__":
