@@ -162,6 +162,9 @@ def explain(
         in the removed part), ``preset="paper"`` (Wang et al.'s exact
         configuration: final mask, generator, the loss rule, no warm-up,
         ``min_steps=1``).
+        ``objective="expected_gradients"`` optimises no mask: the mean
+        gradient of the mask from donor epochs to the epoch, signed (issue
+        #29; ``n_steps`` draws, one pass each).
         The two defaults are not the paper's: the faithfulness benchmark
         found them better beyond the intervals (BENCHMARKS.md).
         ``saliency.diagnostics`` holds, per epoch, ``n_steps`` and ``stop``

@@ -259,3 +259,5 @@ def test_expected_gradients_objective_is_complete(small):
             perturbation="generator",
             verbose=False,
         )
+    with pytest.raises(ValueError, match="drop return_perturbed"):
+        mfm.explain(held[:1], model, return_perturbed=True, verbose=False, **kw)

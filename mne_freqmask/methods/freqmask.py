@@ -187,6 +187,7 @@ def freqmask(
             random_state=random_state,
             n_donors=n_donors,
             rank_tol=rank_tol,
+            objective=objective,
             return_perturbed=return_perturbed,
             **PAPER,
         )
@@ -196,6 +197,12 @@ def freqmask(
             'objective="expected_gradients" integrates from donor epochs to the '
             f"epoch, but perturbation={perturbation!r} has no donors; use "
             'perturbation="reference" (the default) or objective="preserve".'
+        )
+    if objective == "expected_gradients" and return_perturbed:
+        raise ValueError(
+            'objective="expected_gradients" fits no mask, so there is no '
+            "perturbed epoch to return; drop return_perturbed or use "
+            'objective="preserve".'
         )
     n_steps = _check_positive(n_steps, "n_steps", integer=True)
     lr = _check_positive(lr, "lr")
