@@ -147,17 +147,17 @@ def freqmask(
 
     ``objective="expected_gradients"`` optimises no mask: the score of a
     cell is the mean, over ``n_steps`` draws of a donor epoch and a point
-    ``alpha`` (stratified: one in each of ``n_steps`` equal slices of
-    (0, 1)) on the straight line from the donor to the
-    epoch (every cell at ``alpha``), of the gradient of the target's
-    probability with respect to the cell's mask: integrated gradients of the
-    mask from the donor to the epoch, averaged over donors (Erion et al.'s
-    expected gradients in FreqMask's perturbation). By the completeness of
-    integrated gradients, a cell's score estimates its share of the drop of
-    the probability when every cell is replaced by the donor's, so it is
-    signed (negative: replacing the cell by other epochs' *raises* the
-    probability) and ranks the cells as the distribution-preserving deletion
-    curve removes them (BENCHMARKS.md, issue #29). Needs
+    ``alpha`` (stratified: one in each of ``n_steps`` equal slices of (0,
+    1)) on the straight line from the donor to the epoch (every cell at
+    ``alpha``), of the gradient of the target's probability with respect to
+    the cell's mask: integrated gradients of the mask from the donor to the
+    epoch, averaged over donors (Erion et al.'s expected gradients in
+    FreqMask's perturbation). By the completeness of integrated gradients
+    the scores of an epoch sum to the drop of the probability when every
+    cell is replaced by the donor's, so a score measures the finite effect of
+    the replacement the distribution-preserving deletion curve applies, and
+    is signed (negative: replacing the cell by other epochs' content *raises*
+    the probability; BENCHMARKS.md, issue #29). Needs
     ``perturbation="reference"``; ``n_steps`` is the number of draws (one
     forward and one backward pass each), and the stopping, ``lr`` and L1
     parameters do not apply.
