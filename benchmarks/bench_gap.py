@@ -219,6 +219,18 @@ def _plain(entry, reference=True):
     return run
 
 
+def _magnitude(run):
+    """The magnitude of a signed map (the sign dropped)."""
+
+    def mag(held, model, train, **kw):
+        sal, sec, passes = run(held, model, train, **kw)
+        out = sal.copy()
+        out._data = np.abs(out._data)
+        return out, sec, passes
+
+    return mag
+
+
 #: label -> (function computing the map, keyword arguments)
 CANDIDATES = {
     # the default as bench_limit runs it: donors from the explained epochs
@@ -264,6 +276,12 @@ CANDIDATES = {
         _plain(
             dict(method="freqmask", objective="expected_gradients", n_steps=100),
             reference=False,
+        ),
+        {},
+    ),
+    "freqmask_eg_abs": (
+        _magnitude(
+            _plain(dict(method="freqmask", objective="expected_gradients", n_steps=100))
         ),
         {},
     ),
