@@ -13,10 +13,17 @@ bootstrap CI over the epochs, the paired difference ``map - default`` and
 passes per epoch. ``--diagnose`` prints what the limit removes first (its
 channel x band cells) against the maps' top cells.
 
+``--orders lerf`` searches and scores the LeRF side instead (higher is
+better), ``--operator zero`` the zeroing removal (the limit then searched
+for it, 826 passes per epoch). Results: BENCHMARKS.md, "What the limit sees
+and the maps miss" (issue #29).
+
 Usage::
 
-    nice python benchmarks/bench_gap.py --dataset interaction --n-explain 20
-    nice python benchmarks/bench_gap.py --dataset simulated_hard --n-explain 20
+    nice python benchmarks/bench_gap.py --dataset interaction --n-explain 40
+    nice python benchmarks/bench_gap.py --dataset simulated_hard --n-explain 40
+    nice python benchmarks/bench_gap.py --dataset interaction --orders lerf \
+        --candidates freqmask amplitude_gradients random freqmask_eg
 """
 
 import argparse
