@@ -203,3 +203,61 @@ def test_limit_with_rivals_bounds_them_exactly(small):
         assert (best <= per_epoch(sal) + 1e-5).all(), name
     with pytest.raises(ValueError, match="one map per epoch"):
         ev.deletion_limit(held, model, BANDS, rivals=[rivals[0].average()])
+
+
+def _probabilities(model, x):
+    """The model's class probabilities for the epochs' data ``x``."""
+    import torch
+
+    with torch.no_grad():
+        return torch.softmax(model(torch.as_tensor(x, dtype=torch.float32)), -1).numpy()
+
+
+def test_expected_gradients_objective_is_complete(small):
+    """With one donor the cell scores of objective="expected_gradients" sum
+    to the drop of the target's probability when every cell is replaced by
+    the donor's (completeness of integrated gradients), per epoch."""
+    held, train, model, _ = small
+    donor = train[:1]
+    sal = mfm.explain(
+        held,
+        model,
+        bands=BANDS,
+        reference=donor,
+        objective="expected_gradients",
+        n_steps=64,
+        verbose=False,
+    )
+    assert sal.method_params["objective"] == "expected_gradients"
+    assert (sal.diagnostics["n_steps"] == 64).all()
+    x = held.get_data()
+    # FreqMask's target: the model's own prediction (soft)
+    soft = _probabilities(model, x)
+    picks = np.arange(len(held.ch_names))
+    fill = np.repeat(donor.get_data(), len(held), axis=0)
+    keep = np.zeros((len(held), len(picks), BANDS), bool)
+    removed = ev.remove_cells(x, keep, sal.grid, picks, fill=fill)
+    drop = (soft**2).sum(-1) - (soft * _probabilities(model, removed)).sum(-1)
+    total = sal.get_data().reshape(len(held), -1).sum(1)
+    assert np.abs(drop).max() > 0.05, "the donor changes nothing: no test"
+    np.testing.assert_allclose(total, drop, atol=0.02 * np.abs(drop).max() + 1e-3)
+    # signed: cells whose replacement raises the probability score below 0
+    assert (sal.get_data() < 0).any() and (sal.get_data() > 0).any()
+    # each epoch's donors and alphas are its own: the chunks do not matter
+    kw = dict(bands=BANDS, reference=train, objective="expected_gradients")
+    one = mfm.explain(held, model, n_steps=8, chunk_size=1, verbose=False, **kw)
+    all_ = mfm.explain(
+        held, model, n_steps=8, chunk_size=len(held), verbose=False, **kw
+    )
+    np.testing.assert_allclose(one.get_data(), all_.get_data(), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match='use perturbation="reference"'):
+        mfm.explain(
+            held[:1],
+            model,
+            bands=BANDS,
+            objective="expected_gradients",
+            perturbation="generator",
+            verbose=False,
+        )
+    with pytest.raises(ValueError, match="drop return_perturbed"):
+        mfm.explain(held[:1], model, return_perturbed=True, verbose=False, **kw)

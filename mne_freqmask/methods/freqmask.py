@@ -115,6 +115,7 @@ def freqmask(
     n_donors=256,
     stopping="rank",
     rank_tol=0.02,
+    objective="preserve",
     preset=None,
     return_perturbed=False,
 ):
@@ -150,6 +151,23 @@ def freqmask(
     ``return_perturbed=True``, ``diagnostics["perturbed"]`` holds the final
     perturbed epochs ``irfft(X * M + (1 - M) * Xr)`` (float32, all channels, in
     the epochs' units), e.g. for :func:`mne_freqmask.evaluation.ood_score`.
+
+    ``objective="expected_gradients"`` optimises no mask: the score of a
+    cell is the mean, over ``n_steps`` draws of a donor epoch and a point
+    ``alpha`` (stratified: one in each of ``n_steps`` equal slices of (0,
+    1)) on the straight line from the donor to the epoch (every cell at
+    ``alpha``), of the gradient of the target's probability with respect to
+    the cell's mask: integrated gradients of the mask from the donor to the
+    epoch, averaged over donors (Erion et al.'s expected gradients in
+    FreqMask's perturbation). By the completeness of integrated gradients
+    the scores of an epoch sum to the drop of the probability when every
+    cell is replaced by the donor's, so a score measures the finite effect of
+    the replacement the distribution-preserving deletion curve applies, and
+    is signed (negative: replacing the cell by other epochs' content *raises*
+    the probability; BENCHMARKS.md, issue #29). Needs
+    ``perturbation="reference"``; ``n_steps`` is the number of draws (one
+    forward and one backward pass each), and the stopping, ``lr`` and L1
+    parameters do not apply.
     """
     if preset is not None:
         _check_option("preset", preset, ("paper",))
@@ -176,8 +194,22 @@ def freqmask(
             random_state=random_state,
             n_donors=n_donors,
             rank_tol=rank_tol,
+            objective=objective,
             return_perturbed=return_perturbed,
             **PAPER,
+        )
+    _check_option("objective", objective, ("preserve", "expected_gradients"))
+    if objective == "expected_gradients" and perturbation != "reference":
+        raise ValueError(
+            'objective="expected_gradients" integrates from donor epochs to the '
+            f"epoch, but perturbation={perturbation!r} has no donors; use "
+            'perturbation="reference" (the default) or objective="preserve".'
+        )
+    if objective == "expected_gradients" and return_perturbed:
+        raise ValueError(
+            'objective="expected_gradients" fits no mask, so there is no '
+            "perturbed epoch to return; drop return_perturbed or use "
+            'objective="preserve".'
         )
     n_steps = _check_positive(n_steps, "n_steps", integer=True)
     lr = _check_positive(lr, "lr")
@@ -215,6 +247,8 @@ def freqmask(
         params["n_donors"] = n_donors
     if stopping == "rank":
         params["rank_tol"] = rank_tol
+    if objective != "preserve":
+        params["objective"] = objective
     # masks, generators and spectra in float32 at least; the model gets its
     # own dtype (half-precision models: rfft has no float16 kernel on CPU)
     net_dtype = model_dtype(model)
@@ -226,7 +260,8 @@ def freqmask(
     loss_out = np.empty(n_epochs, np.float32)
     ce_out = np.empty(n_epochs, np.float32)
     perturbed = np.empty(inp.x.shape, np.float32) if return_perturbed else None
-    fitter = _ChunkFitter(inp, grid, model, params, device, dtype, net_dtype)
+    kind = _ChunkFitter if objective == "preserve" else _GradientFitter
+    fitter = kind(inp, grid, model, params, device, dtype, net_dtype)
     if perturbation == "reference":
         # None draws with seed 0: a map is reproducible by default, as
         # FreqMask was before the donors (an int or a RandomState varies them)
@@ -236,6 +271,8 @@ def freqmask(
         out_x = None if perturbed is None else perturbed[sl]
         mask, n_done, loss, ce = fitter.fit(sl, centres[cluster[sl]], out_x, progress)
         out[sl], steps[sl], loss_out[sl], ce_out[sl] = mask, n_done, loss, ce
+    if objective == "expected_gradients":  # n_steps draws: nothing to stop
+        return MethodResult(out, params, dict(n_steps=steps, cluster=cluster))
     stop = stop_reasons(steps, n_steps, min_steps, patience, stopping)
     logger.info(
         f"FreqMask: median {np.median(steps):.0f} steps (max {steps.max()}); "
@@ -583,3 +620,45 @@ class _ChunkFitter:
                 dist = ((mag - cen) ** 2).mean((1, 2))
             loss = loss + p["lambda_align"] * dist
         return loss, ce
+
+
+def _p_target(logits, target):
+    """Probability of the target (a class, or soft: the model's prediction)."""
+    prob = softmax(_at_least_float32(logits), -1)
+    if target.ndim == 2:
+        return (target * prob).sum(-1)
+    return prob.gather(1, target[:, None])[:, 0]
+
+
+class _GradientFitter(_ChunkFitter):
+    """``objective="expected_gradients"``: mean mask gradient from donors."""
+
+    def fit(self, sl, centres, out_perturbed=None, progress=None):
+        state = self._init_state(sl, centres)
+        state["orders"] = self._orders(state["epoch"])
+        ones = torch.ones_like(state["params"][0])
+        grad = torch.zeros_like(ones)
+        # alpha of each draw, stratified: one in each of n_steps equal slices
+        # of (0, 1), in random order, from each epoch's own stream (as its
+        # donors)
+        n = self.p["n_steps"]
+        gen = []
+        for e in state["epoch"]:
+            rng = np.random.default_rng([self.seed, int(e), 1])
+            gen.append((rng.permutation(n) + rng.random(n)) / n)
+        gen = np.stack(gen)
+        for t in range(self.p["n_steps"]):
+            alpha = torch.as_tensor(gen[:, t], device=ones.device, dtype=ones.dtype)
+            mask = (alpha[:, None, None] * ones).requires_grad_(True)
+            fill = self._donors(state)
+            state["t"] += 1
+            xhat = self._xhat(state["x"], state["x2"], mask, fill=fill)[0]
+            p = _p_target(self.model(xhat.to(self.net_dtype)), state["target"])
+            grad += torch.autograd.grad(p.sum(), mask)[0]
+            if progress is not None and (t + 1) % 10 == 0:
+                progress(0, f"draw {t + 1} of {self.p['n_steps']}")
+        n_b = len(ones)
+        out = (grad / self.p["n_steps"]).float().cpu().numpy()
+        nan = np.full(n_b, np.nan, np.float32)
+        return out, np.full(n_b, self.p["n_steps"], np.int32), nan, nan
+
