@@ -661,4 +661,3 @@ class _GradientFitter(_ChunkFitter):
         out = (grad / self.p["n_steps"]).float().cpu().numpy()
         nan = np.full(n_b, np.nan, np.float32)
         return out, np.full(n_b, self.p["n_steps"], np.int32), nan, nan
-
