@@ -198,3 +198,15 @@ def test_randomization_check_refits_the_explainer(split, fitted):
         check_explanation(
             held, model, sal, explain_kw=dict(kw, method="freqmask_amortised")
         )
+
+
+def test_randomization_check_of_amortised_map_needs_the_explainer(split, fitted):
+    """Without explain_kw the map's stored parameters do not hold the
+    explainer that the check must refit: refused with the fix, not a raw
+    TypeError about unknown parameters (issue #29, on real EEG)."""
+    from mne_freqmask.evaluation import check_explanation
+
+    _, test, _, model = split
+    sal = fitted.explain(test[:4], verbose=False)
+    with pytest.raises(ValueError, match=r"explain_kw=dict\(explainer=explainer"):
+        check_explanation(test[:4], model, sal, checks=("randomization",))

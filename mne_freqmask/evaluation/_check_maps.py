@@ -41,7 +41,7 @@ def _explain_kw(saliency, explain_kw):
     refused (the randomised model's map would have other cells).
     """
     if explain_kw is None:
-        kw = dict(saliency.method_params)
+        kw = _stored_kw(saliency)
         kw["picks"] = list(saliency.ch_names)
     else:
         kw = dict(explain_kw)
@@ -75,6 +75,34 @@ def _explain_kw(saliency, explain_kw):
             f"time_windows={tuple(saliency.time_windows)}."
         )
     return kw
+
+
+def _stored_kw(saliency):
+    """The entries of ``saliency.method_params`` that :func:`explain` takes.
+
+    The method's keywords and ``explain``'s own (bands, windows); entries
+    that describe the map (``aggregation``, ``baseline``...) are left out:
+    passed back they were refused as unknown parameters. An amortised map
+    does not hold its explainer, which the check must refit: refused, naming
+    the fix.
+    """
+    import inspect
+
+    from mne_freqmask.methods import get_method
+
+    if saliency.method == "freqmask_amortised":
+        raise ValueError(
+            "An amortised map does not hold its explainer, which the "
+            "randomisation check refits on the randomised model; pass "
+            "explain_kw=dict(explainer=explainer, bands=explainer.grid.bands, "
+            "picks=explainer.picks)."
+        )
+    own = set(inspect.signature(get_method(saliency.method)).parameters)
+    own = (own - {"inp", "grid", "model", "device", "chunk_size"}) | {
+        "bands",
+        "time_windows",
+    }
+    return {k: v for k, v in saliency.method_params.items() if k in own}
 
 
 def _random_like(saliency, random_state):
