@@ -83,26 +83,25 @@ def _stored_kw(saliency):
     The method's keywords and ``explain``'s own (bands, windows); entries
     that describe the map (``aggregation``, ``baseline``...) are left out:
     passed back they were refused as unknown parameters. An amortised map
-    does not hold its explainer, which the check must refit: refused, naming
-    the fix.
+    does not hold its explainer: ``explainer=None``, which
+    :func:`_refit_explainer` refuses, naming the fix. A map of a method
+    that is not registered (a control) keeps every entry.
     """
     import inspect
 
-    from mne_freqmask.methods import get_method
+    from mne_freqmask.methods import METHODS, get_method
 
-    if saliency.method == "freqmask_amortised":
-        raise ValueError(
-            "An amortised map does not hold its explainer, which the "
-            "randomisation check refits on the randomised model; pass "
-            "explain_kw=dict(explainer=explainer, bands=explainer.grid.bands, "
-            "picks=explainer.picks)."
-        )
+    if saliency.method not in METHODS:
+        return dict(saliency.method_params)
     own = set(inspect.signature(get_method(saliency.method)).parameters)
     own = (own - {"inp", "grid", "model", "device", "chunk_size"}) | {
         "bands",
         "time_windows",
     }
-    return {k: v for k, v in saliency.method_params.items() if k in own}
+    kw = {k: v for k, v in saliency.method_params.items() if k in own}
+    if saliency.method == "freqmask_amortised":
+        kw["explainer"] = None
+    return kw
 
 
 def _random_like(saliency, random_state):
@@ -182,6 +181,13 @@ def _refit_explainer(kw, epochs, rand_model, seed, device):
     from mne_freqmask.amortised import FreqMaskExplainer
 
     old = kw.get("explainer")
+    if "explainer" in kw and old is None:
+        raise ValueError(
+            "An amortised map does not hold its explainer, which the "
+            "randomisation check refits on the randomised model; pass "
+            "explain_kw=dict(explainer=explainer, bands=explainer.grid.bands, "
+            "picks=explainer.picks)."
+        )
     if not isinstance(old, FreqMaskExplainer) or old.net is None:
         return kw
     fresh = FreqMaskExplainer(
