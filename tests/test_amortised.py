@@ -198,3 +198,17 @@ def test_randomization_check_refits_the_explainer(split, fitted):
         check_explanation(
             held, model, sal, explain_kw=dict(kw, method="freqmask_amortised")
         )
+
+
+def test_randomization_check_of_amortised_map_needs_the_explainer(split, fitted):
+    """Without explain_kw the map's stored parameters do not hold the
+    explainer that the check must refit: refused with the fix, not a raw
+    TypeError about unknown parameters (issue #29, on real EEG)."""
+    from mne_freqmask.evaluation import check_explanation
+
+    _, test, _, model = split
+    code = test.events[:, 2]
+    held = test[np.concatenate([np.flatnonzero(code == c)[:2] for c in (1, 2)])]
+    sal = fitted.explain(held, verbose=False)
+    with pytest.raises(ValueError, match=r"explain_kw=dict\(explainer=explainer"):
+        check_explanation(held, model, sal, checks=("randomization",))

@@ -8,6 +8,7 @@ to explain the epochs again (with the map's own windows), the random control
 on the map's own cells, and the words that describe the cells.
 """
 
+import inspect
 import warnings
 
 import numpy as np
@@ -25,6 +26,7 @@ from mne_freqmask.evaluation._engine import _predictions
 from mne_freqmask.evaluation.compare import compare_methods
 from mne_freqmask.evaluation.sanity import spearman
 from mne_freqmask.evaluation.stats import bootstrap_ci, cell_permutation_test
+from mne_freqmask.methods import METHODS, get_method
 from mne_freqmask.models import parameter_layers, untrained_copy
 from mne_freqmask.saliency import SpectralSaliency
 from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
@@ -50,7 +52,7 @@ def _explain_kw(saliency, explain_kw):
     refused (the randomised model's map would have other cells).
     """
     if explain_kw is None:
-        kw = dict(saliency.method_params)
+        kw = _stored_kw(saliency)
         kw["picks"] = list(saliency.ch_names)
     else:
         kw = dict(explain_kw)
@@ -83,6 +85,29 @@ def _explain_kw(saliency, explain_kw):
             "map's windows are used) or give "
             f"time_windows={tuple(saliency.time_windows)}."
         )
+    return kw
+
+
+def _stored_kw(saliency):
+    """The entries of ``saliency.method_params`` that :func:`explain` takes.
+
+    The method's keywords and ``explain``'s own (bands, windows); entries
+    that describe the map (``aggregation``, ``baseline``...) are left out:
+    passed back they were refused as unknown parameters. An amortised map
+    does not hold its explainer: ``explainer=None``, which
+    :func:`_refit_explainer` refuses, naming the fix. A map of a method
+    that is not registered (a control) keeps every entry.
+    """
+    if saliency.method not in METHODS:
+        return dict(saliency.method_params)
+    own = set(inspect.signature(get_method(saliency.method)).parameters)
+    own = (own - {"inp", "grid", "model", "device", "chunk_size"}) | {
+        "bands",
+        "time_windows",
+    }
+    kw = {k: v for k, v in saliency.method_params.items() if k in own}
+    if saliency.method == "freqmask_amortised":
+        kw["explainer"] = None
     return kw
 
 
@@ -163,6 +188,13 @@ def _refit_explainer(kw, epochs, rand_model, seed, device):
     from mne_freqmask.amortised import FreqMaskExplainer
 
     old = kw.get("explainer")
+    if "explainer" in kw and old is None:
+        raise ValueError(
+            "An amortised map does not hold its explainer, which the "
+            "randomisation check refits on the randomised model; pass "
+            "explain_kw=dict(explainer=explainer, bands=explainer.grid.bands, "
+            "picks=explainer.picks)."
+        )
     if not isinstance(old, FreqMaskExplainer) or old.net is None:
         return kw
     fresh = FreqMaskExplainer(

@@ -239,7 +239,10 @@ def check_explanation(
         the fully randomised model is below this value (default 0.5), and
         fails when its lower end is above.
     %(explain_kw)s
-        None (default): the parameters stored in ``saliency.method_params``.
+        None (default): the parameters stored in ``saliency.method_params``
+        that :func:`~mne_freqmask.explain` takes (an amortised map does not
+        hold its explainer: pass ``explain_kw=dict(explainer=explainer,
+        bands=explainer.grid.bands, picks=explainer.picks)``).
         For a time-resolved map ``time_windows`` is the map's own (other
         windows are refused).
     %(eval_boot)s
