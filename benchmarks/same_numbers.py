@@ -123,7 +123,13 @@ def outputs():
     out["ood_features"] = ood.band_log_power(x, sf, 4)
     out["ood_power"] = ood._band_power(x, grid, "x")
     out["ood_power_src"] = ood._band_power(_source(epochs), grid, "x")
-    out["cf_power"] = counterfactual._band_power(_source(epochs), grid, [0, 2])[0]
+    if hasattr(counterfactual, "_band_power"):  # main before issue #28
+        cf = counterfactual._band_power(_source(epochs), grid, [0, 2])[0]
+    else:  # the one chunked cell power of evaluation._common
+        from mne_freqmask.evaluation._common import _cell_power
+
+        cf = _cell_power(_source(epochs), grid, [0, 2])
+    out["cf_power"] = cf
     sal = mfm.explain(epochs, model, method="amplitude_gradients", bands=4)
     power = clever_hans._power_map(epochs, sal, epochs.events[:, 2])
     out["ch_power"] = np.array([power[k] for k in sorted(power)])
