@@ -26,14 +26,24 @@ class CellOps:
     """
 
     def spectrum(self, x, scale=1.0, norm="ortho"):
-        """Spectrum of ``x`` (``(..., n_times)``) on the grid: ``(..., n_freqs)``.
+        """Spectrum of ``x`` on the grid.
 
-        The rfft bins, or the STFT coefficients flattened bin-major (see
-        :class:`~mne_freqmask.spectral.ShortTimeGrid`). ``norm="ortho"``:
-        orthonormal, of ``x / scale`` (the package's scaled convention;
-        half-precision input is computed in float32, see
-        :func:`~mne_freqmask._torch_utils.spectral_dtype`); ``"backward"``:
-        unnormalised as :func:`torch.fft.rfft` (``scale`` unused).
+        Parameters
+        ----------
+        x : torch.Tensor | ndarray, shape (..., n_times)
+            The data (numpy in, numpy out).
+        scale : float
+            With ``norm="ortho"``, the spectrum of ``x / scale`` (the
+            package's scaled convention).
+        norm : ``"ortho"`` | ``"backward"``
+            Orthonormal (half-precision input is computed in float32), or
+            unnormalised as :func:`torch.fft.rfft` (``scale`` unused).
+
+        Returns
+        -------
+        xf : torch.Tensor | ndarray, shape (..., n_freqs)
+            The rfft bins, or the STFT coefficients flattened bin-major (see
+            :class:`~mne_freqmask.spectral.ShortTimeGrid`).
         """
         if not isinstance(x, np.ndarray):
             return self._forward(x, scale, norm)
@@ -42,9 +52,23 @@ class CellOps:
         return np.fft.rfft(x / scale if norm == "ortho" else x, axis=-1, norm=norm)
 
     def inverse(self, xf, n_times=None, scale=1.0, norm="ortho"):
-        """Inverse of :meth:`spectrum` (tensors): ``(..., n_times)``.
+        """Inverse of :meth:`spectrum`.
 
-        ``n_times`` defaults to the grid's.
+        Parameters
+        ----------
+        xf : torch.Tensor, shape (..., n_freqs)
+            A spectrum on this grid.
+        n_times : int | None
+            Length of the signal (None: the grid's).
+        scale : float
+            As in :meth:`spectrum`.
+        norm : ``"ortho"`` | ``"backward"``
+            As in :meth:`spectrum`.
+
+        Returns
+        -------
+        x : torch.Tensor, shape (..., n_times)
+            The signal.
         """
         n_times = self.n_times if n_times is None else int(n_times)
         return self._backward(xf, n_times, scale, norm)
@@ -54,14 +78,14 @@ class CellOps:
 
         Parameters
         ----------
-        values : tensor | ndarray, shape (..., n_bands)
+        values : torch.Tensor | ndarray, shape (..., n_bands)
             One value per band (per cell of a short-time grid).
         fill : float
             The value of bins that belong to no band.
 
         Returns
         -------
-        expanded : tensor | ndarray, shape (..., n_freqs)
+        expanded : torch.Tensor | ndarray, shape (..., n_freqs)
             Each band's value repeated over its bins.
         """
         if _is_tensor(values):
@@ -97,10 +121,24 @@ class CellOps:
         return out
 
     def band_power(self, x, scale=1.0, norm="ortho", func=np.mean):
-        """Power ``|X|^2`` of each cell of ``x``, ``(..., n_bands)`` (numpy).
+        """Power ``|X|^2`` of each cell of ``x``.
 
-        ``scale`` and ``norm`` as :meth:`spectrum`; ``func`` reduces a band's
-        bins (:meth:`collapse`): the mean (default) or :func:`numpy.sum`.
+        Parameters
+        ----------
+        x : torch.Tensor | ndarray, shape (..., n_times)
+            The data.
+        scale : float
+            As in :meth:`spectrum`.
+        norm : ``"ortho"`` | ``"backward"``
+            As in :meth:`spectrum`.
+        func : callable
+            Reduces a band's bins (:meth:`collapse`): the mean (default) or
+            :func:`numpy.sum`.
+
+        Returns
+        -------
+        power : ndarray, shape (..., n_bands)
+            One value per cell.
         """
         xf = self.spectrum(x, scale, norm)
         if isinstance(xf, np.ndarray):
@@ -112,13 +150,25 @@ class CellOps:
     def blend(self, xf, keep, fill=None, *, bins=False):
         """The cell perturbation ``xf * keep + (1 - keep) * fill``.
 
-        ``xf`` is a spectrum (:meth:`spectrum`: complex, or real and
-        imaginary parts on a leading axis that ``keep`` broadcasts over).
-        ``keep`` holds one value per cell (``(..., n_bands)``, expanded to
-        the bins; bins in no band are kept), or per bin with ``bins=True``:
-        1 keeps, 0 replaces by ``fill``, values between mix. ``fill``: None
-        zeroes the removed part; else a donor's spectrum or a generator's
-        output, broadcastable to ``xf``. :meth:`inverse` goes back to time.
+        Parameters
+        ----------
+        xf : torch.Tensor | ndarray
+            A spectrum (:meth:`spectrum`: complex, or real and imaginary
+            parts on a leading axis that ``keep`` broadcasts over).
+        keep : torch.Tensor | ndarray
+            One value per cell (``(..., n_bands)``, expanded to the bins;
+            bins in no band are kept), or per bin with ``bins=True``: 1
+            keeps, 0 replaces by ``fill``, values between mix.
+        fill : torch.Tensor | ndarray | None
+            None zeroes the removed part; else a donor's spectrum or a
+            generator's output, broadcastable to ``xf``.
+        bins : bool
+            Whether ``keep`` is given per bin rather than per cell.
+
+        Returns
+        -------
+        blended : torch.Tensor | ndarray
+            The perturbed spectrum (:meth:`inverse` goes back to time).
         """
         k = keep if bins else self.expand(keep)
         if fill is None:
@@ -126,24 +176,62 @@ class CellOps:
         return xf * k + (1 - k) * fill
 
     def perturb(self, x, keep, fill=None, *, picks=None, scale=1.0, norm="ortho"):
-        """``x`` (``(n_epochs, n_channels, n_times)`` tensor) with cells perturbed.
+        """``x`` with cells of its channels ``picks`` perturbed.
 
-        The spectrum of the channels ``picks`` (a tensor, or None for all:
-        :func:`channel_index`), :meth:`blend` with ``keep`` (``(n_epochs,
-        n_picks, n_bands)``) and ``fill`` (a spectrum with the same ``scale``
-        and ``norm``), back to time and into ``x`` (its dtype).
+        Parameters
+        ----------
+        x : torch.Tensor, shape (n_epochs, n_channels, n_times)
+            The data.
+        keep : torch.Tensor, shape (n_epochs, n_picks, n_bands)
+            As in :meth:`blend`.
+        fill : torch.Tensor | None
+            As in :meth:`blend`: a spectrum with the same ``scale`` and
+            ``norm``, or None.
+        picks : torch.Tensor | None
+            The channels perturbed (None: all, see
+            ``mne_freqmask._cells.channel_index``).
+        scale : float
+            As in :meth:`spectrum`.
+        norm : ``"ortho"`` | ``"backward"``
+            As in :meth:`spectrum`.
+
+        Returns
+        -------
+        perturbed : torch.Tensor, shape (n_epochs, n_channels, n_times)
+            The spectrum blended, back to time and into a copy of ``x``
+            (its dtype).
         """
         sub = x if picks is None else x.index_select(1, picks)
         h = self.blend(self.spectrum(sub, scale, norm), keep, fill)
         return put_back(x, picks, self.inverse(h, x.shape[-1], scale, norm))
 
     def donor_pool(self, source, n_donors, rng, picks, *, scale, device, dtype):
-        """Spectra ``(K, n_picks, n_freqs)`` of K random epochs of ``source``.
+        """Spectra of random epochs of ``source``, the donors of a removal.
 
-        ``K = min(n_donors, len(source))`` epochs drawn by one
-        ``rng.choice``, read 32 at a time (epochs not preloaded stay
-        bounded), transformed in ``dtype`` on ``device`` (:meth:`spectrum`
-        with ``scale``). Returns the spectra and the sorted indices.
+        Parameters
+        ----------
+        source : array-like, shape (n_epochs, n_channels, n_times)
+            Epochs that can be indexed (read 32 at a time, so that epochs
+            not preloaded stay bounded).
+        n_donors : int
+            At most this many epochs (all when ``source`` has fewer).
+        rng : numpy.random.Generator | numpy.random.RandomState
+            Draws the epochs (one ``rng.choice``).
+        picks : array-like of int
+            The channels.
+        scale : float
+            As in :meth:`spectrum`.
+        device : torch.device
+            Where the spectra are computed.
+        dtype : torch.dtype
+            Their real dtype.
+
+        Returns
+        -------
+        spectra : torch.Tensor, shape (n_epochs, n_picks, n_freqs)
+            The donors' spectra (at most ``n_donors`` epochs).
+        idx : ndarray of int
+            The donors' indices in ``source``, sorted.
         """
         torch = _torch()
         n_ref = len(source)

@@ -111,8 +111,10 @@ class FrequencyGrid(CellOps):
             for name, (lo, hi) in zip(self.band_names, self.band_edges, strict=True)
         }
 
-    #: Whether the grid has more than one (whole-epoch) window.
-    short_time = False
+    @property
+    def short_time(self):
+        """Whether the grid has more than one (whole-epoch) window: never."""
+        return False
 
     def _forward(self, x, scale, norm):
         import torch

@@ -5,7 +5,7 @@ own file. The function returns a :class:`MethodResult`; it declares how
 many epochs it can take at once with :func:`chunking` (its memory per epoch,
 an upper bound, or that it reads the epochs in batches of its own), and walks
 over the epochs with :func:`iter_chunks` (or, to report progress within a
-chunk, :func:`chunk_progress`, the loop under it): the one chunk loop of every
+chunk, ``chunk_progress``, the loop under it): the one chunk loop of every
 method and of LRP's batches.
 """
 
@@ -72,7 +72,13 @@ class MethodSpec:
     fast_kwargs: dict = field(default_factory=dict)
 
     def function(self):
-        """The method's function (imported now if given as a string)."""
+        """The method's function (imported now if given as a string).
+
+        Returns
+        -------
+        func : callable
+            The method's function.
+        """
         if callable(self.func):
             return self.func
         import importlib
@@ -81,7 +87,13 @@ class MethodSpec:
         return getattr(importlib.import_module(module), name)
 
     def path(self):
-        """``"module.function"`` of the function (for documentation)."""
+        """Where the function lives (for documentation).
+
+        Returns
+        -------
+        path : str
+            ``"module.function"``.
+        """
         if callable(self.func):
             return f"{self.func.__module__}.{self.func.__qualname__}"
         return self.func.replace(":", ".")
@@ -255,7 +267,7 @@ def iter_chunks(inp, chunk_size, model, device, mesg="Chunks"):
 
     The one chunk iterator of the methods (and of LRP's batches,
     :func:`mne_freqmask.lrp.iter_relevance`): a progress bar over chunks of
-    ``chunk_size`` consecutive epochs (:func:`chunk_progress`), each read
+    ``chunk_size`` consecutive epochs (``chunk_progress``), each read
     (from disk for epochs not preloaded) only when its turn comes.
 
     Parameters

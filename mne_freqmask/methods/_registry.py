@@ -148,8 +148,18 @@ def get_spec(name):
 
 
 def get_method(name):
-    """Return the function of the method ``name`` (a key of :data:`METHODS`),
-    imported on first use: ``get_spec(name).function()``."""
+    """Return the function of a registered method, imported on first use.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`METHODS`.
+
+    Returns
+    -------
+    func : callable
+        ``get_spec(name).function()``.
+    """
     return get_spec(name).function()
 
 
@@ -282,7 +292,7 @@ def method_docs():
         _indent(
             "The explanation method, a key of :data:`mne_freqmask.methods.METHODS` "
             "(more can be added with :func:`mne_freqmask.methods.register_method`); "
-            'default ``"freqmask"``. Each links to its function, whose docstring '
+            'default ``"freqmask"``. Each names its function, whose docstring '
             "documents its parameters (``**method_kw``):",
             "    ",
         ),
@@ -296,7 +306,7 @@ def method_docs():
         ]
         text = (
             f'``"{name}"``: {spec.summary} ({", ".join(n for n in notes if n)}; '
-            f":func:`~{spec.path()}`)."
+            f"``{spec.path()}``)."
         )
         lines.append(_indent(text, "    - ", "      "))
     short = ", ".join(f'``"{n}"``' for n in sorted(SHORT_TIME_METHODS))
