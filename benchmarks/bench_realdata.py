@@ -55,6 +55,10 @@ TASKS = dict(hands=(4, 8, 12), feet=(6, 10, 14))
 METHOD_SETS = dict(
     freqmask=dict(method="freqmask"),
     amplitude_gradients=dict(method="amplitude_gradients"),
+    # BENCHMARKS.md, "What the limit sees and the maps miss": 100 draws
+    expected_gradients=dict(
+        method="freqmask", objective="expected_gradients", n_steps=100
+    ),
 )
 
 
