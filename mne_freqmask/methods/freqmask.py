@@ -79,6 +79,10 @@ PAPER = dict(
 )
 
 
+#: freqmask()'s arguments that are not FreqMask parameters (_check_params)
+_NOT_PARAMS = ("inp", "grid", "model", "device", "chunk_size", "random_state", "preset")
+
+
 def _memory_per_epoch(inp, grid):
     """~4 copies (value, grad, two Adam moments) of the generator and mask,
     plus an allowance for the model's activations."""
@@ -200,24 +204,9 @@ def freqmask(
             return_perturbed=return_perturbed,
             **PAPER,
         )
+    # every remaining argument is a FreqMask parameter (the preset returned)
     params = _check_params(
-        n_steps=n_steps,
-        lr=lr,
-        lambda_align=lambda_align,
-        l1_mask=l1_mask,
-        l1_perturbation=l1_perturbation,
-        alignment=alignment,
-        generator=generator,
-        patience=patience,
-        tol=tol,
-        min_steps=min_steps,
-        cell_score=cell_score,
-        perturbation=perturbation,
-        stopping=stopping,
-        n_donors=n_donors,
-        rank_tol=rank_tol,
-        objective=objective,
-        return_perturbed=return_perturbed,
+        **{k: v for k, v in locals().items() if k not in _NOT_PARAMS}
     )
     n_steps, min_steps, patience = (
         params[k] for k in ("n_steps", "min_steps", "patience")
