@@ -211,7 +211,8 @@ def explain_options(args):
     explain_kw : dict
         ``method``, ``bands``, ``picks``, ``device``, ``time_windows``,
         ``random_state``, ``reference`` (the epochs file, or None) and the
-        method's parameters (``--param``, ``--n-steps``, ``--explainer``).
+        method's parameters (``--param``, ``--n-steps``, ``--objective``,
+        ``--explainer``).
     """
     time_windows = parse_time_windows(args.time_windows)
     if time_windows is not None:
@@ -219,10 +220,14 @@ def explain_options(args):
 
         check_short_time(args.method)  # before the model is loaded
     method_kw = parse_pairs(args.param, "--param")
-    if args.n_steps is not None:
-        if method_kw.get("n_steps", args.n_steps) != args.n_steps:
-            raise ValueError("--n-steps and --param n_steps= differ; give one.")
-        method_kw["n_steps"] = args.n_steps
+    # the method parameters with an option of their own
+    for key, option in (("n_steps", "--n-steps"), ("objective", "--objective")):
+        value = getattr(args, key)
+        if value is None:
+            continue
+        if method_kw.get(key, value) != value:
+            raise ValueError(f"{option} and --param {key}= differ; give one.")
+        method_kw[key] = value
     extra, bands, picks = explainer_options(
         args.method, args.explainer, args.bands, args.picks
     )

@@ -292,7 +292,10 @@ def steps_summary(diagnostics):
     ----------
     diagnostics : dict
         ``SpectralSaliency.diagnostics``; read are ``"n_steps"`` (steps per
-        epoch) and, when present, ``"stop"`` (codes of :data:`STOP_LABELS`).
+        epoch) and, when present, ``"stop"`` (codes of :data:`STOP_LABELS`),
+        or ``"n_draws"`` (draws per epoch of a method that does not stop,
+        such as FreqMask's expected gradients: ``"draws: median 100 (max
+        100)"``).
 
     Returns
     -------
@@ -300,6 +303,9 @@ def steps_summary(diagnostics):
         E.g. ``"steps: median 58 (max 300); stopped: converged 40, cap 3,
         first allowed step 2"``; None without per-epoch step counts.
     """
+    draws = np.asarray((diagnostics or {}).get("n_draws", []))
+    if draws.ndim == 1 and len(draws):  # a fixed number of draws, no stopping
+        return f"draws: median {np.median(draws):g} (max {int(draws.max())})"
     steps = np.asarray((diagnostics or {}).get("n_steps", []))
     if steps.ndim != 1 or not len(steps):
         return None

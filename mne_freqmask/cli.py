@@ -170,7 +170,17 @@ def _add_explain(sub):
         type=int,
         default=None,
         help="Most optimisation steps per epoch (freqmask, flextime; "
-        "integrated_gradients: integration steps). Same as --param n_steps=N.",
+        "integrated_gradients: integration steps; freqmask with --objective "
+        "expected_gradients: draws per epoch). Same as --param n_steps=N.",
+    )
+    exp.add_argument(
+        "--objective",
+        default=None,
+        choices=("preserve", "expected_gradients"),
+        help="freqmask's objective: preserve (default; a mask that keeps the "
+        "prediction, at most 300 steps) or expected_gradients (signed: the "
+        "mean gradient of the prediction on paths from other epochs, 100 "
+        "draws unless --n-steps). Same as --param objective=NAME.",
     )
     exp.add_argument(
         "--param",

@@ -194,7 +194,9 @@ def _run_params(method, explain_kw):
         if k in _NEUTRAL or k == "time_windows" or p.kind != p.KEYWORD_ONLY:
             continue
         params[k] = own.get(k, p.default)
-    return params
+    # defaults that depend on other parameters (freqmask's n_steps=None)
+    resolve = getattr(func, "resolve_defaults", None)
+    return params if resolve is None else resolve(params)
 
 
 @verbose

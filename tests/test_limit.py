@@ -229,7 +229,7 @@ def test_expected_gradients_objective_is_complete(small):
         verbose=False,
     )
     assert sal.method_params["objective"] == "expected_gradients"
-    assert (sal.diagnostics["n_steps"] == 64).all()
+    assert (sal.diagnostics["n_draws"] == 64).all()
     x = held.get_data()
     # FreqMask's target: the model's own prediction (soft)
     soft = _probabilities(model, x)

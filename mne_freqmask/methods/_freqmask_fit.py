@@ -161,7 +161,9 @@ class _ChunkFitter:
         else:
             w = torch.zeros((n_b, 2 * n_f, 2 * n_f), device=dev, dtype=dtype)
             b = torch.zeros((n_b, 2 * n_f), device=dev, dtype=dtype)
-        if p["alignment"] == "complex":  # (B, 2, n_picks, n_freqs) like x2
+        if centres is None:  # expected gradients: no generator to align
+            pass
+        elif p["alignment"] == "complex":  # (B, 2, n_picks, n_freqs) like x2
             centres = centres.to(dtype).permute(0, 3, 1, 2)
         else:
             centres = centres.to(dtype)

@@ -79,6 +79,16 @@ PAPER = dict(
 )
 
 
+#: ``n_steps=None`` resolves per objective: Adam steps at most for the
+#: preservation objective, draws (one forward and one backward pass each) for
+#: expected gradients, the number every benchmark of it used (BENCHMARKS.md,
+#: issue #29)
+DEFAULT_STEPS = {"preserve": 300, "expected_gradients": 100}
+
+#: the parameters of objective="expected_gradients" (the others tune the
+#: preservation objective's optimisation, which it does not run)
+EG_PARAMS = ("objective", "n_steps", "perturbation", "n_donors")
+
 #: freqmask()'s arguments that are not FreqMask parameters (_check_params)
 _NOT_PARAMS = ("inp", "grid", "model", "device", "chunk_size", "random_state", "preset")
 
@@ -106,7 +116,7 @@ def freqmask(
     device,
     chunk_size,
     random_state=None,
-    n_steps=300,
+    n_steps=None,
     lr=0.01,
     lambda_align=0.05,
     l1_mask=1.0,
@@ -130,7 +140,7 @@ def freqmask(
     Parameters (``explain(..., **method_kw)``; defaults from the paper but two,
     ``cell_score`` and ``perturbation``, found better by the faithfulness
     benchmark, BENCHMARKS.md; why: the user guide, "The method"): ``n_steps``
-    (Adam steps at most), ``lr``, ``lambda_align`` (weight of the target-alignment
+    (Adam steps at most; None: 300, see :data:`DEFAULT_STEPS`), ``lr``, ``lambda_align`` (weight of the target-alignment
     loss), ``l1_mask`` and ``l1_perturbation`` (weights of the L1 terms, means
     over cells / bins so that they do not swamp the cross-entropy),
     ``alignment="complex"`` (towards the subject's mean complex spectrum, the
@@ -179,12 +189,7 @@ def freqmask(
         _check_option("preset", preset, ("paper",))
         args = locals()  # the call's arguments, before anything is defined
         given = {k: args[k] for k in PAPER}
-        defaults = {
-            k: v.default for k, v in inspect.signature(freqmask).parameters.items()
-        }
-        clash = sorted(
-            k for k, v in given.items() if v != defaults[k] and v != PAPER[k]
-        )
+        clash = [k for k in _changed(given) if given[k] != PAPER[k]]
         if clash:
             raise ValueError(
                 f'preset="paper" fixes {", ".join(clash)} to the paper\'s values '
@@ -208,15 +213,17 @@ def freqmask(
     params = _check_params(
         **{k: v for k, v in locals().items() if k not in _NOT_PARAMS}
     )
-    n_steps, min_steps, patience = (
-        params[k] for k in ("n_steps", "min_steps", "patience")
-    )
+    n_steps = params["n_steps"]
     n_donors = params.get("n_donors", n_donors)
     # masks, generators and spectra in float32 at least; the model gets its
     # own dtype (half-precision models: rfft has no float16 kernel on CPU)
     net_dtype = model_dtype(model)
     dtype = spectral_dtype(net_dtype)
-    centres, cluster = _subject_centres(inp, grid, alignment, device, dtype)
+    eg = objective == "expected_gradients"
+    if eg:  # no generator to align: no subject centres
+        centres = cluster = None
+    else:
+        centres, cluster = _subject_centres(inp, grid, alignment, device, dtype)
     n_epochs = inp.n_epochs
     out = np.empty((n_epochs, len(inp.picks), grid.n_bands), np.float32)
     steps = np.empty(n_epochs, np.int32)
@@ -232,10 +239,16 @@ def freqmask(
         fitter.donor_pool(n_donors, _make_rng(random_state))
     for sl, progress in chunk_progress(n_epochs, chunk_size, "FreqMask epochs"):
         out_x = None if perturbed is None else perturbed[sl]
-        mask, n_done, loss, ce = fitter.fit(sl, centres[cluster[sl]], out_x, progress)
+        cen = None if eg else centres[cluster[sl]]
+        mask, n_done, loss, ce = fitter.fit(sl, cen, out_x, progress)
         out[sl], steps[sl], loss_out[sl], ce_out[sl] = mask, n_done, loss, ce
-    if objective == "expected_gradients":  # n_steps draws: nothing to stop
-        return MethodResult(out, params, dict(n_steps=steps, cluster=cluster))
+    if eg:  # n_steps draws: nothing to stop
+        logger.info(
+            f"FreqMask (expected gradients): {n_steps} draws per epoch (one "
+            "forward and one backward pass each)."
+        )
+        return MethodResult(out, params, dict(n_draws=steps))
+    min_steps, patience = params["min_steps"], params["patience"]
     stop = stop_reasons(steps, n_steps, min_steps, patience, stopping)
     logger.info(
         f"FreqMask: median {np.median(steps):.0f} steps (max {steps.max()}); "
@@ -255,6 +268,19 @@ def freqmask(
     if perturbed is not None:
         diagnostics["perturbed"] = perturbed
     return MethodResult(out, params, diagnostics)
+
+
+def _resolve_defaults(params):
+    """``params`` (freqmask()'s, defaults filled in) with ``n_steps=None``
+    resolved for its objective: what a run's fingerprint records, so that
+    giving the default explicitly changes nothing (explain_files)."""
+    if params.get("n_steps") is None and params.get("objective") in DEFAULT_STEPS:
+        params = dict(params, n_steps=DEFAULT_STEPS[params["objective"]])
+    return params
+
+
+# read by the fingerprint of a run (parallel._run_params)
+freqmask.resolve_defaults = _resolve_defaults
 
 
 def _check_params(
@@ -277,7 +303,9 @@ def _check_params(
     objective,
     return_perturbed,
 ):
-    """FreqMask's parameters checked, as recorded in the map's ``method_params``."""
+    """FreqMask's parameters checked, as recorded in the map's ``method_params``
+    (``n_steps`` resolved; for expected gradients only :data:`EG_PARAMS`)."""
+    given = dict(locals())  # the parameters, before anything is defined
     _check_option("objective", objective, ("preserve", "expected_gradients"))
     if objective == "expected_gradients" and perturbation != "reference":
         raise ValueError(
@@ -291,7 +319,25 @@ def _check_params(
             "perturbed epoch to return; drop return_perturbed or use "
             'objective="preserve".'
         )
+    if n_steps is None:
+        n_steps = DEFAULT_STEPS[objective]
     n_steps = _check_positive(n_steps, "n_steps", integer=True)
+    n_donors = _check_positive(n_donors, "n_donors", integer=True)
+    if objective == "expected_gradients":
+        moot = [k for k in _changed(given) if k not in EG_PARAMS]
+        if moot:
+            names = ", ".join(moot)
+            raise ValueError(
+                f'objective="expected_gradients" optimises no mask, so {names} '
+                f"{'does' if len(moot) == 1 else 'do'} not apply to it; drop "
+                f'{names} or use objective="preserve".'
+            )
+        return dict(
+            objective=objective,
+            n_steps=n_steps,
+            perturbation=perturbation,
+            n_donors=n_donors,
+        )
     lr = _check_positive(lr, "lr")
     lambda_align = _check_positive(lambda_align, "lambda_align", strict=False)
     l1_mask = _check_positive(l1_mask, "l1_mask", strict=False)
@@ -303,7 +349,6 @@ def _check_params(
     _check_option("generator", generator, ("two_branch", "one_branch"))
     _check_option("cell_score", cell_score, ("mask", "path"))
     _check_option("perturbation", perturbation, ("generator", "reference"))
-    n_donors = _check_positive(n_donors, "n_donors", integer=True)
     _check_option("stopping", stopping, ("rank", "loss"))
     rank_tol = _check_positive(rank_tol, "rank_tol")
     if rank_tol >= 1:
@@ -327,6 +372,11 @@ def _check_params(
         params["n_donors"] = n_donors
     if stopping == "rank":
         params["rank_tol"] = rank_tol
-    if objective != "preserve":
-        params["objective"] = objective
     return params
+
+
+def _changed(given):
+    """The names in ``given`` whose values differ from freqmask()'s defaults,
+    sorted."""
+    defaults = {k: v.default for k, v in inspect.signature(freqmask).parameters.items()}
+    return sorted(k for k, v in given.items() if v != defaults[k])
