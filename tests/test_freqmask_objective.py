@@ -13,7 +13,8 @@ class: the finite effect that expected gradients integrate, and that the
 distribution-preserving deletion curve scores.
 """
 
-import json
+import inspect
+import warnings
 
 import mne
 import numpy as np
@@ -59,8 +60,8 @@ class Conjunction(torch.nn.Module):
 
 def _epochs(n_per_class, seed):
     """Class 1: A and B strong; class 0: one of them strong, the other weak
-    (A in half the epochs, B in the others); C tiny everywhere; every other cell amplitude
-    about 1, random phases."""
+    (A in half the epochs, B in the others); C tiny everywhere; every other
+    cell amplitude about 1, random phases."""
     rng = np.random.default_rng(seed)
     band = np.asarray(mfm.FrequencyGrid(SFREQ, N_TIMES, BANDS).bin_band)
     n = 2 * n_per_class
@@ -155,3 +156,121 @@ def test_expected_gradients_rank_the_interaction_first(conj):
         assert np.array_equal(np.sort(row), np.arange(1, len(CHS) * BANDS + 1))
     a_lim, a_eg, a_grads = (area(s, "zero") for s in (lim, eg, grads))
     assert a_lim <= min(a_eg, a_grads) + 1e-6, (a_lim, a_eg, a_grads)
+
+
+def test_expected_gradients_parameters_and_summary(conj):
+    """Its own default of draws, recorded resolved; only the parameters that
+    apply; the diagnostics and the repr say draws; a moot parameter is
+    refused, naming the fix. The preservation objective keeps its 300."""
+    from mne_freqmask.methods.freqmask import DEFAULT_STEPS, EG_PARAMS, _check_params
+
+    test, ref, model = conj
+    sal = mfm.explain(
+        test[:2],
+        model,
+        bands=BANDS,
+        reference=ref,
+        objective="expected_gradients",
+        verbose=False,
+    )
+    assert DEFAULT_STEPS == {"preserve": 300, "expected_gradients": 100}
+    params = {k: v for k, v in sal.method_params.items() if k != "bands"}
+    assert params == dict(
+        objective="expected_gradients",
+        n_steps=100,
+        perturbation="reference",
+        n_donors=256,
+    )
+    assert set(params) == set(EG_PARAMS)
+    assert sal.provenance["method_params"]["n_steps"] == 100
+    assert set(sal.diagnostics) == {"n_draws"}
+    assert (sal.diagnostics["n_draws"] == 100).all()
+    assert "draws: median 100 (max 100)" in repr(sal)
+    assert "steps" not in repr(sal)
+    # the preservation objective: n_steps=None is its 300 steps, and its
+    # parameters are recorded as before (no "objective" key)
+    keys = inspect.signature(_check_params).parameters
+    from mne_freqmask.methods.freqmask import freqmask
+
+    defaults = {k: p.default for k, p in inspect.signature(freqmask).parameters.items()}
+    pres = _check_params(**{k: defaults[k] for k in keys})
+    assert pres["n_steps"] == 300 and "objective" not in pres
+    assert {"lr", "min_steps", "patience", "stopping"} <= set(pres)
+    for bad, name in (
+        (dict(lr=0.1), "lr"),
+        (dict(min_steps=3, tol=0.1), "min_steps, tol"),
+    ):
+        with pytest.raises(ValueError, match=f"so {name} do(es)? not apply"):
+            mfm.explain(
+                test[:2],
+                model,
+                bands=BANDS,
+                objective="expected_gradients",
+                verbose=False,
+                **bad,
+            )
+
+
+def test_explain_files_never_reuses_another_objectives_map(conj, tmp_path):
+    """explain_files skips a map only when its fingerprint is this run's:
+    the objective and the resolved number of draws are part of it."""
+    import os
+
+    test, _, model = conj
+    fname = tmp_path / "sub-1-epo.fif"
+    test.save(fname, verbose=False)
+    out_dir = tmp_path / "sal"
+    out_dir.mkdir()
+    kw = dict(bands=BANDS, threads=1, verbose=False)
+    (out,) = mfm.explain_files([fname], model, out_dir, n_steps=4, **kw)
+    assert "objective" not in mfm.read_saliency(out).method_params
+    eg = dict(kw, objective="expected_gradients")
+    with pytest.raises(ValueError, match="parameter objective"):
+        mfm.explain_files([fname], model, out_dir, **eg)
+    mfm.explain_files([fname], model, out_dir, overwrite=True, **eg)
+    sal = mfm.read_saliency(out)
+    assert sal.method_params["objective"] == "expected_gradients"
+    assert sal.method_params["n_steps"] == 100
+    direct = mfm.explain(test, model, bands=BANDS, objective="expected_gradients")
+    np.testing.assert_allclose(sal.get_data(), direct.get_data(), atol=1e-6)
+    # the default given explicitly is the same run: skipped, left as it was
+    mtime = os.stat(out).st_mtime_ns
+    mfm.explain_files([fname], model, out_dir, n_steps=100, **eg)
+    assert os.stat(out).st_mtime_ns == mtime
+    # other draws are another run
+    with pytest.raises(ValueError, match=r"parameter n_steps \(100 -> 50\)"):
+        mfm.explain_files([fname], model, out_dir, n_steps=50, **eg)
+
+
+def test_cli_objective_option(conj, tmp_path, capsys):
+    """--objective is a method option like --n-steps (one translation of the
+    options), and the summary says draws."""
+    from mne_freqmask.cli import main
+
+    test, _, model = conj
+    epo, pt, h5 = tmp_path / "x-epo.fif", tmp_path / "m.pt", tmp_path / "s.h5"
+    test.save(epo, verbose=False)
+    x = torch.as_tensor(test.get_data()[:2], dtype=torch.float32)
+    with warnings.catch_warnings():  # torch 2.14 deprecates TorchScript
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.trace(model, x), pt)
+    argv = ["explain", str(epo), str(pt), "--bands", str(BANDS), "--out", str(h5)]
+    argv += ["--objective", "expected_gradients", "--n-steps", "8"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "draws: median 8 (max 8)" in out
+    sal = mfm.read_saliency(h5)
+    assert sal.method_params["objective"] == "expected_gradients"
+    assert sal.method_params["n_steps"] == 8
+    direct = mfm.explain(
+        test,
+        model,
+        bands=BANDS,
+        objective="expected_gradients",
+        n_steps=8,
+        verbose=False,
+    )
+    np.testing.assert_allclose(sal.get_data(), direct.get_data(), atol=1e-6)
+    clash = ["--param", "objective=preserve", "--overwrite"]
+    assert main([*argv, *clash]) == 2
+    assert "--objective and --param objective= differ" in capsys.readouterr().err

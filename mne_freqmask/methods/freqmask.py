@@ -140,9 +140,10 @@ def freqmask(
     Parameters (``explain(..., **method_kw)``; defaults from the paper but two,
     ``cell_score`` and ``perturbation``, found better by the faithfulness
     benchmark, BENCHMARKS.md; why: the user guide, "The method"): ``n_steps``
-    (Adam steps at most; None: 300, see :data:`DEFAULT_STEPS`), ``lr``, ``lambda_align`` (weight of the target-alignment
-    loss), ``l1_mask`` and ``l1_perturbation`` (weights of the L1 terms, means
-    over cells / bins so that they do not swamp the cross-entropy),
+    (Adam steps at most; None: 300, see :data:`DEFAULT_STEPS`), ``lr``,
+    ``lambda_align`` (weight of the target-alignment loss), ``l1_mask`` and
+    ``l1_perturbation`` (weights of the L1 terms, means over cells / bins so
+    that they do not swamp the cross-entropy),
     ``alignment="complex"`` (towards the subject's mean complex spectrum, the
     paper's) or ``"magnitude"`` (its mean magnitude spectrum),
     ``generator="two_branch"`` or ``"one_branch"`` (the paper's ablation).
