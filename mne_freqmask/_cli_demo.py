@@ -10,9 +10,9 @@ from mne_freqmask._cli_report import (
     model_name,
     n_subjects,
     score_for_report,
-    top_cells,
     write_report,
 )
+from mne_freqmask._report import top_cells
 from mne_freqmask._saliency_utils import steps_summary
 
 DATASETS = ("simulated", "eegbci", "eegmat", "seed")
@@ -138,7 +138,7 @@ def _demo(out, quick, seed, data, data_path, model, method):
         removal=removal,
         check=check,
         truth=truth,
-        top=top_cells(sal.average(), truth),
+        top=top_cells(sal.average(), truth=truth),
         out=out,
     )
     steps = steps_summary(sal.diagnostics)

@@ -1,9 +1,8 @@
 """The command line's summary lines and HTML report (demo and explain)."""
 
-import numpy as np
-
 from mne_freqmask._cli_tfr import TFR_TITLE, tfr_method_lines, tfr_top_lines
 from mne_freqmask._provenance import model_class, provenance_summary
+from mne_freqmask._report import top_cells
 from mne_freqmask._saliency_utils import steps_summary
 
 #: title of the terminal summary of a whole-epoch map
@@ -15,25 +14,6 @@ def model_name(net):
     a TorchScript module was made from): the last part of the provenance's
     ``model_class``, one unwrapping for both."""
     return model_class(net).rsplit(".", 1)[-1]
-
-
-def top_cells(group, truth, n=5):
-    """The ``n`` highest channel x band cells of a group map (and if planted)."""
-    values = group.get_data()
-    planted = None if truth is None else truth.cells(group.ch_names, group.band_edges)
-    order = np.argsort(values, axis=None, kind="stable")[::-1][:n]
-    cells = []
-    for flat in order:
-        ch, band = np.unravel_index(flat, values.shape)
-        cells.append(
-            dict(
-                channel=group.ch_names[ch],
-                band=group.band_names[band],
-                value=float(values[ch, band]),
-                planted=None if planted is None else bool(planted[ch, band]),
-            )
-        )
-    return cells
 
 
 def method_lines(sal, method):
@@ -49,10 +29,20 @@ def method_lines(sal, method):
 
 
 def top_lines(sal):
-    """(label, text) pairs of the top cells of a whole-epoch map's group map."""
-    top = top_cells(sal.average(), None, n=3)
-    text = ", ".join(f"{c['channel']} {c['band']} {c['value']:.3g}" for c in top)
-    return [("Top cells", f"{text} (group map)")]
+    """(label, text) pairs of the top cells of a whole-epoch map's group map,
+    and of a signed map's cells of evidence against the class."""
+    group = sal.average()
+
+    def text(cells):
+        return ", ".join(f"{c['channel']} {c['band']} {c['value']:.3g}" for c in cells)
+
+    lines = [("Top cells", f"{text(top_cells(group, n=3))} (group map)")]
+    against = top_cells(group, n=3, against=True)
+    if against:  # a signed map
+        lines.append(
+            ("Against", f"{text(against)} (group map: removing them raises it)")
+        )
+    return lines
 
 
 def format_lines(title, lines):

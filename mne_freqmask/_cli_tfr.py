@@ -8,7 +8,7 @@ band x window cells with their times, the best window). Its report is
 """
 
 from mne_freqmask._provenance import provenance_summary
-from mne_freqmask._report import _span, best_window, top_tfr_cells
+from mne_freqmask._report import _span, best_window, top_cells
 
 #: title of the terminal summary and of the report
 TFR_TITLE = "mne-freqmask explain: what does the model rely on, and when?"
@@ -39,7 +39,7 @@ def tfr_method_lines(sal, method):
 def tfr_top_lines(sal):
     """(label, text) pairs of the group map: top cells and best window."""
     group = sal.average()
-    top = top_tfr_cells(group)
+    top = top_cells(group, n=3)
     k, means = best_window(group)
     edges = group.window_edges
     return [

@@ -17,7 +17,7 @@ from html import escape
 import numpy as np
 from mne.utils import _validate_type, verbose
 
-from mne_freqmask._color_scale import scale_caption
+from mne_freqmask._color_scale import is_signed, scale_caption
 from mne_freqmask.utils._checks import _has_positions
 from mne_freqmask.utils._docs import fill_doc
 
@@ -97,24 +97,77 @@ def saliency_html(sal):
     return f"<p><b>{type(sal).__name__}</b></p>" + rows_html(saliency_rows(sal))
 
 
-def top_tfr_cells(group, n=3):
-    """The ``n`` highest channel x band x window cells of a group TFR map."""
+def top_cells(group, n=5, *, truth=None, against=False):
+    """The ``n`` highest cells of a group map (channel x band, or channel x
+    band x window), or with ``against=True`` its ``n`` lowest cells below 0
+    (evidence against the class in a signed map: removing them raises the
+    prediction).
+
+    Returns a list of dicts: ``channel``, ``band``, ``value`` and
+    ``planted`` (whether the cell's channel x band is one of ``truth``'s
+    planted cells; None without ``truth``), plus ``time`` (the window's
+    centre) and ``edges`` (its start and end) for a time-resolved map.
+    """
     values = group.get_data()
-    edges = group.window_edges
-    order = np.argsort(values, axis=None, kind="stable")[::-1][:n]
+    planted = None if truth is None else truth.cells(group.ch_names, group.band_edges)
+    order = np.argsort(values, axis=None, kind="stable")
+    if against:
+        order = order[values.ravel()[order] < 0]
+    else:
+        order = order[::-1]
     cells = []
-    for flat in order:
-        ch, band, win = np.unravel_index(flat, values.shape)
-        cells.append(
-            dict(
-                channel=group.ch_names[ch],
-                band=group.band_names[band],
-                time=float(group.times[win]),
-                edges=edges[win],
-                value=float(values[ch, band, win]),
-            )
+    for flat in order[:n]:
+        idx = np.unravel_index(flat, values.shape)
+        ch, band = idx[:2]
+        cell = dict(
+            channel=group.ch_names[ch],
+            band=group.band_names[band],
+            value=float(values[idx]),
+            planted=None if planted is None else bool(planted[ch, band]),
         )
+        if values.ndim == 3:
+            cell.update(
+                time=float(group.times[idx[2]]), edges=group.window_edges[idx[2]]
+            )
+        cells.append(cell)
     return cells
+
+
+def _cell_text(cell):
+    """A cell of :func:`top_cells` in words: ``C3 alpha`` (``at 0.50-1.00 s``)."""
+    text = f"{cell['channel']} {cell['band']}"
+    return text + (f" at {_span(cell['edges'])}" if "edges" in cell else "")
+
+
+def evidence_html(group, n=5):
+    """Two ranked lists of a signed group map: the cells of evidence for the
+    explained class (highest, above 0) and against it (lowest, below 0)."""
+    lists = {
+        "For the class (removing them lowers the prediction)": [
+            c for c in top_cells(group, n) if c["value"] > 0
+        ],
+        "Against the class (removing them raises the prediction)": top_cells(
+            group, n, against=True
+        ),
+    }
+    parts = []
+    for head, cells in lists.items():
+        rows = "".join(
+            f"<tr><td>{k}</td><td>{escape(_cell_text(c))}</td>"
+            f"<td>{c['value']:+.3g}</td></tr>"
+            for k, c in enumerate(cells, 1)
+        )
+        rows = rows or '<tr><td colspan="3">none</td></tr>'
+        parts.append(
+            f'<p><b>{escape(head)}</b></p><table class="table"><tr><th>rank'
+            f"</th><th>cell</th><th>value</th></tr>{rows}</table>"
+        )
+    return "".join(parts) + (
+        "<p>The map is signed: a cell's value is the evidence it carries for "
+        "the explained class (positive) or against it (negative), averaged "
+        "over the explained epochs. The topomaps and images show both on a "
+        "diverging scale (red for, blue against).</p>"
+    )
 
 
 def best_window(group):
@@ -208,7 +261,7 @@ def _add_tfr_figures(group, cell_test, add):
         "Group saliency per band (rows) and window (columns, at the window "
         "centres), averaged over channels." + scale,
     )
-    chs = list(dict.fromkeys(c["channel"] for c in top_tfr_cells(group, n=9)))[:3]
+    chs = list(dict.fromkeys(c["channel"] for c in top_cells(group, n=9)))[:3]
     add(
         group.plot(chs, show=False),
         "Saliency over time and band: channels of the top cells",
@@ -332,6 +385,8 @@ def add_saliency_to_report(
             plt.close(f)
 
     group = saliency.average() if saliency.level == "instance" else saliency
+    if is_signed(group.get_data()):
+        report.add_html(evidence_html(group), "Evidence for and against", **kw)
     _FIGURES[group.dims[-1]](group, cell_test, add)
     if removal:
         table = pd.concat(removal, names=["level"]).round(3)

@@ -555,7 +555,7 @@ def test_explain_time_windows(saved_burst, tmp_path, capsys):
     """A SpectralSaliencyTFR saved (the map of explain), a summary of its
     cells and windows, a report, and the checks over its cells."""
     import mne_freqmask as mfm
-    from mne_freqmask._cli_tfr import top_tfr_cells
+    from mne_freqmask._report import top_cells
 
     epochs, model, epo, pt = saved_burst
     h5, html = tmp_path / "s.h5", tmp_path / "r.html"
@@ -586,7 +586,7 @@ def test_explain_time_windows(saved_burst, tmp_path, capsys):
         "(delta, theta, alpha, beta, gamma) x 9 windows"
     )
     # the top cells are those of the saved map, with their windows' times ...
-    top = top_tfr_cells(sal.average())
+    top = top_cells(sal.average(), n=3)
     expected = ", ".join(
         f"{c['channel']} {c['band']} at {c['edges'][0]:.2f}-{c['edges'][1]:.2f} s "
         f"{c['value']:.3g}"

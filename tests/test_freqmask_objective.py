@@ -274,3 +274,52 @@ def test_cli_objective_option(conj, tmp_path, capsys):
     clash = ["--param", "objective=preserve", "--overwrite"]
     assert main([*argv, *clash]) == 2
     assert "--objective and --param objective= differ" in capsys.readouterr().err
+
+
+def test_report_shows_evidence_for_and_against(conj, tmp_path):
+    """A signed map's report ranks the cells of evidence for the explained
+    class and against it. Low epochs that lack A: A's absence is the
+    evidence for "low" (filled from other epochs, mostly with A strong, it
+    raises "high"); B, strong, is half the conjunction, evidence against
+    "low" (filled with a weak B from other epochs, "low" grows)."""
+    from mne_freqmask._report import top_cells
+    from mne_freqmask.viz import add_saliency_to_report
+
+    test, ref, model = conj
+    lacks_a = test[np.flatnonzero(test.events[:, 2] == 0)[::2]]
+    sal = mfm.explain(
+        lacks_a,
+        model,
+        bands=BANDS,
+        reference=ref,
+        objective="expected_gradients",
+        n_steps=32,
+        y=np.zeros(len(lacks_a), int),
+        verbose=False,
+    )
+    group = sal.average()
+    (a,) = top_cells(group, n=1)
+    (b,) = top_cells(group, n=1, against=True)
+    assert (a["channel"], a["band"]) == (CHS[CELL_A[0]], group.band_names[CELL_A[1]])
+    assert (b["channel"], b["band"]) == (CHS[CELL_B[0]], group.band_names[CELL_B[1]])
+    assert a["value"] > 0 > b["value"]
+    # every cell ranked against the class is below 0, and once
+    against = top_cells(group, n=group.get_data().size, against=True)
+    assert all(c["value"] < 0 for c in against)
+    assert len({(c["channel"], c["band"]) for c in against}) == len(against)
+
+    def report_html(saliency, name):
+        report = add_saliency_to_report(mne.Report(verbose=False), saliency)
+        report.save(tmp_path / name, open_browser=False, verbose=False)
+        return (tmp_path / name).read_text()
+
+    html = report_html(sal, "eg.html")
+    assert "For the class" in html
+    for_part, against_part = html.split("Against the class")
+    assert f"<td>1</td><td>{a['channel']} {a['band']}</td>" in for_part
+    assert f"<td>1</td><td>{b['channel']} {b['band']}</td>" in against_part
+    # an unsigned map has no such section
+    grads = mfm.explain(
+        lacks_a, model, method="amplitude_gradients", bands=BANDS, verbose=False
+    )
+    assert "Against the class" not in report_html(grads, "grads.html")
