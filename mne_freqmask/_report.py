@@ -101,7 +101,7 @@ def top_cells(group, n=5, *, truth=None, against=False):
     """The ``n`` highest cells of a group map (channel x band, or channel x
     band x window), or with ``against=True`` its ``n`` lowest cells below 0
     (evidence against the class in a signed map: removing them raises the
-    prediction).
+    prediction), :func:`negligible` values left out.
 
     Returns a list of dicts: ``channel``, ``band``, ``value`` and
     ``planted`` (whether the cell's channel x band is one of ``truth``'s
@@ -112,7 +112,7 @@ def top_cells(group, n=5, *, truth=None, against=False):
     planted = None if truth is None else truth.cells(group.ch_names, group.band_edges)
     order = np.argsort(values, axis=None, kind="stable")
     if against:
-        order = order[values.ravel()[order] < 0]
+        order = order[values.ravel()[order] < -negligible(values)]
     else:
         order = order[::-1]
     cells = []
@@ -133,6 +133,15 @@ def top_cells(group, n=5, *, truth=None, against=False):
     return cells
 
 
+def negligible(values):
+    """The largest ``|value|`` of a map that counts as 0 in its lists of
+    evidence: 0.1 % of its largest ``|value|`` (a cell the model ignores
+    gets a gradient of float rounding, not exactly 0)."""
+    values = np.abs(np.asarray(values, float))
+    finite = values[np.isfinite(values)]
+    return 1e-3 * finite.max() if finite.size else 0.0
+
+
 def _cell_text(cell):
     """A cell of :func:`top_cells` in words: ``C3 alpha`` (``at 0.50-1.00 s``)."""
     text = f"{cell['channel']} {cell['band']}"
@@ -144,7 +153,7 @@ def evidence_html(group, n=5):
     explained class (highest, above 0) and against it (lowest, below 0)."""
     lists = {
         "For the class (removing them lowers the prediction)": [
-            c for c in top_cells(group, n) if c["value"] > 0
+            c for c in top_cells(group, n) if c["value"] > negligible(group.get_data())
         ],
         "Against the class (removing them raises the prediction)": top_cells(
             group, n, against=True
@@ -165,8 +174,9 @@ def evidence_html(group, n=5):
     return "".join(parts) + (
         "<p>The map is signed: a cell's value is the evidence it carries for "
         "the explained class (positive) or against it (negative), averaged "
-        "over the explained epochs. The topomaps and images show both on a "
-        "diverging scale (red for, blue against).</p>"
+        "over the explained epochs; values within 0.1 % of the largest are "
+        "left out as 0. The topomaps and images show both on a diverging "
+        "scale (red for, blue against).</p>"
     )
 
 
