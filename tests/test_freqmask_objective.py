@@ -188,13 +188,14 @@ def test_expected_gradients_parameters_and_summary(conj):
     assert "draws: median 100 (max 100)" in repr(sal)
     assert "steps" not in repr(sal)
     # the preservation objective: n_steps=None is its 300 steps, and its
-    # parameters are recorded as before (no "objective" key)
+    # parameters say which objective made the map (a map re-explained from
+    # its method_params keeps it, whatever the default)
     keys = inspect.signature(_check_params).parameters
     from mne_freqmask.methods.freqmask import freqmask
 
     defaults = {k: p.default for k, p in inspect.signature(freqmask).parameters.items()}
     pres = _check_params(**{k: defaults[k] for k in keys})
-    assert pres["n_steps"] == 300 and "objective" not in pres
+    assert pres["n_steps"] == 300 and pres["objective"] == "preserve"
     assert {"lr", "min_steps", "patience", "stopping"} <= set(pres)
     for bad, name in (
         (dict(lr=0.1), "lr"),
@@ -223,7 +224,7 @@ def test_explain_files_never_reuses_another_objectives_map(conj, tmp_path):
     out_dir.mkdir()
     kw = dict(bands=BANDS, threads=1, verbose=False)
     (out,) = mfm.explain_files([fname], model, out_dir, n_steps=4, **kw)
-    assert "objective" not in mfm.read_saliency(out).method_params
+    assert mfm.read_saliency(out).method_params["objective"] == "preserve"
     eg = dict(kw, objective="expected_gradients")
     with pytest.raises(ValueError, match="parameter objective"):
         mfm.explain_files([fname], model, out_dir, **eg)

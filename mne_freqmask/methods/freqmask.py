@@ -368,6 +368,7 @@ def _check_params(
         cell_score=cell_score,
         perturbation=perturbation,
         stopping=stopping,
+        objective=objective,
     )
     if perturbation == "reference":
         params["n_donors"] = n_donors
