@@ -93,6 +93,32 @@ class SpectralSaliency(BaseSaliency, PlotSaliencyMixin):
     _unpack_grid = staticmethod(unpack_grid)  # freqs may be a FrequencyGrid
 
     # ------------------------------------------------------------------
+    # the cells, alike for both containers (see _saliency_cells)
+
+    @classmethod
+    def _from_grid(cls, data, info, grid, **kwargs):
+        return cls(data, info, grid, **kwargs)
+
+    def _windows(self):
+        return None
+
+    def _cell_times(self):
+        return None
+
+    def _truth_args(self):
+        return (self._band_edges,)
+
+    def _remake_windows(self, given):
+        if given is not None:
+            raise ValueError(
+                f"explain_kw has time_windows={given!r}, but the saliency is a "
+                "whole-epoch SpectralSaliency (channel x band cells); check a "
+                "SpectralSaliencyTFR from explain(..., time_windows=...) "
+                "instead, or leave time_windows out of explain_kw."
+            )
+        return None
+
+    # ------------------------------------------------------------------
     # properties
     @property
     def grid(self):

@@ -16,7 +16,7 @@ from ._saliency_base import BaseSaliency, container_of
 from ._saliency_io import read_state
 from ._saliency_tfr_export import TFRExportMixin
 from .saliency import SpectralSaliency
-from .spectral import ShortTimeGrid, window_edges
+from .spectral import ShortTimeGrid, short_time_grid, window_edges
 from .utils._docs import fill_doc
 
 
@@ -164,12 +164,15 @@ class SpectralSaliencyTFR(BaseSaliency, TFRExportMixin):
         """Centre of each window in seconds."""
         return self._times
 
+    # the cells (see _saliency_cells)
+
     @classmethod
     def _from_grid(cls, data, info, grid, **kwargs):
-        """A map on the cells of ``grid`` (a short-time
-        :class:`~mne_freqmask.spectral.ShortTimeGrid`): its bands, window
-        centres and windows; ``kwargs`` are the other parameters."""
         fg = grid.frequency_grid
+        data = np.asarray(data)
+        n_dims = len(kwargs.get("dims") or cls._all_dims()["instance"])
+        if data.ndim == n_dims - 1:  # flat cells: band-major, as the grid's
+            data = data.reshape(data.shape[:-1] + (fg.n_bands, grid.n_windows))
         return cls(
             data,
             info,
@@ -183,6 +186,40 @@ class SpectralSaliencyTFR(BaseSaliency, TFRExportMixin):
             tmin=grid.tmin,
             **kwargs,
         )
+
+    def _windows(self):
+        return self.time_windows or "unknown windows"
+
+    def _cell_times(self):
+        return self._times.copy()
+
+    def _truth_args(self):
+        if self.window_edges is None:
+            raise ValueError(
+                "The saliency does not know its window edges (win_length, "
+                "n_times and tmin); pass the boolean cells as truth."
+            )
+        return (self._band_edges, self.window_edges)
+
+    def _remake_windows(self, given):
+        if given is None:
+            return self.time_windows
+        grid = self.grid
+        try:  # the windows in samples (one band: any window has its bins)
+            other = short_time_grid(grid.sfreq, grid.n_times, 1, given, grid.tmin)
+            same = (other.win_length, other.hop) == (grid.win_length, grid.hop)
+        except ValueError:
+            same = False
+        if not same:
+            length, step = self.time_windows
+            raise ValueError(
+                f"explain_kw has time_windows={given!r}, but the saliency was "
+                f"computed on {length:g} s windows every {step:g} s "
+                f"({grid.win_length} and {grid.hop} samples); leave time_windows "
+                "out of explain_kw (the map's windows are used) or give "
+                f"time_windows={tuple(self.time_windows)}."
+            )
+        return given
 
     @property
     def time_windows(self):

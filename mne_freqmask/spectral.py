@@ -527,3 +527,14 @@ def parse_time_windows(time_windows):
             f"time_windows needs length > 0 and step > 0, got {time_windows}."
         )
     return length, step
+
+
+def explain_grid(sfreq, n_times, bands, time_windows=None, tmin=0.0):
+    """The grid of ``explain(..., bands=bands, time_windows=time_windows)``.
+
+    A :class:`FrequencyGrid` for ``time_windows=None`` (channel x band
+    cells), else the :func:`short_time_grid` of the windows.
+    """
+    if time_windows is None:
+        return FrequencyGrid(sfreq, n_times, bands)
+    return short_time_grid(sfreq, n_times, bands, time_windows, tmin)
