@@ -538,3 +538,18 @@ def explain_grid(sfreq, n_times, bands, time_windows=None, tmin=0.0):
     if time_windows is None:
         return FrequencyGrid(sfreq, n_times, bands)
     return short_time_grid(sfreq, n_times, bands, time_windows, tmin)
+
+
+def check_time_windows(time_windows):
+    """Refuse ``time_windows`` that :func:`mne_freqmask.explain` would refuse
+    at any sampling, before any work (the epochs decide the samples).
+
+    The form, then the step rule (step at most half the window) on a fine
+    sampling (10 kHz) and an epoch one sample longer than the window: a grid
+    of a few windows. Returns ``"auto"`` or ``(length, step)`` in s.
+    """
+    parsed = parse_time_windows(time_windows)
+    if parsed != "auto":
+        sfreq = 1e4
+        short_time_grid(sfreq, int(round(parsed[0] * sfreq)) + 1, 1, parsed)
+    return parsed
