@@ -20,6 +20,7 @@ from .spectral import ShortTimeGrid, short_time_grid, window_edges
 from .utils._docs import fill_doc
 
 
+@fill_doc
 class SpectralSaliencyTFR(BaseSaliency, TFRExportMixin):
     """Time-resolved frequency-domain saliency: channel x band x window maps.
 
@@ -37,8 +38,7 @@ class SpectralSaliencyTFR(BaseSaliency, TFRExportMixin):
     ----------
     data : ndarray, shape ([n_epochs, ]n_channels, n_bands, n_windows)
         The saliency of each channel x band x window cell.
-    info : instance of mne.Info
-        Measurement info of exactly the explained channels (a copy is stored).
+    %(sal_container_info)s
     freqs : array-like, shape (n_freqs,)
         Frequencies of the rfft bins of one window in Hz.
     band_names : list of str
@@ -47,25 +47,11 @@ class SpectralSaliencyTFR(BaseSaliency, TFRExportMixin):
         ``(fmin, fmax)`` of each band in Hz.
     times : array-like, shape (n_windows,)
         Centre of each window in seconds (the times of the epochs).
-    method : str
-        The explanation method.
-    method_params : dict | None
-        The method's parameters (JSON-like, as for SpectralSaliency).
+    %(sal_container_method)s
     dims : tuple of str
         ``("epoch", "channel", "band", "time")`` (default) or
         ``("channel", "band", "time")`` (group level).
-    nave : int | None
-        Number of epochs averaged into group-level data (``None`` per epoch).
-    events : ndarray of int, shape (n_epochs, 3) | None
-        The events of the epochs, as :attr:`mne.Epochs.events`.
-    event_id : dict | None
-        Event names to codes, as :attr:`mne.Epochs.event_id`.
-    metadata : pandas.DataFrame | None
-        One row per epoch, as :attr:`mne.Epochs.metadata` (stored as JSON, as
-        for :class:`~mne_freqmask.SpectralSaliency`).
-    diagnostics : dict | None
-        Per-epoch diagnostics of the fit, name -> array with one entry per
-        epoch along its first axis.
+    %(sal_container_epochs)s
     win_length : int | None
         Window length in samples.
     hop : int | None
@@ -74,9 +60,7 @@ class SpectralSaliencyTFR(BaseSaliency, TFRExportMixin):
         Samples of the explained epochs.
     tmin : float | None
         Time of the epochs' first sample in seconds (``epochs.tmin``).
-    provenance : dict | None
-        What made the map (JSON-like; see :attr:`provenance`):
-        :func:`~mne_freqmask.explain` fills it. None: an empty dict.
+    %(sal_container_provenance)s
 
     See Also
     --------

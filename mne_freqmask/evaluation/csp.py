@@ -83,8 +83,11 @@ class CSPComparison(EvaluationResult):
 
     @property
     def verdict(self):
-        """The comparison in one line: where CSP-LDA is best, the model's
-        accuracy, where the relevance lies and its correlation with CSP."""
+        """The comparison in one line.
+
+        Where CSP-LDA is best, the model's accuracy, where the relevance lies
+        and its correlation with CSP there.
+        """
         s = self.scores
         best = s["csp_lda_accuracy"].idxmax()
         parts = [
@@ -104,8 +107,12 @@ class CSPComparison(EvaluationResult):
 
     @property
     def passed(self):
-        """True when most of the relevance lies in the band where CSP-LDA is
-        most accurate (False for time-domain relevance: no share per band)."""
+        """Whether the relevance lies mostly where CSP-LDA is best.
+
+        True when the band holding most of the relevance is the band where
+        CSP-LDA is most accurate; False for time-domain relevance (no share
+        per band).
+        """
         share = self.scores["relevance_share"]
         best = self.scores["csp_lda_accuracy"].idxmax()
         return bool(np.isfinite(share).any() and share.idxmax() == best)
