@@ -60,6 +60,15 @@ def container_of(dims):
     return CONTAINERS.get(extra, CONTAINERS[()])
 
 
+def _state_property(name, doc):
+    """A read-only property: the attribute ``_<name>``."""
+
+    def fget(self):
+        return getattr(self, f"_{name}")
+
+    return property(fget, doc=doc)
+
+
 class BaseSaliency(EpochSelectionMixin, DataFrameMixin, NormalizeMixin):
     """What both saliency containers share (see the module's docstring).
 
@@ -323,30 +332,23 @@ class BaseSaliency(EpochSelectionMixin, DataFrameMixin, NormalizeMixin):
         view.flags.writeable = False
         return view
 
-    @property
-    def info(self):
-        """The :class:`mne.Info` of the explained channels."""
-        return self._info
+    info = _state_property("info", "The :class:`mne.Info` of the explained channels.")
 
     @property
     def ch_names(self):
         """Channel names."""
         return self._info.ch_names
 
-    @property
-    def freqs(self):
-        """Frequencies of the rfft bins in Hz."""
-        return self._freqs
+    freqs = _state_property("freqs", "Frequencies of the rfft bins in Hz.")
 
     @property
     def band_names(self):
         """Band names."""
         return list(self._band_names)
 
-    @property
-    def band_edges(self):
-        """``(fmin, fmax)`` of each band in Hz, shape (n_bands, 2)."""
-        return self._band_edges
+    band_edges = _state_property(
+        "band_edges", "``(fmin, fmax)`` of each band in Hz, shape (n_bands, 2)."
+    )
 
     @property
     def bands(self):
@@ -356,10 +358,7 @@ class BaseSaliency(EpochSelectionMixin, DataFrameMixin, NormalizeMixin):
             for name, (lo, hi) in zip(self._band_names, self._band_edges, strict=True)
         }
 
-    @property
-    def method(self):
-        """The explanation method."""
-        return self._method
+    method = _state_property("method", "The explanation method.")
 
     @property
     def method_params(self):
@@ -383,35 +382,22 @@ class BaseSaliency(EpochSelectionMixin, DataFrameMixin, NormalizeMixin):
         """
         return deepcopy(self._provenance)
 
-    @property
-    def nave(self):
-        """Number of epochs averaged (``None`` for per-epoch data)."""
-        return self._nave
-
-    @property
-    def events(self):
-        """The events of the epochs (``None`` at group level)."""
-        return self._events
-
-    @property
-    def event_id(self):
-        """Event names to codes (``None`` at group level)."""
-        return self._event_id
-
-    @property
-    def metadata(self):
-        """Per-epoch metadata (pandas DataFrame) or ``None``."""
-        return self._metadata
-
-    @property
-    def diagnostics(self):
-        """Per-epoch diagnostics of the fit, name -> array."""
-        return self._diagnostics
-
-    @property
-    def dims(self):
-        """Names of the data dimensions."""
-        return self._dims
+    nave = _state_property(
+        "nave", "Number of epochs averaged (``None`` for per-epoch data)."
+    )
+    events = _state_property(
+        "events", "The events of the epochs (``None`` at group level)."
+    )
+    event_id = _state_property(
+        "event_id", "Event names to codes (``None`` at group level)."
+    )
+    metadata = _state_property(
+        "metadata", "Per-epoch metadata (pandas DataFrame) or ``None``."
+    )
+    diagnostics = _state_property(
+        "diagnostics", "Per-epoch diagnostics of the fit, name -> array."
+    )
+    dims = _state_property("dims", "Names of the data dimensions.")
 
     @property
     def level(self):

@@ -348,9 +348,10 @@ def explain_files(
     fnames, out_dir = _check_paths(fnames, out_dir)
     if time_windows is not None:
         from mne_freqmask.methods._registry import check_short_time
+        from mne_freqmask.spectral import check_time_windows
 
         check_short_time(method)
-        _check_windows_arg(time_windows)
+        check_time_windows(time_windows)
     if suffix is None:
         suffix = SUFFIXES[time_windows is not None]
     _validate_type(suffix, str, "suffix")
@@ -553,16 +554,3 @@ def _run_jobs(todo, files, devices, job, n_jobs, on_error, out_dir):
             for part in out_dir.glob(f"{tmp_ref.name[:-4]}*.fif"):
                 part.unlink(missing_ok=True)
     return failures
-
-
-def _check_windows_arg(time_windows):
-    """Refuse windows that :func:`mne_freqmask.explain` would, before any work."""
-    from mne_freqmask.spectral import parse_time_windows, short_time_grid
-
-    # the form, then the step rule (step <= length / 2) on a fine sampling
-    # and an epoch one sample longer than the window: a grid of a few
-    # windows (each file's own epochs decide the samples)
-    parsed = parse_time_windows(time_windows)
-    if parsed != "auto":
-        sfreq = 1e4
-        short_time_grid(sfreq, int(round(parsed[0] * sfreq)) + 1, 1, parsed)

@@ -18,6 +18,7 @@ from .viz import PlotSaliencyMixin
 _H5_TITLE = H5_TITLE
 
 
+@fill_doc
 class SpectralSaliency(BaseSaliency, PlotSaliencyMixin):
     """Frequency-domain saliency of a model: channel x band maps.
 
@@ -31,9 +32,7 @@ class SpectralSaliency(BaseSaliency, PlotSaliencyMixin):
         The saliency of each channel x band cell, per epoch for
         ``dims=("epoch", "channel", "band")`` or for a group of epochs for
         ``dims=("channel", "band")``. The dtype is kept.
-    info : instance of mne.Info
-        Measurement info of exactly the explained channels (a copy is stored;
-        topomaps read channel positions from it).
+    %(sal_container_info)s
     freqs : array-like, shape (n_freqs,) | FrequencyGrid
         Frequencies of the rfft bins in Hz, or the
         :class:`~mne_freqmask.FrequencyGrid` the saliency was computed on
@@ -43,37 +42,16 @@ class SpectralSaliency(BaseSaliency, PlotSaliencyMixin):
         Name of each band.
     band_edges : array-like, shape (n_bands, 2) | None
         ``(fmin, fmax)`` of each band in Hz.
-    method : str
-        The explanation method (e.g. ``"freqmask"``).
-    method_params : dict | None
-        The method's parameters. They are stored as JSON, so they must be
-        JSON-like (tuples become lists, numpy scalars Python scalars).
+    %(sal_container_method)s
     dims : tuple of str | None
         ``("epoch", "channel", "band")`` (instance level; None, the default,
         is the same) or ``("channel", "band")`` (group level).
-    nave : int | None
-        Number of epochs averaged into group-level data; must be ``None`` for
-        per-epoch data.
-    events : ndarray of int, shape (n_epochs, 3) | None
-        The events of the epochs, as :attr:`mne.Epochs.events`.
-    event_id : dict | None
-        Event names to codes, as :attr:`mne.Epochs.event_id`. ``None`` with
-        ``events`` given makes one name per code (``{"1": 1, ...}``).
-    metadata : pandas.DataFrame | None
-        One row per epoch, as :attr:`mne.Epochs.metadata`. The index is reset to
-        ``0, ..., n_epochs - 1``. Metadata are stored as JSON: columns of
-        types JSON cannot hold (categories, datetimes) come back from a file
-        or a pickle as plain values (text for datetimes).
-    diagnostics : dict | None
-        Per-epoch diagnostics of the fit, name -> array whose first axis has
-        one entry per epoch (e.g. ``{"n_steps": ..., "loss": ...}``).
+    %(sal_container_epochs)s
     n_times : int | None
         Number of time samples of the explained epochs (with
         ``info["sfreq"]``, it fixes the rfft bins; see :attr:`grid`). None
         infers it from ``freqs``.
-    provenance : dict | None
-        What made the map (JSON-like; see :attr:`provenance`):
-        :func:`~mne_freqmask.explain` fills it. None: an empty dict.
+    %(sal_container_provenance)s
 
     See Also
     --------
@@ -91,6 +69,32 @@ class SpectralSaliency(BaseSaliency, PlotSaliencyMixin):
     _extra_dims = ()
 
     _unpack_grid = staticmethod(unpack_grid)  # freqs may be a FrequencyGrid
+
+    # ------------------------------------------------------------------
+    # the cells, alike for both containers (see _saliency_cells)
+
+    @classmethod
+    def _from_grid(cls, data, info, grid, **kwargs):
+        return cls(data, info, grid, **kwargs)
+
+    def _windows(self):
+        return None
+
+    def _cell_times(self):
+        return None
+
+    def _truth_args(self):
+        return (self._band_edges,)
+
+    def _remake_windows(self, given):
+        if given is not None:
+            raise ValueError(
+                f"explain_kw has time_windows={given!r}, but the saliency is a "
+                "whole-epoch SpectralSaliency (channel x band cells); check a "
+                "SpectralSaliencyTFR from explain(..., time_windows=...) "
+                "instead, or leave time_windows out of explain_kw."
+            )
+        return None
 
     # ------------------------------------------------------------------
     # properties

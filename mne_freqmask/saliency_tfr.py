@@ -16,10 +16,11 @@ from ._saliency_base import BaseSaliency, container_of
 from ._saliency_io import read_state
 from ._saliency_tfr_export import TFRExportMixin
 from .saliency import SpectralSaliency
-from .spectral import ShortTimeGrid, window_edges
+from .spectral import ShortTimeGrid, short_time_grid, window_edges
 from .utils._docs import fill_doc
 
 
+@fill_doc
 class SpectralSaliencyTFR(BaseSaliency, TFRExportMixin):
     """Time-resolved frequency-domain saliency: channel x band x window maps.
 
@@ -37,8 +38,7 @@ class SpectralSaliencyTFR(BaseSaliency, TFRExportMixin):
     ----------
     data : ndarray, shape ([n_epochs, ]n_channels, n_bands, n_windows)
         The saliency of each channel x band x window cell.
-    info : instance of mne.Info
-        Measurement info of exactly the explained channels (a copy is stored).
+    %(sal_container_info)s
     freqs : array-like, shape (n_freqs,)
         Frequencies of the rfft bins of one window in Hz.
     band_names : list of str
@@ -47,25 +47,11 @@ class SpectralSaliencyTFR(BaseSaliency, TFRExportMixin):
         ``(fmin, fmax)`` of each band in Hz.
     times : array-like, shape (n_windows,)
         Centre of each window in seconds (the times of the epochs).
-    method : str
-        The explanation method.
-    method_params : dict | None
-        The method's parameters (JSON-like, as for SpectralSaliency).
+    %(sal_container_method)s
     dims : tuple of str
         ``("epoch", "channel", "band", "time")`` (default) or
         ``("channel", "band", "time")`` (group level).
-    nave : int | None
-        Number of epochs averaged into group-level data (``None`` per epoch).
-    events : ndarray of int, shape (n_epochs, 3) | None
-        The events of the epochs, as :attr:`mne.Epochs.events`.
-    event_id : dict | None
-        Event names to codes, as :attr:`mne.Epochs.event_id`.
-    metadata : pandas.DataFrame | None
-        One row per epoch, as :attr:`mne.Epochs.metadata` (stored as JSON, as
-        for :class:`~mne_freqmask.SpectralSaliency`).
-    diagnostics : dict | None
-        Per-epoch diagnostics of the fit, name -> array with one entry per
-        epoch along its first axis.
+    %(sal_container_epochs)s
     win_length : int | None
         Window length in samples.
     hop : int | None
@@ -74,9 +60,7 @@ class SpectralSaliencyTFR(BaseSaliency, TFRExportMixin):
         Samples of the explained epochs.
     tmin : float | None
         Time of the epochs' first sample in seconds (``epochs.tmin``).
-    provenance : dict | None
-        What made the map (JSON-like; see :attr:`provenance`):
-        :func:`~mne_freqmask.explain` fills it. None: an empty dict.
+    %(sal_container_provenance)s
 
     See Also
     --------
@@ -164,12 +148,15 @@ class SpectralSaliencyTFR(BaseSaliency, TFRExportMixin):
         """Centre of each window in seconds."""
         return self._times
 
+    # the cells (see _saliency_cells)
+
     @classmethod
     def _from_grid(cls, data, info, grid, **kwargs):
-        """A map on the cells of ``grid`` (a short-time
-        :class:`~mne_freqmask.spectral.ShortTimeGrid`): its bands, window
-        centres and windows; ``kwargs`` are the other parameters."""
         fg = grid.frequency_grid
+        data = np.asarray(data)
+        n_dims = len(kwargs.get("dims") or cls._all_dims()["instance"])
+        if data.ndim == n_dims - 1:  # flat cells: band-major, as the grid's
+            data = data.reshape(data.shape[:-1] + (fg.n_bands, grid.n_windows))
         return cls(
             data,
             info,
@@ -183,6 +170,40 @@ class SpectralSaliencyTFR(BaseSaliency, TFRExportMixin):
             tmin=grid.tmin,
             **kwargs,
         )
+
+    def _windows(self):
+        return self.time_windows or "unknown windows"
+
+    def _cell_times(self):
+        return self._times.copy()
+
+    def _truth_args(self):
+        if self.window_edges is None:
+            raise ValueError(
+                "The saliency does not know its window edges (win_length, "
+                "n_times and tmin); pass the boolean cells as truth."
+            )
+        return (self._band_edges, self.window_edges)
+
+    def _remake_windows(self, given):
+        if given is None:
+            return self.time_windows
+        grid = self.grid
+        try:  # the windows in samples (one band: any window has its bins)
+            other = short_time_grid(grid.sfreq, grid.n_times, 1, given, grid.tmin)
+            same = (other.win_length, other.hop) == (grid.win_length, grid.hop)
+        except ValueError:
+            same = False
+        if not same:
+            length, step = self.time_windows
+            raise ValueError(
+                f"explain_kw has time_windows={given!r}, but the saliency was "
+                f"computed on {length:g} s windows every {step:g} s "
+                f"({grid.win_length} and {grid.hop} samples); leave time_windows "
+                "out of explain_kw (the map's windows are used) or give "
+                f"time_windows={tuple(self.time_windows)}."
+            )
+        return given
 
     @property
     def time_windows(self):

@@ -527,3 +527,29 @@ def parse_time_windows(time_windows):
             f"time_windows needs length > 0 and step > 0, got {time_windows}."
         )
     return length, step
+
+
+def explain_grid(sfreq, n_times, bands, time_windows=None, tmin=0.0):
+    """The grid of ``explain(..., bands=bands, time_windows=time_windows)``.
+
+    A :class:`FrequencyGrid` for ``time_windows=None`` (channel x band
+    cells), else the :func:`short_time_grid` of the windows.
+    """
+    if time_windows is None:
+        return FrequencyGrid(sfreq, n_times, bands)
+    return short_time_grid(sfreq, n_times, bands, time_windows, tmin)
+
+
+def check_time_windows(time_windows):
+    """Refuse ``time_windows`` that :func:`mne_freqmask.explain` would refuse
+    at any sampling, before any work (the epochs decide the samples).
+
+    The form, then the step rule (step at most half the window) on a fine
+    sampling (10 kHz) and an epoch one sample longer than the window: a grid
+    of a few windows. Returns ``"auto"`` or ``(length, step)`` in s.
+    """
+    parsed = parse_time_windows(time_windows)
+    if parsed != "auto":
+        sfreq = 1e4
+        short_time_grid(sfreq, int(round(parsed[0] * sfreq)) + 1, 1, parsed)
+    return parsed

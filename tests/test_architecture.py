@@ -19,6 +19,10 @@ with :mod:`ast`; imports inside functions count as much as those at the top):
   ``_saliency_utils.py`` no code reads an underscore attribute of a
   variable holding a saliency (named ``saliency``, ``sal``, ``saliencies``
   ...): plots and scores use its public face.
+- **No container branches elsewhere.** Outside the containers' own files no
+  code asks whether a map is time-resolved (``isinstance(x,
+  SpectralSaliencyTFR)``, or both classes side by side): it calls the
+  functions of ``_saliency_cells`` (or accepts ``BaseSaliency``).
 - **Small modules.** No module has more than :data:`MAX_LINES` lines.
 - **Small functions.** No function has more than :data:`MAX_FUNCTION_LINES`
   lines of code (its lines from ``def`` to its end, nested functions
@@ -178,6 +182,7 @@ _SALIENCY_HOMES = {
     f"{PACKAGE}.saliency",
     f"{PACKAGE}._saliency_utils",
     f"{PACKAGE}._saliency_norm",
+    f"{PACKAGE}._saliency_cells",
 }
 
 
@@ -196,6 +201,36 @@ def test_no_saliency_internals(module):
         and _private(node.attr)
     ]
     assert not bad, f"{module} uses private members of a saliency: {bad}"
+
+
+_CONTAINER_HOMES = _SALIENCY_HOMES | {
+    f"{PACKAGE}.saliency_tfr",
+    f"{PACKAGE}._saliency_base",
+}
+
+
+def _names(node):
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+@pytest.mark.parametrize(
+    "module", sorted(set(MODULES) - _CONTAINER_HOMES), ids=lambda m: m
+)
+def test_no_container_branches(module):
+    """Only the containers' files branch on whole-epoch vs time-resolved."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    both = {"SpectralSaliency", "SpectralSaliencyTFR"}
+    bad = [
+        f"line {node.lineno}"
+        for node in ast.walk(tree)
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", None) == "isinstance"
+            and "SpectralSaliencyTFR" in _names(node.args[1])
+        )
+        or (isinstance(node, ast.Tuple | ast.BinOp) and both <= _names(node))
+    ]
+    assert not bad, f"{module} branches on the container class: {bad}"
 
 
 @pytest.mark.parametrize("module", sorted(MODULES), ids=lambda m: m)

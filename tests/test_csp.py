@@ -166,3 +166,26 @@ def test_plot(comparison):
         comparison.plot("mu", show=False)
     with pytest.raises(ValueError, match="components"):
         comparison.plot(components=[99], show=False)
+
+
+def test_comparison_is_an_evaluation_result(comparison):
+    """The verdict, ``passed``, the scores' table and HTML of the base."""
+    from dataclasses import replace
+
+    from mne_freqmask.evaluation import EvaluationResult
+
+    assert isinstance(comparison, EvaluationResult)
+    assert repr(comparison) == f"<CSPComparison | {comparison.verdict}>"
+    assert "relevance mostly in alpha" in comparison.verdict
+    # relevance mostly in alpha, where CSP-LDA is best: they agree
+    assert comparison.passed
+    assert comparison.to_data_frame() is comparison.scores
+    html = comparison.to_html()
+    assert "(passed)" in html and "csp_lda_accuracy" in html
+    # relevance put in theta instead (CSP-LDA near chance there): no agreement
+    scores = comparison.scores.copy()
+    scores["relevance_share"] = (scores.index == "theta").astype(float)
+    assert not replace(comparison, scores=scores).passed
+    # time-domain relevance has no share per band
+    scores["relevance_share"] = np.nan
+    assert not replace(comparison, scores=scores).passed

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from mne.utils import check_random_state
 
+from mne_freqmask._saliency_cells import remake_windows, saliency_like
 from mne_freqmask.evaluation._common import (
     _check_grid,
     _explain,
@@ -28,19 +29,8 @@ from mne_freqmask.evaluation.sanity import spearman
 from mne_freqmask.evaluation.stats import bootstrap_ci, cell_permutation_test
 from mne_freqmask.methods import METHODS, get_method
 from mne_freqmask.models import parameter_layers, untrained_copy
-from mne_freqmask.saliency import SpectralSaliency
-from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
-from mne_freqmask.spectral import short_time_grid
 from mne_freqmask.utils._checks import _has_positions
 from mne_freqmask.viz import is_signed
-
-
-def _windows_words(saliency):
-    """``"0.5 s windows every 0.25 s"`` for a TFR map, ``None`` otherwise."""
-    if not isinstance(saliency, SpectralSaliencyTFR):
-        return None
-    length, step = saliency.time_windows
-    return f"{length:g} s windows every {step:g} s"
 
 
 def _explain_kw(saliency, explain_kw):
@@ -56,35 +46,10 @@ def _explain_kw(saliency, explain_kw):
         kw["picks"] = list(saliency.ch_names)
     else:
         kw = dict(explain_kw)
-    given = kw.get("time_windows")
-    if not isinstance(saliency, SpectralSaliencyTFR):
-        if given is not None:
-            raise ValueError(
-                f"explain_kw has time_windows={given!r}, but the saliency is a "
-                "whole-epoch SpectralSaliency (channel x band cells); check a "
-                "SpectralSaliencyTFR from explain(..., time_windows=...) "
-                "instead, or leave time_windows out of explain_kw."
-            )
-        kw.pop("time_windows", None)
-        return kw
     _check_grid(saliency)
-    grid = saliency.grid
-    if given is None:
-        kw["time_windows"] = saliency.time_windows
-        return kw
-    try:  # the windows in samples (one band: any window has its bins)
-        other = short_time_grid(grid.sfreq, grid.n_times, 1, given, grid.tmin)
-        same = (other.win_length, other.hop) == (grid.win_length, grid.hop)
-    except ValueError:
-        same = False
-    if not same:
-        raise ValueError(
-            f"explain_kw has time_windows={given!r}, but the saliency was "
-            f"computed on {_windows_words(saliency)} ({grid.win_length} and "
-            f"{grid.hop} samples); leave time_windows out of explain_kw (the "
-            "map's windows are used) or give "
-            f"time_windows={tuple(saliency.time_windows)}."
-        )
+    windows = remake_windows(saliency, kw.pop("time_windows", None))
+    if windows is not None:
+        kw["time_windows"] = windows
     return kw
 
 
@@ -128,9 +93,7 @@ def _random_like(saliency, random_state):
         event_id=saliency.event_id,
         metadata=None if saliency.metadata is None else saliency.metadata.copy(),
     )
-    if not isinstance(saliency, SpectralSaliencyTFR):
-        return SpectralSaliency(data, saliency.info, saliency.grid, **common)
-    return SpectralSaliencyTFR._from_grid(data, saliency.info, saliency.grid, **common)
+    return saliency_like(saliency, data, **common)
 
 
 def _check_same_cells(saliency, other):

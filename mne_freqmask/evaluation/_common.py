@@ -11,14 +11,14 @@ import torch
 from mne.utils import _validate_type, check_random_state, warn
 
 from mne_freqmask._inputs import EpochsSource, _ready_epochs, epochs_labels
+from mne_freqmask._saliency_base import BaseSaliency
+from mne_freqmask._saliency_cells import flat_cells
 from mne_freqmask._torch_utils import (
     check_model,
     model_context,
     resolve_device,
 )
 from mne_freqmask.models import as_model
-from mne_freqmask.saliency import SpectralSaliency
-from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 from mne_freqmask.utils._checks import _check_finite
 
 #: maps ranked at a time by _cell_ranks: the sort's int64 indices and the
@@ -131,7 +131,7 @@ def _prepare(epochs, saliency, y, model, device):
     """
     _validate_type(
         saliency,
-        (SpectralSaliency, SpectralSaliencyTFR),
+        BaseSaliency,
         "saliency",
         "SpectralSaliency or SpectralSaliencyTFR",
     )
@@ -214,15 +214,6 @@ def _cell_power(src, grid, picks, labels=None, moments=None):
     return {c: p / max((labels == c).sum(), 1) for c, p in total.items()}
 
 
-def _flat_cells(values):
-    """``(..., n_channels, n_bands, n_windows)`` -> ``(..., n_channels, cells)``.
-
-    Cell ``b * n_windows + w``: the flat layout of
-    :class:`~mne_freqmask.spectral.ShortTimeGrid` (``bin_band``, ``expand``).
-    """
-    return values.reshape(values.shape[:-2] + (-1,))
-
-
 def _map_values(saliency, level, n_epochs):
     """The map(s) the cells are ranked by: one group map or one per epoch.
 
@@ -230,9 +221,7 @@ def _map_values(saliency, level, n_epochs):
     band x window cells are flattened in its grid's layout, so the ranking,
     the removal and the counts treat a cell of either grid alike.
     """
-    values = saliency.get_data()
-    if isinstance(saliency, SpectralSaliencyTFR):
-        values = _flat_cells(values)
+    values = flat_cells(saliency)
     if level == "group":
         return values.mean(0) if saliency.level == "instance" else values
     if saliency.level != "instance" or len(saliency) != n_epochs:

@@ -6,7 +6,6 @@ from mne._fiff.pick import _picks_to_idx
 from mne.utils import _validate_type
 
 from mne_freqmask.saliency import SpectralSaliency
-from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 
 
 def _channel_band_map(obj, absolute, *, average_first=False):
@@ -63,11 +62,10 @@ def _random_map(epochs, explain_kw, rng):
     as :func:`mne_freqmask.explain` builds, so it is scored over the same
     channel x band x window cells as the methods.
     """
-    from mne_freqmask.spectral import FrequencyGrid, short_time_grid
+    from mne_freqmask._saliency_cells import saliency_on_grid
+    from mne_freqmask.spectral import explain_grid
     from mne_freqmask.utils._checks import _pick_indices, _picked_info
 
-    bands = explain_kw.get("bands", 10)
-    n_times = len(epochs.times)
     picks = _pick_indices(epochs.info, explain_kw.get("picks"))
     common = dict(
         method="random",
@@ -76,15 +74,12 @@ def _random_map(epochs, explain_kw, rng):
         metadata=None if epochs.metadata is None else epochs.metadata.copy(),
     )
     info = _picked_info(epochs.info, picks)
-    time_windows = explain_kw.get("time_windows")
-    if time_windows is None:
-        grid = FrequencyGrid(epochs.info["sfreq"], n_times, bands)
-        data = rng.random_sample((len(epochs), len(picks), grid.n_bands))
-        return SpectralSaliency(data.astype(np.float32), info, grid, **common)
-    grid = short_time_grid(
-        epochs.info["sfreq"], n_times, bands, time_windows, epochs.tmin
+    grid = explain_grid(
+        epochs.info["sfreq"],
+        len(epochs.times),
+        explain_kw.get("bands", 10),
+        explain_kw.get("time_windows"),
+        epochs.tmin,
     )
-    shape = (len(epochs), len(picks), grid.frequency_grid.n_bands, grid.n_windows)
-    return SpectralSaliencyTFR._from_grid(
-        rng.random_sample(shape).astype(np.float32), info, grid, **common
-    )
+    data = rng.random_sample((len(epochs), len(picks), grid.n_bands))
+    return saliency_on_grid(data.astype(np.float32), info, grid, **common)

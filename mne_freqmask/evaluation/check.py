@@ -30,6 +30,8 @@ import pandas as pd
 from mne.utils import _validate_type, logger, verbose
 
 from mne_freqmask._inputs import _ready_epochs
+from mne_freqmask._saliency_base import BaseSaliency
+from mne_freqmask._saliency_cells import cell_windows
 from mne_freqmask._saliency_utils import steps_summary
 from mne_freqmask.evaluation._checks import _CHECK_FUNCS, _explain_kw
 from mne_freqmask.evaluation._common import (
@@ -39,8 +41,6 @@ from mne_freqmask.evaluation._common import (
     _group_codes,
 )
 from mne_freqmask.evaluation._result import EvaluationResult
-from mne_freqmask.saliency import SpectralSaliency
-from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 from mne_freqmask.utils._docs import fill_doc
 
 #: the checks :func:`check_explanation` can run, in the order it runs them
@@ -323,7 +323,7 @@ def check_explanation(
     """
     _validate_type(
         saliency,
-        (SpectralSaliency, SpectralSaliencyTFR),
+        BaseSaliency,
         "saliency",
         "SpectralSaliency or SpectralSaliencyTFR",
     )
@@ -384,9 +384,7 @@ def check_explanation(
         timings=timings,
         steps=steps_summary(saliency.diagnostics) or "",
         details=details,
-        time_windows=None
-        if not isinstance(saliency, SpectralSaliencyTFR)
-        else tuple(saliency.time_windows),
+        time_windows=cell_windows(saliency),
     )
     for line in result.lines():
         logger.info(line)

@@ -19,6 +19,8 @@ from mne.utils import _check_option, _validate_type, check_random_state, logger,
 from scipy.integrate import trapezoid
 
 from mne_freqmask._inputs import _ready_epochs
+from mne_freqmask._saliency_base import BaseSaliency
+from mne_freqmask._saliency_cells import cell_windows
 from mne_freqmask.evaluation._common import (
     _check_explain_kw,
     _check_model,
@@ -37,8 +39,6 @@ from mne_freqmask.evaluation.complexity import quantus_scores
 from mne_freqmask.evaluation.removal import deletion_curves
 from mne_freqmask.evaluation.stats import bootstrap_ci, paired_comparison
 from mne_freqmask.evaluation.truth import ground_truth_scores
-from mne_freqmask.saliency import SpectralSaliency
-from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 from mne_freqmask.utils._deps import import_optional
 from mne_freqmask.utils._docs import fill_doc
 
@@ -78,7 +78,7 @@ def _entries(methods):
     for label, entry in methods.items():
         _validate_type(
             entry,
-            (str, dict, SpectralSaliency, SpectralSaliencyTFR),
+            (str, dict, BaseSaliency),
             f"methods[{label!r}]",
             "method name, dict(method=..., **params), SpectralSaliency or "
             "SpectralSaliencyTFR",
@@ -93,7 +93,7 @@ def _entries(methods):
 
 def _saliency(label, entry, epochs, model, explain_kw, seed, device):
     """``(saliency, seconds, forward passes per epoch)`` of one entry."""
-    if isinstance(entry, SpectralSaliency | SpectralSaliencyTFR):
+    if isinstance(entry, BaseSaliency):
         return entry, np.nan, np.nan
     if isinstance(entry, str) and entry == "random":
         rng = check_random_state(seed)
@@ -110,16 +110,9 @@ def _saliency(label, entry, epochs, model, explain_kw, seed, device):
     return sal, seconds, count[0] / len(epochs)
 
 
-def _windows(sal):
-    """``None`` (channel x band cells) or ``(length, step)`` s of a TFR map."""
-    if not isinstance(sal, SpectralSaliencyTFR):
-        return None
-    return sal.time_windows or "unknown windows"
-
-
 def _check_same_windows(layouts, label, sal):
     """All maps of one comparison are scored over the same kind of cells."""
-    layouts[label] = _windows(sal)
+    layouts[label] = cell_windows(sal)
     first = next(iter(layouts))
     if layouts[label] == layouts[first]:
         return
@@ -151,9 +144,9 @@ def _map_columns(sal, truth, use_quantus):
     if truth is not None:
         gt = ground_truth_scores(sal, truth, level=level)
         # the table reports FLEXtime's rank accuracy for channel x band maps
-        tfr = isinstance(sal, SpectralSaliencyTFR)
+        whole = cell_windows(sal) is None
         cols.update(
-            auroc=gt["auroc"], rank_accuracy=np.nan if tfr else gt["rank_accuracy"]
+            auroc=gt["auroc"], rank_accuracy=gt["rank_accuracy"] if whole else np.nan
         )
     if use_quantus:
         cols.update(quantus_scores(sal).mean().to_dict())

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from mne.utils import _check_option, _validate_type
 
-from mne_freqmask.saliency import SpectralSaliency
-from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
+from mne_freqmask._saliency_base import BaseSaliency
+from mne_freqmask._saliency_cells import flat_cells
 from mne_freqmask.utils._deps import import_optional
 
 #: our name -> Quantus class name
@@ -58,7 +58,7 @@ def quantus_scores(saliency, *, metrics=("complexity", "sparseness"), level="ins
     """
     _validate_type(
         saliency,
-        (SpectralSaliency, SpectralSaliencyTFR),
+        BaseSaliency,
         "saliency",
         "SpectralSaliency or SpectralSaliencyTFR",
     )
@@ -67,9 +67,7 @@ def quantus_scores(saliency, *, metrics=("complexity", "sparseness"), level="ins
     for m in metrics:
         _check_option("metrics", m, tuple(QUANTUS_METRICS))
     quantus = import_optional("quantus")
-    values = np.asarray(saliency.get_data(), np.float64)
-    if isinstance(saliency, SpectralSaliencyTFR):  # (..., channels, cells)
-        values = values.reshape(values.shape[:-2] + (-1,))
+    values = flat_cells(saliency, np.asarray(saliency.get_data(), np.float64))
     if values.ndim == 2:
         values = values[None]
     elif level == "group":

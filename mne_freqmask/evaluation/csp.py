@@ -24,6 +24,7 @@ from mne_freqmask.evaluation._common import (
 )
 from mne_freqmask.evaluation._engine import _accuracy
 from mne_freqmask.evaluation._maps import _band_overlap, _channel_band_map
+from mne_freqmask.evaluation._result import EvaluationResult
 from mne_freqmask.utils._docs import fill_doc
 
 
@@ -32,8 +33,8 @@ def _peaks(profile, ch_names, n=3):
     return ", ".join(ch_names[i] for i in order)
 
 
-@dataclass
-class CSPComparison:
+@dataclass(repr=False)
+class CSPComparison(EvaluationResult):
     """Result of :func:`csp_comparison`.
 
     Parameters
@@ -80,7 +81,13 @@ class CSPComparison:
     n_patterns: int = 4
     n_epochs: int = 0
 
-    def __repr__(self):
+    @property
+    def verdict(self):
+        """The comparison in one line.
+
+        Where CSP-LDA is best, the model's accuracy, where the relevance lies
+        and its correlation with CSP there.
+        """
         s = self.scores
         best = s["csp_lda_accuracy"].idxmax()
         parts = [
@@ -96,7 +103,19 @@ class CSPComparison:
                 f"relevance mostly in {top} ({s.loc[top, 'relevance_share']:.2f}), "
                 f"r with CSP there {s.loc[top, 'correlation']:+.2f}"
             )
-        return f"<CSPComparison | {' | '.join(parts)}>"
+        return " | ".join(parts)
+
+    @property
+    def passed(self):
+        """Whether the relevance lies mostly where CSP-LDA is best.
+
+        True when the band holding most of the relevance is the band where
+        CSP-LDA is most accurate; False for time-domain relevance (no share
+        per band).
+        """
+        share = self.scores["relevance_share"]
+        best = self.scores["csp_lda_accuracy"].idxmax()
+        return bool(np.isfinite(share).any() and share.idxmax() == best)
 
     def plot(self, bands=None, *, components=(0, 1), show=True):
         """Plot a few CSP patterns next to both channel profiles, per band.

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 from mne.utils import _check_option, _validate_type, check_random_state, verbose
 
+from mne_freqmask._saliency_base import BaseSaliency
+from mne_freqmask._saliency_cells import cell_times
 from mne_freqmask.evaluation._result import EvaluationResult
-from mne_freqmask.saliency import SpectralSaliency
-from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
 from mne_freqmask.utils._docs import fill_doc
 
 
@@ -230,7 +230,7 @@ def cell_permutation_test(
     """
     import mne
 
-    kinds = (SpectralSaliency, SpectralSaliencyTFR)
+    kinds = BaseSaliency
     _validate_type(saliency, kinds, "saliency", "SpectralSaliency[TFR]")
     if saliency.level != "instance":
         raise TypeError(
@@ -239,7 +239,6 @@ def cell_permutation_test(
             ".average()."
         )
     _validate_type(absolute, bool, "absolute")
-    tfr = isinstance(saliency, SpectralSaliencyTFR)
     data = saliency.get_data().astype(np.float64)
     if absolute:
         data = np.abs(data)
@@ -301,7 +300,7 @@ def cell_permutation_test(
         ch_names=saliency.ch_names,
         band_names=saliency.band_names,
         alpha=float(alpha),
-        times=saliency.times.copy() if tfr else None,
+        times=cell_times(saliency),
         absolute=absolute,
     )
     stat_fun = partial(mne.stats.ttest_1samp_no_p, sigma=sigma)

@@ -28,6 +28,8 @@ from mne import BaseEpochs
 from mne.utils import _check_option, _validate_type, check_random_state, logger, verbose
 from scipy.stats import rankdata
 
+from mne_freqmask._saliency_base import BaseSaliency
+from mne_freqmask._saliency_cells import cell_shape, truth_cells
 from mne_freqmask.evaluation._common import (
     _cell_ranks,
     _check_chance,
@@ -76,25 +78,15 @@ def _truth_cells(saliency, truth):
     ``(n_channels, n_bands)``, or ``(n_channels, n_bands, n_windows)`` for a
     :class:`~mne_freqmask.SpectralSaliencyTFR`.
     """
-    tfr = isinstance(saliency, SpectralSaliencyTFR)
     if hasattr(truth, "cells"):
-        if not tfr:
-            return truth.cells(saliency.ch_names, saliency.band_edges)
-        if saliency.window_edges is None:
-            raise ValueError(
-                "The saliency does not know its window edges (win_length, "
-                "n_times and tmin); pass the boolean cells as truth."
-            )
-        return truth.cells(
-            saliency.ch_names, saliency.band_edges, saliency.window_edges
-        )
+        return truth_cells(saliency, truth)
     cells = np.asarray(truth, bool)
-    if cells.shape != saliency.shape[-3 if tfr else -2 :]:
+    if cells.shape != cell_shape(saliency):
         raise ValueError(
             "truth must be a PlantedTruth or a boolean (n_channels, n_bands) "
             "array, or for a time-resolved map a PlantedBurst or one cell per "
             f"channel x band x window; expected shape "
-            f"{saliency.shape[-3 if tfr else -2 :]}, got {cells.shape}."
+            f"{cell_shape(saliency)}, got {cells.shape}."
         )
     return cells
 
@@ -168,7 +160,7 @@ def ground_truth_scores(
     """
     _validate_type(
         saliency,
-        (SpectralSaliency, SpectralSaliencyTFR),
+        BaseSaliency,
         "saliency",
         "SpectralSaliency or SpectralSaliencyTFR",
     )

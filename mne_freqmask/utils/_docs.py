@@ -203,6 +203,42 @@ docdict["sal_fname_h5"] = """
 fname : path-like
     The file name; it must end with ``.h5`` or ``.hdf5``."""
 
+# the parameters both saliency containers take (their base holds them once)
+docdict["sal_container_info"] = """
+info : instance of mne.Info
+    Measurement info of exactly the explained channels (a copy is stored;
+    topomaps read channel positions from it)."""
+
+docdict["sal_container_method"] = """
+method : str
+    The explanation method (e.g. ``"freqmask"``).
+method_params : dict | None
+    The method's parameters. They are stored as JSON, so they must be
+    JSON-like (tuples become lists, numpy scalars Python scalars)."""
+
+docdict["sal_container_epochs"] = """
+nave : int | None
+    Number of epochs averaged into group-level data; must be ``None`` for
+    per-epoch data.
+events : ndarray of int, shape (n_epochs, 3) | None
+    The events of the epochs, as :attr:`mne.Epochs.events`.
+event_id : dict | None
+    Event names to codes, as :attr:`mne.Epochs.event_id`. ``None`` with
+    ``events`` given makes one name per code (``{"1": 1, ...}``).
+metadata : pandas.DataFrame | None
+    One row per epoch, as :attr:`mne.Epochs.metadata`. The index is reset to
+    ``0, ..., n_epochs - 1``. Metadata are stored as JSON: columns of
+    types JSON cannot hold (categories, datetimes) come back from a file
+    or a pickle as plain values (text for datetimes).
+diagnostics : dict | None
+    Per-epoch diagnostics of the fit, name -> array whose first axis has
+    one entry per epoch (e.g. ``{"n_steps": ..., "loss": ...}``)."""
+
+docdict["sal_container_provenance"] = """
+provenance : dict | None
+    What made the map (JSON-like; see :attr:`provenance`):
+    :func:`~mne_freqmask.explain` fills it. None: an empty dict."""
+
 docdict["eegmat_subjects"] = """
 subjects : int | list of int | None
     Subject numbers, 0-35 (``SubjectNN``). ``None`` (default) means all the
