@@ -29,6 +29,21 @@ Usage (the run of BENCHMARKS.md, one thread)::
 
     python benchmarks/bench_amortised.py
 
+``--gap`` (issue #29) scores instead, on the 40 epochs of ``bench_gap.py``
+(its simulations, model, cached maps and limit, and its scoring, reused), the
+explainer trained with ``objective="expected_gradients"`` (``amortised_eg``)
+and with the default objective (``amortised``) against the per-epoch
+expected-gradients map (``freqmask_eg``, 100 draws) and the default: the MoRF
+area under reference removal, the share of the gap to the limit, paired
+differences, training passes and passes per epoch at inference::
+
+    nice python benchmarks/bench_amortised.py --gap --dataset interaction
+    nice python benchmarks/bench_amortised.py --gap --dataset simulated_hard
+    nice python benchmarks/bench_amortised.py --gap --dataset eegmat --n-explain 32
+
+Other datasets than the two simulations are ``bench_realdata``'s (its model
+cache; the limit computed here, once).
+
 Models come from the harness's cache (``benchmarks/_cache``; trained on
 first use).
 """
@@ -67,6 +82,7 @@ def _parser():
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(OUT))
+    p.add_argument("--gap", action="store_true", help="issue #29's comparison")
     return p
 
 
@@ -103,9 +119,158 @@ def _area(units, method, order, sel=None):
     return a if sel is None else a[sel]
 
 
+def _gap_explainer(objective, train, model, out_dir, tag, n_epochs):
+    """The explainer of ``objective`` (cached), training seconds and passes."""
+    from mne_freqmask.evaluation.compare import _count_passes
+
+    fname = out_dir / f"{tag}-explainer-{objective}.pt"
+    meta = fname.with_suffix(".json")
+    if fname.is_file() and meta.is_file():
+        return mfm.read_freqmask_explainer(fname), *json.loads(meta.read_text())
+    t0 = time.perf_counter()
+    with _count_passes(model) as count:
+        exp = mfm.FreqMaskExplainer(objective=objective).fit(
+            train,
+            model,
+            reference=train,
+            bands=harness.BANDS,
+            n_epochs=n_epochs,
+            random_state=0,
+            verbose=False,
+        )
+    sec = time.perf_counter() - t0
+    exp.save(fname, overwrite=True)
+    meta.write_text(json.dumps([sec, count[0]]))
+    return exp, sec, count[0]
+
+
+def _real(args, out_dir):
+    """A real model of ``bench_realdata`` (its cache), its explained epochs
+    and the MoRF limit (reference removal; computed once and cached)."""
+    import bench_realdata as br
+
+    from mne_freqmask import read_saliency
+    from mne_freqmask.evaluation import deletion_limit
+    from mne_freqmask.evaluation.compare import _saliency
+
+    train, test, key = br.load(args.dataset, "hands", "")
+    model = br.get_model(key, args.model, train)
+    held = test[harness.explained_subset(test, args.n_explain)]
+    tag = f"realdata-{key}-{args.model}-{len(held)}"
+    fname = out_dir / f"{tag}-limit.h5"
+    if not fname.is_file():
+        ekw = dict(bands=harness.BANDS)
+        rnd = _saliency("random", "random", held, model, ekw, 0, "cpu")[0]
+        t0 = time.perf_counter()
+        lim = deletion_limit(
+            held,
+            model,
+            rnd,
+            order="morf",
+            operator="reference",
+            reference=train,
+            n_draws=4,
+            random_state=0,
+            verbose=False,
+        )
+        info = dict(
+            passes=float(lim.diagnostics["passes"].mean()),
+            seconds=time.perf_counter() - t0,
+        )
+        lim.save(fname, overwrite=True)
+        fname.with_suffix(".json").write_text(json.dumps(info))
+    info = json.loads(fname.with_suffix(".json").read_text())
+    print(
+        f"{key} / {args.model}: {len(held)} of {len(test)} held-out epochs, "
+        f"{len(train)} training epochs; limit {info['passes']:.0f} passes/epoch "
+        f"({info['seconds']:.0f} s when computed)",
+        flush=True,
+    )
+    return held, train, model, read_saliency(fname), info["passes"], tag
+
+
+def gap(args):
+    """Issue #29: the amortised maps on bench_gap's epochs, limit and scoring."""
+    import bench_gap as bg
+    import bench_limit as bl
+
+    out_dir = bg.harness.CACHE / "gap"
+    if args.dataset in ("interaction", "simulated_hard"):
+        n = 40  # bench_gap's explained epochs (its cached maps and limit)
+        held, train, truth, model, lim, lim_passes = bg.setup(args.dataset, n, out_dir)
+        tag = f"{args.dataset}-{n}"
+    else:
+        held, train, model, lim, lim_passes, tag = _real(args, out_dir)
+        truth = None
+    labels = ["freqmask", "random", "freqmask_eg", "amplitude_gradients"]
+    maps, cost = bg.maps_of(labels, held, model, train, out_dir, tag)
+    train_cost = {}
+    for label, objective in (
+        ("amortised_eg", "expected_gradients"),
+        ("amortised", "preserve"),
+    ):
+        exp, sec, passes = _gap_explainer(
+            objective, train, model, out_dir, tag, args.n_epochs
+        )
+        sal, ex_s = _timed_explain(exp, held, args.repeats)
+        maps[label], cost[label] = sal, (ex_s, 0.0)  # the model is not called
+        train_cost[label] = dict(
+            seconds=sec,
+            passes=passes,
+            training_passes=exp.history["n_epochs"],
+            best_pass=exp.history["best_epoch"] + 1,
+            passes_per_training_epoch=passes / len(train),
+            explain_ms_per_epoch=1e3 * ex_s / len(held),
+        )
+        print(f"  {label}: {train_cost[label]}", flush=True)
+    areas, auroc = bg.score(held, model, train, truth, maps, lim, args.n_boot)
+    print(f"\n{args.dataset}, morf, reference removal, {len(held)} epochs")
+    print(bg.table(areas, cost, lim_passes, "morf", auroc, n_boot=2000))
+    r, lim_a, eg = areas["random"], areas["limit"], areas["freqmask_eg"]
+    res = dict(
+        dataset=args.dataset,
+        model=args.model,
+        n_explain=len(held),
+        n_train=len(train),
+        limit_passes_per_epoch=lim_passes,
+        training=train_cost,
+        methods={},
+    )
+    for label, a in areas.items():
+        share = bl._ratio_ci(r - a, r - lim_a, 2000)
+        row = dict(
+            morf_area=float(a.mean()),
+            share_of_gap=[float(v) for v in share],
+            passes_per_epoch=float(lim_passes if label == "limit" else cost[label][1]),
+            auroc=float(auroc.get(label, np.nan)),
+        )
+        if label != "freqmask_eg":  # share points and area against the EG map
+            pc = paired_comparison(a, eg, n_boot=2000, random_state=0)
+            row["area_minus_freqmask_eg"] = [
+                float(pc[k]) for k in ("difference", "ci_low", "ci_high")
+            ]
+            row["share_minus_freqmask_eg"] = [
+                float(v) for v in bl._ratio_ci(eg - a, r - lim_a, 2000)
+            ]
+            row["area_ratio_to_freqmask_eg"] = float(a.mean() / eg.mean())
+        res["methods"][label] = row
+        if label.startswith("amortised"):
+            d, s_ = row["area_minus_freqmask_eg"], row["share_minus_freqmask_eg"]
+            ratio = row["area_ratio_to_freqmask_eg"]
+            print(
+                f"{label} - freqmask_eg: area {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]"
+                f", share {100 * s_[0]:+.0f} points [{100 * s_[1]:+.0f}, "
+                f"{100 * s_[2]:+.0f}], area ratio {ratio:.2f}"
+            )
+    out = Path(args.out).with_name(f"amortised_gap_{args.dataset}.json")
+    out.write_text(json.dumps(res, indent=1))
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.gap:
+        return gap(args)
     train, test, truth, _, desc = load_powered(args.dataset)
     held = test[harness.explained_subset(test, args.n_explain)]
     model, _, _ = harness.get_model(args.dataset, args.model, train)

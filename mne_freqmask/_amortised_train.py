@@ -12,6 +12,25 @@ over its channel x band cells (expanded to the rfft bins) and the spectrum
 
 averaged over a minibatch. Only the network's weights are trained; the
 model is frozen (see :func:`mne_freqmask._torch_utils.model_context`).
+
+``objective="expected_gradients"`` imitates FreqMask's expected-gradients
+map instead (``objective="expected_gradients"`` of
+:mod:`mne_freqmask.methods.freqmask`: the mean over donors ``R`` and
+``alpha ~ U(0, 1)`` of the gradient of the prediction's probability with
+respect to the keep-mask at ``M = alpha``). No map is computed beforehand:
+each step draws, per epoch, one donor and one ``alpha``, takes that single
+gradient (one pass of the model and one backward; an unbiased estimate of
+the epoch's map) and regresses the network's (signed, unsquashed) output on
+it::
+
+    mean((net(features(x)) - n_cells * g) ** 2)
+
+The expected squared error to an unbiased noisy target is the squared error
+to its expectation plus the noise's variance, so the minimiser is the
+expected-gradients map (times ``n_cells``, which brings a cell's score to
+about the probability's change over the cells' mean: the output layer then
+needs no rescaling). The validation epochs' targets are the mean of
+:data:`VAL_DRAWS` fixed draws, computed once.
 """
 
 import numpy as np
@@ -20,11 +39,14 @@ from mne.utils import ProgressBar, logger
 from torch.nn.functional import log_softmax, softmax
 
 from mne_freqmask._cells import channel_index
+from mne_freqmask.methods._freqmask_fit import _p_target
 
 #: epochs per forward pass where no gradient is needed
 EVAL_BATCH = 256
 #: added to the band power before the log
 POWER_EPS = 1e-10
+#: draws averaged into each validation epoch's expected-gradients target
+VAL_DRAWS = 4
 
 
 class MaskNet(torch.nn.Module):
@@ -109,6 +131,44 @@ class Trainer:
         ce = -(target * log_softmax(logits, -1)).sum(-1)
         return ce + self.p["l1_mask"] * mask.mean((1, 2)), ce
 
+    def mask_gradient(self, idx, target, donors, alpha, net_dtype, dtype):
+        """One draw of the expected-gradients map of the epochs ``idx``.
+
+        The gradient of the probability of ``target`` (the model's soft
+        prediction) with respect to the keep-mask at ``M = alpha`` (one value
+        per epoch), ``donors`` filling the removed part, times ``n_cells``.
+        """
+        x = torch.as_tensor(self.src[idx], device=self.device).to(dtype)
+        shape = (len(idx), len(self.picks), self.grid.n_bands)
+        alpha = torch.as_tensor(alpha, device=self.device, dtype=dtype)
+        keep = (alpha[:, None, None] * x.new_ones(shape)).requires_grad_(True)
+        xhat = self.grid.perturb(x, keep, donors, picks=self.t_picks, scale=self.scale)
+        prob = _p_target(self.model(xhat.to(net_dtype)), target)
+        grad = torch.autograd.grad(prob.sum(), keep)[0]
+        return grad.detach().float() * (shape[1] * shape[2])
+
+    def regression_loss(self, z, grad):
+        """Per-epoch squared error of the network's output to ``grad``."""
+        out = self.net(z).float()
+        err = ((out - grad) ** 2).mean((1, 2))
+        return err, err
+
+    def _val_gradients(self, val_idx, targets, pool, draw, rng, dtypes):
+        """Expected-gradients targets of the validation epochs (fixed draws)."""
+        out = torch.zeros(
+            (len(val_idx), len(self.picks), self.grid.n_bands), device=self.device
+        )
+        for _ in range(VAL_DRAWS):
+            d, alpha = draw(val_idx), rng.random(len(val_idx))
+            for start in range(0, len(val_idx), EVAL_BATCH):
+                sl = slice(start, start + EVAL_BATCH)
+                idx = val_idx[sl]
+                donors = pool[torch.as_tensor(d[sl], device=self.device)]
+                out[sl] += self.mask_gradient(
+                    idx, targets[idx], donors, alpha[sl], *dtypes
+                )
+        return out / VAL_DRAWS
+
     def fit(self, z, train_idx, val_idx, pool, pool_idx, same, rng, dtypes):
         """Train; returns the history (the best weights are loaded)."""
         p, dev = self.p, self.device
@@ -125,9 +185,15 @@ class Trainer:
                 d[own] = (d[own] + 1) % k
             return d
 
+        eg = p.get("objective") == "expected_gradients"
         val_donors = draw(val_idx)
+        val_grad = None
+        if eg:
+            val_grad = self._val_gradients(val_idx, targets, pool, draw, rng, dtypes)
         opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"])
-        history = dict(train_loss=[], val_loss=[], val_cross_entropy=[])
+        history = dict(train_loss=[], val_loss=[])
+        if not eg:
+            history["val_cross_entropy"] = []
         best = ref = np.inf
         best_state, best_pass, wait = None, 0, 0
         with ProgressBar(p["n_epochs"], mesg="Training the explainer") as pbar:
@@ -138,19 +204,28 @@ class Trainer:
                 for start in range(0, len(order), p["batch_size"]):
                     idx = np.sort(order[start : start + p["batch_size"]])
                     d = torch.as_tensor(draw(idx), device=dev)
-                    loss, _ = self.loss(
-                        idx, zt[idx], targets[idx], pool[d], net_dtype, dtype
-                    )
+                    if eg:  # one draw (donor, alpha) per epoch: a noisy target
+                        grad = self.mask_gradient(
+                            idx, targets[idx], pool[d], rng.random(len(idx)), *dtypes
+                        )
+                        loss, _ = self.regression_loss(zt[idx], grad)
+                    else:
+                        loss, _ = self.loss(
+                            idx, zt[idx], targets[idx], pool[d], net_dtype, dtype
+                        )
                     opt.zero_grad()
                     loss.mean().backward()
                     opt.step()
                     losses.append(float(loss.detach().sum()))
                 history["train_loss"].append(float(np.sum(losses) / len(order)))
-                val, val_ce = self._evaluate(
-                    zt, targets, val_idx, val_donors, pool, net_dtype, dtype
-                )
+                if eg:
+                    val = self._evaluate_regression(zt, val_idx, val_grad)
+                else:
+                    val, val_ce = self._evaluate(
+                        zt, targets, val_idx, val_donors, pool, net_dtype, dtype
+                    )
+                    history["val_cross_entropy"].append(val_ce)
                 history["val_loss"].append(val)
-                history["val_cross_entropy"].append(val_ce)
                 pbar.update_with_increment_value(1)
                 # keep the best weights; stop after ``patience`` passes without
                 # a relative improvement of ``tol`` over the last one that had
@@ -174,6 +249,12 @@ class Trainer:
             f"{history['best_epoch'] + 1}, validation loss {best:.4f})."
         )
         return history
+
+    def _evaluate_regression(self, zt, idx, grad):
+        """Mean squared error on ``idx`` to its fixed targets ``grad``."""
+        self.net.eval()
+        with torch.no_grad():
+            return float(self.regression_loss(zt[idx], grad)[0].mean())
 
     def _evaluate(self, zt, targets, idx, donors, pool, net_dtype, dtype):
         """Mean loss and cross-entropy on ``idx`` with fixed donors."""

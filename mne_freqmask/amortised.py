@@ -9,7 +9,9 @@ reference epochs): it maps an epoch's channel x band log power (relative to
 the reference's) to its channel x band mask in [0, 1]. Explaining new epochs
 then costs one forward pass of that network and none of the model, in the
 spirit of amortised explainers for images and time series (real-time
-saliency, FastSHAP, TimeX).
+saliency, FastSHAP, TimeX). With ``objective="expected_gradients"`` the
+network learns FreqMask's expected-gradients map instead (a signed score per
+cell), from one model pass per training epoch and step.
 """
 
 import json
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mne.utils import _validate_type, logger, verbose
+from mne.utils import _check_option, _validate_type, logger, verbose
 
 from mne_freqmask._amortised_train import MaskNet, Trainer, band_log_power
 from mne_freqmask._checkpoint import _model_sha
@@ -43,8 +45,12 @@ from mne_freqmask.utils._checks import (
 )
 from mne_freqmask.utils._docs import fill_doc
 
-#: version of the files written by :meth:`FreqMaskExplainer.save`
-_FORMAT_VERSION = 1
+#: version of the files written by :meth:`FreqMaskExplainer.save`: 1 for
+#: ``objective="preserve"`` (readable by earlier versions), 2 for
+#: ``"expected_gradients"`` (an earlier reader would squash its signed output)
+_FORMAT_VERSION = 2
+#: the objectives (FreqMask's ``objective``)
+OBJECTIVES = ("preserve", "expected_gradients")
 #: the method name of the saliencies it returns
 METHOD = "freqmask_amortised"
 
@@ -63,6 +69,16 @@ class FreqMaskExplainer:
     n_donors : int
         Reference epochs kept to fill the removed part of the spectrum
         (FreqMask's ``n_donors``).
+    objective : ``"preserve"`` | ``"expected_gradients"``
+        What the network learns (FreqMask's ``objective``). ``"preserve"``
+        (default): the mask in [0, 1] that keeps the prediction with the
+        fewest cells, trained with FreqMask's loss. ``"expected_gradients"``:
+        FreqMask's expected-gradients map, a signed score per cell (positive:
+        removing the cell lowers the probability of the model's prediction),
+        learnt by regression on single-draw mask gradients (see Notes);
+        ``l1_mask`` is then unused.
+
+        .. versionadded:: 0.2
 
     Attributes
     ----------
@@ -73,7 +89,8 @@ class FreqMaskExplainer:
     grid : FrequencyGrid
         The frequency grid (bands) of the masks.
     history : dict
-        ``train_loss``, ``val_loss`` and ``val_cross_entropy`` per pass over
+        ``train_loss``, ``val_loss`` and (``objective="preserve"``)
+        ``val_cross_entropy`` per pass over
         the training epochs, ``best_epoch`` (whose weights are kept),
         ``n_epochs`` (passes run) and ``train_time`` (seconds).
     provenance : dict
@@ -104,6 +121,20 @@ class FreqMaskExplainer:
     validation loss are kept (early stopping). The explanation preserves the
     model's own (soft) prediction; ``target`` is not supported.
 
+    With ``objective="expected_gradients"`` the network's output is not
+    squashed and no map is computed beforehand: at each step every epoch of
+    the minibatch draws one donor ``R`` and one ``alpha`` in (0, 1), and the
+    gradient of the probability of the model's (soft) prediction on
+    ``irfft(X * M + (1 - M) * R)`` with respect to ``M`` at ``M = alpha``
+    (one forward and one backward pass of the model) is the target of a
+    squared-error regression. That gradient is an unbiased estimate of the
+    epoch's expected-gradients map (FreqMask's
+    ``objective="expected_gradients"`` averages ``n_steps`` of them), and the
+    squared error to an unbiased noisy target is minimised by its
+    expectation, so the network learns the map itself. The validation loss is
+    the squared error to the mean of 4 fixed draws per validation epoch
+    (noisy too: its floor is their variance, not 0).
+
     The explainer is tied to the model it was trained on: it never calls the
     model when explaining, so a map is only as good as the match between the
     model and the one used in :meth:`fit`. ``explain(epochs, model,
@@ -111,7 +142,17 @@ class FreqMaskExplainer:
     weights differ from those the explainer was trained against.
     """
 
-    def __init__(self, *, hidden=256, n_layers=2, l1_mask=1.0, n_donors=256):
+    def __init__(
+        self,
+        *,
+        hidden=256,
+        n_layers=2,
+        l1_mask=1.0,
+        n_donors=256,
+        objective="preserve",
+    ):
+        _check_option("objective", objective, OBJECTIVES)
+        self.objective = objective
         self.hidden = _check_positive(hidden, "hidden", integer=True)
         self.n_layers = _check_positive(n_layers, "n_layers", integer=True)
         self.l1_mask = _check_positive(l1_mask, "l1_mask", strict=False)
@@ -125,7 +166,8 @@ class FreqMaskExplainer:
         return (
             f"<FreqMaskExplainer | {len(self.picks)} channels x "
             f"{self.grid.n_bands} bands, {self.sfreq:g} Hz, {self.n_times} "
-            f"samples; trained for {self.history['n_epochs']} passes>"
+            f"samples; {self.objective}, trained for "
+            f"{self.history['n_epochs']} passes>"
         )
 
     @verbose
@@ -240,7 +282,14 @@ class FreqMaskExplainer:
                 net = MaskNet(len(inp.picks), grid.n_bands, self.hidden, self.n_layers)
             net.to(dev, dtype)
             trainer = Trainer(
-                net, model, inp.x, inp.picks, grid, inp.scale, dev, params
+                net,
+                model,
+                inp.x,
+                inp.picks,
+                grid,
+                inp.scale,
+                dev,
+                dict(params, objective=self.objective),
             )
             pool, pool_idx = trainer.donor_pool(inp.ref_x, self.n_donors, rng, dtype)
             history = trainer.fit(
@@ -324,7 +373,9 @@ class FreqMaskExplainer:
         Returns
         -------
         masks : ndarray, shape (n_epochs, n_picks, n_bands)
-            The mask of each explained channel x band cell, in [0, 1].
+            The mask of each explained channel x band cell, in [0, 1]; with
+            ``objective="expected_gradients"`` the signed expected-gradients
+            score of each cell.
         """
         self._check_fitted()
         shape = tuple(np.shape(data)[1:]) if np.ndim(data) == 3 else None
@@ -338,8 +389,10 @@ class FreqMaskExplainer:
         z = torch.as_tensor((power - self.feature_mean) / self.feature_std)
         net = self.net if dev.type == "cpu" else _copy_to(self.net, dev)
         with torch.no_grad():
-            mask = torch.sigmoid(net(z.to(dev, torch.float32)))
-        return mask.cpu().numpy()
+            out = net(z.to(dev, torch.float32))
+        if self.objective == "expected_gradients":  # see _amortised_train
+            return (out / out[0].numel()).cpu().numpy()
+        return torch.sigmoid(out).cpu().numpy()
 
     @verbose
     def explain(self, epochs, *, verbose=None):
@@ -355,7 +408,8 @@ class FreqMaskExplainer:
         Returns
         -------
         saliency : SpectralSaliency
-            One mask per epoch, ``method="freqmask_amortised"``.
+            One mask (or, ``objective="expected_gradients"``, one signed
+            map) per epoch, ``method="freqmask_amortised"``.
         """
         self._check_fitted()
         epochs = _ready_epochs(epochs)
@@ -398,6 +452,7 @@ class FreqMaskExplainer:
             n_layers=self.n_layers,
             l1_mask=self.l1_mask,
             n_donors=self.n_donors,
+            objective=self.objective,
             bands=self.grid.bands,
             **{f"fit_{k}": v for k, v in self.fit_params.items()},
         )
@@ -407,7 +462,8 @@ class FreqMaskExplainer:
 
     def _config(self):
         return dict(
-            format_version=_FORMAT_VERSION,
+            format_version=1 if self.objective == "preserve" else _FORMAT_VERSION,
+            objective=self.objective,
             hidden=self.hidden,
             n_layers=self.n_layers,
             l1_mask=self.l1_mask,
@@ -506,6 +562,7 @@ def read_freqmask_explainer(fname, verbose=None):
         n_layers=cfg["n_layers"],
         l1_mask=cfg["l1_mask"],
         n_donors=cfg["n_donors"],
+        objective=cfg.get("objective", "preserve"),  # none in version 1 files
     )
     exp.ch_names = list(cfg["ch_names"])
     exp.picks = np.asarray(cfg["picks"], int)

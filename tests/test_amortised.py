@@ -212,3 +212,80 @@ def test_randomization_check_of_amortised_map_needs_the_explainer(split, fitted)
     sal = fitted.explain(held, verbose=False)
     with pytest.raises(ValueError, match=r"explain_kw=dict\(explainer=explainer"):
         check_explanation(held, model, sal, checks=("randomization",))
+
+
+@pytest.fixture(scope="module")
+def fitted_eg(split):
+    train, _, _, model = split
+    exp = mfm.FreqMaskExplainer(objective="expected_gradients")
+    return exp.fit(train, model, **FIT_KW)
+
+
+def _pearson(one, two):
+    """Mean over epochs of the Pearson correlation of two maps' values (the
+    size of the large cells counts; a rank correlation would weigh the many
+    near-zero cells of an expected-gradients map as much)."""
+    a = one.get_data().reshape(len(one), -1)
+    b = two.get_data().reshape(len(two), -1)
+    return np.mean([np.corrcoef(x, y)[0, 1] for x, y in zip(a, b, strict=True)])
+
+
+def test_expected_gradients_imitates_the_per_epoch_map(split, fitted_eg):
+    """objective="expected_gradients" (issue #29): trained on single-draw
+    mask gradients, its one-pass map on an unseen subject correlates with
+    per-epoch FreqMask's expected-gradients map (50 draws; Pearson), and an explainer
+    with the same features but untrained weights does not."""
+    import copy
+
+    import torch
+
+    from mne_freqmask._amortised_train import MaskNet
+
+    train, test, truth, model = split
+    sal = fitted_eg.explain(test, verbose=False)
+    assert sal.method_params["objective"] == "expected_gradients"
+    assert fitted_eg.method_params()["objective"] == "expected_gradients"
+    assert "val_cross_entropy" not in fitted_eg.history
+    eg = mfm.explain(
+        test,
+        model,
+        reference=train,
+        objective="expected_gradients",
+        n_steps=50,
+        random_state=0,
+        verbose=False,
+    )
+    untrained = copy.deepcopy(fitted_eg)
+    torch.manual_seed(0)
+    untrained.net = MaskNet(len(fitted_eg.picks), fitted_eg.grid.n_bands).eval()
+    r_fit = _pearson(sal, eg)
+    r_untrained = _pearson(untrained.explain(test, verbose=False), eg)
+    assert r_fit > 0.6 and r_fit > r_untrained + 0.4, (r_fit, r_untrained)
+    # signed, like the per-epoch map: some cells' removal raises the probability
+    assert sal.get_data().min() < 0 < sal.get_data().max()
+    scores = ground_truth_scores(sal, truth, level="instance")
+    assert scores["auroc"] >= 0.9, scores
+
+
+def test_expected_gradients_round_trip_and_refit(split, fitted_eg, tmp_path):
+    from mne_freqmask.evaluation._checks import _refit_explainer
+
+    train, test, _, model = split
+    fname = tmp_path / "eg.pt"
+    fitted_eg.save(fname)
+    back = mfm.read_freqmask_explainer(fname)
+    assert back.objective == "expected_gradients"
+    np.testing.assert_array_equal(
+        back.explain(test, verbose=False).data,
+        fitted_eg.explain(test, verbose=False).data,
+    )
+    assert back.provenance == fitted_eg.provenance
+    assert "expected_gradients" in repr(back)
+    # the randomisation check refits with the same objective
+    code = test.events[:, 2]
+    held = test[np.concatenate([np.flatnonzero(code == c)[:4] for c in (1, 2)])]
+    kw = _refit_explainer(dict(explainer=fitted_eg), held, model, 0, "cpu")
+    assert kw["explainer"].objective == "expected_gradients"
+    assert kw["explainer"] is not fitted_eg
+    with pytest.raises(ValueError, match="objective"):
+        mfm.FreqMaskExplainer(objective="expected_gradient")

@@ -165,6 +165,7 @@ def _refit_explainer(kw, epochs, rand_model, seed, device):
         n_layers=old.n_layers,
         l1_mask=old.l1_mask,
         n_donors=old.n_donors,
+        objective=old.objective,
     )
     fit_kw = {
         k: v
