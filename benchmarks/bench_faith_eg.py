@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -68,6 +69,9 @@ METHODS = {
     "default_rank_tol": (dict(method="freqmask", rank_tol=0.005), False, {}),
     "default_min_steps": (dict(method="freqmask", min_steps=150), False, {}),
     "default_loss": (dict(method="freqmask", stopping="loss"), False, {}),
+    "default_steps300": (dict(method="freqmask", min_steps=300), False, {}),
+    "default_lr03": (dict(method="freqmask", lr=0.03), False, {}),
+    "expected_gradients_200": (dict(EG, n_steps=200), True, {}),
     "default_bands20": ("freqmask", False, dict(bands=20)),
     "expected_gradients_bands20": (EG, True, dict(bands=20)),
     "amplitude_gradients_bands20": ("amplitude_gradients", False, dict(bands=20)),
@@ -90,7 +94,7 @@ def _maps(held, model, train, labels, tag):
             )
             continue
         entry, use_ref, extra = METHODS[label]
-        kw = dict(bands=harness.BANDS, **extra)
+        kw = {"bands": harness.BANDS, **extra}
         if isinstance(entry, dict):
             kw.update({k: v for k, v in entry.items() if k != "method"})
             entry = entry["method"]
@@ -157,6 +161,62 @@ def _planted_ranks(sal, cells):
     v = sal.get_data().reshape(len(sal.get_data()), -1)
     ranks = (-v).argsort(1).argsort(1) + 1
     return ranks[:, cells.ravel()]
+
+
+def sign_check(held, model, train, sal, truth, n_donors=16, seed=0):
+    """Finite effects of each planted cell where a signed map scores it < 0.
+
+    For every (epoch, planted cell) whose score in ``sal`` is negative, the
+    mean over ``n_donors`` training epochs (seeded) of the true-class
+    probability change when the cell goes from the donor's content to the
+    epoch's: alone in the epoch (``in_epoch``: p(x) - p(x with the cell
+    replaced), the first step of a deletion curve), in the donor
+    (``in_donor``: p(donor with the epoch's cell) - p(donor)), and halfway
+    (``halfway``: every other cell blended at 0.5, the cell at 1 minus at 0).
+    A negative value: the epoch's content of the cell lowers the probability
+    there.
+    """
+    from mne_freqmask._inputs import epochs_labels
+    from mne_freqmask._torch_utils import model_context, predict
+    from mne_freqmask.evaluation._common import _source
+    from mne_freqmask.evaluation._engine import remove_cells
+    from mne_freqmask.utils._metrics import softmax
+
+    cells = truth.cells(sal.ch_names, sal.band_edges)
+    y = epochs_labels(held)
+    src, ref = _source(held), _source(train)
+    picks = np.arange(len(sal.ch_names))
+    rng = np.random.default_rng(seed)
+    dev = torch.device("cpu")
+
+    def prob(x, label):
+        with model_context(model, dev):
+            return softmax(predict(model, x, dev))[:, label]
+
+    out = []
+    for e, ci, bi in zip(*np.nonzero(sal.get_data() < 0), strict=True):
+        if not cells[ci, bi]:
+            continue
+        donors = np.asarray(ref[np.sort(rng.choice(len(ref), n_donors, False))])
+        x = np.repeat(np.asarray(src[e : e + 1]), n_donors, 0)
+        only = np.zeros(cells.shape, np.float32)
+        only[ci, bi] = 1.0
+        res = {}
+        for name, keep_a, keep_b in (
+            ("in_epoch", np.ones_like(only), 1.0 - only),
+            ("in_donor", only, np.zeros_like(only)),
+            ("halfway", np.where(only > 0, 1.0, 0.5), np.where(only > 0, 0.0, 0.5)),
+        ):
+            pa = prob(remove_cells(x, keep_a, sal.grid, picks, fill=donors), y[e])
+            pb = prob(remove_cells(x, keep_b, sal.grid, picks, fill=donors), y[e])
+            res[name] = float(np.mean(pa - pb))
+        res.update(
+            epoch=int(e),
+            cell=f"{sal.ch_names[ci]}",
+            score=float(sal.get_data()[e, ci, bi]),
+        )
+        out.append(res)
+    return out
 
 
 def run(model_name, labels, n_explain, n_boot):
@@ -240,6 +300,19 @@ def run(model_name, labels, n_explain, n_boot):
         r["n_cells"] = int(cells.size)
         r["planted_negative"] = int((sal.get_data()[:, cells] < 0).sum())
         r["outrankers"] = _outrankers(sal, cells)
+        if r["planted_negative"]:
+            checks = pd.DataFrame(sign_check(held, model, train, sal, truth))
+            r["sign_check"] = dict(
+                n=len(checks),
+                **{
+                    f"{k}_negative": int((checks[k] < 0).sum())
+                    for k in ("in_epoch", "in_donor", "halfway")
+                },
+                **{
+                    f"{k}_median": float(checks[k].median())
+                    for k in ("in_epoch", "in_donor", "halfway")
+                },
+            )
     pairs = {}
     base = "default"
     for label in labels:
@@ -266,7 +339,7 @@ def _save(result):
     entry = old.get(result["model"], {})
     rows = dict(entry.get("rows", {}), **result["rows"])
     paired = dict(entry.get("paired", {}), **result["paired"])
-    old[result["model"]] = dict(entry, **result, rows=rows, paired=paired)
+    old[result["model"]] = dict(entry, **dict(result, rows=rows, paired=paired))
     tmp = RESULTS.with_suffix(".tmp")
     tmp.write_text(json.dumps(old, indent=1))
     tmp.replace(RESULTS)
