@@ -71,7 +71,15 @@ METHODS = {
     "default_loss": (dict(method="freqmask", stopping="loss"), False, {}),
     "default_steps300": (dict(method="freqmask", min_steps=300), False, {}),
     "default_lr03": (dict(method="freqmask", lr=0.03), False, {}),
+    "default_lr03_min100": (
+        dict(method="freqmask", lr=0.03, min_steps=100),
+        False,
+        {},
+    ),
+    "default_l1_3": (dict(method="freqmask", l1_mask=3.0), False, {}),
     "expected_gradients_200": (dict(EG, n_steps=200), True, {}),
+    # the magnitude of the signed map above (computed from its cached map)
+    "expected_gradients_abs": None,
     "default_bands20": ("freqmask", False, dict(bands=20)),
     "expected_gradients_bands20": (EG, True, dict(bands=20)),
     "amplitude_gradients_bands20": ("amplitude_gradients", False, dict(bands=20)),
@@ -92,6 +100,12 @@ def _maps(held, model, train, labels, tag):
                 read_saliency(fname),
                 json.loads(meta.read_text()),
             )
+            continue
+        if label.endswith("_abs"):  # the magnitude of a signed map, same cost
+            base = label[: -len("_abs")]
+            sub, sub_cost = _maps(held, model, train, [base], tag)
+            maps[label], cost[label] = sub[base].copy(), sub_cost[base]
+            maps[label]._data = np.abs(maps[label]._data)
             continue
         entry, use_ref, extra = METHODS[label]
         kw = {"bands": harness.BANDS, **extra}
