@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import mne
+import numpy as np
 import pandas as pd
 import torch
 
@@ -67,11 +68,58 @@ def save(ds, out_dir, results):
     (results / f"limit_{ds}.json").write_text(json.dumps(out, indent=0))
 
 
+def summary(keys, results, n_boot=2000):
+    """Share of the reference MoRF gap and ``eg − freqmask`` per model, on all
+    explained epochs and on those the model classifies correctly, then pooled
+    over ``keys`` (``(dataset, task, model)``; each epoch of each model one
+    unit of the paired bootstrap)."""
+    from mne_freqmask._inputs import epochs_labels
+    from mne_freqmask.evaluation.stats import paired_comparison
+
+    rows, pooled = [], {}
+    for dataset, task, name in keys:
+        train, test, key = br.load(dataset, task, "")
+        ds = f"realdata-{key}-{name}"
+        res = json.loads((results / f"limit_{ds}.json").read_text())
+        held = test[harness.explained_subset(test, res["meta"]["n_explained"])]
+        model = br.get_model(key, name, train)
+        with torch.no_grad():
+            x = torch.as_tensor(held.get_data(), dtype=torch.float32)
+            correct = model(x).argmax(-1).numpy() == epochs_labels(held)
+        for subset, keep in (("all", slice(None)), ("correct", correct)):
+            a = {
+                m: np.asarray(res["per_epoch"][f"{m}|reference|MoRF"])[keep]
+                for m in ("freqmask", "eg", "amplitude_gradients", "random", "limit")
+            }
+            for m, v in a.items():
+                pooled.setdefault(subset, {}).setdefault(m, []).append(v)
+            rows.append(_summary_row(ds, subset, a, n_boot, paired_comparison))
+    for subset, a in pooled.items():
+        a = {m: np.concatenate(v) for m, v in a.items()}
+        rows.append(_summary_row("pooled", subset, a, n_boot, paired_comparison))
+    head = (
+        "| model | epochs | n | default share [CI] | eg share [CI] | "
+        "amplitude gradients share [CI] | eg − default [CI] |"
+    )
+    return "\n".join([head, "|" + "---|" * (head.count("|") - 1), *rows])
+
+
+def _summary_row(ds, subset, a, n_boot, paired_comparison):
+    gap = a["random"] - a["limit"]
+    cells = []
+    for m in ("freqmask", "eg", "amplitude_gradients"):
+        share, lo, hi = bl._ratio_ci(a["random"] - a[m], gap, n_boot)
+        cells.append(f"{100 * share:.0f} % [{100 * lo:.0f}, {100 * hi:.0f}]")
+    d = paired_comparison(a["eg"], a["freqmask"], n_boot=n_boot, random_state=0)
+    cells.append(f"{d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]")
+    return f"| {ds} | {subset} | {len(gap)} | " + " | ".join(cells) + " |"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", choices=["eegmat", "eegbci"], required=True)
+    p.add_argument("--dataset", choices=["eegmat", "eegbci"])
     p.add_argument("--task", default="hands", choices=list(br.TASKS))
-    p.add_argument("--model", required=True, choices=["eegnet", "shallowfbcspnet"])
+    p.add_argument("--model", choices=["eegnet", "shallowfbcspnet"])
     p.add_argument("--n-explain", type=int, default=32)
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--out-dir", default=str(harness.CACHE / "limit_real"))
@@ -88,9 +136,20 @@ def main(argv=None):
     )
     p.add_argument("--report", action="store_true")
     p.add_argument("--results", default=str(harness.ROOT / "benchmarks" / "results"))
+    p.add_argument(
+        "--summary",
+        nargs="+",
+        metavar="DATASET:TASK:MODEL",
+        help="print the share / eg − default summary of finished runs (all and "
+        "correctly classified epochs, pooled), e.g. eegmat:hands:eegnet",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     mne.set_log_level("ERROR")
+    if args.summary:
+        keys = [tuple(k.split(":")) for k in args.summary]
+        print(summary(keys, Path(args.results)))
+        return
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     train, test, key = br.load(args.dataset, args.task, "")
