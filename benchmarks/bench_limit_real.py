@@ -70,7 +70,8 @@ def save(ds, out_dir, results):
 
 def summary(keys, results, n_boot=2000):
     """Share of the reference MoRF gap and ``eg − freqmask`` per model, on all
-    explained epochs and on those the model classifies correctly, then pooled
+    explained epochs, on those the model classifies correctly and on the
+    others, then pooled
     over ``keys`` (``(dataset, task, model)``; each epoch of each model one
     unit of the paired bootstrap)."""
     from mne_freqmask._inputs import epochs_labels
@@ -86,7 +87,8 @@ def summary(keys, results, n_boot=2000):
         with torch.no_grad():
             x = torch.as_tensor(held.get_data(), dtype=torch.float32)
             correct = model(x).argmax(-1).numpy() == epochs_labels(held)
-        for subset, keep in (("all", slice(None)), ("correct", correct)):
+        subsets = (("all", slice(None)), ("correct", correct), ("wrong", ~correct))
+        for subset, keep in subsets:
             a = {
                 m: np.asarray(res["per_epoch"][f"{m}|reference|MoRF"])[keep]
                 for m in ("freqmask", "eg", "amplitude_gradients", "random", "limit")
