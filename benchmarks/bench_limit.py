@@ -37,7 +37,11 @@ import bench_faithfulness as bf  # noqa: E402
 import harness  # noqa: E402
 
 from mne_freqmask.evaluation import compare_methods, deletion_limit  # noqa: E402
-from mne_freqmask.evaluation.compare import _count_passes, _saliency  # noqa: E402
+from mne_freqmask.evaluation.compare import (  # noqa: E402
+    DEFAULT_FRACTIONS,
+    _count_passes,
+    _saliency,
+)
 from mne_freqmask.evaluation.stats import paired_comparison  # noqa: E402
 
 METHODS = {
@@ -99,8 +103,22 @@ def run(ds, args, out_dir):
     held = test[harness.explained_subset(test, args.n_explain)]
     model, _, trained = harness.get_model(ds, "eegnet", train)
     print(f"{ds}: {len(held)} of {len(test)} held-out epochs; trained now: {trained}")
+    meta = dict(desc=desc, n_test=len(test), n_train=len(train), model="EEGNet")
+    score(ds, held, train, model, truth, meta, args, out_dir)
+
+
+def score(ds, held, train, model, truth, meta, args, out_dir, methods=None):
+    """Explain ``held`` by each of ``methods`` (default ``METHODS``), search
+    the limits, score every map and write ``{ds}.csv / .units.csv / .json``.
+
+    ``methods`` maps a label to an entry of ``compare_methods`` (a method
+    name or a dict of ``explain`` keywords with ``"method"``); with
+    ``methods`` given, the guided searches are left out."""
+    guided = GUIDED if methods is None else {}
+    fractions = getattr(args, "fractions", None) or DEFAULT_FRACTIONS
+    methods = METHODS if methods is None else methods
     maps, cost = {}, {}
-    for label, entry in METHODS.items():
+    for label, entry in methods.items():
         sal, sec, passes = _saliency(
             label, entry, held, model, dict(bands=harness.BANDS), 0, "cpu"
         )
@@ -109,7 +127,7 @@ def run(ds, args, out_dir):
     limits = {}
     rivals = None
     if args.rivals:  # every method's map competes with the search, per epoch
-        rivals = [maps[m] for m in METHODS if m != "random"]
+        rivals = [maps[m] for m in methods if m != "random"]
     for op in args.operators:
         for order in args.orders:
             t0 = time.perf_counter()
@@ -122,14 +140,18 @@ def run(ds, args, out_dir):
                 reference=train,
                 n_draws=4,
                 rivals=rivals,
+                fractions=fractions,
                 random_state=0,
                 verbose=False,
             )
             sec = time.perf_counter() - t0
             limits[(op, order)] = lim
             cost[f"limit_{order}_{op}"] = (sec, float(lim.diagnostics["passes"].mean()))
+            if rivals is not None:
+                src = np.bincount(lim.diagnostics["source"], minlength=len(rivals) + 1)
+                meta[f"limit_source_{order}_{op}"] = src.tolist()
             print(f"  limit {order} {op}: {sec:.1f} s", flush=True)
-    for label, guide in GUIDED.items():
+    for label, guide in guided.items():
         t0 = time.perf_counter()
         with _count_passes(model) as count:
             sal = deletion_limit(
@@ -160,6 +182,7 @@ def run(ds, args, out_dir):
                 rankings=("instance",),
                 operators=(op,),
                 orders=(order,),
+                fractions=fractions,
                 reference=train,
                 truth=truth,
                 baseline=None,
@@ -182,11 +205,15 @@ def run(ds, args, out_dir):
         scores.loc[m, "time_s"], scores.loc[m, "passes_per_epoch"] = sec, passes
     scores.to_csv(out_dir / f"{ds}.csv", index=False)
     units.to_csv(out_dir / f"{ds}.units.csv", index=False)
-    meta = dict(desc=desc, n_test=len(test), n_train=len(train), n_explained=len(held))
+    meta = dict(
+        meta, n_explained=len(held), rivals=bool(args.rivals), fractions=fractions
+    )
     (out_dir / f"{ds}.json").write_text(json.dumps(meta))
 
 
-def report(ds, out_dir, n_boot=2000):
+def report(ds, out_dir, n_boot=2000, refs=(DEFAULT,)):
+    """The tables of one run; a paired-difference column per label of ``refs``
+    (``ref − method``)."""
     scores = pd.read_csv(out_dir / f"{ds}.csv")
     units = pd.read_csv(out_dir / f"{ds}.units.csv")
     meta = json.loads((out_dir / f"{ds}.json").read_text())
@@ -199,25 +226,24 @@ def report(ds, out_dir, n_boot=2000):
     ].iloc[0]
     out = [
         f"#### {ds}: {meta['desc']}\n",
-        f"EEGNet, accuracy on the {meta['n_explained']} explained epochs (of "
-        f"{meta['n_test']} held out; {meta['n_train']} training epochs, the "
-        f"reference): {acc['score']:.2f} [{acc['ci_low']:.2f}, "
+        f"{meta.get('model', 'EEGNet')}, accuracy on the {meta['n_explained']} "
+        f"explained epochs (of {meta['n_test']} held out; {meta['n_train']} "
+        f"training epochs, the reference): {acc['score']:.2f} [{acc['ci_low']:.2f}, "
         f"{acc['ci_high']:.2f}].\n",
     ]
     labels = list(area["method"].drop_duplicates())
+    orders = [o for o in ("MoRF", "LeRF") if o in set(area["order"])]
     for op in [o for o in ("reference", "zero") if o in set(area["operator"])]:
-        head = (
-            f"| {op} removal | MoRF ↓ | share of gap [CI] | {DEFAULT} − method "
-            "[CI] | LeRF ↑ | share of gap [CI] | "
-            f"{DEFAULT} − method [CI] | GT AUROC | passes/epoch |"
-        )
+        head = f"| {op} removal |"
+        for order in orders:
+            head += f" {order} {'↓' if order == 'MoRF' else '↑'} | share of gap [CI] |"
+            head += "".join(f" {ref} − method [CI] |" for ref in refs)
+        head += " GT AUROC | passes/epoch |"
         out += ["", head, "|" + "---|" * (head.count("|") - 1)]
         for label in labels:
             cells = []
-            for order, sign in (("MoRF", 1), ("LeRF", -1)):
-                if order not in set(area["order"]):
-                    cells += ["—", "—", "—"]
-                    continue
+            for order in orders:
+                sign = 1 if order == "MoRF" else -1
                 sel = units[(units["operator"] == op) & (units["order"] == order)]
                 sel = sel[sel["metric"] == "probability"]
 
@@ -237,12 +263,11 @@ def report(ds, out_dir, n_boot=2000):
                 )
                 share, lo, hi = _ratio_ci(sign * (r - a), sign * (r - lim), n_boot)
                 cells.append(f"{100 * share:.0f} % [{100 * lo:.0f}, {100 * hi:.0f}]")
-                if label == DEFAULT:
-                    cells.append("—")
-                else:
-                    res = paired_comparison(
-                        per(DEFAULT), a, n_boot=n_boot, random_state=0
-                    )
+                for ref in refs:
+                    if label == ref:
+                        cells.append("—")
+                        continue
+                    res = paired_comparison(per(ref), a, n_boot=n_boot, random_state=0)
                     cells.append(
                         f"{res['difference']:+.3f} [{res['ci_low']:+.3f}, "
                         f"{res['ci_high']:+.3f}]"
@@ -255,7 +280,8 @@ def report(ds, out_dir, n_boot=2000):
             out.append(
                 f"| {name} | "
                 + " | ".join(cells)
-                + f" | {gt:.3f} | {'—' if pd.isna(pp) else f'{pp:.0f}'} |"
+                + f" | {'—' if pd.isna(gt) else f'{gt:.3f}'} | "
+                + f"{'—' if pd.isna(pp) else f'{pp:.0f}'} |"
             )
     return "\n".join(out)
 
