@@ -133,13 +133,62 @@ def outputs():
     sal = mfm.explain(epochs, model, method="amplitude_gradients", bands=4)
     power = clever_hans._power_map(epochs, sal, epochs.events[:, 2])
     out["ch_power"] = np.array([power[k] for k in sorted(power)])
+    out.update(evaluation_outputs(epochs, model))
+    return out
+
+
+def evaluation_outputs(epochs, model):
+    """The evaluation's scores of a whole-epoch and a time-resolved map."""
+    out = {}
+    for tw in (None, (0.5, 0.25)):
+        tag = "st" if tw else "whole"
+        sal = mfm.explain(
+            epochs, model, method="amplitude_gradients", bands=4, time_windows=tw
+        )
+        for level, op in (("group", "zero"), ("instance", "reference")):
+            curves, ep = ev.deletion_curves(
+                epochs,
+                model,
+                sal,
+                level=level,
+                operator=op,
+                reference=epochs if op == "reference" else None,
+                n_points=5,
+                n_boot=50,
+                return_epoch_scores=True,
+                device="cpu",
+            )
+            out[f"dc_{level}_{tag}"] = curves.to_numpy(float)
+            out[f"dc_ep_{level}_{tag}"] = ep["deletion_probability"]
+        cells = np.zeros(sal.get_data().shape[1:], bool)
+        cells[0, 1] = cells[2, 1] = True
+        gt = ev.ground_truth_scores(sal, cells, level="instance")
+        out[f"gt_{tag}"] = gt.to_numpy(float)
+        res = ev.cell_permutation_test(sal, adjacency=None, n_permutations=64)
+        out[f"cpt_{tag}"] = np.stack([res.t, res.p_values])
+        table = ev.compare_methods(
+            epochs,
+            model,
+            ["random"],
+            operators=("zero",),
+            rankings=("group",),
+            explain_kw=dict(bands=4, time_windows=tw),
+            n_boot=20,
+            device="cpu",
+        )
+        out[f"cmp_{tag}"] = table.select_dtypes("number").to_numpy(float)
     return out
 
 
 def main():
     if sys.argv[1] == "--compare":
         a, b = np.load(sys.argv[2]), np.load(sys.argv[3])
-        diff = [k for k in a if k not in b or not np.array_equal(a[k], b[k])]
+        diff = [
+            k
+            for k in a
+            if k not in b
+            or not np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind in "fc")
+        ]
         print(f"{len(a)} arrays, {len(diff)} differ: {diff}")
         sys.exit(int(bool(diff) or set(a) != set(b)))
     mne.set_log_level("ERROR")

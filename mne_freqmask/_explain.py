@@ -6,6 +6,7 @@ from mne.utils import _check_option, _validate_type, logger, verbose, warn
 from mne_freqmask._checkpoint import check_checkpoint_args, fingerprint, run_chunks
 from mne_freqmask._inputs import _ready_epochs, check_layout, make_input
 from mne_freqmask._provenance import make_provenance, provenance_json
+from mne_freqmask._saliency_cells import saliency_on_grid
 from mne_freqmask._torch_utils import (
     check_model,
     model_context,
@@ -18,9 +19,7 @@ from mne_freqmask.methods import get_method
 from mne_freqmask.methods._base import chunk_size_for
 from mne_freqmask.methods._registry import check_method_kw, check_short_time
 from mne_freqmask.models import as_model, input_scale_of, model_metadata
-from mne_freqmask.saliency import SpectralSaliency
-from mne_freqmask.saliency_tfr import SpectralSaliencyTFR
-from mne_freqmask.spectral import FrequencyGrid, short_time_grid
+from mne_freqmask.spectral import explain_grid
 from mne_freqmask.utils._checks import _check_random_state, _picked_info
 from mne_freqmask.utils._docs import fill_doc
 
@@ -144,12 +143,7 @@ def explain(
     inp = make_input(
         epochs, picks=picks, y=y, target=target, reference=reference, groups=groups
     )
-    if time_windows is None:
-        grid = FrequencyGrid(inp.sfreq, inp.n_times, bands)
-    else:
-        grid = short_time_grid(
-            inp.sfreq, inp.n_times, bands, time_windows, tmin=epochs.tmin
-        )
+    grid = explain_grid(inp.sfreq, inp.n_times, bands, time_windows, epochs.tmin)
     _validate_type(chunk_size, ("int-like", str), "chunk_size")
     if isinstance(chunk_size, str):
         _check_option("chunk_size", chunk_size, ("auto",))
@@ -224,15 +218,7 @@ def explain(
             source=getattr(epochs, "filename", None),
         ),
     )
-    if time_windows is None:
-        return SpectralSaliency(res.data, info, grid, **common)
-    n_bands = grid.frequency_grid.n_bands
-    return SpectralSaliencyTFR._from_grid(
-        res.data.reshape(res.data.shape[:2] + (n_bands, grid.n_windows)),
-        info,
-        grid,
-        **common,
-    )
+    return saliency_on_grid(res.data, info, grid, **common)
 
 
 def _bands_param(bands):

@@ -9,7 +9,6 @@ each function calls the container's own method.
 
 import numpy as np
 
-from ._saliency_base import CONTAINERS
 from .spectral import ShortTimeGrid
 
 
@@ -23,8 +22,11 @@ def saliency_on_grid(data, info, grid, **kwargs):
     channel's cells on one axis (the grid's flat layout). ``kwargs`` are the
     container's other parameters.
     """
-    extra = ("time",) if isinstance(grid, ShortTimeGrid) else ()
-    return CONTAINERS[extra]._from_grid(data, info, grid, **kwargs)
+    from .saliency import SpectralSaliency
+    from .saliency_tfr import SpectralSaliencyTFR
+
+    cls = SpectralSaliencyTFR if isinstance(grid, ShortTimeGrid) else SpectralSaliency
+    return cls._from_grid(data, info, grid, **kwargs)
 
 
 def saliency_like(saliency, data, **kwargs):
