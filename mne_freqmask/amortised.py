@@ -78,8 +78,6 @@ class FreqMaskExplainer:
         learnt by regression on single-draw mask gradients (see Notes);
         ``l1_mask`` is then unused.
 
-        .. versionadded:: 0.2
-
     Attributes
     ----------
     ch_names : list of str
