@@ -17,7 +17,15 @@ limit, and its scoring), scores against the per-epoch expected-gradients map
   each, computed here once and cached) instead of single draws, from the
   explainer's features (``band``: z-scored channel x band log power) or
   from the log power of every rfft bin (``bin``): the best the network can
-  do from these features when the targets carry no sampling noise.
+  do from these features when the targets carry no sampling noise;
+- ``eg_<n>``: the per-epoch expected-gradients map from only ``n`` draws
+  (``n_steps=n``: n model passes and backward passes per epoch);
+- ``denoise_1``: the network from the band features *and one single-draw
+  mask gradient of the epoch* (its input: both, concatenated) to the exact
+  map, trained on 8 single draws per training epoch (one picked at random
+  per pass); at inference one draw (``eg_1``'s), so one model pass and one
+  backward pass per epoch: not an option of the package, a measured
+  direction.
 
 Usage (the run of BENCHMARKS.md)::
 
@@ -41,6 +49,7 @@ import harness  # noqa: E402
 import mne_freqmask as mfm  # noqa: E402
 from mne_freqmask import read_saliency  # noqa: E402
 from mne_freqmask._amortised_train import POWER_EPS, MaskNet, band_log_power  # noqa: E402
+from mne_freqmask.evaluation.compare import _saliency  # noqa: E402
 
 N_EXPLAIN = 40
 #: label -> (FreqMaskExplainer kwargs, fit kwargs, training epochs)
@@ -70,14 +79,19 @@ def class_mean(eg, held, model):
 
 def exact_regression(eg_train, z_train, z_held, like, seed=0, n_passes=300):
     """The explainer's network fitted by MSE to exact maps (20 % held out for
-    the pass kept), then applied to the explained epochs."""
+    the pass kept), then applied to the explained epochs. ``z_train`` may
+    hold several inputs per epoch, ``(K, n, ...)``: one of them is drawn per
+    epoch and pass (the first for the validation)."""
     n_cells = eg_train.get_data()[0].size
+    if z_train.ndim == z_held.ndim:
+        z_train = z_train[None]
     y = torch.as_tensor(eg_train.get_data() * n_cells, dtype=torch.float32)
     rng = np.random.default_rng(seed)
-    perm = rng.permutation(len(z_train))
+    perm = rng.permutation(len(y))
     va, tr = perm[: len(perm) // 5], perm[len(perm) // 5 :]
+    va_t = torch.as_tensor(va)
     torch.manual_seed(seed)
-    n_in = z_train[0].numel()
+    n_in = z_held[0].numel()
     net = MaskNet(*y.shape[1:])
     if n_in != n_cells:  # per-bin features: a first layer of their width
         net.body[0] = torch.nn.Linear(n_in, net.body[0].out_features)
@@ -87,14 +101,15 @@ def exact_regression(eg_train, z_train, z_held, like, seed=0, n_passes=300):
         net.train()
         order = tr[rng.permutation(len(tr))]
         for s in range(0, len(order), 32):
-            i = order[s : s + 32]
-            loss = ((net(z_train[i]) - y[i]) ** 2).mean()
+            i = torch.as_tensor(order[s : s + 32])
+            k = torch.as_tensor(rng.integers(0, len(z_train), len(i)))
+            loss = ((net(z_train[k, i]) - y[i]) ** 2).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
         net.eval()
         with torch.no_grad():
-            val = float(((net(z_train[va]) - y[va]) ** 2).mean())
+            val = float(((net(z_train[0, va_t]) - y[va_t]) ** 2).mean())
         if val < best:
             best, state = val, copy.deepcopy(net.state_dict())
     net.load_state_dict(state)
@@ -177,6 +192,24 @@ def main(argv=None):
     for name, per_bin in (("band", False), ("bin", True)):
         zt, zh = features(exp, train, held, per_bin)
         maps[f"exact_{name}"] = exact_regression(eg_train, zt, zh, eg)
+    ekw = dict(bands=harness.BANDS, reference=train)
+    eg_kw = dict(method="freqmask", objective="expected_gradients")
+    for n in (1, 2, 4, 8):
+        entry = dict(eg_kw, n_steps=n)
+        sal, sec, passes = _saliency("c", entry, held, model, ekw, 0, "cpu")
+        maps[f"eg_{n}"], cost[f"eg_{n}"] = sal, (sec, passes)
+    zt, zh = features(exp, train, held, False)
+    n_cells = zh[0].numel()
+    draws = [  # 8 single draws per training epoch (other seeds)
+        _saliency("c", dict(eg_kw, n_steps=1), train, model, ekw, k, "cpu")[0]
+        for k in range(8)
+    ]
+    gt = torch.as_tensor(np.stack([d.get_data() for d in draws]) * n_cells)
+    gh = torch.as_tensor(maps["eg_1"].get_data() * n_cells)
+    zt2 = torch.cat([zt[None].expand(len(gt), *zt.shape), gt.float()], -1)
+    zh2 = torch.cat([zh, gh.float()], -1)
+    maps["denoise_1"] = exact_regression(eg_train, zt2, zh2, eg)
+    cost["denoise_1"] = cost["eg_1"]
     areas, auroc = bg.score(held, model, train, truth, maps, lim, args.n_boot)
     cost.update({k: (0.0, 0.0) for k in maps if k not in cost})
     print(f"\n{ds}, morf, reference removal, {len(held)} epochs")

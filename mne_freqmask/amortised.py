@@ -46,8 +46,7 @@ from mne_freqmask.utils._checks import (
 from mne_freqmask.utils._docs import fill_doc
 
 #: version of the files written by :meth:`FreqMaskExplainer.save`: 1 for
-#: ``objective="preserve"`` (readable by earlier versions), 2 for
-#: ``"expected_gradients"`` (an earlier reader would squash its signed output)
+#: ``objective="preserve"``, 2 (unreadable by earlier versions) for EG maps
 _FORMAT_VERSION = 2
 #: the objectives (FreqMask's ``objective``)
 OBJECTIVES = ("preserve", "expected_gradients")
@@ -72,13 +71,8 @@ class FreqMaskExplainer:
     objective : ``"preserve"`` | ``"expected_gradients"``
         What the network learns (FreqMask's ``objective``). ``"preserve"``
         (default): the mask in [0, 1] that keeps the prediction with the
-        fewest cells, trained with FreqMask's loss. ``"expected_gradients"``:
-        FreqMask's expected-gradients map, a signed score per cell (positive:
-        removing the cell lowers the probability of the model's prediction),
-        learnt by regression on single-draw mask gradients (see Notes);
-        ``l1_mask`` is then unused.
-
-        .. versionadded:: 0.2
+        fewest cells. ``"expected_gradients"``: FreqMask's expected-gradients
+        map, a signed score per cell (see Notes); ``l1_mask`` is unused.
 
     Attributes
     ----------
@@ -121,19 +115,12 @@ class FreqMaskExplainer:
     validation loss are kept (early stopping). The explanation preserves the
     model's own (soft) prediction; ``target`` is not supported.
 
-    With ``objective="expected_gradients"`` the network's output is not
-    squashed and no map is computed beforehand: at each step every epoch of
-    the minibatch draws one donor ``R`` and one ``alpha`` in (0, 1), and the
-    gradient of the probability of the model's (soft) prediction on
-    ``irfft(X * M + (1 - M) * R)`` with respect to ``M`` at ``M = alpha``
-    (one forward and one backward pass of the model) is the target of a
-    squared-error regression. That gradient is an unbiased estimate of the
-    epoch's expected-gradients map (FreqMask's
-    ``objective="expected_gradients"`` averages ``n_steps`` of them), and the
-    squared error to an unbiased noisy target is minimised by its
-    expectation, so the network learns the map itself. The validation loss is
-    the squared error to the mean of 4 fixed draws per validation epoch
-    (noisy too: its floor is their variance, not 0).
+    With ``objective="expected_gradients"`` the (unsquashed) output is
+    regressed, by squared error, on one draw per epoch and step of the
+    gradient of the probability of the model's prediction with respect to
+    ``M`` at ``M = alpha`` (a random donor, ``alpha ~ U(0, 1)``): an unbiased
+    estimate of the epoch's expected-gradients map, so the expectation, the
+    map itself, minimises the loss; no map is computed beforehand.
 
     The explainer is tied to the model it was trained on: it never calls the
     model when explaining, so a map is only as good as the match between the
@@ -281,16 +268,8 @@ class FreqMaskExplainer:
                 torch.manual_seed(seed)
                 net = MaskNet(len(inp.picks), grid.n_bands, self.hidden, self.n_layers)
             net.to(dev, dtype)
-            trainer = Trainer(
-                net,
-                model,
-                inp.x,
-                inp.picks,
-                grid,
-                inp.scale,
-                dev,
-                dict(params, objective=self.objective),
-            )
+            tp = dict(params, objective=self.objective)
+            trainer = Trainer(net, model, inp.x, inp.picks, grid, inp.scale, dev, tp)
             pool, pool_idx = trainer.donor_pool(inp.ref_x, self.n_donors, rng, dtype)
             history = trainer.fit(
                 z,

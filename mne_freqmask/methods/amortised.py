@@ -30,6 +30,9 @@ def freqmask_amortised(
 ):
     """Masks of every epoch of ``inp`` from a fitted ``explainer``.
 
+    (Signed expected-gradients maps for an explainer fitted with
+    ``objective="expected_gradients"``.)
+
     ``random_state`` is ignored: the explainer is deterministic. The grid
     (``bands``) and the explained channels (``picks``) must be those of the
     explainer's fit.
