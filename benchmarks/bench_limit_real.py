@@ -35,9 +35,11 @@ import bench_realdata as br  # noqa: E402
 import harness  # noqa: E402
 
 
-def methods(train):
-    """The compared maps (labels of the report) for ``train`` as reference."""
-    return {
+def methods(train, target_true=False):
+    """The compared maps (labels of the report) for ``train`` as reference;
+    ``target_true``: the two FreqMask maps also with ``target="true"`` (the
+    class the curves score) as ``freqmask_true`` and ``eg_true``."""
+    out = {
         "freqmask": dict(method="freqmask", reference=train),  # the default
         "eg": dict(
             method="freqmask",
@@ -50,6 +52,10 @@ def methods(train):
         "lrp": "lrp",
         "random": "random",
     }
+    if target_true:
+        out["freqmask_true"] = dict(out["freqmask"], target="true")
+        out["eg_true"] = dict(out["eg"], target="true")
+    return out
 
 
 def save(ds, out_dir, results):
@@ -136,6 +142,12 @@ def main(argv=None):
         help="deletion fractions of the curves and of the limit's search "
         "(default: compare_methods' 0, 5, 10, 20, 30, 50 %%)",
     )
+    p.add_argument(
+        "--target-true",
+        action="store_true",
+        help='also the two FreqMask maps with target="true" (results: '
+        '"-target-true" appended to the run\'s name)',
+    )
     p.add_argument("--report", action="store_true")
     p.add_argument("--results", default=str(harness.ROOT / "benchmarks" / "results"))
     p.add_argument(
@@ -155,9 +167,9 @@ def main(argv=None):
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     train, test, key = br.load(args.dataset, args.task, "")
-    ds = f"realdata-{key}-{args.model}"
+    ds = f"realdata-{key}-{args.model}" + ("-target-true" if args.target_true else "")
     if not args.report:
-        fname = harness.CACHE / "models" / f"{ds}.pt"
+        fname = harness.CACHE / "models" / f"realdata-{key}-{args.model}.pt"
         if not fname.is_file():  # this benchmark never trains
             raise FileNotFoundError(f"{fname} is missing; run bench_realdata.py first.")
         model = br.get_model(key, args.model, train)
@@ -176,7 +188,8 @@ def main(argv=None):
             date=time.strftime("%Y-%m-%d %H:%M"),
         )
         t0 = time.perf_counter()
-        bl.score(ds, held, train, model, None, meta, args, out_dir, methods(train))
+        maps = methods(train, args.target_true)
+        bl.score(ds, held, train, model, None, meta, args, out_dir, maps)
         print(f"{ds}: {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
     print(bl.report(ds, out_dir, refs=("eg", "freqmask")))
     save(ds, out_dir, Path(args.results))
