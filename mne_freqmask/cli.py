@@ -190,27 +190,7 @@ def _add_explain(sub):
         help="A method parameter (repeatable), e.g. --param lr=0.02 --param "
         "preset=paper; values are read as int, float, true/false, none or text.",
     )
-    exp.add_argument(
-        "--model-class",
-        default=None,
-        help="braindecode class (e.g. EEGNet, ShallowFBCSPNet) whose state "
-        "dict MODEL holds.",
-    )
-    exp.add_argument(
-        "--model-kwargs",
-        default=None,
-        help="Its settings: key=value pairs separated by commas, e.g. "
-        "n_chans=64,n_outputs=2,n_times=481 (or a JSON object).",
-    )
-    exp.add_argument(
-        "--input-scale",
-        type=float,
-        default=None,
-        help="The factor the model's training data were multiplied by, e.g. "
-        "1e6 when it was trained on epochs.get_data() * 1e6 (microvolts): the "
-        "epochs (in volts) are multiplied by it before the model. For "
-        "TorchScript and state-dict models; save_model files store their own.",
-    )
+    _add_model_options(exp)
     exp.add_argument(
         "--time-windows",
         default=None,
@@ -237,6 +217,32 @@ def _add_explain(sub):
         "explainer.save(FILE); its bands and picks are the defaults.",
     )
     return exp
+
+
+def _add_model_options(exp):
+    """``explain``'s options for a model file that does not carry its class,
+    settings or input scale."""
+    exp.add_argument(
+        "--model-class",
+        default=None,
+        help="braindecode class (e.g. EEGNet, ShallowFBCSPNet) whose state "
+        "dict MODEL holds.",
+    )
+    exp.add_argument(
+        "--model-kwargs",
+        default=None,
+        help="Its settings: key=value pairs separated by commas, e.g. "
+        "n_chans=64,n_outputs=2,n_times=481 (or a JSON object).",
+    )
+    exp.add_argument(
+        "--input-scale",
+        type=float,
+        default=None,
+        help="The factor the model's training data were multiplied by, e.g. "
+        "1e6 when it was trained on epochs.get_data() * 1e6 (microvolts): the "
+        "epochs (in volts) are multiplied by it before the model. For "
+        "TorchScript and state-dict models; save_model files store their own.",
+    )
 
 
 def _add_explain_outputs(exp):
