@@ -147,46 +147,22 @@ def _gap_explainer(objective, train, model, out_dir, tag, n_epochs):
 def _real(args, out_dir):
     """A real model of ``bench_realdata`` (its cache), its explained epochs
     and the MoRF limit (reference removal; computed once and cached)."""
+    import bench_gap
     import bench_realdata as br
-
-    from mne_freqmask import read_saliency
-    from mne_freqmask.evaluation import deletion_limit
-    from mne_freqmask.evaluation.compare import _saliency
 
     train, test, key = br.load(args.dataset, "hands", "")
     model = br.get_model(key, args.model, train)
     held = test[harness.explained_subset(test, args.n_explain)]
     tag = f"realdata-{key}-{args.model}-{len(held)}"
-    fname = out_dir / f"{tag}-limit.h5"
-    if not fname.is_file():
-        ekw = dict(bands=harness.BANDS)
-        rnd = _saliency("random", "random", held, model, ekw, 0, "cpu")[0]
-        t0 = time.perf_counter()
-        lim = deletion_limit(
-            held,
-            model,
-            rnd,
-            order="morf",
-            operator="reference",
-            reference=train,
-            n_draws=4,
-            random_state=0,
-            verbose=False,
-        )
-        info = dict(
-            passes=float(lim.diagnostics["passes"].mean()),
-            seconds=time.perf_counter() - t0,
-        )
-        lim.save(fname, overwrite=True)
-        fname.with_suffix(".json").write_text(json.dumps(info))
-    info = json.loads(fname.with_suffix(".json").read_text())
+    # harness.BANDS is 10, bench_gap's limit's bands
+    lim, info = bench_gap.cached_limit(out_dir / f"{tag}-limit.h5", held, model, train)
     print(
         f"{key} / {args.model}: {len(held)} of {len(test)} held-out epochs, "
         f"{len(train)} training epochs; limit {info['passes']:.0f} passes/epoch "
         f"({info['seconds']:.0f} s when computed)",
         flush=True,
     )
-    return held, train, model, read_saliency(fname), info["passes"], tag
+    return held, train, model, lim, info["passes"], tag
 
 
 def gap(args):

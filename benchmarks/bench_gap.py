@@ -296,6 +296,36 @@ CANDIDATES = {
 }
 
 
+def cached_limit(fname, held, model, train, order="morf", operator="reference"):
+    """The limit of ``held`` (4 donor draws of its own, seed 0), read from
+    ``fname`` (and its ``.json``: passes per epoch, seconds) or computed and
+    written there: ``(limit, info)``."""
+    meta = fname.with_suffix(".json")
+    if fname.is_file() and meta.is_file():
+        return read_saliency(fname), json.loads(meta.read_text())
+    t0 = time.perf_counter()
+    rnd = _saliency("random", "random", held, model, dict(bands=10), 0, "cpu")[0]
+    lim = deletion_limit(
+        held,
+        model,
+        rnd,
+        order=order,
+        operator=operator,
+        reference=train,
+        n_draws=4,
+        random_state=0,
+        verbose=False,
+    )
+    info = dict(
+        passes=float(lim.diagnostics["passes"].mean()),
+        seconds=time.perf_counter() - t0,
+        probability=lim.diagnostics["probability"].mean(0).tolist(),
+    )
+    lim.save(fname, overwrite=True)
+    meta.write_text(json.dumps(info))
+    return lim, info
+
+
 def setup(ds, n_explain, out_dir, order="morf", operator="reference"):
     """``(held, train, truth, model, limit, limit passes per epoch)``."""
     train, test, truth, _ = bl.load(ds)
@@ -304,31 +334,7 @@ def setup(ds, n_explain, out_dir, order="morf", operator="reference"):
     suffix = "" if order == "morf" else f"-{order}"
     suffix += "" if operator == "reference" else f"-{operator}"
     fname = out_dir / f"{ds}-{n_explain}-limit{suffix}.h5"
-    meta = fname.with_suffix(".json")
-    if fname.is_file() and meta.is_file():
-        lim = read_saliency(fname)
-        info = json.loads(meta.read_text())
-    else:
-        t0 = time.perf_counter()
-        rnd = _saliency("random", "random", held, model, dict(bands=10), 0, "cpu")[0]
-        lim = deletion_limit(
-            held,
-            model,
-            rnd,
-            order=order,
-            operator=operator,
-            reference=train,
-            n_draws=4,
-            random_state=0,
-            verbose=False,
-        )
-        info = dict(
-            passes=float(lim.diagnostics["passes"].mean()),
-            seconds=time.perf_counter() - t0,
-            probability=lim.diagnostics["probability"].mean(0).tolist(),
-        )
-        lim.save(fname, overwrite=True)
-        meta.write_text(json.dumps(info))
+    lim, info = cached_limit(fname, held, model, train, order, operator)
     print(
         f"{ds}: {len(held)} of {len(test)} held-out epochs; model trained now: "
         f"{trained}; limit ({order}, {operator}) {info['passes']:.0f} passes/epoch "
