@@ -42,7 +42,7 @@ import harness  # noqa: E402
 
 import mne_freqmask.methods.freqmask as fm  # noqa: E402
 from mne_freqmask import read_saliency  # noqa: E402
-from mne_freqmask.evaluation import compare_methods, deletion_limit  # noqa: E402
+from mne_freqmask.evaluation import deletion_limit  # noqa: E402
 from mne_freqmask.evaluation.compare import _saliency  # noqa: E402
 from mne_freqmask.evaluation.stats import paired_comparison  # noqa: E402
 
@@ -368,22 +368,16 @@ def maps_of(labels, held, model, train, out_dir, tag):
 
 def score(held, model, train, truth, maps, lim, n_boot, order="morf", op="reference"):
     """Per-epoch areas (reference removal) of every map and the limit."""
-    entries = dict(maps)
-    entries["limit"] = lim
-    scores, units = compare_methods(
+    scores, units = bl.score_curves(
         held,
         model,
-        entries,
-        rankings=("instance",),
-        operators=(op,),
-        orders=(order,),
-        reference=train,
-        truth=truth,
-        baseline=None,
-        n_boot=n_boot,
-        return_epoch_scores=True,
-        random_state=0,
-        verbose=False,
+        dict(maps, limit=lim),
+        op,
+        order,
+        train,
+        truth,
+        n_boot,
+        bl.DEFAULT_FRACTIONS,
     )
     units = units[units["metric"] == "probability"]
     areas = {

@@ -98,6 +98,28 @@ def _ratio_ci(num, den, n_boot, seed=0):
     return num.mean() / den.mean(), *np.percentile(boot, [2.5, 97.5])
 
 
+def score_curves(held, model, entries, op, order, train, truth, n_boot, fractions):
+    """``compare_methods``' scores and per-epoch scores of the maps ``entries``
+    (instance ranking, one removal and order, the training epochs as the
+    reference, seed 0: every map sees the same donors)."""
+    return compare_methods(
+        held,
+        model,
+        entries,
+        rankings=("instance",),
+        operators=(op,),
+        orders=(order,),
+        fractions=fractions,
+        reference=train,
+        truth=truth,
+        baseline=None,
+        n_boot=n_boot,
+        return_epoch_scores=True,
+        random_state=0,
+        verbose=False,
+    )
+
+
 def run(ds, args, out_dir):
     train, test, truth, desc = load(ds)
     held = test[harness.explained_subset(test, args.n_explain)]
@@ -173,23 +195,9 @@ def score(ds, held, train, model, truth, meta, args, out_dir, methods=None):
     frames, units = [], []
     for op in args.operators:
         for order in args.orders:
-            entries = dict(maps)
-            entries["limit"] = limits[(op, order)]
-            sc, un = compare_methods(
-                held,
-                model,
-                entries,
-                rankings=("instance",),
-                operators=(op,),
-                orders=(order,),
-                fractions=fractions,
-                reference=train,
-                truth=truth,
-                baseline=None,
-                n_boot=args.n_boot,
-                return_epoch_scores=True,
-                random_state=0,
-                verbose=False,
+            entries = dict(maps, limit=limits[(op, order)])
+            sc, un = score_curves(
+                held, model, entries, op, order, train, truth, args.n_boot, fractions
             )
             frames.append(sc)
             units.append(un)

@@ -149,9 +149,7 @@ class Trainer:
 
     def regression_loss(self, z, grad):
         """Per-epoch squared error of the network's output to ``grad``."""
-        out = self.net(z).float()
-        err = ((out - grad) ** 2).mean((1, 2))
-        return err, err
+        return ((self.net(z).float() - grad) ** 2).mean((1, 2))
 
     def _val_gradients(self, val_idx, targets, pool, draw, rng, dtypes):
         """Expected-gradients targets of the validation epochs (fixed draws)."""
@@ -208,7 +206,7 @@ class Trainer:
                         grad = self.mask_gradient(
                             idx, targets[idx], pool[d], rng.random(len(idx)), *dtypes
                         )
-                        loss, _ = self.regression_loss(zt[idx], grad)
+                        loss = self.regression_loss(zt[idx], grad)
                     else:
                         loss, _ = self.loss(
                             idx, zt[idx], targets[idx], pool[d], net_dtype, dtype
@@ -254,7 +252,7 @@ class Trainer:
         """Mean squared error on ``idx`` to its fixed targets ``grad``."""
         self.net.eval()
         with torch.no_grad():
-            return float(self.regression_loss(zt[idx], grad)[0].mean())
+            return float(self.regression_loss(zt[idx], grad).mean())
 
     def _evaluate(self, zt, targets, idx, donors, pool, net_dtype, dtype):
         """Mean loss and cross-entropy on ``idx`` with fixed donors."""

@@ -5,6 +5,8 @@ import copy
 import numpy as np
 import pytest
 import torch
+from model_guard import assert_unchanged as _assert_unchanged
+from model_guard import snapshot as _snapshot
 from scipy.stats import rankdata
 
 import mne_freqmask as mfm
@@ -17,24 +19,6 @@ def _auroc(truth, scores):
     n_pos = truth.sum()
     n_neg = truth.size - n_pos
     return (ranks[truth].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-
-
-def _snapshot(model):
-    return (
-        {k: v.clone() for k, v in model.state_dict().items()},
-        [m.training for m in model.modules()],
-        [p.requires_grad for p in model.parameters()],
-    )
-
-
-def _assert_unchanged(model, snap):
-    state, training, grads = snap
-    now = model.state_dict()
-    assert now.keys() == state.keys()
-    for key, value in state.items():
-        assert torch.equal(now[key], value), key
-    assert [m.training for m in model.modules()] == training
-    assert [p.requires_grad for p in model.parameters()] == grads
 
 
 @pytest.mark.parametrize("bands", ["canonical", 10])

@@ -19,6 +19,8 @@ import importlib
 import mne
 import numpy as np
 import pytest
+from model_guard import assert_unchanged
+from model_guard import snapshot as _snapshot
 
 torch = pytest.importorskip("torch")
 
@@ -99,15 +101,6 @@ def _kwargs(name, data, picks=None):
     return kw
 
 
-def _snapshot(model):
-    return (
-        {k: v.clone() for k, v in model.state_dict().items()},
-        [m.training for m in model.modules()],
-        [p.requires_grad for p in model.parameters()],
-        [p.device for p in model.parameters()],
-    )
-
-
 def _explain(name, epochs, model, kw, **more):
     return mfm.explain(
         epochs, model, method=name, bands=BANDS, verbose=False, **kw, **more
@@ -169,14 +162,7 @@ def check_contract(name, data):
         with pytest.warns(RuntimeWarning, match="3 event types"):
             _explain(name, unlabelled, model, kw, random_state=0)
     # the user's model and epochs are as they were
-    state, training, grads, devices = snap
-    now = model.state_dict()
-    assert now.keys() == state.keys()
-    for key, value in state.items():
-        assert torch.equal(now[key], value), key
-    assert [m.training for m in model.modules()] == training
-    assert [p.requires_grad for p in model.parameters()] == grads
-    assert [p.device for p in model.parameters()] == devices
+    assert_unchanged(model, snap)
     np.testing.assert_array_equal(held.get_data(), before)
     assert held.info["bads"] == [BAD]
 

@@ -5,6 +5,8 @@ import copy
 import numpy as np
 import pytest
 import torch
+from model_guard import assert_unchanged
+from model_guard import snapshot as _snapshot
 
 import mne_freqmask as mfm
 from mne_freqmask.methods.easypeasi import EASYPEASI_BANDS
@@ -19,24 +21,8 @@ PEERS = (
 )
 
 
-def _snapshot(model):
-    return (
-        {k: v.clone() for k, v in model.state_dict().items()},
-        [m.training for m in model.modules()],
-        [p.requires_grad for p in model.parameters()],
-        [type(m) for m in model.modules()],
-    )
-
-
 def _assert_unchanged(model, snap, x, out):
-    state, training, grads, types = snap
-    now = model.state_dict()
-    assert now.keys() == state.keys()
-    for key, value in state.items():
-        assert torch.equal(now[key], value), key
-    assert [m.training for m in model.modules()] == training
-    assert [p.requires_grad for p in model.parameters()] == grads
-    assert [type(m) for m in model.modules()] == types
+    assert_unchanged(model, snap)
     with torch.no_grad():
         assert torch.equal(model(x), out)
 

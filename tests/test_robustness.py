@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 from mne.utils import catch_logging
+from model_guard import assert_unchanged as _assert_unchanged
+from model_guard import snapshot as _snapshot
 from numpy.testing import assert_allclose, assert_array_equal
 
 import mne_freqmask as mfm
@@ -83,29 +85,6 @@ def _epochs(event_codes=(1, 2), seed=0, bads=()):
 def model(torch_threads):
     torch.manual_seed(0)
     return Tiny().eval()
-
-
-def _snapshot(model):
-    return (
-        {k: v.clone() for k, v in model.state_dict().items()},
-        [m.training for m in model.modules()],
-        [p.requires_grad for p in model.parameters()],
-        {p.device for p in model.parameters()},
-        {p.dtype for p in model.parameters()},
-    )
-
-
-def _assert_unchanged(model, snap):
-    state, training, grads, devices, dtypes = snap
-    now = model.state_dict()
-    assert now.keys() == state.keys()
-    for key, value in state.items():
-        assert now[key].device == value.device
-        assert torch.equal(now[key], value), key
-    assert [m.training for m in model.modules()] == training
-    assert [p.requires_grad for p in model.parameters()] == grads
-    assert {p.device for p in model.parameters()} == devices
-    assert {p.dtype for p in model.parameters()} == dtypes
 
 
 FAST = {
