@@ -195,10 +195,9 @@ def _write(path, state):
         raise
 
 
-def run_chunks(
-    path, fp, func, inp, grid, model, *, device, chunk_size, kw, provenance=None
-):
-    """Run ``func`` chunk by chunk, resuming from and writing to ``path``.
+def run_chunks(path, fp, func, run, *, chunk_size, kw, provenance=None):
+    """Run ``func`` on ``run`` (a MethodRun) chunk by chunk, resuming from
+    and writing to ``path``.
 
     ``provenance`` (JSON text) is stored in a new checkpoint.
 
@@ -237,6 +236,7 @@ def run_chunks(
             chunks={},
             provenance=provenance or "{}",
         )
+    inp = run.inp
     starts = list(range(0, inp.n_epochs, size))
     done = state["chunks"]
     if done:
@@ -254,7 +254,7 @@ def run_chunks(
             y=None if inp.y is None else inp.y[start:stop],
             target=None if inp.target is None else inp.target[start:stop],
         )
-        res = func(sub, grid, model, device=device, chunk_size=size, **kw)
+        res = func(dataclasses.replace(run, inp=sub, chunk_size=size), **kw)
         done[str(k)] = dict(
             data=np.asarray(res.data),
             # the container's own encoding, keys in the method's order: a

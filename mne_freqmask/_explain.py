@@ -1,5 +1,7 @@
 """explain(): validate, convert, dispatch to a method, wrap the result."""
 
+import dataclasses
+
 import numpy as np
 from mne.utils import _check_option, _validate_type, logger, verbose, warn
 
@@ -16,7 +18,7 @@ from mne_freqmask._torch_utils import (
     torch_threads,
 )
 from mne_freqmask.methods import get_method
-from mne_freqmask.methods._base import chunk_size_for
+from mne_freqmask.methods._base import MethodRun, chunk_size_for
 from mne_freqmask.methods._registry import check_method_kw, check_short_time
 from mne_freqmask.models import as_model, input_scale_of, model_metadata
 from mne_freqmask.spectral import explain_grid
@@ -156,6 +158,7 @@ def explain(
         # before the fit, which can take minutes: a model that cannot tell
         # the epochs apart is reported now, not after it
         units = _warn_model(inp, model, dev)
+        run = MethodRun(inp, grid, model, dev, chunk_size, random_state)
         if ckpt is not None:
             fp = fingerprint(
                 method=method,
@@ -172,30 +175,21 @@ def explain(
                 ckpt,
                 fp,
                 func,
-                inp,
-                grid,
-                model,
-                device=dev,
+                run,
                 chunk_size=(
-                    (lambda: chunk_size_for(func, chunk_size, inp, grid, dev))
+                    (lambda: chunk_size_for(func, run))
                     if isinstance(chunk_size, str)
-                    else chunk_size_for(func, chunk_size, inp, grid, dev)
+                    else chunk_size_for(func, run)
                 ),
-                kw=dict(random_state=random_state, **method_kw),
+                kw=method_kw,
                 provenance=provenance_json(model, method, method_kw),
             )
         else:
-            size = chunk_size_for(func, chunk_size, inp, grid, dev)
-            logger.info(f"Method {method!r} on {dev}, chunks of {size} epochs.")
-            res = func(
-                inp,
-                grid,
-                model,
-                device=dev,
-                chunk_size=size,
-                random_state=random_state,
-                **method_kw,
+            run = dataclasses.replace(run, chunk_size=chunk_size_for(func, run))
+            logger.info(
+                f"Method {method!r} on {dev}, chunks of {run.chunk_size} epochs."
             )
+            res = func(run, **method_kw)
         _check_result(res.data, inp, model, dev, method)
         # the band edges of a short-time grid are those of its frequency grid
         _warn_map(res.data, units, getattr(grid, "frequency_grid", grid))

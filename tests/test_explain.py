@@ -452,12 +452,12 @@ def test_register_method_and_chunking(tiny):
     seen = []
 
     @methods.chunking(max_size=3)
-    def energy(inp, grid, model, *, device, chunk_size, random_state=None, power=2):
-        out = np.empty((inp.n_epochs, len(inp.picks), grid.n_bands), np.float32)
-        for sl, x in methods.iter_chunks(inp, chunk_size, model, device):
+    def energy(run, *, power=2):
+        out = run.new_map()
+        for sl, x in run.chunks():
             seen.append(len(x))
-            spec = np.abs(np.fft.rfft(x[:, inp.picks].cpu().numpy(), axis=-1))
-            out[sl] = grid.collapse(spec**power, np.mean)
+            spec = np.abs(np.fft.rfft(x[:, run.inp.picks].cpu().numpy(), axis=-1))
+            out[sl] = run.grid.collapse(spec**power, np.mean)
         return methods.MethodResult(out, dict(power=power))
 
     methods.register_method("energy", energy)

@@ -8,7 +8,7 @@ holds it to what its spec declares.
 
 import numpy as np
 
-from mne_freqmask.methods import MethodResult, iter_chunks, method_spec
+from mne_freqmask.methods import MethodResult, method_spec
 
 
 @method_spec(
@@ -16,15 +16,14 @@ from mne_freqmask.methods import MethodResult, iter_chunks, method_spec
     summary="the mean spectral power of each cell, to the power ``exponent``",
     fast_kwargs={"exponent": 1.0},
 )
-def band_power(inp, grid, model, *, device, chunk_size, random_state=None,
-               exponent=0.5):  # fmt: skip
+def band_power(run, *, exponent=0.5):
     """Mean rfft power of each channel x band cell, to the power ``exponent``.
 
-    The model is not used; ``random_state`` neither (deterministic).
+    The model is not used; ``run.random_state`` neither (deterministic).
     """
-    out = np.empty((inp.n_epochs, len(inp.picks), grid.n_bands), np.float32)
-    for sl, x in iter_chunks(inp, chunk_size, model, device, "Toy chunks"):
-        xp = x[:, inp.picks].double().cpu().numpy() / inp.scale
+    out = run.new_map()
+    for sl, x in run.chunks("Toy chunks"):
+        xp = x[:, run.inp.picks].double().cpu().numpy() / run.inp.scale
         power = np.abs(np.fft.rfft(xp, axis=-1)) ** 2
-        out[sl] = grid.collapse(power**exponent, np.mean)
+        out[sl] = run.grid.collapse(power**exponent, np.mean)
     return MethodResult(out, dict(exponent=float(exponent)))

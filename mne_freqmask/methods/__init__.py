@@ -18,33 +18,34 @@ A built-in method is its file plus its module's name in
 contract, registered with its spec::
 
     from mne_freqmask.methods import (
-        MethodResult, chunking, iter_chunks, method_spec, register_method
+        MethodResult, chunking, method_spec, register_method
     )
 
     @method_spec(name="my_method", summary="what it computes",
                  fast_kwargs={"my_param": 0.5})
     @chunking(max_size=256)  # optional: memory per epoch, largest chunk
-    def my_method(inp, grid, model, *, device, chunk_size, random_state=None,
-                  my_param=1.0):
-        out = np.empty((inp.n_epochs, len(inp.picks), grid.n_bands), np.float32)
-        for sl, x in iter_chunks(inp, chunk_size, model, device):
-            ...  # x: the chunk's epochs, a tensor on device
+    def my_method(run, *, my_param=1.0):
+        out = run.new_map()  # (n_epochs, n_picked_channels, n_bands), float32
+        for sl, x in run.chunks():
+            ...  # x: the chunk's epochs, a tensor on run.device
             out[sl] = ...
         return MethodResult(out, dict(my_param=my_param))
 
     register_method(my_method.spec)  # or register_method("my_method", my_method)
     sal = mne_freqmask.explain(epochs, model, method="my_method", my_param=2.0)
 
-``inp`` is an :class:`mne_freqmask._inputs.ExplainInput` (``inp.x[sl]``
-reads epochs, ``inp.picks`` the explained channels, ``inp.target`` the class
-to explain or None), ``grid`` a :class:`~mne_freqmask.FrequencyGrid`; the
-model is already in eval mode, frozen and on ``device``. Keyword arguments
-of ``explain`` that are not its own go to the method and are checked against
-the function's signature.
+``run`` is a :class:`MethodRun`: ``run.inp`` an
+:class:`mne_freqmask._inputs.ExplainInput` (``inp.x[sl]`` reads epochs,
+``inp.picks`` the explained channels, ``inp.target`` the class to explain or
+None), ``run.grid`` a :class:`~mne_freqmask.FrequencyGrid`, ``run.model``
+already in eval mode, frozen and on ``run.device``, ``run.chunk_size`` and
+``run.random_state``. Keyword arguments of ``explain`` that are not its own
+go to the method and are checked against the function's signature.
 """
 
 from mne_freqmask.methods._base import (
     MethodResult,
+    MethodRun,
     MethodSpec,
     chunking,
     iter_chunks,
@@ -61,6 +62,7 @@ from mne_freqmask.methods._registry import (
 __all__ = [
     "METHODS",
     "MethodResult",
+    "MethodRun",
     "MethodSpec",
     "SHORT_TIME_METHODS",
     "chunking",

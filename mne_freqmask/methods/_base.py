@@ -1,12 +1,14 @@
 """The contract between :func:`mne_freqmask.explain` and a method.
 
 A method is one function and one :class:`MethodSpec` declared on it, in its
-own file. The function returns a :class:`MethodResult`; it declares how
-many epochs it can take at once with :func:`chunking` (its memory per epoch,
-an upper bound, or that it reads the epochs in batches of its own), and walks
-over the epochs with :func:`iter_chunks` (or, to report progress within a
-chunk, ``chunk_progress``, the loop under it): the one chunk loop of every
-method and of LRP's batches.
+own file. The function is called as ``func(run, **method_kw)`` with one
+:class:`MethodRun` (the epochs, grid, model, device, chunk size and seed of
+the run) and returns a :class:`MethodResult`; it declares how many epochs it
+can take at once with :func:`chunking` (its memory per epoch, an upper bound,
+or that it reads the epochs in batches of its own), and walks over the epochs
+with :meth:`MethodRun.chunks` (:func:`iter_chunks`; or, to report progress
+within a chunk, ``chunk_progress``, the loop under it): the one chunk loop of
+every method and of LRP's batches.
 """
 
 import os
@@ -21,7 +23,74 @@ from mne.utils import ProgressBar
 
 
 #: The arguments every method function takes (the rest are method parameters).
-FIXED_ARGS = ("inp", "grid", "model", "device", "chunk_size", "random_state")
+FIXED_ARGS = ("run",)
+
+
+@dataclass(frozen=True)
+class MethodRun:
+    """What :func:`mne_freqmask.explain` hands a method: one run's context.
+
+    Built once where ``explain`` dispatches to the method, which is called as
+    ``func(run, **method_kw)``.
+
+    Parameters
+    ----------
+    inp : ExplainInput
+        The epochs (``inp.x[sl]`` reads them), ``inp.picks`` the explained
+        channels, ``inp.target`` the class to explain or None
+        (:class:`mne_freqmask._inputs.ExplainInput`).
+    grid : FrequencyGrid | ShortTimeGrid
+        The cells to explain.
+    model : torch.nn.Module
+        The model, already in eval mode, frozen and on ``device``.
+    device : torch.device
+        Where the method computes.
+    chunk_size : int
+        Epochs per chunk (what ``explain`` asked for, fitted to the method's
+        :func:`chunking`).
+    random_state : None | int | instance of ~numpy.random.RandomState
+        The seed of a method that draws (a deterministic one ignores it).
+    """
+
+    inp: object
+    grid: object
+    model: object
+    device: object
+    chunk_size: object = "auto"
+    random_state: object = None
+
+    @property
+    def seed(self):
+        """``random_state`` if it is an int, else None (what a map records)."""
+        return self.random_state if isinstance(self.random_state, int) else None
+
+    def new_map(self):
+        """An (uninitialised) map, one float32 per epoch x picked channel x band.
+
+        Returns
+        -------
+        out : ndarray, shape (n_epochs, n_picked_channels, n_bands)
+            Empty, to be filled chunk by chunk.
+        """
+        shape = (self.inp.n_epochs, len(self.inp.picks), self.grid.n_bands)
+        return np.empty(shape, np.float32)
+
+    def chunks(self, mesg="Chunks"):
+        """The epochs chunk by chunk (:func:`iter_chunks` of this run).
+
+        Parameters
+        ----------
+        mesg : str
+            Label of the progress bar.
+
+        Yields
+        ------
+        sl : slice
+            The epochs of the chunk.
+        x : torch.Tensor, shape (n_chunk, n_channels, n_times)
+            Their data, all channels, in the model's dtype on the device.
+        """
+        return iter_chunks(self.inp, self.chunk_size, self.model, self.device, mesg)
 
 
 @dataclass(frozen=True)
@@ -41,8 +110,8 @@ class MethodSpec:
     name : str
         The name of ``explain(method=name)``.
     func : callable | str
-        The function, called as ``func(inp, grid, model, *, device,
-        chunk_size, random_state, **method_kw)``, or ``"module:function"``
+        The function, called as ``func(run, **method_kw)`` with a
+        :class:`MethodRun`, or ``"module:function"``
         (imported on first use). Its docstring documents its parameters
         (``explain``'s documentation links to it).
     summary : str
@@ -190,8 +259,10 @@ def chunking(*, memory_per_epoch=activation_memory, max_size=None, by_epochs=Tru
     return decorator
 
 
-def chunk_size_for(func, chunk_size, inp, grid, device):
-    """Epochs per chunk for ``func`` (its :func:`chunking` or the default)."""
+def chunk_size_for(func, run):
+    """Epochs per chunk for ``func`` (its :func:`chunking` or the default),
+    from the size ``run.chunk_size`` asks for (an int or ``"auto"``)."""
+    chunk_size, inp, grid, device = run.chunk_size, run.inp, run.grid, run.device
     spec = getattr(func, "chunking", None) or Chunking()
     if not spec.by_epochs:
         return inp.n_epochs

@@ -4,7 +4,7 @@ A built-in method is a file of this folder, named in :data:`BUILTIN_MODULES`,
 that defines the method's function and declares its spec on it::
 
     @method_spec(name="lrp", summary="...", short_time=True)
-    def lrp(inp, grid, model, *, device, chunk_size, random_state=None, ...):
+    def lrp(run, *, rule="epsilon", ...):
 
 The specs are read from the files' source (:mod:`ast`), not by importing
 them: a method's module imports torch, and the registry must stay light
@@ -206,8 +206,9 @@ def register_method(name, func=None, *, overwrite=False, short_time=None):
         (then ``func`` and ``short_time`` are not given).
     func : callable | str
         The method, or ``"module:function"`` to import it on first use. It is
-        called as ``func(inp, grid, model, *, device, chunk_size,
-        random_state, **method_kw)`` and returns a :class:`MethodResult`
+        called as ``func(run, **method_kw)`` with a
+        :class:`~mne_freqmask.methods.MethodRun` and returns a
+        :class:`MethodResult`
         (see ``mne_freqmask.methods``); decorate it with
         :func:`~mne_freqmask.methods.chunking` to declare its memory per
         epoch.

@@ -10,7 +10,7 @@ import numpy as np
 from mne.utils import warn
 
 from mne_freqmask._checkpoint import _model_sha
-from mne_freqmask.methods._base import MethodResult, chunking, iter_chunks, method_spec
+from mne_freqmask.methods._base import MethodResult, chunking, method_spec
 
 
 def _memory_per_epoch(inp, grid):
@@ -25,9 +25,7 @@ def _memory_per_epoch(inp, grid):
     "network per chunk",
 )
 @chunking(memory_per_epoch=_memory_per_epoch)
-def freqmask_amortised(
-    inp, grid, model, *, device, chunk_size, random_state=None, explainer=None
-):
+def freqmask_amortised(run, *, explainer=None):
     """Masks of every epoch of ``inp`` from a fitted ``explainer``.
 
     (Signed expected-gradients maps for an explainer fitted with
@@ -38,6 +36,8 @@ def freqmask_amortised(
     explainer's fit.
     """
     from mne_freqmask.amortised import FreqMaskExplainer
+
+    inp, grid = run.inp, run.grid
 
     if not isinstance(explainer, FreqMaskExplainer):
         raise TypeError(
@@ -76,13 +76,13 @@ def freqmask_amortised(
             f"bands give {grid.band_names}, the explainer was trained on "
             f"{explainer.grid.band_names}; pass bands=explainer.grid.bands."
         )
-    if _model_sha(model) != explainer.model_fingerprint:
+    if _model_sha(run.model) != explainer.model_fingerprint:
         warn(
             "The model's weights differ from those of the model the explainer "
             "was trained on, and the explainer never calls the model: its map "
             "explains the other model. Fit the explainer on this model."
         )
-    out = np.empty((inp.n_epochs, len(inp.picks), grid.n_bands), np.float32)
-    for sl, x in iter_chunks(inp, chunk_size, model, device, "Amortised chunks"):
-        out[sl] = explainer.predict_masks(x.float().cpu().numpy(), device=device)
+    out = run.new_map()
+    for sl, x in run.chunks("Amortised chunks"):
+        out[sl] = explainer.predict_masks(x.float().cpu().numpy(), device=run.device)
     return MethodResult(out, explainer.method_params())

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from mne.utils import _check_option
 
-from mne_freqmask.methods._base import MethodResult, iter_chunks, method_spec
+from mne_freqmask.methods._base import MethodResult, method_spec
 from mne_freqmask.methods._spectral_attr import (
     InBandSpectrumModel,
     check_batch_size,
@@ -52,18 +52,7 @@ def _captum():
     short_time=True,
     fast_kwargs={"n_steps": 8},
 )
-def integrated_gradients(
-    inp,
-    grid,
-    model,
-    *,
-    device,
-    chunk_size,
-    random_state=None,
-    n_steps=50,
-    method="gausslegendre",
-    batch_size=512,
-):
+def integrated_gradients(run, *, n_steps=50, method="gausslegendre", batch_size=512):
     """Integrated gradients per channel x band cell (see module docstring).
 
     Parameters (``explain(..., **method_kw)``): ``n_steps=50``,
@@ -82,17 +71,17 @@ def integrated_gradients(
         ),
     )
     batch_size = check_batch_size(batch_size)
-    wrapped, bins, target = _setup(inp, grid, model, device)
+    wrapped, bins, target = _setup(run)
     ig = _captum().IntegratedGradients(wrapped)
-    out = np.empty((inp.n_epochs, len(inp.picks), grid.n_bands), np.float32)
-    delta = np.empty(inp.n_epochs, np.float32)
-    for sl, x in iter_chunks(inp, chunk_size, model, device):
+    out = run.new_map()
+    delta = np.empty(run.inp.n_epochs, np.float32)
+    for sl, x in run.chunks():
         _, inband = wrapped.split(x)
         with torch.enable_grad():
             attr, dl = ig.attribute(
                 inband,
                 baselines=torch.zeros_like(inband),
-                target=torch.as_tensor(target[sl], device=device),
+                target=torch.as_tensor(target[sl], device=run.device),
                 additional_forward_args=(x,),
                 n_steps=n_steps,
                 method=method,
@@ -100,7 +89,7 @@ def integrated_gradients(
                 return_convergence_delta=True,
             )
         vals = attr.sum(-1).double().cpu().numpy()
-        out[sl] = in_band_to_grid(vals, bins, grid, np.sum)
+        out[sl] = in_band_to_grid(vals, bins, run.grid, np.sum)
         delta[sl] = dl.float().cpu().numpy()
     params = dict(
         n_steps=n_steps,
@@ -117,16 +106,15 @@ def integrated_gradients(
     summary="captum's FeatureAblation of each channel x band cell of the "
     "spectrum, through an inverse FFT",
 )
-def ablation(
-    inp, grid, model, *, device, chunk_size, random_state=None, batch_size=512
-):
+def ablation(run, *, batch_size=512):
     """Feature ablation of every channel x band cell (see module docstring).
 
     Parameters (``explain(..., **method_kw)``): ``batch_size=512``.
     """
     batch_size = check_batch_size(batch_size)
-    wrapped, bins, target = _setup(inp, grid, model, device)
-    n_picks, n_bands = len(inp.picks), grid.n_bands
+    wrapped, bins, target = _setup(run)
+    grid, device = run.grid, run.device
+    n_picks, n_bands = len(run.inp.picks), grid.n_bands
     band_of_bin = grid.bin_band[bins]
     # cell id of every (channel, in-band bin, part): channel * n_bands + band
     mask = np.arange(n_picks)[:, None] * n_bands + band_of_bin[None, :]
@@ -135,8 +123,8 @@ def ablation(
     # first element of each cell, to read its (repeated) attribution
     first = np.array([np.flatnonzero(band_of_bin == b)[0] for b in range(n_bands)])
     fa = _captum().FeatureAblation(wrapped)
-    out = np.empty((inp.n_epochs, n_picks, n_bands), np.float32)
-    for sl, x in iter_chunks(inp, chunk_size, model, device):
+    out = run.new_map()
+    for sl, x in run.chunks():
         _, inband = wrapped.split(x)
         with torch.no_grad():
             attr = fa.attribute(
@@ -152,9 +140,10 @@ def ablation(
     return MethodResult(out, params, dict(target=target))
 
 
-def _setup(inp, grid, model, device):
-    bins, _ = in_band_bins(grid)
+def _setup(run):
+    inp, model, device = run.inp, run.model, run.device
+    bins, _ = in_band_bins(run.grid)
     wrapped = InBandSpectrumModel(
-        model, inp.picks, bins, inp.n_times, inp.scale, device, grid
+        model, inp.picks, bins, inp.n_times, inp.scale, device, run.grid
     )
     return wrapped, bins, target_classes(inp, model, device)

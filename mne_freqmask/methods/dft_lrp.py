@@ -114,7 +114,7 @@ from torch.overrides import TorchFunctionMode
 from mne_freqmask.lrp._context import _on_path
 from mne_freqmask.lrp._coverage import LRPCoverageError
 from mne_freqmask.lrp.relevance import check_lrp
-from mne_freqmask.methods._base import MethodResult, iter_chunks, method_spec
+from mne_freqmask.methods._base import MethodResult, method_spec
 from mne_freqmask.methods._dft import dft_relevance
 from mne_freqmask.methods._spectral_attr import target_classes
 from mne_freqmask.utils._checks import _check_positive
@@ -136,18 +136,7 @@ ADVICE = (
     "DFT-LRP rule",
     short_time=True,
 )
-def dft_lrp(
-    inp,
-    grid,
-    model,
-    *,
-    device,
-    chunk_size,
-    random_state=None,
-    composite="epsilon_plus",
-    epsilon=1e-6,
-    strict=False,
-):
+def dft_lrp(run, *, composite="epsilon_plus", epsilon=1e-6, strict=False):
     """DFT-LRP relevance per channel x band cell (see module docstring).
 
     ``strict=True`` raises :class:`~mne_freqmask.lrp.LRPCoverageError` at an
@@ -159,17 +148,18 @@ def dft_lrp(
     _check_option("composite", composite, COMPOSITES)
     _validate_type(strict, bool, "strict")
     epsilon = _check_positive(epsilon, "epsilon")
+    inp, grid, model, device = run.inp, run.grid, run.model, run.device
     target = target_classes(inp, model, device)
     picks = inp.picks
     n_epochs = inp.n_epochs
-    out = np.empty((n_epochs, len(picks), grid.n_bands), np.float32)
+    out = run.new_map()
     total = np.empty(n_epochs, np.float64)
     logit = np.empty(n_epochs, np.float64)
     n_plain = np.zeros(n_epochs, np.int64)
     predicted = np.empty(n_epochs, bool)
     plain = Counter()
     with _zennit_model(model, composite, epsilon) as (lrp_model, covered):
-        for sl, x in iter_chunks(inp, chunk_size, model, device):
+        for sl, x in run.chunks():
             counter = _ZennitCoverage(covered)
             try:
                 rel, logit_b, pred_b = _relevance_counted(

@@ -101,13 +101,8 @@ EASYPEASI_BANDS = {
 )
 @chunking(by_epochs=False)
 def easypeasi(
-    inp,
-    grid,
-    model,
+    run,
     *,
-    device,
-    chunk_size,
-    random_state=None,
     level="group",
     mode="band_channel",
     noise_parts="pooled",
@@ -134,6 +129,7 @@ def easypeasi(
     _check_option("noise_stats", noise_stats, ("epoch", "dataset"))
     n_repeats = _check_positive(n_repeats, "n_repeats", integer=True)
     batch_size = check_batch_size(batch_size)
+    inp, grid = run.inp, run.grid
     y = inp.require_labels(
         "easyPEASI measures the drop in accuracy / true-class probability and "
         "needs the true class of every epoch"
@@ -145,9 +141,9 @@ def easypeasi(
         noise_stats=noise_stats,
         n_repeats=n_repeats,
         batch_size=batch_size,
-        random_state=random_state if isinstance(random_state, int) else None,
+        random_state=run.seed,
     )
-    rng = _make_rng(random_state)
+    rng = _make_rng(run.random_state)
     y = np.asarray(y, int)
     n_picks, n_bands, n_epochs = len(inp.picks), grid.n_bands, inp.n_epochs
     packed = [
@@ -170,7 +166,7 @@ def easypeasi(
     stats = None
     if noise_stats == "dataset":
         stats = _dataset_stats(inp, packed, noise_parts, mode, batch_size)
-    evaluator = _Evaluator(model, device, y, n_repeats, len(cells), batch_size)
+    evaluator = _Evaluator(run.model, run.device, y, n_repeats, len(cells), batch_size)
     logits = evaluator.forward(inp.x)
     p_orig = softmax(logits)[np.arange(n_epochs), y]
     logger.info(

@@ -97,13 +97,8 @@ _BANK_BYTES = 1e9
     fast_kwargs={"n_steps": 3, "n_filters": "bands"},
 )
 def flextime(
-    inp,
-    grid,
-    model,
+    run,
     *,
-    device,
-    chunk_size,
-    random_state=None,
     n_filters=128,
     numtaps=51,
     keep_ratio=0.1,
@@ -174,6 +169,7 @@ def flextime(
         stop_criterion=stop_criterion,
         patience=patience,
     )
+    inp, grid, model, device = run.inp, run.grid, run.model, run.device
     if n_filters == "bands":
         taps = band_filterbank(grid, numtaps)
     else:
@@ -181,7 +177,7 @@ def flextime(
     response = filter_response(taps, grid.freqs, grid.sfreq)  # (n_filt, n_freqs)
     fitter = _ChunkFitter(inp, model, taps, params, device, n_filters == "bands")
     n_epochs, n_picks = inp.n_epochs, len(inp.picks)
-    out = np.empty((n_epochs, n_picks, grid.n_bands), np.float32)
+    out = run.new_map()
     masks = np.empty((n_epochs, n_picks, len(taps)), np.float32)
     steps = np.empty(n_epochs, np.int64)
     loss = np.empty(n_epochs, np.float32)
@@ -190,6 +186,7 @@ def flextime(
     # the filter outputs take n_picks x n_filters x n_times floats per epoch:
     # keep them within ~1 GB per chunk
     per_epoch = 4 * n_picks * len(taps) * inp.n_times
+    chunk_size = run.chunk_size
     if chunk_size * per_epoch > _BANK_BYTES:
         chunk_size = max(1, int(_BANK_BYTES // per_epoch))
         logger.info(f"FLEXtime: chunks of {chunk_size} epochs (filter outputs).")

@@ -90,7 +90,7 @@ DEFAULT_STEPS = {"preserve": 300, "expected_gradients": 100}
 EG_PARAMS = ("objective", "n_steps", "perturbation", "n_donors")
 
 #: freqmask()'s arguments that are not FreqMask parameters (_check_params)
-_NOT_PARAMS = ("inp", "grid", "model", "device", "chunk_size", "random_state", "preset")
+_NOT_PARAMS = ("run", "preset")
 
 
 def _memory_per_epoch(inp, grid):
@@ -109,13 +109,8 @@ def _memory_per_epoch(inp, grid):
 )
 @chunking(memory_per_epoch=_memory_per_epoch)
 def freqmask(
-    inp,
-    grid,
-    model,
+    run,
     *,
-    device,
-    chunk_size,
-    random_state=None,
     n_steps=None,
     lr=0.01,
     lambda_align=0.05,
@@ -135,7 +130,7 @@ def freqmask(
     preset=None,
     return_perturbed=False,
 ):
-    """Fit FreqMask masks for every epoch of ``inp`` (see module docstring).
+    """Fit FreqMask masks for every epoch of ``run`` (see module docstring).
 
     Parameters (``explain(..., **method_kw)``; defaults from the paper but two,
     ``cell_score`` and ``perturbation``, found better by the faithfulness
@@ -198,12 +193,7 @@ def freqmask(
                 'preset="paper" to change them.'
             )
         return freqmask(
-            inp,
-            grid,
-            model,
-            device=device,
-            chunk_size=chunk_size,
-            random_state=random_state,
+            run,
             n_donors=n_donors,
             rank_tol=rank_tol,
             objective=objective,
@@ -216,6 +206,7 @@ def freqmask(
     )
     n_steps = params["n_steps"]
     n_donors = params.get("n_donors", n_donors)
+    inp, grid, model, device = run.inp, run.grid, run.model, run.device
     # masks, generators and spectra in float32 at least; the model gets its
     # own dtype (half-precision models: rfft has no float16 kernel on CPU)
     net_dtype = model_dtype(model)
@@ -226,7 +217,7 @@ def freqmask(
     else:
         centres, cluster = _subject_centres(inp, grid, alignment, device, dtype)
     n_epochs = inp.n_epochs
-    out = np.empty((n_epochs, len(inp.picks), grid.n_bands), np.float32)
+    out = run.new_map()
     steps = np.empty(n_epochs, np.int32)
     loss_out = np.empty(n_epochs, np.float32)
     ce_out = np.empty(n_epochs, np.float32)
@@ -236,9 +227,9 @@ def freqmask(
     if perturbation == "reference":
         # None draws with seed 0: a map is reproducible by default, as
         # FreqMask was before the donors (an int or a RandomState varies them)
-        random_state = 0 if random_state is None else random_state
-        fitter.donor_pool(n_donors, _make_rng(random_state))
-    for sl, progress in chunk_progress(n_epochs, chunk_size, "FreqMask epochs"):
+        seed = 0 if run.random_state is None else run.random_state
+        fitter.donor_pool(n_donors, _make_rng(seed))
+    for sl, progress in chunk_progress(n_epochs, run.chunk_size, "FreqMask epochs"):
         out_x = None if perturbed is None else perturbed[sl]
         cen = None if eg else centres[cluster[sl]]
         mask, n_done, loss, ce = fitter.fit(sl, cen, out_x, progress)

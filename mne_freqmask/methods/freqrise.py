@@ -84,7 +84,7 @@ from mne.utils import _validate_type, logger
 
 from mne_freqmask._cells import channel_index, put_back
 from mne_freqmask._torch_utils import model_dtype
-from mne_freqmask.methods._base import MethodResult, iter_chunks, method_spec
+from mne_freqmask.methods._base import MethodResult, method_spec
 from mne_freqmask.methods._spectral_attr import check_batch_size
 from mne_freqmask.utils._checks import _check_positive, _make_rng
 
@@ -99,13 +99,8 @@ from mne_freqmask.utils._checks import _check_positive, _make_rng
     fast_kwargs={"n_masks": 8},
 )
 def freqrise(
-    inp,
-    grid,
-    model,
+    run,
     *,
-    device,
-    chunk_size,
-    random_state=None,
     n_masks=3000,
     probability=0.5,
     n_cells=None,
@@ -130,6 +125,7 @@ def freqrise(
             f"(0, 1], got {probability}."
         )
     _validate_type(n_cells, ("int-like", None), "n_cells", "int or None")
+    inp, grid, model, device = run.inp, run.grid, run.model, run.device
     short = grid.short_time
     if n_cells is not None:
         n_cells = _check_positive(n_cells, "n_cells", integer=True)
@@ -145,9 +141,9 @@ def freqrise(
         use_softmax=use_softmax,
         normalize=normalize,
         batch_size=batch_size,
-        random_state=random_state if isinstance(random_state, int) else None,
+        random_state=run.seed,
     )
-    seeds = _make_rng(random_state).integers(0, 2**63, inp.n_epochs)
+    seeds = _make_rng(run.random_state).integers(0, 2**63, inp.n_epochs)
     dtype = model_dtype(model)
     picks = torch.as_tensor(inp.picks, device=device)
     put_picks = channel_index(inp.picks, inp.x.shape[1], device)
@@ -158,14 +154,14 @@ def freqrise(
         n_draw, n_shift = grid.n_bands, 0
     else:
         n_draw, n_shift = (n_cells**2, 2) if short else (n_cells, 1)
-    out = np.empty((n_epochs, n_picks, grid.n_bands), np.float32)
+    out = run.new_map()
     target_out = np.empty(n_epochs, np.int64)
     logit_out = np.empty(n_epochs, np.float32)
     logger.info(
         f"FreqRISE: {n_masks} masks x {n_epochs} epochs in forward passes of "
         f"{batch_size}."
     )
-    for sl, x in iter_chunks(inp, chunk_size, model, device, "FreqRISE chunks"):
+    for sl, x in run.chunks("FreqRISE chunks"):
         n_b = len(x)
         with torch.no_grad():
             logits = model(x)

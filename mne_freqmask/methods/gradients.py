@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from mne_freqmask._torch_utils import spectral_dtype
-from mne_freqmask.methods._base import MethodResult, iter_chunks, method_spec
+from mne_freqmask.methods._base import MethodResult, method_spec
 from mne_freqmask.methods._spectral_attr import target_classes
 from mne_freqmask.spectral import as_grid
 
@@ -35,9 +35,7 @@ from mne_freqmask.spectral import as_grid
     "amplitudes (Schirrmeister et al., 2017)",
     short_time=True,
 )
-def amplitude_gradients(
-    inp, grid, model, *, device, chunk_size, random_state=None, absolute=True
-):
+def amplitude_gradients(run, *, absolute=True):
     """Mean amplitude gradient per channel x band cell (see module docstring).
 
     Deterministic: ``random_state`` is not used.
@@ -46,11 +44,12 @@ def amplitude_gradients(
     """
     if not isinstance(absolute, bool):
         raise TypeError(f"absolute must be a bool, got {type(absolute).__name__}.")
+    inp, grid, model, device = run.inp, run.grid, run.model, run.device
     target = target_classes(inp, model, device)
     picks = torch.as_tensor(inp.picks, device=device)
-    out = np.empty((inp.n_epochs, len(inp.picks), grid.n_bands), np.float32)
+    out = run.new_map()
     logit = np.empty(inp.n_epochs, np.float32)
-    for sl, x in iter_chunks(inp, chunk_size, model, device):
+    for sl, x in run.chunks():
         grad, lg = amplitude_gradient(
             model, x, picks, torch.as_tensor(target[sl], device=device), grid
         )

@@ -38,13 +38,8 @@ from mne_freqmask.methods._dft import dft_relevance
 )
 @chunking(max_size=128)
 def lrp(
-    inp,
-    grid,
-    model,
+    run,
     *,
-    device,
-    chunk_size,
-    random_state=None,
     rule="epsilon",
     attention="attnlrp",
     eps=1e-6,
@@ -84,9 +79,10 @@ def lrp(
         eps=float(eps),
         gamma=float(gamma),
     )
+    inp, grid = run.inp, run.grid
     picks = np.asarray(inp.picks)
     n_epochs = inp.n_epochs
-    out = np.empty((n_epochs, len(picks), grid.n_bands), np.float32)
+    out = run.new_map()
     logit = np.empty(n_epochs)
     total = np.empty(n_epochs)
     target = np.empty(n_epochs, np.int64)
@@ -94,7 +90,14 @@ def lrp(
     predicted = np.empty(n_epochs, bool)
     plain = {}
     batches = iter_relevance(
-        model, inp.x, inp.target, cfg, chunk_size, device, plain, strict=strict
+        run.model,
+        inp.x,
+        inp.target,
+        cfg,
+        run.chunk_size,
+        run.device,
+        plain,
+        strict=strict,
     )
     for sl, xb, res in batches:
         n_plain[sl] = sum(res.plain_ops.values())
