@@ -11,6 +11,7 @@ import numpy as np
 from mne.utils import _validate_type
 
 from mne_freqmask._cells import CellOps
+from mne_freqmask.utils._docs import fill_doc
 
 #: The canonical EEG bands (Hz), as in :func:`mne.viz.plot_epochs_psd_topomap`.
 CANONICAL_BANDS = {
@@ -22,15 +23,13 @@ CANONICAL_BANDS = {
 }
 
 
+@fill_doc
 class FrequencyGrid(CellOps):
     """The channel x band grid of an explanation.
 
     Parameters
     ----------
-    sfreq : float
-        Sampling frequency in Hz.
-    n_times : int
-        Number of time samples of an epoch.
+    %(grid_sfreq_n_times)s
     bands : int | dict | str
         See :func:`mne_freqmask.explain`.
 
@@ -59,6 +58,7 @@ class FrequencyGrid(CellOps):
         )
 
     @classmethod
+    @fill_doc
     def from_edges(cls, sfreq, n_times, band_names, band_edges):
         """Rebuild a grid from its band names and ``(fmin, fmax)`` edges.
 
@@ -68,10 +68,7 @@ class FrequencyGrid(CellOps):
 
         Parameters
         ----------
-        sfreq : float
-            Sampling frequency in Hz.
-        n_times : int
-            Number of time samples of an epoch.
+        %(grid_sfreq_n_times)s
         band_names : list of str
             Name of each band.
         band_edges : array-like, shape (n_bands, 2)
@@ -179,12 +176,7 @@ def _make_bands(freqs, nyq, bands):
     names, edges = [], []
     for name, edge in bands.items():
         _validate_type(name, str, "band name")
-        try:
-            lo, hi = (float(e) for e in edge)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"Band {name!r} must be a (fmin, fmax) pair in Hz, got {edge!r}."
-            ) from None
+        lo, hi = _float_pair(edge, f"Band {name!r} must be a (fmin, fmax) pair in Hz")
         if not 0 <= lo < hi:
             raise ValueError(f"Band {name!r} needs 0 <= fmin < fmax, got ({lo}, {hi}).")
         if lo >= nyq:
@@ -204,6 +196,16 @@ def _make_bands(freqs, nyq, bands):
                 f"{tuple(edges[b])} overlap; make them disjoint."
             )
     return _assign_bins(freqs, nyq, names, edges), names, edges
+
+
+def _float_pair(value, what):
+    """``value`` as two floats, or a ValueError saying ``what``, then what
+    ``value`` was."""
+    try:
+        first, second = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}, got {value!r}.") from None
+    return first, second
 
 
 def _assign_bins(freqs, nyq, names, edges):
@@ -265,6 +267,7 @@ def band_indices(band_names, bands=None):
     return np.array([band_names.index(b) for b in bands], int)
 
 
+@fill_doc
 class ShortTimeGrid(CellOps):
     """The channel x band x window grid of a short-time explanation.
 
@@ -283,10 +286,7 @@ class ShortTimeGrid(CellOps):
 
     Parameters
     ----------
-    sfreq : float
-        Sampling frequency in Hz.
-    n_times : int
-        Number of time samples of an epoch.
+    %(grid_sfreq_n_times)s
     bands : int | dict | str
         See :func:`mne_freqmask.explain`; applied to the bins of one window.
     win_length : int
@@ -461,15 +461,13 @@ def window_edges(times, win_length, sfreq, tmin, n_times):
     )
 
 
+@fill_doc
 def short_time_grid(sfreq, n_times, bands, time_windows, tmin=0.0):
     """The :class:`ShortTimeGrid` of ``explain(..., time_windows=...)``.
 
     Parameters
     ----------
-    sfreq : float
-        Sampling frequency in Hz.
-    n_times : int
-        Samples per epoch.
+    %(grid_sfreq_n_times)s
     bands : int | dict | str
         See :func:`mne_freqmask.explain`.
     time_windows : tuple of float | "auto"
@@ -516,12 +514,9 @@ def parse_time_windows(time_windows):
             )
         return "auto"
     _validate_type(time_windows, (tuple, list), "time_windows", "tuple or 'auto'")
-    try:
-        length, step = (float(v) for v in time_windows)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"time_windows must be (length, step) in seconds, got {time_windows!r}."
-        ) from None
+    length, step = _float_pair(
+        time_windows, "time_windows must be (length, step) in seconds"
+    )
     if not (length > 0 and step > 0):
         raise ValueError(
             f"time_windows needs length > 0 and step > 0, got {time_windows}."

@@ -66,10 +66,7 @@ def _stored_kw(saliency):
     if saliency.method not in METHODS:
         return dict(saliency.method_params)
     own = set(inspect.signature(get_method(saliency.method)).parameters)
-    own = (own - {"inp", "grid", "model", "device", "chunk_size"}) | {
-        "bands",
-        "time_windows",
-    }
+    own = (own - {"run"}) | {"random_state", "bands", "time_windows"}
     kw = {k: v for k, v in saliency.method_params.items() if k in own}
     if saliency.method == "freqmask_amortised":
         kw["explainer"] = None

@@ -37,6 +37,13 @@ def _bind(names, args, kwargs):
     return out
 
 
+def _operands(args, kwargs, other="other"):
+    """The two operands of a binary operation: ``input`` (or the method's
+    ``self``) and ``other``."""
+    bound = _bind(("input", other), args, kwargs)
+    return bound.get("input", bound.get("self")), bound.get(other)
+
+
 _SIGNATURES = {}
 
 
@@ -112,8 +119,7 @@ def _activation_handler(mode, func, args, kwargs):
 
 
 def _pow_handler(mode, func, args, kwargs):
-    bound = _bind(("input", "exponent"), args, kwargs)
-    x, exponent = bound.get("input", bound.get("self")), bound.get("exponent")
+    x, exponent = _operands(args, kwargs, "exponent")
     if not needs_rule(x) or needs_rule(exponent):
         return func(*args, **kwargs)
     with torch.no_grad():
@@ -122,8 +128,7 @@ def _pow_handler(mode, func, args, kwargs):
 
 
 def _mul_handler(mode, func, args, kwargs):
-    bound = _bind(("input", "other"), args, kwargs)
-    a, b = bound.get("input", bound.get("self")), bound.get("other")
+    a, b = _operands(args, kwargs)
     if not (needs_rule(a) and needs_rule(b)):
         return func(*args, **kwargs)
     return product_rule(torch.mul, [a, b])
@@ -161,55 +166,52 @@ def _softmax_handler(mode, func, args, kwargs):
     return y
 
 
-def _layer_norm_handler(mode, func, args, kwargs):
-    b = _bind(("input", "normalized_shape", "weight", "bias", "eps"), args, kwargs)
-    x = b["input"]
-    if not needs_rule(x):
-        return func(*args, **kwargs)
-    with torch.no_grad():
-        y = func(*args, **kwargs)
-    shape = b["normalized_shape"]
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    bias = b.get("bias")
-    bias = None if bias is None else mode.probe(bias, x)
-    return layer_norm_rule(x, y, shape, b.get("weight"), bias, b.get("eps", 1e-5))
+def _normalisation(names, rule):
+    """The handler of a normalisation: its native output, with
+    ``rule(x, y, bound_args)``'s gradient (the statistics detached).
+
+    A bias is the shift whose relevance is tracked; a ``normalized_shape``
+    is made a tuple."""
+
+    def handler(mode, func, args, kwargs):
+        b = _bind(names, args, kwargs)
+        x = b["input"]
+        if not needs_rule(x):
+            return func(*args, **kwargs)
+        with torch.no_grad():
+            y = func(*args, **kwargs)
+        if b.get("bias") is not None:
+            b["bias"] = mode.probe(b["bias"], x)
+        shape = b.get("normalized_shape")
+        if shape is not None:
+            b["normalized_shape"] = (shape,) if isinstance(shape, int) else tuple(shape)
+        return rule(x, y, b)
+
+    return handler
 
 
-def _group_norm_handler(mode, func, args, kwargs):
-    b = _bind(("input", "num_groups", "weight", "bias", "eps"), args, kwargs)
-    x = b["input"]
-    if not needs_rule(x):
-        return func(*args, **kwargs)
-    with torch.no_grad():
-        y = func(*args, **kwargs)
-    bias = b.get("bias")
-    bias = None if bias is None else mode.probe(bias, x)
-    return group_norm_rule(
-        x, y, b["num_groups"], b.get("weight"), bias, b.get("eps", 1e-5)
-    )
+_layer_norm_handler = _normalisation(
+    ("input", "normalized_shape", "weight", "bias", "eps"),
+    lambda x, y, b: layer_norm_rule(
+        x, y, b["normalized_shape"], b.get("weight"), b.get("bias"), b.get("eps", 1e-5)
+    ),
+)
+_group_norm_handler = _normalisation(
+    ("input", "num_groups", "weight", "bias", "eps"),
+    lambda x, y, b: group_norm_rule(
+        x, y, b["num_groups"], b.get("weight"), b.get("bias"), b.get("eps", 1e-5)
+    ),
+)
+_rms_norm_handler = _normalisation(
+    ("input", "normalized_shape", "weight", "eps"),
+    lambda x, y, b: rms_norm_rule(
+        x, y, b["normalized_shape"], b.get("weight"), b.get("eps")
+    ),
+)
 
 
-def _rms_norm_handler(mode, func, args, kwargs):
-    b = _bind(("input", "normalized_shape", "weight", "eps"), args, kwargs)
-    x = b["input"]
-    if not needs_rule(x):
-        return func(*args, **kwargs)
-    with torch.no_grad():
-        y = func(*args, **kwargs)
-    shape = b["normalized_shape"]
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    return rms_norm_rule(x, y, shape, b.get("weight"), b.get("eps"))
-
-
-_SDPA_NAMES = (
-    "query",
-    "key",
-    "value",
-    "attn_mask",
-    "dropout_p",
-    "is_causal",
-    "scale",
-    "enable_gqa",
+_SDPA_NAMES = tuple(
+    "query key value attn_mask dropout_p is_causal scale enable_gqa".split()
 )
 
 
@@ -235,8 +237,7 @@ def _inplace_scale_handler(mode, func, args, kwargs):
     A product of two input-dependent tensors, or a division by one, has no
     rule in place (the out-of-place ``*`` has the product rule).
     """
-    bound = _bind(("input", "other"), args, kwargs)
-    a, b = bound.get("input", bound.get("self")), bound.get("other")
+    a, b = _operands(args, kwargs)
     name = getattr(func, "__name__", repr(func))
     ruled = needs_rule(b) and (needs_rule(a) or "mul" not in name)
     out = func(*args, **kwargs)
@@ -275,15 +276,8 @@ def _cat_handler(mode, func, args, kwargs):
     return func(**dict(kwargs, tensors=new))
 
 
-_BN_NAMES = (
-    "input",
-    "running_mean",
-    "running_var",
-    "weight",
-    "bias",
-    "training",
-    "momentum",
-    "eps",
+_BN_NAMES = tuple(
+    "input running_mean running_var weight bias training momentum eps".split()
 )
 
 

@@ -26,7 +26,7 @@ def _memory_per_epoch(inp, grid):
 )
 @chunking(memory_per_epoch=_memory_per_epoch)
 def freqmask_amortised(run, *, explainer=None):
-    """Masks of every epoch of ``inp`` from a fitted ``explainer``.
+    """Masks of every epoch of ``run`` from a fitted ``explainer``.
 
     (Signed expected-gradients maps for an explainer fitted with
     ``objective="expected_gradients"``.)

@@ -195,21 +195,27 @@ def _check_round_trip(tmp, model, init_args, fname):
     )
 
 
+def _rebuild(name, kwargs, input_scale):
+    """The untrained model of a saved model's ``init_args`` (its name,
+    constructor ``kwargs`` and ``input_scale``)."""
+    args = dict(kwargs)
+    return make_model(
+        name,
+        args.pop("n_chans"),
+        args.pop("n_outputs"),
+        args.pop("n_times"),
+        args.pop("sfreq", 1.0),
+        input_scale=input_scale,
+        **args,
+    )
+
+
 def _settings_diff(model, init_args):
     """Which constructor setting differs between ``model`` and its rebuild."""
     name = init_args.get("name")
     kwargs = dict(init_args.get("kwargs", {}))
     try:
-        args = dict(kwargs)
-        rebuilt = make_model(
-            name,
-            args.pop("n_chans"),
-            args.pop("n_outputs"),
-            args.pop("n_times"),
-            args.pop("sfreq", 1.0),
-            input_scale=init_args.get("input_scale"),
-            **args,
-        )
+        rebuilt = _rebuild(name, kwargs, init_args.get("input_scale"))
     except Exception as exp:  # a name or setting make_model does not take
         return f"make_model cannot build init_args ({type(exp).__name__}: {exp})."
     have, want = input_scale_of(model), init_args.get("input_scale")
@@ -267,16 +273,9 @@ def load_model(fname):
             f"{fname} is not a model file written by "
             f"mne_freqmask.models.save_model ({type(exp).__name__}: {msg})."
         ) from None
-    args = dict(ckpt["init_args"]["kwargs"])
     name = ckpt["init_args"]["name"]
-    model = make_model(
-        name,
-        args.pop("n_chans"),
-        args.pop("n_outputs"),
-        args.pop("n_times"),
-        args.pop("sfreq", 1.0),
-        input_scale=ckpt["init_args"].get("input_scale"),
-        **args,
+    model = _rebuild(
+        name, ckpt["init_args"]["kwargs"], ckpt["init_args"].get("input_scale")
     )
     try:
         model.load_state_dict(ckpt["state_dict"])

@@ -145,6 +145,12 @@ strict : bool
     (default), an :class:`~mne_freqmask.lrp.LRPCoverageWarning` names them and
     the relevance crosses them as a plain gradient."""
 
+docdict["grid_sfreq_n_times"] = """
+sfreq : float
+    Sampling frequency in Hz.
+n_times : int
+    Number of time samples of an epoch."""
+
 docdict["chunk_size"] = """
 chunk_size : int | "auto"
     Number of epochs fitted together in one batched optimisation (each with
