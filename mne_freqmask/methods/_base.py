@@ -45,9 +45,9 @@ class MethodRun:
         The model, already in eval mode, frozen and on ``device``.
     device : torch.device
         Where the method computes.
-    chunk_size : int
-        Epochs per chunk (what ``explain`` asked for, fitted to the method's
-        :func:`chunking`).
+    chunk_size : int | "auto"
+        Epochs per chunk: what ``explain`` was asked for; the method receives
+        an int, fitted to its :func:`chunking`.
     random_state : None | int | instance of ~numpy.random.RandomState
         The seed of a method that draws (a deterministic one ignores it).
     """
@@ -90,7 +90,7 @@ class MethodRun:
         x : torch.Tensor, shape (n_chunk, n_channels, n_times)
             Their data, all channels, in the model's dtype on the device.
         """
-        return iter_chunks(self.inp, self.chunk_size, self.model, self.device, mesg)
+        yield from iter_chunks(self.inp, self.chunk_size, self.model, self.device, mesg)
 
 
 @dataclass(frozen=True)
