@@ -23,8 +23,6 @@ without a checkpoint.
 
 import dataclasses
 import json
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +39,7 @@ from mne_freqmask._inputs import READ_CHUNK
 from mne_freqmask._saliency_io import check_h5_file, write_h5
 from mne_freqmask._saliency_utils import _params_to_json
 from mne_freqmask.methods._base import MethodResult
+from mne_freqmask.utils._checks import _atomic_write
 
 _TITLE = "mnefreqmask_checkpoint"
 _VERSION = 2
@@ -183,16 +182,8 @@ def _read(path):
 
 
 def _write(path, state):
-    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        write_h5(tmp, state, _TITLE)  # with the byte checksum that _read checks
-        with open(tmp, "rb+") as fid:
-            os.fsync(fid.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # with the byte checksum that _read checks
+    _atomic_write(path, lambda tmp: write_h5(tmp, state, _TITLE), fsync=True)
 
 
 def run_chunks(
