@@ -1,17 +1,10 @@
-"""An amortised FreqMask: one network that explains any epoch in one pass.
+"""An amortised FreqMask (:class:`FreqMaskExplainer`).
 
-FreqMask (:mod:`mne_freqmask.methods.freqmask`) fits a mask per epoch, a
-median of 60-80 Adam steps each costing more than the model's own forward
-and backward pass. :class:`FreqMaskExplainer` instead trains one small
-network, once, over a training set, with FreqMask's objective and its default
-perturbation (the removed part filled with the same channels of random
-reference epochs): it maps an epoch's channel x band log power (relative to
-the reference's) to its channel x band mask in [0, 1]. Explaining new epochs
-then costs one forward pass of that network and none of the model, in the
-spirit of amortised explainers for images and time series (real-time
-saliency, FastSHAP, TimeX). With ``objective="expected_gradients"`` the
-network learns FreqMask's expected-gradients map instead (a signed score per
-cell), from one model pass per training epoch and step.
+One network, trained once over a training set with FreqMask's objective,
+explains any epoch in one forward pass and no pass of the model, where
+FreqMask fits a mask per epoch (a median of 60-80 Adam steps); in the spirit
+of amortised explainers for images and time series (real-time saliency,
+FastSHAP, TimeX).
 """
 
 import json
