@@ -4,7 +4,7 @@ whole-epoch and time-resolved (``--time-windows``) maps."""
 import re
 
 from mne_freqmask._provenance import model_class, provenance_summary
-from mne_freqmask._report import _span, best_window, rows_html, top_cells
+from mne_freqmask._report import _cell_text, _span, best_window, rows_html, top_cells
 from mne_freqmask._saliency_utils import steps_summary
 
 #: title of the terminal summary of a whole-epoch map
@@ -23,26 +23,27 @@ def method_lines(sal, method):
     return [
         (
             "Method",
-            f"{method} on {len(sal.ch_names)} channels x {sal.shape[-1]} "
+            f"{method} on {len(sal.ch_names)} channels x {len(sal.band_names)} "
             f"bands ({', '.join(sal.band_names)})",
         ),
         ("Provenance", provenance_summary(sal.provenance)),
     ]
 
 
+def _cells_text(cells):
+    """Cells of :func:`~._report.top_cells` and their values, in a line."""
+    return ", ".join(f"{_cell_text(c)} {c['value']:.3g}" for c in cells)
+
+
 def top_lines(sal):
     """(label, text) pairs of the top cells of a whole-epoch map's group map,
     and of a signed map's cells of evidence against the class."""
     group = sal.average()
-
-    def text(cells):
-        return ", ".join(f"{c['channel']} {c['band']} {c['value']:.3g}" for c in cells)
-
-    lines = [("Top cells", f"{text(top_cells(group, n=3))} (group map)")]
+    lines = [("Top cells", f"{_cells_text(top_cells(group, n=3))} (group map)")]
     against = top_cells(group, n=3, against=True)
     if against:  # a signed map
         lines.append(
-            ("Against", f"{text(against)} (group map: removing them raises it)")
+            ("Against", f"{_cells_text(against)} (group map: removing them raises it)")
         )
     return lines
 
@@ -56,12 +57,9 @@ def tfr_method_lines(sal, method):
     length, step = sal.time_windows
     n_win = len(sal.times)
     bins = sal.freqs[1] - sal.freqs[0] if len(sal.freqs) > 1 else 0.0
+    (label, text), provenance = method_lines(sal, method)
     return [
-        (
-            "Method",
-            f"{method} on {len(sal.ch_names)} channels x {len(sal.band_names)} "
-            f"bands ({', '.join(sal.band_names)}) x {n_win} windows",
-        ),
+        (label, f"{text} x {n_win} windows"),
         (
             "Windows",
             f"{n_win} Hann window{'' if n_win == 1 else 's'} of {length:g} s "
@@ -69,25 +67,18 @@ def tfr_method_lines(sal, method):
             f"{sal.times[-1]:.2f} s (the bands on the {bins:g} Hz bins of one "
             "window)",
         ),
-        ("Provenance", provenance_summary(sal.provenance)),
+        provenance,
     ]
 
 
 def tfr_top_lines(sal):
     """(label, text) pairs of the group map: top cells and best window."""
     group = sal.average()
-    top = top_cells(group, n=3)
+    top = _cells_text(top_cells(group, n=3))
     k, means = best_window(group)
     edges = group.window_edges
     return [
-        (
-            "Top cells",
-            ", ".join(
-                f"{c['channel']} {c['band']} at {_span(c['edges'])} {c['value']:.3g}"
-                for c in top
-            )
-            + " (group map: channel, band, window)",
-        ),
+        ("Top cells", f"{top} (group map: channel, band, window)"),
         (
             "Best window",
             f"{group.times[k]:.2f} s ({_span(edges[k])}): mean saliency "

@@ -256,12 +256,9 @@ def epochs_labels(epochs, y=None, n_classes=None):
     checked to lie in ``0 .. n_classes - 1``.
     """
     if y is not None:
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(epochs):
-            raise ValueError(
-                f"y must have one class index per epoch ({len(epochs)}), got "
-                f"shape {y.shape}."
-            )
+        y = _per_epoch(
+            y, epochs, f"y must have one class index per epoch ({len(epochs)})"
+        )
         if not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"y must hold integer class indices, got {y.dtype}.")
         y = y.astype(int)
@@ -292,17 +289,24 @@ def _check_class_range(labels, n_classes, name):
         )
 
 
+def _per_epoch(values, epochs, head, tail=""):
+    """``values`` as an array, one entry per epoch (else ``head``, the shape
+    got, ``tail``)."""
+    values = np.asarray(values)
+    if values.ndim != 1 or len(values) != len(epochs):
+        raise ValueError(f"{head}, got shape {values.shape}{tail}.")
+    return values
+
+
 def epochs_groups(epochs, groups, name="groups", of="epochs"):
     """Subject of each epoch: ``groups`` or ``metadata["subject"]`` or one."""
     if groups is not None:
-        groups = np.asarray(groups)
-        if groups.ndim != 1 or len(groups) != len(epochs):
-            raise ValueError(
-                f"{name} must have one entry per epoch ({len(epochs)} epochs of "
-                f"{of}), got shape {groups.shape}; give the subject of each epoch "
-                f"of {of}."
-            )
-        return groups
+        return _per_epoch(
+            groups,
+            epochs,
+            f"{name} must have one entry per epoch ({len(epochs)} epochs of {of})",
+            f"; give the subject of each epoch of {of}",
+        )
     md = epochs.metadata
     if md is not None and "subject" in md.columns:
         return md["subject"].to_numpy()
