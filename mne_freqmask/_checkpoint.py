@@ -76,13 +76,8 @@ def fingerprint(
     random_state,
     windows=None,
 ):
-    """What must be equal for a checkpoint to be resumed (name -> str).
-
-    :func:`mne_freqmask._fingerprint.run_fingerprint` with the epochs in
-    memory as the input. ``windows`` is ``(win_length, hop)`` in samples for
-    a time-resolved run (the key ``"time_windows"``; absent for a
-    whole-epoch run).
-    """
+    """What must be equal for a checkpoint to be resumed: the
+    :func:`~mne_freqmask._fingerprint.run_fingerprint` of the epochs in memory."""
     return run_fingerprint(
         model=model,
         method=method,

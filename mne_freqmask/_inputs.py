@@ -208,23 +208,12 @@ class ExplainInput:
 
 
 def event_classes(event_id, n_classes=None):
-    """Event code -> class index: the ``k``-th code in ascending order is ``k``.
+    """Event code -> class index: the ``k``-th code of ``event_id`` (names to
+    codes) in ascending order is ``k``.
 
     The one place where event codes become model output units. With
-    ``n_classes`` (the model's number of outputs) the mapping must be
-    unambiguous: as many event types as outputs.
-
-    Parameters
-    ----------
-    event_id : dict
-        Event names to codes (:attr:`mne.Epochs.event_id`).
-    n_classes : int | None
-        Number of outputs of the model, or None not to check.
-
-    Returns
-    -------
-    classes : dict
-        Event code -> class index.
+    ``n_classes`` (the model's number of outputs; None: not checked) the
+    mapping must be unambiguous: as many event types as outputs.
     """
     codes = sorted(set(int(c) for c in event_id.values()))
     if n_classes is not None and len(codes) != n_classes:

@@ -35,8 +35,7 @@ def _default_out_root(root):
     return root / "derivatives" / DERIVATIVE_NAME
 
 
-def _label(text):
-    """A BIDS label: letters and digits only."""
+def _label(text):  # a BIDS label: letters and digits only
     return re.sub(r"[^a-zA-Z0-9]", "", text)
 
 
