@@ -245,7 +245,7 @@ def epochs_labels(epochs, y=None, n_classes=None):
     checked to lie in ``0 .. n_classes - 1``.
     """
     if y is not None:
-        y = _per_epoch(
+        y = _one_per_epoch(
             y, epochs, f"y must have one class index per epoch ({len(epochs)})"
         )
         if not np.issubdtype(y.dtype, np.integer):
@@ -278,7 +278,7 @@ def _check_class_range(labels, n_classes, name):
         )
 
 
-def _per_epoch(values, epochs, head, tail=""):
+def _one_per_epoch(values, epochs, head, tail=""):
     """``values`` as an array, one entry per epoch (else ``head``, the shape
     got, ``tail``)."""
     values = np.asarray(values)
@@ -290,7 +290,7 @@ def _per_epoch(values, epochs, head, tail=""):
 def epochs_groups(epochs, groups, name="groups", of="epochs"):
     """Subject of each epoch: ``groups`` or ``metadata["subject"]`` or one."""
     if groups is not None:
-        return _per_epoch(
+        return _one_per_epoch(
             groups,
             epochs,
             f"{name} must have one entry per epoch ({len(epochs)} epochs of {of})",
