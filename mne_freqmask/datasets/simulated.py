@@ -117,7 +117,6 @@ class PlantedInteraction(PlantedTruth):
 
     bands: tuple = ()
 
-    @fill_doc
     def cells(self, ch_names, band_edges):
         """Boolean ``(n_channels, n_bands)`` mask of the interacting cells.
 
@@ -126,7 +125,10 @@ class PlantedInteraction(PlantedTruth):
 
         Parameters
         ----------
-        %(planted_cells)s
+        ch_names : list of str
+            Channel names (rows).
+        band_edges : array-like, shape (n_bands, 2)
+            Band edges in Hz (columns).
 
         Returns
         -------
