@@ -1,27 +1,11 @@
-"""The network and the training loop of :class:`~mne_freqmask.FreqMaskExplainer`.
+"""The network and the training loop of :class:`~mne_freqmask.FreqMaskExplainer`
+(its Notes give both objectives); only the network's weights are trained, the
+model is frozen (:func:`mne_freqmask._torch_utils.model_context`).
 
-Kept apart from :mod:`mne_freqmask.amortised` so that the public class stays
-readable. The objective is FreqMask's with the default perturbation
-(``perturbation="reference"`` of :mod:`mne_freqmask.methods.freqmask`): for an
-epoch ``x`` with spectrum ``X``, the mask ``M = sigmoid(net(features(x)))``
-over its channel x band cells (expanded to the rfft bins) and the spectrum
-``R`` of the same channels of a random reference epoch, the perturbed epoch is
-``irfft(X * M + (1 - M) * R)`` and the loss is::
-
-    CE(f(x_hat), f(x)) + l1_mask * mean(M)
-
-averaged over a minibatch. Only the network's weights are trained; the
-model is frozen (see :func:`mne_freqmask._torch_utils.model_context`).
-
-``objective="expected_gradients"`` imitates FreqMask's expected-gradients
-map instead (``objective="expected_gradients"`` of
-:mod:`mne_freqmask.methods.freqmask`: the mean over donors ``R`` and
-``alpha ~ U(0, 1)`` of the gradient of the prediction's probability with
-respect to the keep-mask at ``M = alpha``). No map is computed beforehand:
-each step draws, per epoch, one donor and one ``alpha``, takes that single
-gradient (one pass of the model and one backward; an unbiased estimate of
-the epoch's map) and regresses the network's (signed, unsquashed) output on
-it::
+With ``objective="expected_gradients"`` no map is computed beforehand: each
+step draws, per epoch, one donor and one ``alpha``, takes that single
+gradient ``g`` (one pass of the model and one backward) and regresses the
+network's signed output on it::
 
     mean((net(features(x)) - n_cells * g) ** 2)
 
@@ -39,6 +23,7 @@ from mne.utils import ProgressBar, logger
 from torch.nn.functional import log_softmax, softmax
 
 from mne_freqmask._cells import channel_index
+from mne_freqmask._torch_utils import predict
 from mne_freqmask.methods._freqmask_fit import _p_target
 
 #: epochs per forward pass where no gradient is needed
@@ -100,15 +85,10 @@ class Trainer:
         self.t_picks = channel_index(self.picks, source.shape[1], device)
         self.grid, self.scale, self.device, self.p = grid, scale, device, params
 
-    def targets(self, net_dtype):
+    def targets(self):
         """The model's soft prediction on every training epoch."""
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(self.src), EVAL_BATCH):
-                xb = torch.as_tensor(self.src[start : start + EVAL_BATCH])
-                logits = self.model(xb.to(self.device, net_dtype)).float()
-                out.append(softmax(logits, -1).cpu())
-        return torch.cat(out)
+        logits = predict(self.model, self.src, self.device, EVAL_BATCH)
+        return softmax(torch.as_tensor(logits), -1)
 
     def donor_pool(self, ref, n_donors, rng, dtype):
         """Spectra ``(K, n_picks, n_freqs)`` of K random reference epochs."""
@@ -171,7 +151,7 @@ class Trainer:
         """Train; returns the history (the best weights are loaded)."""
         p, dev = self.p, self.device
         net_dtype, dtype = dtypes
-        targets = self.targets(net_dtype).to(dev)
+        targets = self.targets().to(dev)
         zt = torch.as_tensor(z, device=dev)
         k = len(pool_idx)
 

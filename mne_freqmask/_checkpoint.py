@@ -1,21 +1,9 @@
-"""Resumable runs: ``explain(..., checkpoint="run.h5")``.
+"""Resumable runs: ``explain(..., checkpoint="run.h5")`` (see its docs).
 
-The epochs are explained chunk by chunk (``chunk_size`` epochs each, the
-reference unchanged); after each chunk the results of all finished chunks are
-written to the checkpoint file under a temporary name, flushed to disk and
-renamed over the previous file (an atomic replace), so a run killed at any
-moment, even by SIGKILL, leaves either the previous or the new checkpoint,
-never a partial one. Started again with the same arguments, the run resumes
-at the first unfinished chunk; every chunk is computed from the same inputs
-as in an uninterrupted run, so the saliency is the same.
-
-A fingerprint of the arguments (method and its parameters, bands, picks,
-labels and targets, the epochs' channels, events and data scale, the
-reference, the model's class, structure and weights, the random seed, the
-chunk size and, for a time-resolved run (``time_windows``), the windows in
-samples; :mod:`mne_freqmask._fingerprint`, which
-:func:`mne_freqmask.explain_files` uses too) is stored with the results; a
-run whose fingerprint differs is refused. A chunk of a
+After each chunk the results of all finished chunks are written atomically
+(temporary file, fsync, rename) with the run's fingerprint
+(:mod:`mne_freqmask._fingerprint`, which :func:`mne_freqmask.explain_files`
+uses too); a run whose fingerprint differs is refused. A chunk of a
 time-resolved run holds the flat channel x (band x window) cells that the
 methods return; :func:`mne_freqmask.explain` reshapes the whole as it does
 without a checkpoint.
@@ -23,8 +11,6 @@ without a checkpoint.
 
 import dataclasses
 import json
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -37,32 +23,24 @@ from mne_freqmask._fingerprint import (
     reference_identity,
     run_fingerprint,
 )
-from mne_freqmask._inputs import READ_CHUNK
+from mne_freqmask._inputs import EpochsSource
 from mne_freqmask._saliency_io import check_h5_file, write_h5
 from mne_freqmask._saliency_utils import _params_to_json
 from mne_freqmask.methods._base import MethodResult
+from mne_freqmask.utils._checks import _atomic_write
 
 _TITLE = "mnefreqmask_checkpoint"
 _VERSION = 2
 
 
-class _EpochRange:
-    """Epochs ``start:stop`` of an :class:`~mne_freqmask._inputs.EpochsSource`.
-
-    The same read-only interface (``shape``, ``x[sl]``, ``chunks``), with
-    indices relative to ``start``.
-    """
-
-    ndim = 3
-    dtype = np.dtype(np.float32)
+class _EpochRange(EpochsSource):
+    """Epochs ``start:stop`` of an :class:`~mne_freqmask._inputs.EpochsSource`,
+    with indices relative to ``start``."""
 
     def __init__(self, source, start, stop):
         self._src, self._start = source, int(start)
         self.shape = (int(stop) - int(start),) + tuple(source.shape[1:])
         self.preloaded = source.preloaded
-
-    def __len__(self):
-        return self.shape[0]
 
     def _absolute(self, item):
         idx = np.arange(self.shape[0])[item] + self._start
@@ -81,15 +59,6 @@ class _EpochRange:
     def _read(self, item):
         return self._src._read(self._absolute(item))
 
-    def __array__(self, dtype=None, copy=None):
-        out = self[:]
-        return out if dtype is None else out.astype(dtype, copy=False)
-
-    def chunks(self, size=READ_CHUNK, *, native=False):
-        for start in range(0, self.shape[0], size):
-            sl = slice(start, min(start + size, self.shape[0]))
-            yield sl, (self._read(sl) if native else self[sl])
-
 
 # one fingerprint for checkpoints and explain_files (mne_freqmask._fingerprint)
 _model_sha = model_sha
@@ -107,13 +76,8 @@ def fingerprint(
     random_state,
     windows=None,
 ):
-    """What must be equal for a checkpoint to be resumed (name -> str).
-
-    :func:`mne_freqmask._fingerprint.run_fingerprint` with the epochs in
-    memory as the input. ``windows`` is ``(win_length, hop)`` in samples for
-    a time-resolved run (the key ``"time_windows"``; absent for a
-    whole-epoch run).
-    """
+    """What must be equal for a checkpoint to be resumed: the
+    :func:`~mne_freqmask._fingerprint.run_fingerprint` of the epochs in memory."""
     return run_fingerprint(
         model=model,
         method=method,
@@ -183,16 +147,8 @@ def _read(path):
 
 
 def _write(path, state):
-    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        write_h5(tmp, state, _TITLE)  # with the byte checksum that _read checks
-        with open(tmp, "rb+") as fid:
-            os.fsync(fid.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # with the byte checksum that _read checks
+    _atomic_write(path, lambda tmp: write_h5(tmp, state, _TITLE), fsync=True)
 
 
 def run_chunks(path, fp, func, run, *, chunk_size, kw, provenance=None):

@@ -22,19 +22,9 @@ _BANDS_FIX = (
 
 
 def parse_bands(text):
-    """``--bands``: an int, ``"canonical"`` or ``"mu:8-13,beta:13-30"``.
-
-    Parameters
-    ----------
-    text : str
-        The option's value. A pair without a name (``8-13``) is named after
-        its edges (``"8-13 Hz"``).
-
-    Returns
-    -------
-    bands : int | str | dict
-        What :func:`mne_freqmask.explain` takes as ``bands``.
-    """
+    """``--bands``: an int, ``"canonical"`` or ``"mu:8-13,beta:13-30"`` (a
+    pair without a name, ``8-13``, is named ``"8-13 Hz"``), as the ``bands``
+    of :func:`mne_freqmask.explain`."""
     text = str(text).strip()
     if text.isdigit():
         if int(text) < 1:
@@ -119,20 +109,10 @@ def parse_picks(text):
 
 
 def parse_time_windows(text):
-    """``--time-windows``: ``LENGTH,STEP`` in seconds (``0.5,0.25``) or ``auto``.
-
-    Parameters
-    ----------
-    text : str | None
-        The option's value (None: the option is not given).
-
-    Returns
-    -------
-    time_windows : None | tuple of float | "auto"
-        What :func:`mne_freqmask.explain` takes as ``time_windows``, its form
-        checked (two positive numbers, the step at most half the length);
-        the epochs' own sampling decides the rest.
-    """
+    """``--time-windows``: ``LENGTH,STEP`` in seconds (``0.5,0.25``), ``auto``
+    or None, as the ``time_windows`` of :func:`mne_freqmask.explain`, its form
+    checked (two positive numbers, the step at most half the length); the
+    epochs' own sampling decides the rest."""
     from mne_freqmask.spectral import check_time_windows
 
     if text is None:
@@ -193,24 +173,15 @@ def explainer_options(method, fname, bands, picks):
 
 
 def explain_options(args):
-    """The one translation of ``explain``'s options into keyword arguments,
-    for one epochs file (:func:`mne_freqmask.explain`) and many
+    """The one translation of ``explain``'s parsed options into keyword
+    arguments, for one epochs file (:func:`mne_freqmask.explain`) and many
     (:func:`mne_freqmask.explain_files`, :func:`mne_freqmask.explain_bids`).
 
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed options of ``mne-freqmask explain``.
-
-    Returns
-    -------
-    model_options : dict
-        The loader's options (:func:`mne_freqmask.models.load_any_model`).
-    explain_kw : dict
-        ``method``, ``bands``, ``picks``, ``device``, ``time_windows``,
-        ``random_state``, ``reference`` (the epochs file, or None) and the
-        method's parameters (``--param``, ``--n-steps``, ``--objective``,
-        ``--explainer``).
+    Returns ``(model_options, explain_kw)``: the options of
+    :func:`mne_freqmask.models.load_any_model`, and ``method``, ``bands``,
+    ``picks``, ``device``, ``time_windows``, ``random_state``, ``reference``
+    (the epochs file, or None) and the method's parameters (``--param``,
+    ``--n-steps``, ``--objective``, ``--explainer``).
     """
     time_windows = parse_time_windows(args.time_windows)
     if time_windows is not None:

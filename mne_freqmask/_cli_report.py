@@ -1,8 +1,10 @@
-"""The command line's summary lines and HTML report (demo and explain)."""
+"""The command line's summary lines and HTML report (demo and explain), of
+whole-epoch and time-resolved (``--time-windows``) maps."""
 
-from mne_freqmask._cli_tfr import TFR_TITLE, tfr_method_lines, tfr_top_lines
+import re
+
 from mne_freqmask._provenance import model_class, provenance_summary
-from mne_freqmask._report import top_cells
+from mne_freqmask._report import _cell_text, _span, best_window, rows_html, top_cells
 from mne_freqmask._saliency_utils import steps_summary
 
 #: title of the terminal summary of a whole-epoch map
@@ -21,28 +23,69 @@ def method_lines(sal, method):
     return [
         (
             "Method",
-            f"{method} on {len(sal.ch_names)} channels x {sal.shape[-1]} "
+            f"{method} on {len(sal.ch_names)} channels x {len(sal.band_names)} "
             f"bands ({', '.join(sal.band_names)})",
         ),
         ("Provenance", provenance_summary(sal.provenance)),
     ]
 
 
+def _cells_text(cells):
+    """Cells of :func:`~._report.top_cells` and their values, in a line."""
+    return ", ".join(f"{_cell_text(c)} {c['value']:.3g}" for c in cells)
+
+
 def top_lines(sal):
     """(label, text) pairs of the top cells of a whole-epoch map's group map,
     and of a signed map's cells of evidence against the class."""
     group = sal.average()
-
-    def text(cells):
-        return ", ".join(f"{c['channel']} {c['band']} {c['value']:.3g}" for c in cells)
-
-    lines = [("Top cells", f"{text(top_cells(group, n=3))} (group map)")]
+    lines = [("Top cells", f"{_cells_text(top_cells(group, n=3))} (group map)")]
     against = top_cells(group, n=3, against=True)
     if against:  # a signed map
         lines.append(
-            ("Against", f"{text(against)} (group map: removing them raises it)")
+            ("Against", f"{_cells_text(against)} (group map: removing them raises it)")
         )
     return lines
+
+
+#: title of the terminal summary of a time-resolved map
+TFR_TITLE = "mne-freqmask explain: what does the model rely on, and when?"
+
+
+def tfr_method_lines(sal, method):
+    """(label, text) pairs of the method and the windows."""
+    length, step = sal.time_windows
+    n_win = len(sal.times)
+    bins = sal.freqs[1] - sal.freqs[0] if len(sal.freqs) > 1 else 0.0
+    (label, text), provenance = method_lines(sal, method)
+    return [
+        (label, f"{text} x {n_win} windows"),
+        (
+            "Windows",
+            f"{n_win} Hann window{'' if n_win == 1 else 's'} of {length:g} s "
+            f"every {step:g} s, centred at {sal.times[0]:.2f} to "
+            f"{sal.times[-1]:.2f} s (the bands on the {bins:g} Hz bins of one "
+            "window)",
+        ),
+        provenance,
+    ]
+
+
+def tfr_top_lines(sal):
+    """(label, text) pairs of the group map: top cells and best window."""
+    group = sal.average()
+    top = _cells_text(top_cells(group, n=3))
+    k, means = best_window(group)
+    edges = group.window_edges
+    return [
+        ("Top cells", f"{top} (group map: channel, band, window)"),
+        (
+            "Best window",
+            f"{group.times[k]:.2f} s ({_span(edges[k])}): mean saliency "
+            f"{means[k]:.3g} over channels and bands, against {means.mean():.3g} "
+            "over all windows",
+        ),
+    ]
 
 
 def format_lines(title, lines):
@@ -53,17 +96,10 @@ def format_lines(title, lines):
 
 
 def lines_html(lines):
-    """The same ``(label, text)`` rows as an HTML table."""
-    import re
-    from html import escape
-
-    rows = []
-    for label, text in lines:
-        text = escape(text)
-        if label == "Truth":  # the score in bold (read by users and tests)
-            text = re.sub(r"= ([0-9.]+)", r"= <b>\1</b>", text, count=1)
-        rows.append(f"<tr><th>{escape(label)}</th><td>{text}</td></tr>")
-    return f'<table class="table">{"".join(rows)}</table>'
+    """The same ``(label, text)`` rows as an HTML table, the Truth score in
+    bold (read by users and tests)."""
+    truth = r"(<th>Truth</th><td>[^<]*?)= ([0-9.]+)"
+    return re.sub(truth, r"\1= <b>\2</b>", rows_html(lines), count=1)
 
 
 #: the checks of check_explanation that the demo and the CLI's report run

@@ -113,14 +113,8 @@ def _file_parts(fname):
 
 
 def file_identity(fname):
-    """Size, modification time and SHA-256 of a file (with its split parts).
-
-    Returns
-    -------
-    identity : dict
-        ``size`` (bytes), ``mtime_ns`` and ``sha256`` (hex), summed / hashed
-        over the file and its split parts in order.
-    """
+    """``size`` (bytes), ``mtime_ns`` and ``sha256`` (hex) of a file, summed /
+    hashed over it and its split parts in order."""
     h = hashlib.sha256()
     size, mtime = 0, 0
     for part in _file_parts(fname):
@@ -182,28 +176,15 @@ def run_fingerprint(
 ):
     """The fingerprint of one run (name -> str).
 
-    Parameters
-    ----------
-    model : torch.nn.Module | str
-        The model, or its :func:`model_sha` computed before.
-    method : str
-        The method's name.
-    method_kw : dict
-        The method's parameters (and, for files, the other parameters of
-        :func:`~mne_freqmask.explain` that change the result).
-    bands, picks, random_state
-        As given to :func:`~mne_freqmask.explain` (picks may be resolved to
-        channel names).
-    reference : str
-        Its :func:`reference_identity`.
-    windows : tuple of int | None
-        ``(win_length, hop)`` in samples of a time-resolved run; None (no
-        ``time_windows`` key) for a whole-epoch run.
-    sfreq : float | None
-        The sampling rate, with ``windows``.
-    data : dict
-        The input's entries (:func:`epochs_identity`, or ``{"input": ...}``
-        from :func:`identity_text`).
+    ``model`` is the module or its :func:`model_sha`; ``method_kw`` the
+    method's parameters (for files, with the other parameters of
+    :func:`~mne_freqmask.explain` that change the result); ``bands``,
+    ``picks`` (possibly resolved to channel names) and ``random_state`` as
+    given to :func:`~mne_freqmask.explain`; ``reference`` its
+    :func:`reference_identity`; ``windows`` the ``(win_length, hop)`` in
+    samples of a time-resolved run at ``sfreq`` (None: no ``time_windows``
+    key); ``data`` the input's entries (:func:`epochs_identity`, or
+    ``{"input": ...}`` from :func:`identity_text`).
     """
     fp = {
         "method": method,

@@ -208,23 +208,12 @@ class ExplainInput:
 
 
 def event_classes(event_id, n_classes=None):
-    """Event code -> class index: the ``k``-th code in ascending order is ``k``.
+    """Event code -> class index: the ``k``-th code of ``event_id`` (names to
+    codes) in ascending order is ``k``.
 
     The one place where event codes become model output units. With
-    ``n_classes`` (the model's number of outputs) the mapping must be
-    unambiguous: as many event types as outputs.
-
-    Parameters
-    ----------
-    event_id : dict
-        Event names to codes (:attr:`mne.Epochs.event_id`).
-    n_classes : int | None
-        Number of outputs of the model, or None not to check.
-
-    Returns
-    -------
-    classes : dict
-        Event code -> class index.
+    ``n_classes`` (the model's number of outputs; None: not checked) the
+    mapping must be unambiguous: as many event types as outputs.
     """
     codes = sorted(set(int(c) for c in event_id.values()))
     if n_classes is not None and len(codes) != n_classes:
@@ -256,12 +245,9 @@ def epochs_labels(epochs, y=None, n_classes=None):
     checked to lie in ``0 .. n_classes - 1``.
     """
     if y is not None:
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(epochs):
-            raise ValueError(
-                f"y must have one class index per epoch ({len(epochs)}), got "
-                f"shape {y.shape}."
-            )
+        y = _one_per_epoch(
+            y, epochs, f"y must have one class index per epoch ({len(epochs)})"
+        )
         if not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"y must hold integer class indices, got {y.dtype}.")
         y = y.astype(int)
@@ -292,17 +278,24 @@ def _check_class_range(labels, n_classes, name):
         )
 
 
+def _one_per_epoch(values, epochs, head, tail=""):
+    """``values`` as an array, one entry per epoch (else ``head``, the shape
+    got, ``tail``)."""
+    values = np.asarray(values)
+    if values.ndim != 1 or len(values) != len(epochs):
+        raise ValueError(f"{head}, got shape {values.shape}{tail}.")
+    return values
+
+
 def epochs_groups(epochs, groups, name="groups", of="epochs"):
     """Subject of each epoch: ``groups`` or ``metadata["subject"]`` or one."""
     if groups is not None:
-        groups = np.asarray(groups)
-        if groups.ndim != 1 or len(groups) != len(epochs):
-            raise ValueError(
-                f"{name} must have one entry per epoch ({len(epochs)} epochs of "
-                f"{of}), got shape {groups.shape}; give the subject of each epoch "
-                f"of {of}."
-            )
-        return groups
+        return _one_per_epoch(
+            groups,
+            epochs,
+            f"{name} must have one entry per epoch ({len(epochs)} epochs of {of})",
+            f"; give the subject of each epoch of {of}",
+        )
     md = epochs.metadata
     if md is not None and "subject" in md.columns:
         return md["subject"].to_numpy()

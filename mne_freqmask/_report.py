@@ -11,14 +11,13 @@ containers' ``_repr_html_`` in notebooks and at the head of the report's
 section. No torch is imported here.
 """
 
-import os
 from html import escape
 
 import numpy as np
 from mne.utils import _validate_type, verbose
 
 from mne_freqmask._color_scale import is_signed, scale_caption
-from mne_freqmask.utils._checks import _has_positions
+from mne_freqmask.utils._checks import _atomic_write, _has_positions
 from mne_freqmask.utils._docs import fill_doc
 
 
@@ -413,17 +412,12 @@ def add_saliency_to_report(
 
 
 def save_report(report, out):
-    """Save an :class:`mne.Report` to ``out`` atomically; close the figures.
-
-    The report is written under a temporary name in the same folder and
-    renamed, so that an interrupted save leaves no half-written file.
-    """
+    """Save an :class:`mne.Report` to ``out`` atomically; close the figures."""
     import matplotlib.pyplot as plt
 
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.part.html")
     try:
-        report.save(tmp, open_browser=False, overwrite=True, verbose=False)
-        os.replace(tmp, out)
+        _atomic_write(
+            out, lambda tmp: report.save(tmp, open_browser=False, verbose=False)
+        )
     finally:
-        tmp.unlink(missing_ok=True)
         plt.close("all")

@@ -1,17 +1,10 @@
-"""An amortised FreqMask: one network that explains any epoch in one pass.
+"""An amortised FreqMask (:class:`FreqMaskExplainer`).
 
-FreqMask (:mod:`mne_freqmask.methods.freqmask`) fits a mask per epoch, a
-median of 60-80 Adam steps each costing more than the model's own forward
-and backward pass. :class:`FreqMaskExplainer` instead trains one small
-network, once, over a training set, with FreqMask's objective and its default
-perturbation (the removed part filled with the same channels of random
-reference epochs): it maps an epoch's channel x band log power (relative to
-the reference's) to its channel x band mask in [0, 1]. Explaining new epochs
-then costs one forward pass of that network and none of the model, in the
-spirit of amortised explainers for images and time series (real-time
-saliency, FastSHAP, TimeX). With ``objective="expected_gradients"`` the
-network learns FreqMask's expected-gradients map instead (a signed score per
-cell), from one model pass per training epoch and step.
+One network, trained once over a training set with FreqMask's objective,
+explains any epoch in one forward pass and no pass of the model, where
+FreqMask fits a mask per epoch (a median of 60-80 Adam steps); in the spirit
+of amortised explainers for images and time series (real-time saliency,
+FastSHAP, TimeX).
 """
 
 import json
@@ -52,6 +45,11 @@ _FORMAT_VERSION = 2
 OBJECTIVES = ("preserve", "expected_gradients")
 #: the method name of the saliencies it returns
 METHOD = "freqmask_amortised"
+#: the explainer's settings (stored with its saliencies), then what fit adds;
+#: saved to and read from the JSON configuration as they are
+_SETTINGS = ("hidden", "n_layers", "l1_mask", "n_donors", "objective")
+_FITTED = ("ch_names", "sfreq", "n_times", "scale", "model_fingerprint")
+_FITTED += ("fit_params", "history", "provenance")
 
 
 class FreqMaskExplainer:
@@ -302,9 +300,6 @@ class FreqMaskExplainer:
         self.provenance = json.loads(_params_to_json(prov))  # as read back
         return self
 
-    # ------------------------------------------------------------------
-    # explaining
-
     def _check_fitted(self):
         if self.net is None:
             raise RuntimeError(
@@ -427,37 +422,18 @@ class FreqMaskExplainer:
         """
         self._check_fitted()
         return dict(
-            hidden=self.hidden,
-            n_layers=self.n_layers,
-            l1_mask=self.l1_mask,
-            n_donors=self.n_donors,
-            objective=self.objective,
+            {k: getattr(self, k) for k in _SETTINGS},
             bands=self.grid.bands,
             **{f"fit_{k}": v for k, v in self.fit_params.items()},
         )
 
-    # ------------------------------------------------------------------
-    # I/O
-
     def _config(self):
         return dict(
+            {k: getattr(self, k) for k in _SETTINGS + _FITTED},
             format_version=1 if self.objective == "preserve" else _FORMAT_VERSION,
-            objective=self.objective,
-            hidden=self.hidden,
-            n_layers=self.n_layers,
-            l1_mask=self.l1_mask,
-            n_donors=self.n_donors,
-            ch_names=self.ch_names,
             picks=self.picks.tolist(),
-            sfreq=self.sfreq,
-            n_times=self.n_times,
             band_names=list(self.grid.band_names),
             band_edges=np.asarray(self.grid.band_edges).tolist(),
-            scale=self.scale,
-            model_fingerprint=self.model_fingerprint,
-            fit_params=self.fit_params,
-            history={k: v for k, v in self.history.items()},
-            provenance=self.provenance,
         )
 
     @verbose
@@ -536,24 +512,15 @@ def read_freqmask_explainer(fname, verbose=None):
             f"{fname} was written by a newer mne_freqmask (format "
             f"{cfg['format_version']}); upgrade to read it."
         )
-    exp = FreqMaskExplainer(
-        hidden=cfg["hidden"],
-        n_layers=cfg["n_layers"],
-        l1_mask=cfg["l1_mask"],
-        n_donors=cfg["n_donors"],
-        objective=cfg.get("objective", "preserve"),  # none in version 1 files
-    )
-    exp.ch_names = list(cfg["ch_names"])
+    cfg.setdefault("objective", "preserve")  # none in version 1 files
+    exp = FreqMaskExplainer(**{k: cfg[k] for k in _SETTINGS})
+    for key in _FITTED:
+        setattr(exp, key, cfg.get(key))
+    exp.provenance = exp.provenance or {}  # none in earlier files
     exp.picks = np.asarray(cfg["picks"], int)
-    exp.sfreq, exp.n_times = float(cfg["sfreq"]), int(cfg["n_times"])
     exp.grid = FrequencyGrid.from_edges(
         exp.sfreq, exp.n_times, cfg["band_names"], cfg["band_edges"]
     )
-    exp.scale = float(cfg["scale"])
-    exp.model_fingerprint = cfg["model_fingerprint"]
-    exp.fit_params = cfg["fit_params"]
-    exp.history = cfg["history"]
-    exp.provenance = cfg.get("provenance") or {}  # none in earlier files
     exp.feature_mean = state["feature_mean"].numpy()
     exp.feature_std = state["feature_std"].numpy()
     net = MaskNet(len(exp.picks), exp.grid.n_bands, exp.hidden, exp.n_layers)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from mne.utils import _validate_type, logger, verbose
 
+from mne_freqmask.utils._checks import _atomic_write
 from mne_freqmask.utils._docs import fill_doc
 
 #: name of the derivatives folder (the pipeline's name, as BIDS recommends)
@@ -34,8 +35,7 @@ def _default_out_root(root):
     return root / "derivatives" / DERIVATIVE_NAME
 
 
-def _label(text):
-    """A BIDS label: letters and digits only."""
+def _label(text):  # a BIDS label: letters and digits only
     return re.sub(r"[^a-zA-Z0-9]", "", text)
 
 
@@ -51,13 +51,8 @@ def _as_list(value, name):
 
 
 def _write_json(fname, content):
-    """Write JSON atomically (a temporary file, renamed)."""
-    tmp = fname.with_name(f".{fname.name}.{os.getpid()}.part")
-    try:
-        tmp.write_text(json.dumps(content, indent=2, default=str) + "\n")
-        os.replace(tmp, fname)
-    finally:
-        tmp.unlink(missing_ok=True)
+    text = json.dumps(content, indent=2, default=str) + "\n"
+    _atomic_write(fname, lambda tmp: tmp.write_text(text))
 
 
 def _describe_dataset(mne_bids, out_root, root):

@@ -363,7 +363,7 @@ def run_explain(args):
     Unless ``--quiet``, progress and a summary (with the fit's step counts)
     are printed. With ``--time-windows`` the map is time-resolved: saved as
     a :class:`~mne_freqmask.SpectralSaliencyTFR`, summarised by
-    :mod:`mne_freqmask._cli_tfr`.
+    :func:`~._cli_report.tfr_method_lines`.
     """
     import mne
     from mne.utils import use_log_level

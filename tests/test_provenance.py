@@ -119,8 +119,7 @@ def test_provenance_content_and_roundtrip(from_file, model, tmp_path):
     assert line.startswith(f"Tiny {sal.provenance['model_hash'][:8]}; mne_freqmask ")
     assert f"from {epo_fname}" in line
     # the command line's summary and report show it
-    from mne_freqmask._cli_report import method_lines
-    from mne_freqmask._cli_tfr import tfr_method_lines
+    from mne_freqmask._cli_report import method_lines, tfr_method_lines
 
     assert ("Provenance", line) in method_lines(sal, sal.method)
     tfr_line = ("Provenance", provenance_summary(tfr.provenance))

@@ -36,6 +36,7 @@ class PlantedTruth:
     channels: tuple
     band: tuple
 
+    @fill_doc
     def cells(self, ch_names, band_edges):
         """Boolean ``(n_channels, n_bands)`` mask of the planted cells.
 
@@ -44,10 +45,7 @@ class PlantedTruth:
 
         Parameters
         ----------
-        ch_names : list of str
-            Channel names (rows).
-        band_edges : array-like, shape (n_bands, 2)
-            Band edges in Hz (columns), e.g. ``saliency.band_edges``.
+        %(planted_cells)s
 
         Returns
         -------
@@ -75,6 +73,7 @@ class PlantedBurst(PlantedTruth):
 
     times: tuple = (0.5, 1.0)
 
+    @fill_doc
     def cells(self, ch_names, band_edges, window_edges=None):
         """Boolean mask of the planted cells.
 
@@ -84,10 +83,7 @@ class PlantedBurst(PlantedTruth):
 
         Parameters
         ----------
-        ch_names : list of str
-            Channel names.
-        band_edges : array-like, shape (n_bands, 2)
-            Band edges in Hz.
+        %(planted_cells)s
         window_edges : array-like, shape (n_windows, 2) | None
             ``(start, stop)`` of each window in seconds (e.g.
             ``ShortTimeGrid.window_edges``); None gives the whole-epoch

@@ -139,17 +139,27 @@ def _make_rng(random_state):
     return np.random.default_rng(random_state)
 
 
-def _write_new_file(fname, write, overwrite):
-    """Write ``fname`` with ``write(tmp_path)``, atomically.
-
-    Checks that ``fname`` may be written (``overwrite``, an existing folder),
-    writes under a temporary name in the same folder and renames it, so an
-    interrupted or failed write leaves no partial file (and an existing file
-    untouched). Used by every ``save`` of the package.
-    """
+def _atomic_write(fname, write, *, fsync=False):
+    """Write ``fname`` with ``write(tmp)`` under a temporary name in its folder
+    (``fsync``: flushed to disk), then rename it over ``fname``: an interrupted
+    or failed write leaves no partial file and an existing one untouched."""
     import os
     import uuid
 
+    tmp = fname.with_name(f".{fname.name}.{uuid.uuid4().hex[:12]}.part{fname.suffix}")
+    try:
+        write(tmp)
+        if fsync:
+            with open(tmp, "rb+") as fid:
+                os.fsync(fid.fileno())
+        os.replace(tmp, fname)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_new_file(fname, write, overwrite):
+    """Check that ``fname`` may be written (``overwrite``, an existing folder),
+    then :func:`_atomic_write` it. Used by every ``save`` of the package."""
     from mne.utils import logger
 
     _validate_type(overwrite, bool, "overwrite")
@@ -165,14 +175,5 @@ def _write_new_file(fname, write, overwrite):
         raise FileNotFoundError(
             f"The folder {fname.parent} does not exist; create it first."
         )
-    tmp = fname.with_name(f".{fname.name}.{uuid.uuid4().hex[:12]}.tmp")
     logger.info(f"Writing {fname}")
-    try:
-        write(tmp)
-        os.replace(tmp, fname)
-    except BaseException:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:  # pragma: no cover
-            pass
-        raise
+    _atomic_write(fname, write)

@@ -74,18 +74,8 @@ def dependency_error(module, exp):
 
 
 def import_optional(module):
-    """Import an optional dependency, raising ImportError with one line.
-
-    Parameters
-    ----------
-    module : str
-        E.g. ``"braindecode.models"``, ``"zennit.rules"``, ``"captum.attr"``.
-
-    Returns
-    -------
-    mod : module
-        The imported module.
-    """
+    """Import an optional dependency (e.g. ``"braindecode.models"``), raising
+    ImportError with one line (:func:`dependency_error`)."""
     from mne.utils import use_log_level
 
     quiet = module.split(".")[0] == "braindecode"

@@ -251,6 +251,12 @@ subjects : int | list of int | None
     subjects found in ``path`` (:func:`load_epochs` with a ``path``) or all 36
     (when downloading)."""
 
+docdict["planted_cells"] = """
+ch_names : list of str
+    Channel names (rows).
+band_edges : array-like, shape (n_bands, 2)
+    Band edges in Hz (columns), e.g. ``saliency.band_edges``."""
+
 docdict["seed_path"] = """
 path : path-like | None
     The SEED folder: the folder that contains ``Preprocessed_EEG/`` (or a
