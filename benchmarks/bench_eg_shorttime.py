@@ -36,6 +36,10 @@ None is the tests' call, seed 0 inside).
 Usage (BENCHMARKS.md, "Expected gradients on short-time maps")::
 
     nice python benchmarks/bench_eg_shorttime.py --sim-seeds 0 1 2
+    python benchmarks/bench_eg_shorttime.py --report \
+        benchmarks/results/eg_shorttime.json
+    nice python benchmarks/bench_eg_shorttime.py --cells --sim-seeds 0 2 \
+        --out eg_shorttime_cells.json
 """
 
 import argparse
@@ -189,6 +193,88 @@ def planted_removal(ep, ref, model, sal, cells, seed=0, n_donors=8):
     return out
 
 
+def cell_removals(sim_seeds, n_donors=8):
+    """Each planted cell alone: its signed EG group value and its removal.
+
+    ``--cells``: the EG map (100 draws, the tests' seed) of each set-up, and
+    for each planted cell the mean drop of the predicted class's probability
+    when that cell only is removed (zeroed, or replaced from ``n_donors``
+    reference epochs), and the share of epochs whose probability it raises.
+    """
+    torch.set_num_threads(1)
+    dev = torch.device("cpu")
+    rows = []
+    for s in sim_seeds:
+        epochs, truth, model, history = simulate(s)
+        for setup, (ep, ref) in setups(epochs, history).items():
+            sal = mfm.explain(
+                ep,
+                model,
+                bands="canonical",
+                time_windows=TW,
+                reference=ref,
+                objective="expected_gradients",
+                verbose=False,
+            )
+            cells = truth.cells(sal.ch_names, sal.band_edges, sal.window_edges)
+            x = ep.get_data().astype(np.float32)
+            xr = ref.get_data().astype(np.float32)
+            p0 = softmax(predict(model, x, dev))
+            idx, pred = np.arange(len(x)), p0.argmax(1)
+            base = p0[idx, pred]
+            picks = np.arange(len(CHS))
+            group = sal.get_data().mean(0)
+            for c, b, w in zip(*np.nonzero(cells), strict=True):
+                one = np.zeros_like(cells)
+                one[c, b, w] = True
+                keep = np.broadcast_to(~one, (len(x),) + one.shape)
+                pz = softmax(
+                    predict(model, remove_cells(x, keep, sal.grid, picks), dev)
+                )
+                rng = np.random.default_rng(0)
+                pr = np.mean(
+                    [
+                        softmax(
+                            predict(
+                                model,
+                                remove_cells(
+                                    x,
+                                    keep,
+                                    sal.grid,
+                                    picks,
+                                    fill=xr[rng.integers(0, len(xr), len(x))],
+                                ),
+                                dev,
+                            )
+                        )[idx, pred]
+                        for _ in range(n_donors)
+                    ],
+                    0,
+                )
+                row = dict(
+                    sim_seed=s,
+                    setup=setup,
+                    ch=sal.ch_names[c],
+                    band=sal.band_names[b],
+                    window=float(sal.times[w]),
+                    eg_group=float(group[c, b, w]),
+                    eg_rank=int((group > group[c, b, w]).sum()) + 1,
+                    drop_zero=float((base - pz[idx, pred]).mean()),
+                    drop_reference=float((base - pr).mean()),
+                    raised_reference=float((base - pr < 0).mean()),
+                )
+                rows.append(row)
+                print(
+                    f"{s} {setup:8s} {row['ch']} {row['band']} {row['window']:.2f}"
+                    f" s: EG {row['eg_group']:+.5f} (rank {row['eg_rank']}) drop "
+                    f"zero {row['drop_zero']:+.4f} reference "
+                    f"{row['drop_reference']:+.4f} (raised in "
+                    f"{row['raised_reference']:.2f})",
+                    flush=True,
+                )
+    return rows
+
+
 def run(sim_seeds, explain_seeds, variants):
     torch.set_num_threads(1)
     rows = []
@@ -256,6 +342,59 @@ def run(sim_seeds, explain_seeds, variants):
     return rows
 
 
+def _spread(values):
+    values = np.asarray(values, float)
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{values.mean():.3f} [{values.min():.3f}, {values.max():.3f}]"
+
+
+def report(fname):
+    """Markdown tables of a results file (BENCHMARKS.md)."""
+    rows = json.loads(Path(fname).read_text())["rows"]
+    keys = ("auroc_test", "auroc_test_abs", "auroc_group", "auroc_instance")
+    print(
+        "| sim seed (val acc) | set-up (test's level) | map | explain seeds | "
+        "test's AUROC, signed | magnitude | group, signed | instance, signed |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    seen = {}
+    for r in rows:
+        seen.setdefault((r["sim_seed"], r["setup"], r["variant"]), []).append(r)
+    for (s, setup, var), rs in seen.items():
+        cols = [_spread([r[k] for r in rs]) for k in keys]
+        print(
+            f"| {s} ({rs[0]['val_accuracy']:.2f}) | {setup} ({TEST_LEVEL[setup]}) | "
+            f"{var} | {len(rs)} | " + " | ".join(cols) + " |"
+        )
+    print()
+    print(
+        "| sim seed | set-up | per-epoch AUROC low / high class | planted cells "
+        "< 0 (low / high) | negative share of planted |mass| (low / high) | "
+        "group map: planted < 0 | p(pred) drop, planted cells removed: zero "
+        "(pred low / high) | reference (pred low / high) | epochs raised, "
+        "reference | r(EG planted sum, reference drop) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        if r["variant"] != "eg" or r["explain_seed"] is not None:
+            continue
+        pe, sg, rm = r["per_epoch"], r["sign"], r["removal"]
+        z, ref = rm["zero"], rm["reference"]
+        print(
+            f"| {r['sim_seed']} | {r['setup']} | {pe['class0']:.2f} / "
+            f"{pe['class1']:.2f} | {sg['class0']['negative_cell_share']:.2f} / "
+            f"{sg['class1']['negative_cell_share']:.2f} | "
+            f"{sg['class0']['negative_mass_share']:.2f} / "
+            f"{sg['class1']['negative_mass_share']:.2f} | "
+            f"{sg['group']['planted_negative']} of {sg['group']['n_planted']} | "
+            f"{z['drop_by_pred']['0']:+.3f} / {z['drop_by_pred']['1']:+.3f} | "
+            f"{ref['drop_by_pred']['0']:+.3f} / {ref['drop_by_pred']['1']:+.3f} | "
+            f"{ref['raised_share']:.2f} | "
+            f"{rm['eg_planted_sum_vs_reference_drop_r']:.2f} |"
+        )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sim-seeds", type=int, nargs="+", default=[0])
@@ -268,8 +407,17 @@ def main(argv=None):
     )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--out", default="eg_shorttime.json")
+    parser.add_argument(
+        "--cells", action="store_true", help="each planted cell's removal alone"
+    )
+    parser.add_argument("--report", help="print the tables of a results file")
     args = parser.parse_args(argv)
-    rows = run(args.sim_seeds, args.explain_seeds, args.variants)
+    if args.report:
+        return report(args.report)
+    if args.cells:
+        rows = cell_removals(args.sim_seeds)
+    else:
+        rows = run(args.sim_seeds, args.explain_seeds, args.variants)
     RESULTS.mkdir(exist_ok=True)
     fname = RESULTS / args.out
     tmp = fname.with_suffix(".tmp")
