@@ -251,6 +251,7 @@ def cell_removals(sim_seeds, n_donors=8):
                     ],
                     0,
                 )
+                eg_cell = sal.get_data()[:, c, b, w]
                 row = dict(
                     sim_seed=s,
                     setup=setup,
@@ -262,6 +263,12 @@ def cell_removals(sim_seeds, n_donors=8):
                     drop_zero=float((base - pz[idx, pred]).mean()),
                     drop_reference=float((base - pr).mean()),
                     raised_reference=float((base - pr < 0).mean()),
+                    eg_negative=float((eg_cell < 0).mean()),
+                    # per epoch: does EG's sign match the cell's removal?
+                    sign_agreement=float(
+                        (np.sign(eg_cell) == np.sign(base - pr)).mean()
+                    ),
+                    r_epochs=float(np.corrcoef(eg_cell, base - pr)[0, 1]),
                 )
                 rows.append(row)
                 print(
@@ -269,7 +276,9 @@ def cell_removals(sim_seeds, n_donors=8):
                     f" s: EG {row['eg_group']:+.5f} (rank {row['eg_rank']}) drop "
                     f"zero {row['drop_zero']:+.4f} reference "
                     f"{row['drop_reference']:+.4f} (raised in "
-                    f"{row['raised_reference']:.2f})",
+                    f"{row['raised_reference']:.2f}); EG < 0 in "
+                    f"{row['eg_negative']:.2f}, sign agrees in "
+                    f"{row['sign_agreement']:.2f}, r {row['r_epochs']:+.2f}",
                     flush=True,
                 )
     return rows
