@@ -378,8 +378,9 @@ def report(fname):
         )
     print()
     print(
-        "| sim seed | set-up | per-epoch AUROC low / high class | planted cells "
-        "< 0 (low / high) | negative share of planted |mass| (low / high) | "
+        "| sim seed | set-up | per-epoch signed AUROC (true class low / "
+        "high) | planted cells < 0 (true low / high) | negative share of the "
+        "planted cells' absolute mass (true low / high) | "
         "group map: planted < 0 | p(pred) drop, planted cells removed: zero "
         "(pred low / high) | reference (pred low / high) | epochs raised, "
         "reference | r(EG planted sum, reference drop) |"
