@@ -1,5 +1,7 @@
 """explain(): validate, convert, dispatch to a method, wrap the result."""
 
+import functools
+
 import numpy as np
 from mne.utils import _check_option, _validate_type, logger, verbose, warn
 
@@ -7,6 +9,7 @@ from mne_freqmask._checkpoint import check_checkpoint_args, fingerprint, run_chu
 from mne_freqmask._inputs import _ready_epochs, check_layout, make_input
 from mne_freqmask._provenance import make_provenance, provenance_json
 from mne_freqmask._saliency_cells import saliency_on_grid
+from mne_freqmask._saliency_utils import EXPLAINED
 from mne_freqmask._torch_utils import (
     check_model,
     model_context,
@@ -18,6 +21,7 @@ from mne_freqmask._torch_utils import (
 from mne_freqmask.methods import get_method
 from mne_freqmask.methods._base import chunk_size_for
 from mne_freqmask.methods._registry import check_method_kw, check_short_time
+from mne_freqmask.methods._spectral_attr import target_classes
 from mne_freqmask.models import as_model, input_scale_of, model_metadata
 from mne_freqmask.spectral import explain_grid
 from mne_freqmask.utils._checks import _check_random_state, _picked_info
@@ -110,6 +114,10 @@ def explain(
         ``saliency.provenance`` records what made it (versions, the model's
         class and hash, the method and its parameters, the epochs' file,
         the creation time) and is saved with it.
+        ``saliency.diagnostics["explained_class"]`` records the class each
+        epoch's map explains and ``method_params["target"]`` how it was
+        chosen (``"prediction"``, ``"true"`` or ``"given"``): the
+        evaluation scores it with ``y="explained"``.
 
     Notes
     -----
@@ -128,7 +136,7 @@ def explain(
     """
     model = as_model(model)
     _validate_type(method, str, "method")
-    func = get_method(method)
+    func = _recording(get_method(method), method)
     check_method_kw(method, method_kw)
     dev = resolve_device(device, model)
     resolve_n_jobs(n_jobs)
@@ -197,11 +205,16 @@ def explain(
                 **method_kw,
             )
         _check_result(res.data, inp, model, dev, method)
+        if EXPLAINED not in res.diagnostics:  # a checkpoint written before #29
+            res.diagnostics[EXPLAINED] = _explained(method, inp, model, dev)
         # the band edges of a short-time grid are those of its frequency grid
         _warn_map(res.data, units, getattr(grid, "frequency_grid", grid))
         _warn_outputs(n_classes, epochs.event_id)
     info = _picked_info(epochs.info, inp.picks)
-    params = dict(res.params, bands=_bands_param(bands))
+    how = "prediction" if inp.target is None else "true" if inp.target_is_y else "given"
+    if method in _EXPLAINS_LABELS:
+        how = "true"
+    params = dict(res.params, bands=_bands_param(bands), target=how)
     if time_windows is not None:
         params["time_windows"] = [grid.win_length / grid.sfreq, grid.hop / grid.sfreq]
     common = dict(
@@ -219,6 +232,31 @@ def explain(
         ),
     )
     return saliency_on_grid(res.data, info, grid, **common)
+
+
+def _recording(func, method):
+    """``func`` whose result also records, per epoch, the class its map
+    explains (``diagnostics["explained_class"]``, issue #29): inside each
+    chunk, so a checkpoint holds it and a resumed run calls no model for it."""
+
+    @functools.wraps(func)
+    def run(inp, grid, model, *, device, **kw):
+        res = func(inp, grid, model, device=device, **kw)
+        res.diagnostics[EXPLAINED] = _explained(method, inp, model, device)
+        return res
+
+    return run
+
+
+def _explained(method, inp, model, device):
+    """The class each epoch's map explains: with ``target=None`` the model's
+    prediction on the unperturbed epoch (the argmax of the soft target
+    FreqMask preserves; one more forward pass per epoch), with ``"true"`` the
+    labels, with an array that array; easyPEASI scores the labels whatever
+    ``target`` says."""
+    if method in _EXPLAINS_LABELS:
+        return np.asarray(inp.y, int)
+    return target_classes(inp, model, device)
 
 
 def _bands_param(bands):
@@ -255,6 +293,8 @@ def _check_result(data, inp, model, device, method):
 
 #: epochs whose predictions are checked for a model that tells them apart
 _N_CHECK = 64
+#: methods whose map explains the true class whatever ``target`` says
+_EXPLAINS_LABELS = ("easypeasi",)
 
 
 def _check_model_metadata(epochs, model):

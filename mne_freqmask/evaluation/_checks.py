@@ -219,7 +219,9 @@ def _mean_ci(values, ctx):
 def _check_accuracy(ctx):
     """The model's accuracy with its interval, against chance."""
     src = _source(ctx.epochs)
-    labels = _labels(ctx.epochs, ctx.y, ctx.model, ctx.device, src)
+    # the accuracy is on the labels, whatever class the curves score
+    y = None if isinstance(ctx.y, str) else ctx.y
+    labels = _labels(ctx.epochs, y, ctx.model, ctx.device, src)
     correct = (_predictions(ctx.model, src, ctx.device) == labels).astype(float)
     ctx.chance = chance = float(np.bincount(labels).max() / len(labels))
     ctx.accuracy = float(correct.mean())
