@@ -74,19 +74,20 @@ def save(ds, out_dir, results):
     (results / f"limit_{ds}.json").write_text(json.dumps(out, indent=0))
 
 
-def summary(keys, results, n_boot=2000):
+def summary(keys, results, n_boot=2000, suffix=""):
     """Share of the reference MoRF gap and ``eg − freqmask`` per model, on all
     explained epochs, on those the model classifies correctly and on the
     others, then pooled
     over ``keys`` (``(dataset, task, model)``; each epoch of each model one
-    unit of the paired bootstrap)."""
+    unit of the paired bootstrap); ``suffix``: of the runs' names (e.g.
+    ``"-explained"``)."""
     from mne_freqmask._inputs import epochs_labels
     from mne_freqmask.evaluation.stats import paired_comparison
 
     rows, pooled = [], {}
     for dataset, task, name in keys:
         train, test, key = br.load(dataset, task, "")
-        ds = f"realdata-{key}-{name}"
+        ds = f"realdata-{key}-{name}{suffix}"
         res = json.loads((results / f"limit_{ds}.json").read_text())
         held = test[harness.explained_subset(test, res["meta"]["n_explained"])]
         model = br.get_model(key, name, train)
@@ -182,7 +183,8 @@ def main(argv=None):
     mne.set_log_level("ERROR")
     if args.summary:
         keys = [tuple(k.split(":")) for k in args.summary]
-        print(summary(keys, Path(args.results)))
+        suffix = "-explained" if args.y else ""
+        print(summary(keys, Path(args.results), suffix=suffix))
         return
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
