@@ -76,6 +76,10 @@ def test_explain_records_the_class(weak):
     )
     assert fixed.method_params["target"] == "given"
     np.testing.assert_array_equal(fixed.diagnostics["explained_class"], given)
+    # easyPEASI scores the labels whatever target says: it records them
+    peasi = mfm.explain(held, model, method="easypeasi", bands=4, target=given)
+    assert peasi.method_params["target"] == "true"
+    np.testing.assert_array_equal(peasi.diagnostics["explained_class"], labels)
     # the record is about the map: a map of the true class differs from the
     # map of the prediction exactly where the two classes differ
     diff = ~np.isclose(true.get_data(), maps["grad"].get_data()).all((1, 2))
