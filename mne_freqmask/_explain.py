@@ -1,7 +1,5 @@
 """explain(): validate, convert, dispatch to a method, wrap the result."""
 
-import functools
-
 import numpy as np
 from mne.utils import _check_option, _validate_type, logger, verbose, warn
 
@@ -21,7 +19,6 @@ from mne_freqmask._torch_utils import (
 from mne_freqmask.methods import get_method
 from mne_freqmask.methods._base import chunk_size_for
 from mne_freqmask.methods._registry import check_method_kw, check_short_time
-from mne_freqmask.methods._spectral_attr import target_classes
 from mne_freqmask.models import as_model, input_scale_of, model_metadata
 from mne_freqmask.spectral import explain_grid
 from mne_freqmask.utils._checks import _check_random_state, _picked_info
@@ -136,7 +133,7 @@ def explain(
     """
     model = as_model(model)
     _validate_type(method, str, "method")
-    func = _recording(get_method(method), method)
+    func = get_method(method)
     check_method_kw(method, method_kw)
     dev = resolve_device(device, model)
     resolve_n_jobs(n_jobs)
@@ -163,7 +160,8 @@ def explain(
         inp.check_classes(n_classes)
         # before the fit, which can take minutes: a model that cannot tell
         # the epochs apart is reported now, not after it
-        units = _warn_model(inp, model, dev)
+        # with target=None, every epoch's prediction: the class the map explains
+        units, pred = _warn_model(inp, model, dev, every=inp.target is None)
         if ckpt is not None:
             fp = fingerprint(
                 method=method,
@@ -205,8 +203,6 @@ def explain(
                 **method_kw,
             )
         _check_result(res.data, inp, model, dev, method)
-        if EXPLAINED not in res.diagnostics:  # a checkpoint written before #29
-            res.diagnostics[EXPLAINED] = _explained(method, inp, model, dev)
         # the band edges of a short-time grid are those of its frequency grid
         _warn_map(res.data, units, getattr(grid, "frequency_grid", grid))
         _warn_outputs(n_classes, epochs.event_id)
@@ -223,7 +219,7 @@ def explain(
         events=epochs.events.copy(),
         event_id=dict(epochs.event_id),
         metadata=None if epochs.metadata is None else epochs.metadata.copy(),
-        diagnostics=res.diagnostics,
+        diagnostics=dict(res.diagnostics, **{EXPLAINED: _explained(method, inp, pred)}),
         provenance=make_provenance(
             model,
             method=method,
@@ -234,29 +230,14 @@ def explain(
     return saliency_on_grid(res.data, info, grid, **common)
 
 
-def _recording(func, method):
-    """``func`` whose result also records, per epoch, the class its map
-    explains (``diagnostics["explained_class"]``, issue #29): inside each
-    chunk, so a checkpoint holds it and a resumed run calls no model for it."""
-
-    @functools.wraps(func)
-    def run(inp, grid, model, *, device, **kw):
-        res = func(inp, grid, model, device=device, **kw)
-        res.diagnostics[EXPLAINED] = _explained(method, inp, model, device)
-        return res
-
-    return run
-
-
-def _explained(method, inp, model, device):
-    """The class each epoch's map explains: with ``target=None`` the model's
-    prediction on the unperturbed epoch (the argmax of the soft target
-    FreqMask preserves; one more forward pass per epoch), with ``"true"`` the
-    labels, with an array that array; easyPEASI scores the labels whatever
-    ``target`` says."""
+def _explained(method, inp, pred):
+    """The class each epoch's map explains (issue #29): with ``target=None``
+    ``pred``, the model's prediction on the unperturbed epoch (the argmax of
+    the soft target FreqMask preserves), with ``"true"`` the labels, with an
+    array that array; easyPEASI scores the labels whatever ``target`` says."""
     if method in _EXPLAINS_LABELS:
         return np.asarray(inp.y, int)
-    return target_classes(inp, model, device)
+    return pred if inp.target is None else np.asarray(inp.target, int)
 
 
 def _bands_param(bands):
@@ -357,19 +338,22 @@ def _units_hint(scale, model=None):
     )
 
 
-def _warn_model(inp, model, device):
+def _warn_model(inp, model, device, every=False):
     """Warn, naming the fix, when a model is unlikely to explain anything.
 
     Seen in real use: a model that predicts one class for every epoch (often
     one trained on microvolts and given volts). Checked before the fit,
     which can take minutes. Returns the units hint that :func:`_warn_map`
-    repeats ("" when the data are not in volts-like units).
+    repeats ("" when the data are not in volts-like units) and, with
+    ``every``, the predicted class of every epoch (else None): the check's
+    passes then cover all epochs, not only the first :data:`_N_CHECK`.
     """
     scale = float(inp.scale) if np.ndim(inp.scale) == 0 else float(np.max(inp.scale))
     # only when it can apply: a model that starts with InputScaler is scaled
     units = _units_hint(scale, model)
-    n = min(len(inp.x), _N_CHECK)
-    if n >= 8:
+    n = len(inp.x) if every else min(len(inp.x), _N_CHECK)
+    pred = None
+    if n >= 8 or every:
         # read in small batches: epochs not preloaded stay bounded in memory
         pred = np.concatenate(
             [
@@ -377,14 +361,14 @@ def _warn_model(inp, model, device):
                 for i in range(0, n, 16)
             ]
         )
-        if len(np.unique(pred)) == 1:
+        if n >= 8 and len(np.unique(pred)) == 1:
             warn(
                 f"{ONE_CLASS} {int(pred[0])} for all {n} epochs "
                 "checked, so it does not tell them apart and its explanation "
                 "says little; check the model on these epochs (accuracy, input "
                 f"scale, channels, filtering) before reading the map.{units}"
             )
-    return units
+    return units, pred
 
 
 def _warn_outputs(n_classes, event_id):

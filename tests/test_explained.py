@@ -297,3 +297,19 @@ def test_limit_for_the_explained_class(weak):
         ev.deletion_limit(held, model, maps["grad"], rivals=[true], y="explained")
     with pytest.raises(ValueError, match="pass the map"):
         ev.deletion_limit(held, model, 4, y="explained")
+
+
+def test_randomization_remakes_the_explained_class(weak):
+    """The randomisation check re-explains a map of the labels (or of given
+    classes) for the same classes, and a map of the prediction for the
+    randomised model's own prediction."""
+    from mne_freqmask.evaluation._checks import _explain_kw
+
+    held, model, prob, labels, wrong, maps = weak
+    true = mfm.explain(
+        held, model, method="amplitude_gradients", bands=4, target="true"
+    )
+    np.testing.assert_array_equal(_explain_kw(true, None)["target"], labels)
+    assert "target" not in _explain_kw(maps["grad"], None)
+    res = ev.check_explanation(held, model, true, checks=("randomization",), n_boot=20)
+    assert np.isfinite(res.checks.loc["randomization", "value"])
