@@ -98,10 +98,12 @@ def _ratio_ci(num, den, n_boot, seed=0):
     return num.mean() / den.mean(), *np.percentile(boot, [2.5, 97.5])
 
 
-def score_curves(held, model, entries, op, order, train, truth, n_boot, fractions):
+def score_curves(
+    held, model, entries, op, order, train, truth, n_boot, fractions, y=None
+):
     """``compare_methods``' scores and per-epoch scores of the maps ``entries``
     (instance ranking, one removal and order, the training epochs as the
-    reference, seed 0: every map sees the same donors)."""
+    reference, seed 0: every map sees the same donors; ``y`` as there)."""
     return compare_methods(
         held,
         model,
@@ -112,6 +114,7 @@ def score_curves(held, model, entries, op, order, train, truth, n_boot, fraction
         fractions=fractions,
         reference=train,
         truth=truth,
+        y=y,
         baseline=None,
         n_boot=n_boot,
         return_epoch_scores=True,
@@ -147,6 +150,11 @@ def score(ds, held, train, model, truth, meta, args, out_dir, methods=None):
         maps[label], cost[label] = sal, (sec, passes)
         print(f"  {label}: {sec:.1f} s, {passes:.0f} passes/epoch", flush=True)
     limits = {}
+    # y="explained" (bench_limit_real --y explained): each map scored on the
+    # class it explains and the limit searched for it (a map that records it
+    # as the template; without n_candidates it only gives the cells)
+    y = getattr(args, "y", None)
+    template = maps["random" if y is None else next(iter(methods))]
     rivals = None
     if args.rivals:  # every method's map competes with the search, per epoch
         rivals = [maps[m] for m in methods if m != "random"]
@@ -156,13 +164,14 @@ def score(ds, held, train, model, truth, meta, args, out_dir, methods=None):
             lim = deletion_limit(
                 held,
                 model,
-                maps["random"],
+                template,
                 order=order,
                 operator=op,
                 reference=train,
                 n_draws=4,
                 rivals=rivals,
                 fractions=fractions,
+                y=y,
                 random_state=0,
                 verbose=False,
             )
@@ -197,7 +206,7 @@ def score(ds, held, train, model, truth, meta, args, out_dir, methods=None):
         for order in args.orders:
             entries = dict(maps, limit=limits[(op, order)])
             sc, un = score_curves(
-                held, model, entries, op, order, train, truth, args.n_boot, fractions
+                held, model, entries, op, order, train, truth, args.n_boot, fractions, y
             )
             frames.append(sc)
             units.append(un)
@@ -232,6 +241,8 @@ def report(ds, out_dir, n_boot=2000, refs=(DEFAULT,)):
         & (scores["statistic"] == "curve")
         & (scores["fraction"] == 0)
     ].iloc[0]
+    if "accuracy" in meta:  # curves on another class than the labels (y=)
+        acc = dict(zip(("score", "ci_low", "ci_high"), meta["accuracy"], strict=True))
     out = [
         f"#### {ds}: {meta['desc']}\n",
         f"{meta.get('model', 'EEGNet')}, accuracy on the {meta['n_explained']} "

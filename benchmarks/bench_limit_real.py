@@ -74,19 +74,20 @@ def save(ds, out_dir, results):
     (results / f"limit_{ds}.json").write_text(json.dumps(out, indent=0))
 
 
-def summary(keys, results, n_boot=2000):
+def summary(keys, results, n_boot=2000, suffix=""):
     """Share of the reference MoRF gap and ``eg − freqmask`` per model, on all
     explained epochs, on those the model classifies correctly and on the
     others, then pooled
     over ``keys`` (``(dataset, task, model)``; each epoch of each model one
-    unit of the paired bootstrap)."""
+    unit of the paired bootstrap); ``suffix``: of the runs' names (e.g.
+    ``"-explained"``)."""
     from mne_freqmask._inputs import epochs_labels
     from mne_freqmask.evaluation.stats import paired_comparison
 
     rows, pooled = [], {}
     for dataset, task, name in keys:
         train, test, key = br.load(dataset, task, "")
-        ds = f"realdata-{key}-{name}"
+        ds = f"realdata-{key}-{name}{suffix}"
         res = json.loads((results / f"limit_{ds}.json").read_text())
         held = test[harness.explained_subset(test, res["meta"]["n_explained"])]
         model = br.get_model(key, name, train)
@@ -123,6 +124,18 @@ def _summary_row(ds, subset, a, n_boot, paired_comparison):
     return f"| {ds} | {subset} | {len(gap)} | " + " | ".join(cells) + " |"
 
 
+def _accuracy(held, model, n_boot=2000):
+    """Accuracy on the labels of ``held``, with its bootstrap CI."""
+    from mne_freqmask._inputs import epochs_labels
+    from mne_freqmask.evaluation.stats import bootstrap_ci
+
+    with torch.no_grad():
+        x = torch.as_tensor(held.get_data(), dtype=torch.float32)
+        correct = (model(x).argmax(-1).numpy() == epochs_labels(held)).astype(float)
+    mean, low, high = bootstrap_ci(correct, n_boot=n_boot, random_state=0)
+    return [float(mean), float(low), float(high)]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", choices=["eegmat", "eegbci"])
@@ -148,6 +161,14 @@ def main(argv=None):
         help='also the two FreqMask maps with target="true" (results: '
         '"-target-true" appended to the run\'s name)',
     )
+    p.add_argument(
+        "--y",
+        default=None,
+        choices=["explained"],
+        help='score every map on the class it explains (y="explained": the '
+        "prediction for these maps of target=None) and search the limit for "
+        'it (results: "-explained" appended to the run\'s name)',
+    )
     p.add_argument("--report", action="store_true")
     p.add_argument("--results", default=str(harness.ROOT / "benchmarks" / "results"))
     p.add_argument(
@@ -162,12 +183,14 @@ def main(argv=None):
     mne.set_log_level("ERROR")
     if args.summary:
         keys = [tuple(k.split(":")) for k in args.summary]
-        print(summary(keys, Path(args.results)))
+        suffix = "-explained" if args.y else ""
+        print(summary(keys, Path(args.results), suffix=suffix))
         return
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     train, test, key = br.load(args.dataset, args.task, "")
     ds = f"realdata-{key}-{args.model}" + ("-target-true" if args.target_true else "")
+    ds += "-explained" if args.y else ""
     if not args.report:
         fname = harness.CACHE / "models" / f"realdata-{key}-{args.model}.pt"
         if not fname.is_file():  # this benchmark never trains
@@ -187,6 +210,8 @@ def main(argv=None):
             command=" ".join(["bench_limit_real.py", *(argv or sys.argv[1:])]),
             date=time.strftime("%Y-%m-%d %H:%M"),
         )
+        if args.y:  # the curves score the prediction: the accuracy on the labels
+            meta["accuracy"] = _accuracy(held, model)
         t0 = time.perf_counter()
         maps = methods(train, args.target_true)
         bl.score(ds, held, train, model, None, meta, args, out_dir, maps)

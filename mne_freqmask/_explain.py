@@ -9,6 +9,7 @@ from mne_freqmask._checkpoint import check_checkpoint_args, fingerprint, run_chu
 from mne_freqmask._inputs import _ready_epochs, check_layout, make_input
 from mne_freqmask._provenance import make_provenance, provenance_json
 from mne_freqmask._saliency_cells import saliency_on_grid
+from mne_freqmask._saliency_utils import EXPLAINED
 from mne_freqmask._torch_utils import (
     check_model,
     model_context,
@@ -112,6 +113,10 @@ def explain(
         ``saliency.provenance`` records what made it (versions, the model's
         class and hash, the method and its parameters, the epochs' file,
         the creation time) and is saved with it.
+        ``saliency.diagnostics["explained_class"]`` records the class each
+        epoch's map explains and ``method_params["target"]`` how it was
+        chosen (``"prediction"``, ``"true"`` or ``"given"``): the
+        evaluation scores it with ``y="explained"``.
 
     Notes
     -----
@@ -157,7 +162,8 @@ def explain(
         inp.check_classes(n_classes)
         # before the fit, which can take minutes: a model that cannot tell
         # the epochs apart is reported now, not after it
-        units = _warn_model(inp, model, dev)
+        # with target=None, every epoch's prediction: the class the map explains
+        units, pred = _warn_model(inp, model, dev, every=inp.target is None)
         run = MethodRun(inp, grid, model, dev, chunk_size, random_state)
         if ckpt is not None:
             fp = fingerprint(
@@ -195,7 +201,10 @@ def explain(
         _warn_map(res.data, units, getattr(grid, "frequency_grid", grid))
         _warn_outputs(n_classes, epochs.event_id)
     info = _picked_info(epochs.info, inp.picks)
-    params = dict(res.params, bands=_bands_param(bands))
+    how = "prediction" if inp.target is None else "true" if inp.target_is_y else "given"
+    if method in _EXPLAINS_LABELS:
+        how = "true"
+    params = dict(res.params, bands=_bands_param(bands), target=how)
     if time_windows is not None:
         params["time_windows"] = [grid.win_length / grid.sfreq, grid.hop / grid.sfreq]
     common = dict(
@@ -204,7 +213,7 @@ def explain(
         events=epochs.events.copy(),
         event_id=dict(epochs.event_id),
         metadata=None if epochs.metadata is None else epochs.metadata.copy(),
-        diagnostics=res.diagnostics,
+        diagnostics=dict(res.diagnostics, **{EXPLAINED: _explained(method, inp, pred)}),
         provenance=make_provenance(
             model,
             method=method,
@@ -213,6 +222,16 @@ def explain(
         ),
     )
     return saliency_on_grid(res.data, info, grid, **common)
+
+
+def _explained(method, inp, pred):
+    """The class each epoch's map explains (issue #29): with ``target=None``
+    ``pred``, the model's prediction on the unperturbed epoch (the argmax of
+    the soft target FreqMask preserves), with ``"true"`` the labels, with an
+    array that array; easyPEASI scores the labels whatever ``target`` says."""
+    if method in _EXPLAINS_LABELS:
+        return np.asarray(inp.y, int)
+    return pred if inp.target is None else np.asarray(inp.target, int)
 
 
 def _bands_param(bands):
@@ -249,6 +268,8 @@ def _check_result(data, inp, model, device, method):
 
 #: epochs whose predictions are checked for a model that tells them apart
 _N_CHECK = 64
+#: methods whose map explains the true class whatever ``target`` says
+_EXPLAINS_LABELS = ("easypeasi",)
 
 
 def _check_model_metadata(epochs, model):
@@ -311,19 +332,22 @@ def _units_hint(scale, model=None):
     )
 
 
-def _warn_model(inp, model, device):
+def _warn_model(inp, model, device, every=False):
     """Warn, naming the fix, when a model is unlikely to explain anything.
 
     Seen in real use: a model that predicts one class for every epoch (often
     one trained on microvolts and given volts). Checked before the fit,
     which can take minutes. Returns the units hint that :func:`_warn_map`
-    repeats ("" when the data are not in volts-like units).
+    repeats ("" when the data are not in volts-like units) and, with
+    ``every``, the predicted class of every epoch (else None): the check's
+    passes then cover all epochs, not only the first :data:`_N_CHECK`.
     """
     scale = float(inp.scale) if np.ndim(inp.scale) == 0 else float(np.max(inp.scale))
     # only when it can apply: a model that starts with InputScaler is scaled
     units = _units_hint(scale, model)
-    n = min(len(inp.x), _N_CHECK)
-    if n >= 8:
+    n = len(inp.x) if every else min(len(inp.x), _N_CHECK)
+    pred = None
+    if n >= 8 or every:
         # read in small batches: epochs not preloaded stay bounded in memory
         pred = np.concatenate(
             [
@@ -331,14 +355,14 @@ def _warn_model(inp, model, device):
                 for i in range(0, n, 16)
             ]
         )
-        if len(np.unique(pred)) == 1:
+        if n >= 8 and len(np.unique(pred)) == 1:
             warn(
                 f"{ONE_CLASS} {int(pred[0])} for all {n} epochs "
                 "checked, so it does not tell them apart and its explanation "
                 "says little; check the model on these epochs (accuracy, input "
                 f"scale, channels, filtering) before reading the map.{units}"
             )
-    return units
+    return units, pred
 
 
 def _warn_outputs(n_classes, event_id):

@@ -394,9 +394,22 @@ class BaseSaliency(EpochSelectionMixin, DataFrameMixin, NormalizeMixin):
     metadata = _state_property(
         "metadata", "Per-epoch metadata (pandas DataFrame) or ``None``."
     )
-    diagnostics = _state_property(
-        "diagnostics", "Per-epoch diagnostics of the fit, name -> array."
-    )
+
+    @property
+    def diagnostics(self):
+        """Per-epoch diagnostics of the fit, name -> array.
+
+        A map of :func:`~mne_freqmask.explain` holds ``"explained_class"``,
+        the class each epoch's map explains (``method_params["target"]``
+        says how it was chosen: ``"prediction"``, ``"true"``, ``"given"``,
+        or ``"mixed"`` after concatenating maps chosen differently), which
+        the evaluation scores with ``y="explained"``. Kept by selection,
+        picking, copying, saving and concatenation (when every input has
+        it); ``average()`` drops the diagnostics, so a group-level map
+        keeps ``target`` but no per-epoch class.
+        """
+        return self._diagnostics
+
     dims = _state_property("dims", "Names of the data dimensions.")
 
     @property

@@ -99,6 +99,52 @@ def check_metadata(metadata, level, n_epochs):
     return metadata.reset_index(drop=True)  # a copy
 
 
+#: the record of what each map explains (issue #29): the class index per
+#: epoch, ``diagnostics[EXPLAINED]``, and how :func:`mne_freqmask.explain`
+#: chose it, ``method_params["target"]``: one of :data:`TARGET_MODES`
+#: (``"mixed"`` after concatenating maps chosen in different ways)
+EXPLAINED = "explained_class"
+#: ``target=None`` (the model's prediction), ``"true"`` (the labels), an array
+TARGET_MODES = ("prediction", "true", "given")
+
+
+def explained_classes(sal, what="saliency"):
+    """The class index that each epoch's map of ``sal`` explains.
+
+    Raises, naming the fix, for a group-level map (it explains no single
+    epoch) and for a map without the record (built by hand, read from a file
+    written before the record existed, or concatenated with such a map).
+    """
+    if sal.level != "instance":
+        raise ValueError(
+            f"{what} is a group-level map: it explains no single epoch's class, "
+            'so y="explained" cannot score it; evaluate the per-epoch map (before '
+            ".average()), or pass y (one class per epoch) or y=None (the labels)."
+        )
+    classes = sal.diagnostics.get(EXPLAINED)
+    if classes is None:
+        raise ValueError(
+            f"{what} does not record the class it explains (diagnostics["
+            f'"{EXPLAINED}"]): it was built by hand, read from a file written '
+            "before mne_freqmask recorded it, or concatenated with such a map. "
+            "Explain the epochs again with mne_freqmask.explain, or pass y (the "
+            "class of each epoch) or y=None (the labels of the events)."
+        )
+    return np.asarray(classes, int)
+
+
+def explained_repr(sal):
+    """``"explains the prediction"`` etc. for the repr; None without a record."""
+    how = sal.method_params.get("target")
+    words = {
+        "prediction": "the prediction",
+        "true": "the true class",
+        "given": "given classes",
+        "mixed": "mixed targets",
+    }
+    return None if how not in words else f"explains {words[how]}"
+
+
 def check_diagnostics(diagnostics, level, n_epochs):
     _validate_type(diagnostics, (dict, None), "diagnostics", "dict or None")
     out = {}
@@ -232,8 +278,12 @@ def concatenate(saliencies):
         key: np.concatenate([s.diagnostics[key] for s in saliencies])
         for key in sorted(keys)
     }
+    params = first.method_params
+    if len({s.method_params.get("target") for s in saliencies}) > 1:
+        params["target"] = "mixed"  # the per-epoch classes stay exact
     return first._replace(
         np.concatenate([s.get_data() for s in saliencies]),
+        method_params=params,
         events=events,
         event_id=event_id,
         metadata=metadata,
@@ -272,6 +322,7 @@ def saliency_repr(sal):
     edges = sal.band_edges
     parts = [
         f"{sizes}, {edges.min():0.1f}-{edges.max():0.1f} Hz{sal._repr_axes()}",
+        explained_repr(sal),
         provenance_repr(sal.provenance),
         steps_summary(sal.diagnostics),
     ]

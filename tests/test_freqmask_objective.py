@@ -174,7 +174,10 @@ def test_expected_gradients_parameters_and_summary(conj):
         verbose=False,
     )
     assert DEFAULT_STEPS == {"preserve": 300, "expected_gradients": 100}
-    params = {k: v for k, v in sal.method_params.items() if k != "bands"}
+    assert sal.method_params["target"] == "prediction"  # explain's, as bands
+    params = {
+        k: v for k, v in sal.method_params.items() if k not in ("bands", "target")
+    }
     assert params == dict(
         objective="expected_gradients",
         n_steps=100,
@@ -183,7 +186,7 @@ def test_expected_gradients_parameters_and_summary(conj):
     )
     assert set(params) == set(EG_PARAMS)
     assert sal.provenance["method_params"]["n_steps"] == 100
-    assert set(sal.diagnostics) == {"n_draws"}
+    assert set(sal.diagnostics) == {"n_draws", "explained_class"}
     assert (sal.diagnostics["n_draws"] == 100).all()
     assert "draws: median 100 (max 100)" in repr(sal)
     assert "steps" not in repr(sal)

@@ -16,6 +16,7 @@ import torch
 from mne.utils import check_random_state
 
 from mne_freqmask._saliency_cells import remake_windows, saliency_like
+from mne_freqmask._saliency_utils import EXPLAINED
 from mne_freqmask.evaluation._common import (
     _check_grid,
     _explain,
@@ -56,7 +57,8 @@ def _explain_kw(saliency, explain_kw):
 def _stored_kw(saliency):
     """The entries of ``saliency.method_params`` that :func:`explain` takes.
 
-    The method's keywords and ``explain``'s own (bands, windows); entries
+    The method's keywords and ``explain``'s own (bands, windows, and the
+    recorded classes as ``target`` for a map not of the prediction); entries
     that describe the map (``aggregation``, ``baseline``...) are left out:
     passed back they were refused as unknown parameters. An amortised map
     does not hold its explainer: ``explainer=None``, which
@@ -70,6 +72,11 @@ def _stored_kw(saliency):
     kw = {k: v for k, v in saliency.method_params.items() if k in own}
     if saliency.method == "freqmask_amortised":
         kw["explainer"] = None
+    # a map of the labels or of given classes is remade for the same classes
+    # (the record); a map of the prediction for the randomised model's own
+    explained = saliency.diagnostics.get(EXPLAINED)
+    if saliency.method_params.get("target") != "prediction" and explained is not None:
+        kw["target"] = np.asarray(explained)
     return kw
 
 
@@ -216,7 +223,9 @@ def _mean_ci(values, ctx):
 def _check_accuracy(ctx):
     """The model's accuracy with its interval, against chance."""
     src = _source(ctx.epochs)
-    labels = _labels(ctx.epochs, ctx.y, ctx.model, ctx.device, src)
+    # the accuracy is on the labels, whatever class the curves score
+    y = None if isinstance(ctx.y, str) else ctx.y
+    labels = _labels(ctx.epochs, y, ctx.model, ctx.device, src)
     correct = (_predictions(ctx.model, src, ctx.device) == labels).astype(float)
     ctx.chance = chance = float(np.bincount(labels).max() / len(labels))
     ctx.accuracy = float(correct.mean())

@@ -13,6 +13,7 @@ from mne.utils import _validate_type, check_random_state, warn
 from mne_freqmask._inputs import EpochsSource, _ready_epochs, epochs_labels
 from mne_freqmask._saliency_base import BaseSaliency
 from mne_freqmask._saliency_cells import flat_cells
+from mne_freqmask._saliency_utils import explained_classes
 from mne_freqmask._torch_utils import (
     check_model,
     model_context,
@@ -138,7 +139,7 @@ def _prepare(epochs, saliency, y, model, device):
     _check_map_finite(saliency)
     epochs = _ready_epochs(epochs)
     src = _source(epochs)
-    labels = _labels(epochs, y, model, device, src)
+    labels = _labels(epochs, _scored_y(saliency, y, len(src)), model, device, src)
     _check_grid(saliency)
     grid = saliency.grid
     n_times = src.shape[-1]
@@ -167,6 +168,25 @@ def _prepare(epochs, saliency, y, model, device):
         )
     picks = np.array([epochs.ch_names.index(ch) for ch in saliency.ch_names])
     return src, labels, grid, picks
+
+
+def _scored_y(saliency, y, n_epochs, what="saliency"):
+    """``y`` as the curves score it: ``"explained"`` becomes the class each
+    epoch's map of ``saliency`` records (issue #29); anything else is as given."""
+    if not isinstance(y, str):
+        return y
+    if y != "explained":
+        raise ValueError(
+            "y must be None (the labels), an array of class indices or "
+            f'"explained" (the class each map explains), got {y!r}.'
+        )
+    classes = explained_classes(saliency, what)
+    if len(classes) != n_epochs:
+        raise ValueError(
+            f"{what} explains {len(classes)} epochs and the epochs hold "
+            f"{n_epochs}; evaluate the map on the epochs it explains."
+        )
+    return classes
 
 
 def _check_grid(saliency):

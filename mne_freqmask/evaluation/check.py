@@ -39,6 +39,7 @@ from mne_freqmask.evaluation._common import (
     _check_grid,
     _check_model,
     _group_codes,
+    _scored_y,
 )
 from mne_freqmask.evaluation._result import EvaluationResult
 from mne_freqmask.utils._docs import fill_doc
@@ -226,7 +227,9 @@ def check_explanation(
         (default) fills it with another epoch's cell, which stays in the
         data's distribution; ``"zero"`` rewards maps whose cells are merely
         out of distribution once removed.
-    %(y)s
+    %(y_scored)s
+        With ``"explained"`` the deletion checks score the class the map
+        explains; the accuracy is on the labels of the events.
     %(eval_reference)s
     groups : None | str | array-like, shape (n_epochs,)
         Epochs that are not independent (crops of one trial, epochs of one
@@ -346,6 +349,7 @@ def check_explanation(
     model = _check_model(model)
     _validate_type(explain_kw, (dict, None), "explain_kw")
     _check_explain_kw(explain_kw)
+    _scored_y(saliency, y, len(epochs))  # y="explained": the map's record
     ctx = SimpleNamespace(
         epochs=epochs,
         model=model,

@@ -27,6 +27,7 @@ from mne_freqmask.evaluation._common import (
     _explain,
     _group_codes,
     _group_means,
+    _scored_y,
     _source,
 )
 from mne_freqmask.evaluation._maps import _random_map
@@ -131,6 +132,39 @@ def _check_same_windows(layouts, label, sal):
     )
 
 
+def _one_explained(maps, y, n_epochs):
+    """The classes every map is scored on: ``y``, or with ``y="explained"``
+    the one class per epoch that all maps record (a random control, which
+    explains nothing, is scored on it too)."""
+    if not isinstance(y, str):
+        return y
+    first = classes = None
+    for label, (sal, *_) in maps.items():
+        if sal.method == "random":
+            continue
+        got = _scored_y(sal, y, n_epochs, f"methods[{label!r}]")
+        if classes is None:
+            first, classes = label, got
+            continue
+        n_diff = int((got != classes).sum())
+        if n_diff:
+            how = [m[0].method_params.get("target") for m in (maps[first], sal)]
+            raise ValueError(
+                f"methods[{label!r}] (target {how[1]!r}) explains another class "
+                f"than methods[{first!r}] (target {how[0]!r}) on {n_diff} of "
+                f'{n_epochs} epochs, so y="explained" has no one class to score '
+                "both on; explain every method with the same target (e.g. "
+                'explain_kw=dict(target="true"), or the default target=None for '
+                "all), or score them all on the labels with y=None."
+            )
+    if classes is None:
+        raise ValueError(
+            'y="explained" scores each map on the class it explains, but every '
+            "map here is a random control; add a method's map, or pass y."
+        )
+    return classes
+
+
 def _area(per_epoch, frac):
     """Per-epoch mean height of a curve over its fractions (trapezoid)."""
     if len(frac) < 2:
@@ -215,7 +249,9 @@ def compare_methods(
         stay high).
     %(eval_fractions)s
         Default: 0, 5, 10, 20, 30 and 50 per cent of the cells.
-    %(y)s
+    %(y_scored)s
+        With ``"explained"`` every map must explain the same class per
+        epoch (the same ``target``); the random control is scored on it.
     %(eval_reference)s
     truth : None | PlantedTruth | PlantedBurst | ndarray of bool
         The known answer (simulated data; an array of shape
@@ -335,7 +371,10 @@ def compare_methods(
     epochs = _ready_epochs(epochs)  # bad epochs dropped once, for every method
     _source(epochs)  # a clear error for empty epochs before any explanation
     codes = _group_codes(epochs, groups)
-    rows, areas, layouts = [], {}, {}
+    for label, entry in entries.items():  # a precomputed map, before any fit
+        if isinstance(entry, BaseSaliency) and entry.method != "random":
+            _scored_y(entry, y, len(epochs), f"methods[{label!r}]")
+    rows, areas, layouts, maps = [], {}, {}, {}
     for label, entry in entries.items():
         sal, seconds, passes = _saliency(
             label, entry, epochs, model, explain_kw, seed, device
@@ -352,6 +391,9 @@ def compare_methods(
             extra["max_sensitivity"] = _sensitivity(
                 epochs, model, entry, explain_kw, n_draws, seed, device
             )
+        maps[label] = sal, seconds, passes, extra
+    y = _one_explained(maps, y, len(epochs))
+    for label, (sal, seconds, passes, extra) in maps.items():
         for ranking in rankings:
             for operator in operators:
                 curves, per_epoch = deletion_curves(

@@ -29,6 +29,7 @@ guided by the map, at a fraction of the cost.
 import numpy as np
 from mne.utils import _check_option, _validate_type, check_random_state, logger, verbose
 
+from mne_freqmask._saliency_utils import EXPLAINED
 from mne_freqmask._torch_utils import model_context, predict, resolve_device
 from mne_freqmask.evaluation._common import (
     _cell_ranks,
@@ -37,6 +38,7 @@ from mne_freqmask.evaluation._common import (
     _draw_donors,
     _prepare,
     _reference_source,
+    _scored_y,
     _steps,
 )
 from mne_freqmask.evaluation._maps import _random_map
@@ -140,7 +142,9 @@ def deletion_limit(
         a map may see; with ``rivals`` the anchor is at least as good as
         every rival on the fresh draws (under ``"zero"``: on the score).
         Costs ``(len(rivals) + 1) * n_steps * n_draws`` more passes.
-    %(y)s
+    %(y_scored)s
+        With ``"explained"`` the class is that recorded by ``saliency`` (a
+        map), and every rival must explain the same.
     random_state : None | int | instance of ~numpy.random.RandomState
         Seed of the search's donor draws (offset from the score's stream)
         and of the tie-breaking of a guiding map.
@@ -153,8 +157,10 @@ def deletion_limit(
         One map per epoch whose values rank the cells (the number of cells
         for the first chosen, 1 for the last with ``"morf"``; reversed with
         ``"lerf"``), method ``"deletion_limit"``. ``limit.diagnostics``
-        holds ``passes`` (model forward passes of the search per epoch) and
-        ``probability`` (shape ``(n_epochs, n_steps)``: at each step, the
+        holds ``passes`` (model forward passes of the search per epoch),
+        ``explained_class`` (the class searched for: the limit is scored
+        with the other maps by ``y="explained"`` when it was searched with
+        it) and ``probability`` (shape ``(n_epochs, n_steps)``: at each step, the
         true-class probability, mean over the search's draws, with the best
         candidate removed on top of the cells removed before; for ``"lerf"``
         a value above the original probability is a cell whose removal
@@ -188,6 +194,11 @@ def deletion_limit(
             "saliency must hold one map per epoch (or give bands); got a "
             "group-level map."
         )
+    if isinstance(y, str) and not isinstance(saliency, SpectralSaliency):
+        raise ValueError(
+            'y="explained" searches for the class that saliency explains; pass '
+            "the map (not bands) as saliency, or pass y."
+        )
     src, labels, grid, picks = _prepare(epochs, template, y, model, device)
     n_ch, n_bands = len(picks), grid.n_bands
     n_cells = n_ch * n_bands
@@ -208,6 +219,15 @@ def deletion_limit(
                 f"cells, the limit {(n_ch, n_bands)}; explain with the same "
                 "bands and channels."
             )
+        if isinstance(y, str) and riv.method != "random":
+            n_diff = int((_scored_y(riv, y, len(src), f"rivals[{i}]") != labels).sum())
+            if n_diff:
+                raise ValueError(
+                    f"rivals[{i}] explains another class than saliency on "
+                    f'{n_diff} of {len(src)} epochs, so y="explained" has no one '
+                    "class to search for; explain the rivals with the target of "
+                    "saliency, or pass y."
+                )
         rk = _cell_ranks(riv.get_data(), random_state).reshape(len(src), -1)
         order_of = np.argsort(rk, axis=1)  # cells, most salient first
         rival_order.append(order_of if order == "morf" else order_of[:, ::-1])
@@ -294,12 +314,26 @@ def deletion_limit(
             n_draws=n_draws,
             n_candidates=n_candidates,
             n_rivals=len(rival_order),
+            target=_searched_for(template, y),
         ),
         events=template.events,
         event_id=template.event_id,
         metadata=template.metadata,
-        diagnostics=dict(passes=passes, probability=curve, source=source),
+        diagnostics={
+            "passes": passes,
+            "probability": curve,
+            "source": source,
+            EXPLAINED: labels,
+        },
     )
+
+
+def _searched_for(template, y):
+    """How the class the limit is searched for was chosen (``target`` of
+    ``method_params``, as :func:`mne_freqmask.explain` records it)."""
+    if y is None:
+        return "true"
+    return template.method_params.get("target") if isinstance(y, str) else "given"
 
 
 def _probability(x1, keep, fill, label, model, grid, picks, dev):

@@ -99,7 +99,7 @@ def evaluate_removal(
     %(model)s
     %(saliency)s
     %(level)s
-    %(y)s
+    %(y_scored)s
     fraction : float
         Fraction of cells called salient; 0.5 (default) is the paper's median
         threshold (see :func:`~mne_freqmask.evaluation.salient_cells`).
@@ -212,7 +212,7 @@ def deletion_curves(
     level : "group" | "instance"
         ``"group"`` ranks the cells of the epoch-averaged map (one order for
         all epochs); ``"instance"`` ranks each epoch's own map.
-    %(y)s
+    %(y_scored)s
     n_points : int
         Number of values of ``k``, evenly spaced from 0 to all cells (at least
         2; duplicates are dropped when there are fewer cells). Ignored when

@@ -95,6 +95,21 @@ y : array-like of int | None
     used by :func:`mne_freqmask.models.fit` and by scikit-learn's
     ``LabelEncoder``)."""
 
+docdict["y_scored"] = """
+y : array-like of int | "explained" | None
+    The class whose probability is scored, per epoch. ``None`` (default):
+    the true class, from ``epochs.events[:, 2]`` as in ``y`` of
+    :func:`mne_freqmask.explain`; an array: the class index of each epoch.
+    ``"explained"``: the class each epoch's map explains, as
+    :func:`mne_freqmask.explain` records it
+    (``saliency.diagnostics["explained_class"]``; with the default
+    ``target=None`` the model's prediction, with ``target="true"`` the
+    label). A map of the prediction is then scored on the prediction: with
+    ``y=None`` it is scored on the true class, which on a misclassified
+    epoch is another class than the map explains. A map without the
+    record (built by hand, read from a file written before the record
+    existed, or averaged over epochs) raises an error naming the fix."""
+
 docdict["reference"] = """
 reference : instance of mne.Epochs | None
     Epochs that define the subject clusters of the target-alignment loss
