@@ -132,6 +132,25 @@ def _check_same_windows(layouts, label, sal):
     )
 
 
+def _check_map(layouts, label, sal, rankings):
+    """One method's map fits the others' windows and the rankings asked for."""
+    _check_same_windows(layouts, label, sal)
+    if "instance" in rankings and sal.level != "instance":
+        raise ValueError(
+            f'methods[{label!r}] is a group-level map; rankings="instance" '
+            "needs one map per epoch (pass rankings=('group',) or the map "
+            "before .average())."
+        )
+
+
+def _check_precomputed(entries, y, n_epochs):
+    """A precomputed map can be scored on ``y`` (a record it lacks for
+    ``y="explained"`` is reported before any method is fitted)."""
+    for label, entry in entries.items():
+        if isinstance(entry, BaseSaliency) and entry.method != "random":
+            _scored_y(entry, y, n_epochs, f"methods[{label!r}]")
+
+
 def _one_explained(maps, y, n_epochs):
     """The classes every map is scored on: ``y``, or with ``y="explained"``
     the one class per epoch that all maps record (a random control, which
@@ -371,21 +390,13 @@ def compare_methods(
     epochs = _ready_epochs(epochs)  # bad epochs dropped once, for every method
     _source(epochs)  # a clear error for empty epochs before any explanation
     codes = _group_codes(epochs, groups)
-    for label, entry in entries.items():  # a precomputed map, before any fit
-        if isinstance(entry, BaseSaliency) and entry.method != "random":
-            _scored_y(entry, y, len(epochs), f"methods[{label!r}]")
+    _check_precomputed(entries, y, len(epochs))  # before any fit
     rows, areas, layouts, maps = [], {}, {}, {}
     for label, entry in entries.items():
         sal, seconds, passes = _saliency(
             label, entry, epochs, model, explain_kw, seed, device
         )
-        _check_same_windows(layouts, label, sal)
-        if "instance" in rankings and sal.level != "instance":
-            raise ValueError(
-                f'methods[{label!r}] is a group-level map; rankings="instance" '
-                "needs one map per epoch (pass rankings=('group',) or the map "
-                "before .average())."
-            )
+        _check_map(layouts, label, sal, rankings)
         extra = _map_columns(sal, truth, quantus)
         if n_draws:
             extra["max_sensitivity"] = _sensitivity(

@@ -205,32 +205,7 @@ def deletion_limit(
     ks = _steps(n_cells, None, fractions)
     if ks[0] != 0:
         ks = np.concatenate([[0], ks])
-    _validate_type(rivals, (list, tuple, None), "rivals", "list of SpectralSaliency")
-    rival_order = []
-    for i, riv in enumerate(rivals or ()):
-        _validate_type(riv, SpectralSaliency, f"rivals[{i}]")
-        if riv.level != "instance" or len(riv) != len(src):
-            raise ValueError(
-                f"rivals[{i}] must hold one map per epoch ({len(src)}); got {riv!r}."
-            )
-        if riv.get_data().shape[1:] != (n_ch, n_bands):
-            raise ValueError(
-                f"rivals[{i}] has {riv.get_data().shape[1:]} channel x band "
-                f"cells, the limit {(n_ch, n_bands)}; explain with the same "
-                "bands and channels."
-            )
-        if isinstance(y, str) and riv.method != "random":
-            n_diff = int((_scored_y(riv, y, len(src), f"rivals[{i}]") != labels).sum())
-            if n_diff:
-                raise ValueError(
-                    f"rivals[{i}] explains another class than saliency on "
-                    f'{n_diff} of {len(src)} epochs, so y="explained" has no one '
-                    "class to search for; explain the rivals with the target of "
-                    "saliency, or pass y."
-                )
-        rk = _cell_ranks(riv.get_data(), random_state).reshape(len(src), -1)
-        order_of = np.argsort(rk, axis=1)  # cells, most salient first
-        rival_order.append(order_of if order == "morf" else order_of[:, ::-1])
+    rival_order = _rival_orders(rivals, y, labels, (n_ch, n_bands), order, random_state)
     guide = None
     if n_candidates is not None:
         _validate_type(n_candidates, "int-like", "n_candidates")
@@ -326,6 +301,40 @@ def deletion_limit(
             EXPLAINED: labels,
         },
     )
+
+
+def _rival_orders(rivals, y, labels, shape, order, random_state):
+    """Each rival map's cells, first removed first: rivals on the same
+    epochs and cells (with ``y="explained"``, explaining the same class)."""
+    _validate_type(rivals, (list, tuple, None), "rivals", "list of SpectralSaliency")
+    rival_order = []
+    for i, riv in enumerate(rivals or ()):
+        _validate_type(riv, SpectralSaliency, f"rivals[{i}]")
+        if riv.level != "instance" or len(riv) != len(labels):
+            raise ValueError(
+                f"rivals[{i}] must hold one map per epoch ({len(labels)}); got {riv!r}."
+            )
+        if riv.get_data().shape[1:] != shape:
+            raise ValueError(
+                f"rivals[{i}] has {riv.get_data().shape[1:]} channel x band "
+                f"cells, the limit {shape}; explain with the same "
+                "bands and channels."
+            )
+        if isinstance(y, str) and riv.method != "random":
+            n_diff = int(
+                (_scored_y(riv, y, len(labels), f"rivals[{i}]") != labels).sum()
+            )
+            if n_diff:
+                raise ValueError(
+                    f"rivals[{i}] explains another class than saliency on "
+                    f'{n_diff} of {len(labels)} epochs, so y="explained" has no one '
+                    "class to search for; explain the rivals with the target of "
+                    "saliency, or pass y."
+                )
+        rk = _cell_ranks(riv.get_data(), random_state).reshape(len(labels), -1)
+        order_of = np.argsort(rk, axis=1)  # cells, most salient first
+        rival_order.append(order_of if order == "morf" else order_of[:, ::-1])
+    return rival_order
 
 
 def _searched_for(template, y):
