@@ -38,7 +38,7 @@ class MethodRun:
     inp : ExplainInput
         The epochs (``inp.x[sl]`` reads them), ``inp.picks`` the explained
         channels, ``inp.target`` the class to explain or None
-        (:class:`mne_freqmask._inputs.ExplainInput`).
+        (``mne_freqmask._inputs.ExplainInput``, private).
     grid : FrequencyGrid | ShortTimeGrid
         The cells to explain.
     model : torch.nn.Module
