@@ -435,6 +435,10 @@ def test_eegmat_load_epochs():
 def test_eegmat_local_copy(tmp_path):
     """A folder holding the files is used as is; all subjects found are read."""
     assert eegmat.data_path(EEGMAT_DIR, subjects=list(range(12))) == EEGMAT_DIR
+    # a range, as MNE's own dataset fetchers accept one
+    assert eegmat.data_path(EEGMAT_DIR, subjects=range(12)) == EEGMAT_DIR
+    with pytest.raises(TypeError, match="subjects must be"):
+        eegmat.data_path(EEGMAT_DIR, subjects="0-11")
     with pytest.raises(FileNotFoundError, match="missing.*download=False"):
         eegmat.data_path(EEGMAT_DIR, subjects=[20], download=False)
     two = tmp_path / "two"

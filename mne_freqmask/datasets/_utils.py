@@ -23,7 +23,9 @@ def int_list(value, name, *, empty):
         return None
     if isinstance(value, int | np.integer) and not isinstance(value, bool):
         value = [value]
-    _validate_type(value, (list, tuple, np.ndarray), name, "int, list of int or None")
+    _validate_type(
+        value, (list, tuple, range, np.ndarray), name, "int, list of int or None"
+    )
     out = []
     for v in value:
         _validate_type(v, "int", f"each entry of {name}")
