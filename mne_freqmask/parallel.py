@@ -93,7 +93,6 @@ def _explain_one(fname, out, identity, device, job):
     decides whether the others go on.
     """
     import json
-    import uuid
     import warnings
 
     import mne
@@ -106,12 +105,11 @@ def _explain_one(fname, out, identity, device, job):
         file_sha,
         record_name,
     )
-    from mne_freqmask.utils._checks import _write_new_file
+    from mne_freqmask.utils._checks import _atomic_write, _write_new_file
 
     model, kw, threads = job["model"], job["kw"], job["threads"]
     time_windows = job["time_windows"]
     before = torch.get_num_threads()
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.tmp.h5")
     try:
         if not isinstance(model, torch.nn.Module):
             model = _load_model_file(model, job["model_options"])
@@ -146,27 +144,29 @@ def _explain_one(fname, out, identity, device, job):
             verbose=False,
             **kw,
         )
+
         # the map under a temporary name, then its record, then the rename:
         # a stopped run leaves a record whose map hash no map has, never a
         # map with another run's record
-        sal.save(tmp, overwrite=True, verbose=False)
-        rec = dict(
-            fingerprint=file_fingerprint(
-                job["run"], identity, time_windows, sfreq, n_times
-            ),
-            input=dict(identity, fname=str(fname), sfreq=sfreq, n_times=n_times),
-            map_sha256=file_sha(tmp),
-        )
-        text = json.dumps(rec, indent=1, sort_keys=True)
-        _write_new_file(
-            record_name(out), lambda p: Path(p).write_text(text), overwrite=True
-        )
-        os.replace(tmp, out)
+        def write(tmp):
+            sal.save(tmp, overwrite=True, verbose=False)
+            rec = dict(
+                fingerprint=file_fingerprint(
+                    job["run"], identity, time_windows, sfreq, n_times
+                ),
+                input=dict(identity, fname=str(fname), sfreq=sfreq, n_times=n_times),
+                map_sha256=file_sha(tmp),
+            )
+            text = json.dumps(rec, indent=1, sort_keys=True)
+            _write_new_file(
+                record_name(out), lambda p: Path(p).write_text(text), overwrite=True
+            )
+
+        _atomic_write(out, write)
     except Exception as exp:
         return None, _named_error(exp, fname)
     finally:
         torch.set_num_threads(before)
-        tmp.unlink(missing_ok=True)
     return str(out), None
 
 

@@ -38,6 +38,7 @@ from mne_freqmask.models._build import (
     input_scale_of,
     make_model,
 )
+from mne_freqmask.utils._checks import _atomic_write
 from mne_freqmask.utils._deps import import_optional
 
 #: braindecode's hub layout: the settings, then the weights in the order
@@ -159,13 +160,12 @@ def save_model(fname, model, *, overwrite=False, init_args=None):
             "The model was not built by mne_freqmask.models.make_model; pass "
             "init_args=dict(name=..., kwargs=...) to save it."
         )
-    tmp = fname.with_name(fname.name + ".part")
-    try:
+
+    def write(tmp):
         torch.save(dict(init_args=init_args, state_dict=model.state_dict()), tmp)
         _check_round_trip(tmp, model, init_args, fname)
-        os.replace(tmp, fname)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    _atomic_write(fname, write)
 
 
 def _check_round_trip(tmp, model, init_args, fname):
