@@ -5,7 +5,7 @@ import re
 
 from mne_freqmask._provenance import model_class, provenance_summary
 from mne_freqmask._report import _cell_text, _span, best_window, rows_html, top_cells
-from mne_freqmask._saliency_utils import steps_summary
+from mne_freqmask._saliency_utils import explained_repr, steps_summary
 
 #: title of the terminal summary of a whole-epoch map
 EXPLAIN_TITLE = "mne-freqmask explain: what does the model rely on?"
@@ -19,15 +19,19 @@ def model_name(net):
 
 
 def method_lines(sal, method):
-    """(label, text) pairs of the method of a whole-epoch map."""
-    return [
+    """(label, text) pairs of the method of a whole-epoch map: what it ran
+    on, which class it explains (when the map records it) and its provenance."""
+    lines = [
         (
             "Method",
             f"{method} on {len(sal.ch_names)} channels x {len(sal.band_names)} "
             f"bands ({', '.join(sal.band_names)})",
-        ),
-        ("Provenance", provenance_summary(sal.provenance)),
+        )
     ]
+    explains = explained_repr(sal)
+    if explains is not None:
+        lines.append(("Target", explains))
+    return lines + [("Provenance", provenance_summary(sal.provenance))]
 
 
 def _cells_text(cells):
@@ -57,7 +61,7 @@ def tfr_method_lines(sal, method):
     length, step = sal.time_windows
     n_win = len(sal.times)
     bins = sal.freqs[1] - sal.freqs[0] if len(sal.freqs) > 1 else 0.0
-    (label, text), provenance = method_lines(sal, method)
+    (label, text), *rest = method_lines(sal, method)
     return [
         (label, f"{text} x {n_win} windows"),
         (
@@ -67,7 +71,7 @@ def tfr_method_lines(sal, method):
             f"{sal.times[-1]:.2f} s (the bands on the {bins:g} Hz bins of one "
             "window)",
         ),
-        provenance,
+        *rest,
     ]
 
 

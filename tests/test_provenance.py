@@ -124,6 +124,14 @@ def test_provenance_content_and_roundtrip(from_file, model, tmp_path):
     assert ("Provenance", line) in method_lines(sal, sal.method)
     tfr_line = ("Provenance", provenance_summary(tfr.provenance))
     assert tfr_line in tfr_method_lines(tfr, tfr.method)
+    # ... and which class the map explains, as its record says
+    assert ("Target", "explains the prediction") in method_lines(sal, sal.method)
+    assert ("Target", "explains the prediction") in tfr_method_lines(tfr, tfr.method)
+    true = mfm.explain(_epochs(), model, method="amplitude_gradients", target="true")
+    assert ("Target", "explains the true class") in method_lines(true, true.method)
+    no_record = sal.copy()
+    no_record._method_params.pop("target")  # a map made before the record
+    assert "Target" not in dict(method_lines(no_record, no_record.method))
 
 
 def test_provenance_braindecode(torch_threads):
