@@ -18,7 +18,7 @@ from mne_freqmask._torch_utils import (
     resolve_n_jobs,
     torch_threads,
 )
-from mne_freqmask.methods import get_method
+from mne_freqmask.methods import get_method, get_spec
 from mne_freqmask.methods._base import MethodRun, chunk_size_for
 from mne_freqmask.methods._registry import check_method_kw, check_short_time
 from mne_freqmask.models import as_model, input_scale_of, model_metadata
@@ -163,7 +163,10 @@ def explain(
         # before the fit, which can take minutes: a model that cannot tell
         # the epochs apart is reported now, not after it
         # with target=None, every epoch's prediction: the class the map explains
-        units, pred = _warn_model(inp, model, dev, every=inp.target is None)
+        needs_labels = get_spec(method).needs_labels  # its map explains the labels
+        units, pred = _warn_model(
+            inp, model, dev, every=inp.target is None and not needs_labels
+        )
         run = MethodRun(inp, grid, model, dev, chunk_size, random_state)
         if ckpt is not None:
             fp = fingerprint(
@@ -201,9 +204,7 @@ def explain(
         _warn_map(res.data, units, getattr(grid, "frequency_grid", grid))
         _warn_outputs(n_classes, epochs.event_id)
     info = _picked_info(epochs.info, inp.picks)
-    how = "prediction" if inp.target is None else "true" if inp.target_is_y else "given"
-    if method in _EXPLAINS_LABELS:
-        how = "true"
+    how, classes = _explained(needs_labels, inp, pred)
     params = dict(res.params, bands=_bands_param(bands), target=how)
     if time_windows is not None:
         params["time_windows"] = [grid.win_length / grid.sfreq, grid.hop / grid.sfreq]
@@ -213,7 +214,7 @@ def explain(
         events=epochs.events.copy(),
         event_id=dict(epochs.event_id),
         metadata=None if epochs.metadata is None else epochs.metadata.copy(),
-        diagnostics=dict(res.diagnostics, **{EXPLAINED: _explained(method, inp, pred)}),
+        diagnostics=dict(res.diagnostics, **{EXPLAINED: classes}),
         provenance=make_provenance(
             model,
             method=method,
@@ -224,14 +225,18 @@ def explain(
     return saliency_on_grid(res.data, info, grid, **common)
 
 
-def _explained(method, inp, pred):
-    """The class each epoch's map explains (issue #29): with ``target=None``
+def _explained(needs_labels, inp, pred):
+    """How the class each epoch's map explains was chosen (``target`` of
+    ``method_params``) and that class (issue #29): with ``target=None``
     ``pred``, the model's prediction on the unperturbed epoch (the argmax of
     the soft target FreqMask preserves), with ``"true"`` the labels, with an
-    array that array; easyPEASI scores the labels whatever ``target`` says."""
-    if method in _EXPLAINS_LABELS:
-        return np.asarray(inp.y, int)
-    return pred if inp.target is None else np.asarray(inp.target, int)
+    array that array. A method that needs labels (its spec's
+    ``needs_labels``, as easyPEASI) scores them whatever ``target`` says."""
+    if needs_labels:
+        return "true", np.asarray(inp.y, int)
+    if inp.target is None:
+        return "prediction", pred
+    return "true" if inp.target_is_y else "given", np.asarray(inp.target, int)
 
 
 def _bands_param(bands):
@@ -268,8 +273,6 @@ def _check_result(data, inp, model, device, method):
 
 #: epochs whose predictions are checked for a model that tells them apart
 _N_CHECK = 64
-#: methods whose map explains the true class whatever ``target`` says
-_EXPLAINS_LABELS = ("easypeasi",)
 
 
 def _check_model_metadata(epochs, model):
